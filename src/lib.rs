@@ -1,0 +1,18 @@
+//! pbn: a NATS auth-callout service and account-claims publisher on an embedded redb store.
+//!
+//! Module map (see `DESIGN.md` for the full contract):
+//! - [`keys`]: typed nkeys (public keys per kind, redacted seeds, key pairs, xkeys).
+//! - [`claims`]: NATS JWT v2 claims: encode + sign, decode + verify, validate, creds, xkey boxes.
+//! - [`model`]: plain records (operator, accounts, roles, users, tokens) and their validation.
+//! - [`store`]: the redb store: tables, versioned records, one write transaction per operation.
+//! - [`auth`]: credential checks (argon2id passwords, API tokens, nkey signatures), cache, throttle.
+//!
+//! `claims`, `model` and `keys` are pure: no I/O, no async.
+
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod claims;
+pub mod keys;
+pub mod model;
+pub mod store;
