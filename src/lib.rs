@@ -13,6 +13,8 @@
 
 pub mod auth;
 pub mod claims;
+pub mod config;
 pub mod keys;
 pub mod model;
+pub mod natsconf;
 pub mod store;

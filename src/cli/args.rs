@@ -1,0 +1,495 @@
+//! clap definitions for the `pbn` command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes, stable across releases (also shown by `pbn --help`).
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  other failure (I/O, NATS, a corrupt store, ...)
+  2  usage error (bad flags or values)
+  3  not found (store, account, role, user, token)
+  4  conflict (name exists, record still in use, store exists)
+  5  store locked (a running `pbn serve` holds it; use `pbn admin --server URL --creds FILE`)";
+
+/// pbn: NATS auth callout and account-claims publisher on an embedded store.
+#[derive(Debug, Parser)]
+#[command(name = "pbn", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `pbn=debug`.
+    #[arg(long, global = true, env = "PBN_LOG", default_value = "warn")]
+    pub log: String,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new store: operator, SYS, AUTH, service user, sentinel, admin role.
+    Init(InitArgs),
+    /// Write nats-server config files for the store's operator and accounts.
+    NatsConf(NatsConfArgs),
+    /// Manage records (accounts, roles, users, tokens, creds).
+    Admin(AdminArgs),
+}
+
+/// Where the store file is.
+#[derive(Debug, Args, Clone)]
+pub struct StoreArg {
+    /// Store file; defaults to `$PBN_STORE`, else `./pbn.redb`.
+    #[arg(long, env = "PBN_STORE", default_value = "pbn.redb")]
+    pub store: PathBuf,
+}
+
+/// `pbn init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Operator name.
+    #[arg(long, default_value = "pbn")]
+    pub operator: String,
+    /// Encrypt callout requests with a curve (xkey) key of the AUTH account.
+    #[arg(long)]
+    pub xkey: bool,
+}
+
+/// `pbn nats-conf`.
+#[derive(Debug, Args)]
+pub struct NatsConfArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Directory for the config files and resolver directories.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// Client port (of the first node with --cluster).
+    #[arg(long, default_value_t = 4222, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Write N clustered nodes on loopback (N >= 2).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=64))]
+    pub cluster: Option<u16>,
+    /// Client auth timeout in seconds (also the callout's deadline).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub auth_timeout: u64,
+}
+
+/// `pbn admin`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to manage.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// `pbn admin <record>`.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// The operator.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Roles (permission and limit templates for users).
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `pbn admin operator`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Show the operator.
+    Show {
+        /// Print the operator JWT only.
+        #[arg(long)]
+        jwt: bool,
+    },
+}
+
+/// Account limit flags (`-1` unlimited, `0` disabled, `N` a cap).
+#[derive(Debug, Args, Clone, Default)]
+pub struct AccountLimitArgs {
+    /// Max client connections.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_connections: Option<i64>,
+    /// Max subscriptions (account-wide).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_subscriptions: Option<i64>,
+    /// Max data bytes (not enforced by nats-server).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_data: Option<i64>,
+    /// Max message payload bytes.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_payload: Option<i64>,
+    /// Max leafnode connections.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_leafnodes: Option<i64>,
+    /// Max imports.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_imports: Option<i64>,
+    /// Max exports.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_exports: Option<i64>,
+    /// JetStream file storage bytes (0 = off, the default).
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_disk: Option<i64>,
+    /// JetStream memory storage bytes (0 = off, the default).
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_memory: Option<i64>,
+    /// JetStream max streams.
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_streams: Option<i64>,
+    /// JetStream max consumers.
+    #[arg(long, allow_negative_numbers = true)]
+    pub js_consumers: Option<i64>,
+}
+
+/// `pbn admin account`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account (limits default to unlimited, JetStream off).
+    Add {
+        /// Account name.
+        name: String,
+        /// Free-text description.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        limits: AccountLimitArgs,
+        /// Refuse bearer user JWTs.
+        #[arg(long)]
+        disallow_bearer: bool,
+    },
+    /// List accounts.
+    List,
+    /// Show one account.
+    Show {
+        /// Account name.
+        name: String,
+        /// Print the account JWT only.
+        #[arg(long)]
+        jwt: bool,
+    },
+    /// Change an account.
+    Edit {
+        /// Account name.
+        name: String,
+        /// Free-text description.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        limits: AccountLimitArgs,
+        /// Activate or deactivate.
+        #[arg(long)]
+        active: Option<bool>,
+        /// Refuse bearer user JWTs.
+        #[arg(long)]
+        disallow_bearer: Option<bool>,
+    },
+    /// Delete an account (refused while users belong to it).
+    Delete {
+        /// Account name.
+        name: String,
+    },
+    /// Exports of an account.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Imports of an account.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+/// Stream or service.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExportKindArg {
+    /// A message stream.
+    Stream,
+    /// A request/reply service.
+    Service,
+}
+
+/// `pbn admin account export`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Add an export.
+    Add {
+        /// Exporting account.
+        account: String,
+        /// Exported subject.
+        #[arg(long)]
+        subject: String,
+        /// Stream or service.
+        #[arg(long, value_enum, default_value = "stream")]
+        kind: ExportKindArg,
+        /// Export name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Importers need an activation token.
+        #[arg(long)]
+        token_req: bool,
+    },
+    /// Remove an export by subject.
+    Remove {
+        /// Exporting account.
+        account: String,
+        /// Exported subject.
+        #[arg(long)]
+        subject: String,
+    },
+}
+
+/// `pbn admin account import`.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Add an import.
+    Add {
+        /// Importing account.
+        account: String,
+        /// Subject as exported.
+        #[arg(long)]
+        subject: String,
+        /// Exporting account (name of a managed account, or an `A…` public key).
+        #[arg(long)]
+        from: String,
+        /// Stream or service.
+        #[arg(long, value_enum, default_value = "stream")]
+        kind: ExportKindArg,
+        /// Local subject (rename).
+        #[arg(long)]
+        local_subject: Option<String>,
+        /// Import name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove an import by subject.
+    Remove {
+        /// Importing account.
+        account: String,
+        /// Imported subject.
+        #[arg(long)]
+        subject: String,
+    },
+}
+
+/// Role flags shared by `add` and `edit`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RoleArgs {
+    /// Free-text description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Allow publishing to SUBJECT (repeatable; replaces the list on edit).
+    #[arg(long = "pub", value_name = "SUBJECT")]
+    pub pub_allow: Vec<String>,
+    /// Deny publishing to SUBJECT (repeatable).
+    #[arg(long = "pub-deny", value_name = "SUBJECT")]
+    pub pub_deny: Vec<String>,
+    /// Allow subscribing to SUBJECT (repeatable; `"subject queue"` for a queue).
+    #[arg(long = "sub", value_name = "SUBJECT")]
+    pub sub_allow: Vec<String>,
+    /// Deny subscribing to SUBJECT (repeatable).
+    #[arg(long = "sub-deny", value_name = "SUBJECT")]
+    pub sub_deny: Vec<String>,
+    /// Publish nothing at all (an explicitly empty allow list).
+    #[arg(long, conflicts_with = "pub_allow")]
+    pub no_pub: bool,
+    /// Subscribe to nothing at all (an explicitly empty allow list).
+    #[arg(long, conflicts_with = "sub_allow")]
+    pub no_sub: bool,
+    /// Allow replies to requests: MAX messages per request (-1 = unlimited; default 1).
+    #[arg(long, value_name = "MAX", num_args = 0..=1, default_missing_value = "1",
+          allow_negative_numbers = true)]
+    pub allow_responses: Option<i64>,
+    /// How long a reply permission lasts, e.g. `30s` (default: the server's 2m).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub response_ttl: Option<std::time::Duration>,
+    /// Max subscriptions per connection.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_subscriptions: Option<i64>,
+    /// Max data bytes per connection (not enforced by nats-server).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_data: Option<i64>,
+    /// Max payload bytes per message.
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_payload: Option<i64>,
+    /// Max simultaneous connections per user (checked by the callout).
+    #[arg(long, allow_negative_numbers = true)]
+    pub max_connections: Option<i64>,
+    /// Lifetime of minted user JWTs, e.g. `1h`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub jwt_ttl: Option<std::time::Duration>,
+    /// Source network allowed to connect, e.g. `10.0.0.0/8` (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub source_cidr: Vec<String>,
+    /// Allowed connection type (STANDARD, WEBSOCKET, LEAFNODE, MQTT, ...; repeatable).
+    #[arg(long, value_name = "TYPE")]
+    pub connection_type: Vec<String>,
+}
+
+/// `pbn admin role`.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create a role.
+    Add {
+        /// Role name.
+        name: String,
+        #[command(flatten)]
+        args: RoleArgs,
+    },
+    /// List roles.
+    List,
+    /// Show one role.
+    Show {
+        /// Role name.
+        name: String,
+    },
+    /// Change a role (given permission lists replace the old ones).
+    Edit {
+        /// Role name.
+        name: String,
+        #[command(flatten)]
+        args: RoleArgs,
+    },
+    /// Delete a role (refused while users have it).
+    Delete {
+        /// Role name.
+        name: String,
+    },
+}
+
+/// How a password reaches pbn: never as a flag value.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read the password from standard input (first line).
+    #[arg(long, conflicts_with = "password_file")]
+    pub password_stdin: bool,
+    /// Read the password from a file (first line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// `pbn admin user`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (prompts for a password unless --password-stdin/--password-file/--no-password).
+    Add {
+        /// User name.
+        name: String,
+        /// Account the user belongs to.
+        #[arg(long)]
+        account: String,
+        /// Role of the user.
+        #[arg(long)]
+        role: String,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Free-text description.
+        #[arg(long)]
+        description: Option<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Create the user without a password (tokens, nkey or creds only).
+        #[arg(long, conflicts_with_all = ["password_stdin", "password_file"])]
+        no_password: bool,
+    },
+    /// List users.
+    List {
+        /// Only users of this account.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// Show one user.
+    Show {
+        /// User name.
+        name: String,
+    },
+    /// Change a user.
+    Edit {
+        /// User name.
+        name: String,
+        /// Move to another account.
+        #[arg(long)]
+        account: Option<String>,
+        /// Give another role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Activate or deactivate.
+        #[arg(long)]
+        active: Option<bool>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Free-text description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Register a user nkey (`U…`) for nkey login.
+        #[arg(long)]
+        nkey: Option<String>,
+    },
+    /// Delete a user (its creds are revoked).
+    Delete {
+        /// User name.
+        name: String,
+    },
+    /// Set a new password.
+    Passwd {
+        /// User name.
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Mint creds (fresh key + JWT, shown once); previous creds are revoked.
+    Creds {
+        /// User name.
+        name: String,
+        /// Write to FILE (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Keep the user's previous creds valid.
+        #[arg(long)]
+        keep_previous: bool,
+    },
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `pbn admin user token`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token (printed once).
+    Add {
+        /// User name.
+        name: String,
+        /// A label to recognise the token by.
+        #[arg(long)]
+        label: Option<String>,
+        /// Lifetime, e.g. `30d` (default: no expiry).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List a user's tokens (never the secrets).
+    List {
+        /// User name.
+        name: String,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// User name.
+        name: String,
+        /// Token id (from `token list`).
+        id: String,
+    },
+}

@@ -1,0 +1,395 @@
+//! Settings for `pbn serve`: a TOML file, `PBN_*` environment variables and flags, checked once.
+//!
+//! Precedence is flags > environment > file > defaults. [`RawConfig`] is what the sources say,
+//! every field optional; [`Settings::resolve`] merges them and validates the result, so the rest
+//! of pbn only ever sees a checked [`Settings`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Errors of reading or checking settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for pbn.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("invalid value {value:?} for {name}: {message}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting is out of range.
+    #[error("invalid setting {name} = {value}: {message}")]
+    Invalid {
+        /// Setting name as written in the file.
+        name: &'static str,
+        /// The offending value.
+        value: String,
+        /// What is allowed.
+        message: &'static str,
+    },
+}
+
+/// Settings as the sources give them: every field optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Store file.
+    pub store: Option<PathBuf>,
+    /// NATS server URLs: the first is the primary, the rest are backups.
+    pub servers: Option<Vec<String>>,
+    /// Callout tuning.
+    #[serde(default)]
+    pub callout: RawCallout,
+    /// Publisher tuning.
+    #[serde(default)]
+    pub publisher: RawPublisher,
+}
+
+/// `[callout]` section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCallout {
+    /// Requests handled at once.
+    pub max_concurrent: Option<usize>,
+    /// Messages buffered by the callout subscription.
+    pub subscription_capacity: Option<usize>,
+    /// Queue group shared by replicas.
+    pub queue_group: Option<String>,
+    /// Lifetime of minted user JWTs when the role sets none, e.g. `"1h"`.
+    #[serde(default, with = "opt_duration")]
+    pub default_jwt_ttl: Option<Duration>,
+    /// Entries in the verified-password cache.
+    pub password_cache_size: Option<usize>,
+    /// How long a verified password is trusted without argon2, e.g. `"10m"`.
+    #[serde(default, with = "opt_duration")]
+    pub password_cache_ttl: Option<Duration>,
+    /// Failed logins allowed per user and per host within `throttle_window`.
+    pub throttle_max_failures: Option<u32>,
+    /// Window of the failure throttle, e.g. `"1m"`.
+    #[serde(default, with = "opt_duration")]
+    pub throttle_window: Option<Duration>,
+}
+
+/// `[publisher]` section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublisher {
+    /// Delay after a change before pushing, so bursts coalesce.
+    #[serde(default, with = "opt_duration")]
+    pub debounce: Option<Duration>,
+    /// First retry delay of a failing push.
+    #[serde(default, with = "opt_duration")]
+    pub backoff_base: Option<Duration>,
+    /// Largest retry delay.
+    #[serde(default, with = "opt_duration")]
+    pub backoff_max: Option<Duration>,
+    /// Attempts before an entry is marked failed.
+    pub max_attempts: Option<u32>,
+    /// How long failed entries are kept.
+    #[serde(default, with = "opt_duration")]
+    pub retention: Option<Duration>,
+    /// How often failed entries past retention are cleaned.
+    #[serde(default, with = "opt_duration")]
+    pub cleanup_interval: Option<Duration>,
+    /// Timeout of one NATS request.
+    #[serde(default, with = "opt_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// Checked callout settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalloutSettings {
+    /// Requests handled at once: each holds a permit; argon2 work is bounded by this.
+    pub max_concurrent: usize,
+    /// Messages the callout subscription buffers before the server sees slow-consumer drops.
+    pub subscription_capacity: usize,
+    /// Queue group for replicas.
+    pub queue_group: String,
+    /// Minted JWT lifetime when the role sets none.
+    pub default_jwt_ttl: Duration,
+    /// Verified-password cache size.
+    pub password_cache_size: usize,
+    /// Verified-password cache TTL.
+    pub password_cache_ttl: Duration,
+    /// Failures allowed per window.
+    pub throttle_max_failures: u32,
+    /// Throttle window.
+    pub throttle_window: Duration,
+}
+
+/// Checked publisher settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublisherSettings {
+    /// Debounce before a push.
+    pub debounce: Duration,
+    /// First retry delay.
+    pub backoff_base: Duration,
+    /// Largest retry delay.
+    pub backoff_max: Duration,
+    /// Attempts before failed.
+    pub max_attempts: u32,
+    /// Retention of failed entries.
+    pub retention: Duration,
+    /// Cleanup period.
+    pub cleanup_interval: Duration,
+    /// One request's timeout.
+    pub request_timeout: Duration,
+}
+
+/// The checked settings of `pbn serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Store file.
+    pub store: PathBuf,
+    /// Server URLs, primary first.
+    pub servers: Vec<String>,
+    /// Callout settings.
+    pub callout: CalloutSettings,
+    /// Publisher settings.
+    pub publisher: PublisherSettings,
+}
+
+impl RawConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().into() })
+    }
+
+    /// Reads `PBN_STORE` and `PBN_SERVERS` (comma-separated) from `vars`.
+    pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut raw = RawConfig::default();
+        for (name, value) in vars {
+            match name.as_str() {
+                "PBN_STORE" if !value.is_empty() => raw.store = Some(value.into()),
+                "PBN_SERVERS" => raw.servers = Some(split_list(&value)),
+                "PBN_DEFAULT_JWT_TTL" => {
+                    let ttl = humantime::parse_duration(&value).map_err(|e| ConfigError::Env {
+                        name: name.clone(),
+                        value: value.clone(),
+                        message: e.to_string(),
+                    })?;
+                    raw.callout.default_jwt_ttl = Some(ttl);
+                }
+                _ => {}
+            }
+        }
+        Ok(raw)
+    }
+
+    /// Overlays `other` on `self`: fields set in `other` win.
+    pub fn overlay(mut self, other: RawConfig) -> Self {
+        self.store = other.store.or(self.store);
+        self.servers = other.servers.or(self.servers);
+        let (c, o) = (&mut self.callout, other.callout);
+        c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
+        c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
+        c.queue_group = o.queue_group.or(c.queue_group.take());
+        c.default_jwt_ttl = o.default_jwt_ttl.or(c.default_jwt_ttl);
+        c.password_cache_size = o.password_cache_size.or(c.password_cache_size);
+        c.password_cache_ttl = o.password_cache_ttl.or(c.password_cache_ttl);
+        c.throttle_max_failures = o.throttle_max_failures.or(c.throttle_max_failures);
+        c.throttle_window = o.throttle_window.or(c.throttle_window);
+        let (p, o) = (&mut self.publisher, other.publisher);
+        p.debounce = o.debounce.or(p.debounce);
+        p.backoff_base = o.backoff_base.or(p.backoff_base);
+        p.backoff_max = o.backoff_max.or(p.backoff_max);
+        p.max_attempts = o.max_attempts.or(p.max_attempts);
+        p.retention = o.retention.or(p.retention);
+        p.cleanup_interval = o.cleanup_interval.or(p.cleanup_interval);
+        p.request_timeout = o.request_timeout.or(p.request_timeout);
+        self
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+impl Settings {
+    /// Merges file < env < flags and validates.
+    pub fn resolve(
+        file: Option<RawConfig>,
+        env: RawConfig,
+        flags: RawConfig,
+    ) -> Result<Settings, ConfigError> {
+        let raw = file.unwrap_or_default().overlay(env).overlay(flags);
+        let c = raw.callout;
+        let callout = CalloutSettings {
+            max_concurrent: positive("callout.max_concurrent", c.max_concurrent.unwrap_or(64))?,
+            subscription_capacity: positive(
+                "callout.subscription_capacity",
+                c.subscription_capacity.unwrap_or(8192),
+            )?,
+            queue_group: non_empty("callout.queue_group", c.queue_group.unwrap_or("pbn".into()))?,
+            default_jwt_ttl: nonzero(
+                "callout.default_jwt_ttl",
+                c.default_jwt_ttl.unwrap_or(Duration::from_secs(3600)),
+            )?,
+            password_cache_size: c.password_cache_size.unwrap_or(100_000),
+            password_cache_ttl: c.password_cache_ttl.unwrap_or(Duration::from_secs(600)),
+            throttle_max_failures: positive(
+                "callout.throttle_max_failures",
+                c.throttle_max_failures.unwrap_or(10) as usize,
+            )? as u32,
+            throttle_window: nonzero(
+                "callout.throttle_window",
+                c.throttle_window.unwrap_or(Duration::from_secs(60)),
+            )?,
+        };
+        let p = raw.publisher;
+        let publisher = PublisherSettings {
+            debounce: p.debounce.unwrap_or(Duration::from_millis(200)),
+            backoff_base: nonzero(
+                "publisher.backoff_base",
+                p.backoff_base.unwrap_or(Duration::from_millis(500)),
+            )?,
+            backoff_max: nonzero(
+                "publisher.backoff_max",
+                p.backoff_max.unwrap_or(Duration::from_secs(60)),
+            )?,
+            max_attempts: positive("publisher.max_attempts", p.max_attempts.unwrap_or(10) as usize)?
+                as u32,
+            retention: p.retention.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
+            cleanup_interval: nonzero(
+                "publisher.cleanup_interval",
+                p.cleanup_interval.unwrap_or(Duration::from_secs(3600)),
+            )?,
+            request_timeout: nonzero(
+                "publisher.request_timeout",
+                p.request_timeout.unwrap_or(Duration::from_secs(2)),
+            )?,
+        };
+        if publisher.backoff_max < publisher.backoff_base {
+            return Err(ConfigError::Invalid {
+                name: "publisher.backoff_max",
+                value: humantime::format_duration(publisher.backoff_max).to_string(),
+                message: "must not be below publisher.backoff_base",
+            });
+        }
+        let servers = raw.servers.unwrap_or_else(|| vec!["nats://127.0.0.1:4222".into()]);
+        for s in &servers {
+            check_url(s)?;
+        }
+        if servers.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "servers",
+                value: "[]".into(),
+                message: "at least one server URL is required",
+            });
+        }
+        Ok(Settings { store: raw.store.unwrap_or("pbn.redb".into()), servers, callout, publisher })
+    }
+}
+
+fn check_url(s: &str) -> Result<(), ConfigError> {
+    let ok = ["nats://", "tls://", "ws://", "wss://"].iter().any(|p| s.starts_with(p))
+        && s.len() > s.find("://").map_or(0, |i| i + 3);
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            name: "servers",
+            value: s.into(),
+            message: "a server URL starts with nats://, tls://, ws:// or wss:// and names a host",
+        })
+    }
+}
+
+fn positive(name: &'static str, v: usize) -> Result<usize, ConfigError> {
+    if v == 0 {
+        return Err(ConfigError::Invalid {
+            name,
+            value: "0".into(),
+            message: "must be at least 1",
+        });
+    }
+    Ok(v)
+}
+
+fn nonzero(name: &'static str, v: Duration) -> Result<Duration, ConfigError> {
+    if v.is_zero() {
+        return Err(ConfigError::Invalid { name, value: "0s".into(), message: "must be positive" });
+    }
+    Ok(v)
+}
+
+fn non_empty(name: &'static str, v: String) -> Result<String, ConfigError> {
+    if v.trim().is_empty() || v.contains(char::is_whitespace) {
+        return Err(ConfigError::Invalid { name, value: v, message: "must be one word" });
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::resolve(None, RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(s.servers, vec!["nats://127.0.0.1:4222".to_string()]);
+        assert_eq!(s.callout.queue_group, "pbn");
+        assert!(s.publisher.backoff_base <= s.publisher.backoff_max);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file: RawConfig = toml::from_str(
+            "store = \"file.redb\"\nservers = [\"nats://a:1\"]\n[callout]\nmax_concurrent = 3\n",
+        )
+        .unwrap();
+        let env = RawConfig::from_env([("PBN_STORE".to_string(), "env.redb".to_string())]).unwrap();
+        let flags = RawConfig { servers: Some(vec!["nats://b:2".into()]), ..Default::default() };
+        let s = Settings::resolve(Some(file), env, flags).unwrap();
+        assert_eq!(s.store, PathBuf::from("env.redb"));
+        assert_eq!(s.servers, vec!["nats://b:2".to_string()]);
+        assert_eq!(s.callout.max_concurrent, 3);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        let raw: RawConfig = toml::from_str("[callout]\nmax_concurrent = 0\n").unwrap();
+        let err = Settings::resolve(Some(raw), RawConfig::default(), RawConfig::default());
+        assert!(matches!(err, Err(ConfigError::Invalid { name: "callout.max_concurrent", .. })));
+        let flags = RawConfig { servers: Some(vec!["http://x".into()]), ..Default::default() };
+        let err = Settings::resolve(None, RawConfig::default(), flags);
+        assert!(matches!(err, Err(ConfigError::Invalid { name: "servers", .. })));
+        assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
+        let env = RawConfig::from_env([("PBN_DEFAULT_JWT_TTL".into(), "soon".into())]);
+        assert!(matches!(env, Err(ConfigError::Env { .. })));
+    }
+}

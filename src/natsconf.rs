@@ -1,0 +1,272 @@
+//! Renders nats-server configuration files for a pbn deployment.
+//!
+//! The output is operator mode with a full resolver: the operator JWT inline, `system_account`,
+//! one resolver directory per node with `allow_delete: true`, `resolver_preload` for the accounts
+//! the servers must know before pbn connects (SYS, AUTH and the active managed accounts),
+//! `default_sentinel` so plain `user:password` clients reach the callout, and the auth timeout
+//! (which is also the callout's deadline). Rendering is pure; [`write_configs`] does the I/O.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::keys::AccountPublicKey;
+
+/// Errors of config rendering and writing.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsConfError {
+    /// A cluster needs at least two nodes.
+    #[error("cluster size {0} is too small: a cluster has at least 2 nodes")]
+    ClusterTooSmall(u16),
+    /// Ports would run past 65535.
+    #[error("port {0} leaves no room for {1} nodes")]
+    PortRange(u16, u16),
+    /// The auth timeout must be a whole number of seconds between 1 and 60.
+    #[error("auth timeout {0:?} is out of range (1 to 60 seconds)")]
+    AuthTimeout(Duration),
+    /// Writing a file or directory failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path being written.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+/// What the servers must trust and preload, taken from the store.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    /// The operator JWT (self-signed by the operator identity key).
+    pub operator_jwt: String,
+    /// The system account.
+    pub system_account: AccountPublicKey,
+    /// Account JWTs to preload (SYS, AUTH, active managed accounts).
+    pub preload: Vec<(AccountPublicKey, String)>,
+    /// The bearer, deny-all sentinel user JWT of the AUTH account.
+    pub sentinel_jwt: String,
+}
+
+/// Layout choices for the rendered files.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Directory the files (and each node's resolver directory) go in.
+    pub out_dir: PathBuf,
+    /// Client port of the first node; node `i` listens on `port + i`.
+    pub port: u16,
+    /// Cluster size; `None` renders a single server.
+    pub cluster: Option<u16>,
+    /// Client authentication timeout (also bounds the callout round trip).
+    pub auth_timeout: Duration,
+    /// Host the servers listen on.
+    pub host: String,
+}
+
+impl Layout {
+    /// A single server on loopback with the given port and a 5 s auth timeout.
+    pub fn single(out_dir: impl Into<PathBuf>, port: u16) -> Self {
+        Layout {
+            out_dir: out_dir.into(),
+            port,
+            cluster: None,
+            auth_timeout: Duration::from_secs(5),
+            host: "127.0.0.1".into(),
+        }
+    }
+}
+
+/// One rendered file: where it goes and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedConfig {
+    /// The file path (inside `Layout::out_dir`).
+    pub path: PathBuf,
+    /// Client port of this node.
+    pub client_port: u16,
+    /// The config text.
+    pub text: String,
+}
+
+/// Offset between a node's client port and its cluster (route) port.
+const ROUTE_PORT_OFFSET: u16 = 2000;
+
+/// Renders one file per node (one file for a single server).
+pub fn render(trust: &Trust, layout: &Layout) -> Result<Vec<RenderedConfig>, NatsConfError> {
+    let secs = layout.auth_timeout.as_secs();
+    if !(1..=60).contains(&secs) || layout.auth_timeout.subsec_nanos() != 0 {
+        return Err(NatsConfError::AuthTimeout(layout.auth_timeout));
+    }
+    let nodes = match layout.cluster {
+        None => 1,
+        Some(n) if n < 2 => return Err(NatsConfError::ClusterTooSmall(n)),
+        Some(n) => n,
+    };
+    let highest = u32::from(layout.port) + u32::from(nodes) + u32::from(ROUTE_PORT_OFFSET);
+    if layout.cluster.is_some() && highest > u32::from(u16::MAX) || layout.port == 0 {
+        return Err(NatsConfError::PortRange(layout.port, nodes));
+    }
+    let mut out = Vec::with_capacity(usize::from(nodes));
+    for i in 0..nodes {
+        let (file, name, dir) = match layout.cluster {
+            None => ("nats.conf".to_string(), "pbn".to_string(), layout.out_dir.join("jwt")),
+            Some(_) => {
+                let name = format!("pbn-{}", i + 1);
+                (format!("{name}.conf"), name.clone(), layout.out_dir.join(&name).join("jwt"))
+            }
+        };
+        let text = render_node(trust, layout, i, nodes, &name, &dir);
+        out.push(RenderedConfig {
+            path: layout.out_dir.join(file),
+            client_port: layout.port + i,
+            text,
+        });
+    }
+    Ok(out)
+}
+
+fn render_node(
+    trust: &Trust,
+    layout: &Layout,
+    index: u16,
+    nodes: u16,
+    name: &str,
+    resolver_dir: &Path,
+) -> String {
+    let mut s = String::with_capacity(4096);
+    let _ = writeln!(s, "# Written by `pbn nats-conf`. Regenerate rather than edit.");
+    let _ = writeln!(s, "server_name: {}", quote(name));
+    let _ = writeln!(s, "listen: {}", quote(&format!("{}:{}", layout.host, layout.port + index)));
+    let _ = writeln!(s, "operator: {}", quote(&trust.operator_jwt));
+    let _ = writeln!(s, "system_account: {}", trust.system_account);
+    let _ = writeln!(s, "resolver: {{");
+    let _ = writeln!(s, "  type: full");
+    let _ = writeln!(s, "  dir: {}", quote(&resolver_dir.to_string_lossy()));
+    let _ = writeln!(s, "  allow_delete: true");
+    let _ = writeln!(s, "  interval: \"2m\"");
+    let _ = writeln!(s, "  timeout: \"1.9s\"");
+    let _ = writeln!(s, "}}");
+    let _ = writeln!(s, "resolver_preload: {{");
+    for (key, jwt) in &trust.preload {
+        let _ = writeln!(s, "  {key}: {}", quote(jwt));
+    }
+    let _ = writeln!(s, "}}");
+    let _ = writeln!(s, "default_sentinel: {}", quote(&trust.sentinel_jwt));
+    let _ = writeln!(s, "authorization {{ timeout: {} }}", layout.auth_timeout.as_secs());
+    if nodes > 1 {
+        let _ = writeln!(s, "cluster {{");
+        let _ = writeln!(s, "  name: \"pbn\"");
+        let route_port = layout.port + ROUTE_PORT_OFFSET + index;
+        let _ = writeln!(s, "  listen: {}", quote(&format!("{}:{route_port}", layout.host)));
+        let _ = writeln!(s, "  routes: [");
+        for j in (0..nodes).filter(|j| *j != index) {
+            let peer = layout.port + ROUTE_PORT_OFFSET + j;
+            let _ = writeln!(s, "    {}", quote(&format!("nats-route://{}:{peer}", layout.host)));
+        }
+        let _ = writeln!(s, "  ]");
+        let _ = writeln!(s, "}}");
+    }
+    s
+}
+
+/// Quotes a value for the nats-server config syntax.
+fn quote(v: &str) -> String {
+    let mut q = String::with_capacity(v.len() + 2);
+    q.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// Writes rendered files and creates each node's resolver directory (mode 0700).
+pub fn write_configs(configs: &[RenderedConfig]) -> Result<(), NatsConfError> {
+    use std::os::unix::fs::DirBuilderExt;
+    for c in configs {
+        let parent = c.path.parent().unwrap_or(Path::new("."));
+        let io = |source| NatsConfError::Io { path: parent.to_path_buf(), source };
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io)?;
+        for line in c.text.lines() {
+            if let Some(dir) = line.trim().strip_prefix("dir: ") {
+                let dir = PathBuf::from(dir.trim_matches('"'));
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|source| NatsConfError::Io { path: dir.clone(), source })?;
+            }
+        }
+        std::fs::write(&c.path, &c.text)
+            .map_err(|source| NatsConfError::Io { path: c.path.clone(), source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyKind, KeyPair};
+
+    fn trust() -> Trust {
+        let sys = KeyPair::generate(KeyKind::Account);
+        let sys = AccountPublicKey::parse(sys.public_key()).unwrap();
+        Trust {
+            operator_jwt: "eyJop.x.y".into(),
+            system_account: sys.clone(),
+            preload: vec![(sys, "eyJsys.x.y".into())],
+            sentinel_jwt: "eyJsentinel.x.y".into(),
+        }
+    }
+
+    #[test]
+    fn single_server_has_every_section() {
+        let files = render(&trust(), &Layout::single("/tmp/x", 4222)).unwrap();
+        assert_eq!(files.len(), 1);
+        let t = &files[0].text;
+        for needle in [
+            "listen: \"127.0.0.1:4222\"",
+            "operator: \"eyJop.x.y\"",
+            "type: full",
+            "allow_delete: true",
+            "dir: \"/tmp/x/jwt\"",
+            "default_sentinel: \"eyJsentinel.x.y\"",
+            "authorization { timeout: 5 }",
+        ] {
+            assert!(t.contains(needle), "missing {needle} in\n{t}");
+        }
+        assert!(!t.contains("cluster"));
+    }
+
+    #[test]
+    fn cluster_nodes_route_to_each_other() {
+        let mut layout = Layout::single("/tmp/c", 5000);
+        layout.cluster = Some(3);
+        let files = render(&trust(), &layout).unwrap();
+        assert_eq!(files.len(), 3);
+        assert!(files[1].text.contains("nats-route://127.0.0.1:7000"));
+        assert!(files[1].text.contains("nats-route://127.0.0.1:7002"));
+        assert!(!files[1].text.contains("nats-route://127.0.0.1:7001"));
+        assert!(files[2].text.contains("dir: \"/tmp/c/pbn-3/jwt\""));
+    }
+
+    #[test]
+    fn bad_layouts_are_rejected() {
+        let mut layout = Layout::single("/tmp/c", 5000);
+        layout.cluster = Some(1);
+        assert!(matches!(render(&trust(), &layout), Err(NatsConfError::ClusterTooSmall(1))));
+        layout.cluster = Some(3);
+        layout.port = 65000;
+        assert!(matches!(render(&trust(), &layout), Err(NatsConfError::PortRange(65000, 3))));
+        let mut layout = Layout::single("/tmp/c", 5000);
+        layout.auth_timeout = Duration::from_secs(0);
+        assert!(matches!(render(&trust(), &layout), Err(NatsConfError::AuthTimeout(_))));
+    }
+
+    #[test]
+    fn quoting_escapes() {
+        assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+}
