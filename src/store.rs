@@ -7,6 +7,22 @@
 //!
 //! The file is created `0600`, because it holds the operator and account seeds. Records are
 //! stored as a format-version byte plus JSON and validated on every write.
+//!
+//! Reads are methods of the [`StoreRead`] trait (import it), available on both [`ReadTx`] and
+//! [`WriteTx`]; mutators are methods of [`WriteTx`].
+//!
+//! ```no_run
+//! use pbn::keys::UserPublicKey;
+//! use pbn::store::{Store, StoreError, StoreRead};
+//!
+//! fn revoke(store: &Store, user: &UserPublicKey, now: i64) -> Result<(), StoreError> {
+//!     store.write(|tx| {
+//!         let mut account = tx.require_account("orders")?;
+//!         account.revoke(user, now);
+//!         tx.update_account(&account)
+//!     })
+//! }
+//! ```
 
 mod codec;
 mod read;

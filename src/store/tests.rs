@@ -439,3 +439,47 @@ async fn async_writes_run_off_the_runtime() {
     let err = store.write_async(|_| -> Result<(), StoreError> { panic!("boom") }).await;
     assert!(matches!(err, Err(StoreError::TaskFailed(_))));
 }
+
+/// Median time of `get_user` in a store of 100,000 users. Timing-sensitive, so run on demand:
+/// `cargo test --release --lib user_lookup -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing measurement; run explicitly"]
+fn user_lookup_in_a_store_of_100k_users() {
+    let (_dir, store, _) = fixture();
+    let start = std::time::Instant::now();
+    store
+        .write(|tx| {
+            let mut template = User::new(name("u0"), name("orders"), name("writer"), 1);
+            template.email = Some("someone@example.com".into());
+            template.password_hash =
+                Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into());
+            template.tokens = vec![];
+            for i in 0..100_000 {
+                template.name = name(&format!("user{i:06}"));
+                tx.insert_user(&template)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    eprintln!("insert 100k users: {:?}", start.elapsed());
+    let path = store.path().to_path_buf();
+    drop(store);
+    let start = std::time::Instant::now();
+    let store = Store::open(&path).unwrap();
+    eprintln!("open with integrity check: {:?}", start.elapsed());
+    let mut samples: Vec<std::time::Duration> = (0..10_000u64)
+        .map(|i| {
+            let n = format!("user{:06}", (i * 7_919) % 100_000);
+            let t = std::time::Instant::now();
+            let user = store.read(|tx| tx.get_user(&n)).unwrap();
+            let elapsed = t.elapsed();
+            assert!(user.is_some());
+            elapsed
+        })
+        .collect();
+    samples.sort();
+    let median = samples[samples.len() / 2];
+    eprintln!("get_user median: {median:?}, p99: {:?}", samples[samples.len() * 99 / 100]);
+    let budget = if cfg!(debug_assertions) { 200 } else { 10 };
+    assert!(median <= std::time::Duration::from_micros(budget), "median {median:?}");
+}
