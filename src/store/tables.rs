@@ -1,0 +1,68 @@
+//! Every redb table of the store, in one place.
+//!
+//! Record tables map a text key to a versioned record (see [`super::codec`]). Index tables hold
+//! plain redb keys and values derived from the records and are maintained by the same write
+//! transaction that writes the record, so they can never disagree with it after a commit.
+
+use redb::TableDefinition;
+
+/// The schema this build reads and writes.
+pub(crate) const SCHEMA_VERSION: u64 = 1;
+
+/// The key of the schema version in [`META`].
+pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// The key of the single row of [`OPERATOR`].
+pub(crate) const OPERATOR_KEY: &str = "operator";
+
+/// A table of versioned records keyed by text.
+pub(crate) type RecordTable = TableDefinition<'static, &'static str, &'static [u8]>;
+
+/// Store metadata: `schema_version → 1`.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The operator, a singleton under [`OPERATOR_KEY`].
+pub(crate) const OPERATOR: RecordTable = TableDefinition::new("operator");
+
+/// Accounts by name.
+pub(crate) const ACCOUNTS: RecordTable = TableDefinition::new("accounts");
+
+/// Index: account public key → account name.
+pub(crate) const ACCOUNT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("account_keys");
+
+/// Roles by name.
+pub(crate) const ROLES: RecordTable = TableDefinition::new("roles");
+
+/// Users by name.
+pub(crate) const USERS: RecordTable = TableDefinition::new("users");
+
+/// Index: (account name, user name) for listing and counting the users of an account.
+pub(crate) const USERS_BY_ACCOUNT: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("users_by_account");
+
+/// Index: (role name, user name) for listing and counting the users of a role.
+pub(crate) const USERS_BY_ROLE: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("users_by_role");
+
+/// Index: token hash (hex sha-256) → (user name, token id).
+pub(crate) const TOKENS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("tokens");
+
+/// Outbox entries by account public key (one per account: coalesced).
+pub(crate) const OUTBOX: RecordTable = TableDefinition::new("outbox");
+
+/// Callout sessions by (server id, client id).
+pub(crate) const SESSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("sessions");
+
+/// Opens (creating) every table, so read transactions find them all.
+pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(META)?;
+    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX] {
+        txn.open_table(table)?;
+    }
+    txn.open_table(ACCOUNT_KEYS)?;
+    txn.open_table(USERS_BY_ACCOUNT)?;
+    txn.open_table(USERS_BY_ROLE)?;
+    txn.open_table(TOKENS)?;
+    txn.open_table(SESSIONS)?;
+    Ok(())
+}

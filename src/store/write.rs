@@ -1,0 +1,289 @@
+//! Write access: [`WriteTx`] and the record mutators (operator, accounts, roles, users).
+//!
+//! Every mutator validates the record and checks all its preconditions (conflicts, references)
+//! before it changes anything, so an error leaves the transaction as it was.
+
+use redb::{Key, ReadableTable, TableDefinition, Value};
+use serde::Serialize;
+
+use super::codec::encode;
+use super::read::{sealed::Source, StoreRead};
+use super::tables::{self, RecordTable};
+use super::{backend, RecordKind, StoreError};
+use crate::model::{Account, Operator, Role, User};
+
+/// A write transaction, given to [`Store::write`](super::Store::write) closures. Reads through
+/// [`StoreRead`] see the transaction's own writes.
+pub struct WriteTx {
+    txn: redb::WriteTransaction,
+}
+
+impl Source for WriteTx {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
+        self.txn.open_table(def).map_err(backend("opening a table"))
+    }
+}
+
+impl StoreRead for WriteTx {}
+
+fn conflict(kind: RecordKind, name: &str) -> StoreError {
+    StoreError::Conflict { kind, name: name.to_string() }
+}
+
+impl WriteTx {
+    pub(super) fn new(txn: redb::WriteTransaction) -> Self {
+        WriteTx { txn }
+    }
+
+    pub(super) fn txn(&self) -> &redb::WriteTransaction {
+        &self.txn
+    }
+
+    pub(super) fn commit(self) -> Result<(), StoreError> {
+        self.txn.commit().map_err(backend("committing"))
+    }
+
+    /// Lets this transaction commit without waiting for the disk. Its changes survive a crash
+    /// only once a later durable commit follows. Meant for ephemeral data such as sessions.
+    pub fn relax_durability(&mut self) -> Result<(), StoreError> {
+        self.txn.set_durability(redb::Durability::None).map_err(backend("relaxing durability"))
+    }
+
+    pub(super) fn put_record<T: Serialize>(
+        &self,
+        def: RecordTable,
+        key: &str,
+        record: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(record)?;
+        let mut table = self.txn.open_table(def).map_err(backend("opening a table"))?;
+        table.insert(key, bytes.as_slice()).map_err(backend("writing a record"))?;
+        Ok(())
+    }
+
+    pub(super) fn remove_record(&self, def: RecordTable, key: &str) -> Result<bool, StoreError> {
+        let mut table = self.txn.open_table(def).map_err(backend("opening a table"))?;
+        let old = table.remove(key).map_err(backend("removing a record"))?;
+        Ok(old.is_some())
+    }
+
+    fn record_exists(&self, def: RecordTable, key: &str) -> Result<bool, StoreError> {
+        let table = self.table(def)?;
+        let hit = table.get(key).map_err(backend("reading a record"))?;
+        Ok(hit.is_some())
+    }
+
+    fn set_pair(
+        &self,
+        def: TableDefinition<'static, (&'static str, &'static str), ()>,
+        a: &str,
+        b: &str,
+        present: bool,
+    ) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(def).map_err(backend("opening an index"))?;
+        if present {
+            table.insert((a, b), ()).map_err(backend("writing an index"))?;
+        } else {
+            table.remove((a, b)).map_err(backend("writing an index"))?;
+        }
+        Ok(())
+    }
+
+    // ---- operator ------------------------------------------------------------------------
+
+    /// Stores the operator; `Conflict` if one exists already.
+    pub fn insert_operator(&mut self, operator: &Operator) -> Result<(), StoreError> {
+        operator.validate()?;
+        if self.record_exists(tables::OPERATOR, tables::OPERATOR_KEY)? {
+            return Err(conflict(RecordKind::Operator, tables::OPERATOR_KEY));
+        }
+        self.put_record(tables::OPERATOR, tables::OPERATOR_KEY, operator)
+    }
+
+    /// Replaces the operator; `NotFound` if there is none yet.
+    pub fn update_operator(&mut self, operator: &Operator) -> Result<(), StoreError> {
+        operator.validate()?;
+        self.require_operator()?;
+        self.put_record(tables::OPERATOR, tables::OPERATOR_KEY, operator)
+    }
+
+    // ---- accounts ------------------------------------------------------------------------
+
+    fn account_key_owner(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let table = self.table(tables::ACCOUNT_KEYS)?;
+        let hit = table.get(key).map_err(backend("reading account keys"))?;
+        Ok(hit.map(|g| g.value().to_string()))
+    }
+
+    fn set_account_key(&self, key: &str, name: Option<&str>) -> Result<(), StoreError> {
+        let mut table =
+            self.txn.open_table(tables::ACCOUNT_KEYS).map_err(backend("opening account keys"))?;
+        match name {
+            Some(name) => table.insert(key, name).map_err(backend("writing account keys"))?,
+            None => table.remove(key).map_err(backend("writing account keys"))?,
+        };
+        Ok(())
+    }
+
+    /// Stores a new account; `Conflict` if its name or its public key is taken.
+    pub fn insert_account(&mut self, account: &Account) -> Result<(), StoreError> {
+        account.validate()?;
+        let name = account.name.as_str();
+        if self.record_exists(tables::ACCOUNTS, name)? {
+            return Err(conflict(RecordKind::Account, name));
+        }
+        if self.account_key_owner(account.public_key.as_str())?.is_some() {
+            return Err(conflict(RecordKind::Account, account.public_key.as_str()));
+        }
+        self.set_account_key(account.public_key.as_str(), Some(name))?;
+        self.put_record(tables::ACCOUNTS, name, account)
+    }
+
+    /// Replaces an existing account (found by name); `NotFound` if missing, `Conflict` if its
+    /// public key changed to one another account has.
+    pub fn update_account(&mut self, account: &Account) -> Result<(), StoreError> {
+        account.validate()?;
+        let name = account.name.as_str();
+        let old = self.require_account(name)?;
+        let new_key = account.public_key.as_str();
+        if old.public_key != account.public_key {
+            if self.account_key_owner(new_key)?.is_some_and(|owner| owner != name) {
+                return Err(conflict(RecordKind::Account, new_key));
+            }
+            self.set_account_key(old.public_key.as_str(), None)?;
+            self.set_account_key(new_key, Some(name))?;
+        }
+        self.put_record(tables::ACCOUNTS, name, account)
+    }
+
+    /// Removes an account and returns it; `NotFound` if missing, `InUse` while it has users.
+    /// Enqueue an outbox delete in the same transaction to remove it from the servers.
+    pub fn delete_account(&mut self, name: &str) -> Result<Account, StoreError> {
+        let old = self.require_account(name)?;
+        let users = self.count_users_of_account(name)?;
+        if users > 0 {
+            return Err(StoreError::InUse {
+                kind: RecordKind::Account,
+                name: name.to_string(),
+                users,
+            });
+        }
+        self.set_account_key(old.public_key.as_str(), None)?;
+        self.remove_record(tables::ACCOUNTS, name)?;
+        Ok(old)
+    }
+
+    // ---- roles ---------------------------------------------------------------------------
+
+    /// Stores a new role; `Conflict` if the name is taken.
+    pub fn insert_role(&mut self, role: &Role) -> Result<(), StoreError> {
+        role.validate()?;
+        let name = role.name.as_str();
+        if self.record_exists(tables::ROLES, name)? {
+            return Err(conflict(RecordKind::Role, name));
+        }
+        self.put_record(tables::ROLES, name, role)
+    }
+
+    /// Replaces an existing role; `NotFound` if missing.
+    pub fn update_role(&mut self, role: &Role) -> Result<(), StoreError> {
+        role.validate()?;
+        let name = role.name.as_str();
+        if !self.record_exists(tables::ROLES, name)? {
+            return Err(StoreError::NotFound { kind: RecordKind::Role, name: name.to_string() });
+        }
+        self.put_record(tables::ROLES, name, role)
+    }
+
+    /// Removes a role and returns it; `NotFound` if missing, `InUse` while users hold it.
+    pub fn delete_role(&mut self, name: &str) -> Result<Role, StoreError> {
+        let old = self.require_role(name)?;
+        let users = self.count_users_of_role(name)?;
+        if users > 0 {
+            return Err(StoreError::InUse {
+                kind: RecordKind::Role,
+                name: name.to_string(),
+                users,
+            });
+        }
+        self.remove_record(tables::ROLES, name)?;
+        Ok(old)
+    }
+
+    // ---- users ---------------------------------------------------------------------------
+
+    /// Checks that the user's account and role exist and that no other user has its tokens.
+    fn check_user_refs(&self, user: &User) -> Result<(), StoreError> {
+        if !self.record_exists(tables::ACCOUNTS, user.account.as_str())? {
+            return Err(StoreError::NotFound {
+                kind: RecordKind::Account,
+                name: user.account.to_string(),
+            });
+        }
+        if !self.record_exists(tables::ROLES, user.role.as_str())? {
+            return Err(StoreError::NotFound {
+                kind: RecordKind::Role,
+                name: user.role.to_string(),
+            });
+        }
+        for token in &user.tokens {
+            if self.lookup_token(&token.hash)?.is_some_and(|r| r.user != user.name.as_str()) {
+                return Err(conflict(RecordKind::Token, &token.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds (or removes) the index entries of `user`: account, role and token hashes.
+    fn index_user(&self, user: &User, present: bool) -> Result<(), StoreError> {
+        let name = user.name.as_str();
+        self.set_pair(tables::USERS_BY_ACCOUNT, user.account.as_str(), name, present)?;
+        self.set_pair(tables::USERS_BY_ROLE, user.role.as_str(), name, present)?;
+        let mut tokens = self.txn.open_table(tables::TOKENS).map_err(backend("opening tokens"))?;
+        for token in &user.tokens {
+            if present {
+                tokens
+                    .insert(token.hash.as_str(), (name, token.id.as_str()))
+                    .map_err(backend("writing tokens"))?;
+            } else {
+                tokens.remove(token.hash.as_str()).map_err(backend("writing tokens"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a new user; `Conflict` if the name (or a token) is taken, `NotFound` if its
+    /// account or role does not exist.
+    pub fn insert_user(&mut self, user: &User) -> Result<(), StoreError> {
+        user.validate()?;
+        let name = user.name.as_str();
+        if self.record_exists(tables::USERS, name)? {
+            return Err(conflict(RecordKind::User, name));
+        }
+        self.check_user_refs(user)?;
+        self.index_user(user, true)?;
+        self.put_record(tables::USERS, name, user)
+    }
+
+    /// Replaces an existing user (found by name), keeping the indexes in step; `NotFound` if
+    /// the user, its account or its role is missing, `Conflict` if another user has a token.
+    pub fn update_user(&mut self, user: &User) -> Result<(), StoreError> {
+        user.validate()?;
+        let old = self.require_user(user.name.as_str())?;
+        self.check_user_refs(user)?;
+        self.index_user(&old, false)?;
+        self.index_user(user, true)?;
+        self.put_record(tables::USERS, user.name.as_str(), user)
+    }
+
+    /// Removes a user with its index entries and returns it; `NotFound` if missing.
+    pub fn delete_user(&mut self, name: &str) -> Result<User, StoreError> {
+        let old = self.require_user(name)?;
+        self.index_user(&old, false)?;
+        self.remove_record(tables::USERS, name)?;
+        Ok(old)
+    }
+}
