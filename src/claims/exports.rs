@@ -190,26 +190,27 @@ pub struct Import {
     pub allow_trace: bool,
 }
 
-fn validate_export(v: &mut Validation, e: &Export) {
-    let service = e.export_type == ExportType::Service;
+/// Type-dependent checks: a known type, response types for services only, trace on services.
+fn validate_export_kind(v: &mut Validation, e: &Export) {
     let subject = &e.subject;
+    let response_type = &e.response_type;
     match e.export_type {
         ExportType::Unknown => {
             v.error(IssueKind::InvalidExportType, format!("export {subject:?} has no valid type"))
         }
         ExportType::Service => {
-            if !matches!(e.response_type.as_str(), "" | "Singleton" | "Stream" | "Chunked") {
+            if !matches!(response_type.as_str(), "" | "Singleton" | "Stream" | "Chunked") {
                 v.error(
                     IssueKind::InvalidResponseType,
-                    format!("invalid response type {:?} for service {subject:?}", e.response_type),
+                    format!("invalid response type {response_type:?} for service {subject:?}"),
                 );
             }
         }
         ExportType::Stream => {
-            if !e.response_type.is_empty() {
+            if !response_type.is_empty() {
                 v.error(
                     IssueKind::InvalidResponseType,
-                    format!("invalid response type {:?} for stream {subject:?}", e.response_type),
+                    format!("invalid response type {response_type:?} for stream {subject:?}"),
                 );
             }
             if e.allow_trace {
@@ -220,25 +221,36 @@ fn validate_export(v: &mut Validation, e: &Export) {
             }
         }
     }
+}
+
+/// Go's `ServiceLatency.Validate`, plus "services only".
+fn validate_latency(v: &mut Validation, e: &Export, latency: &ServiceLatency) {
+    if e.export_type != ExportType::Service {
+        v.error(
+            IssueKind::MisplacedOption,
+            format!("latency tracking on non-service {:?}", e.subject),
+        );
+    }
+    if let SamplingRate::Percent(p) = latency.sampling {
+        if !(0..=100).contains(&p) {
+            v.error(IssueKind::InvalidLatency, format!("sampling {p} is outside 1..=100"));
+        }
+    }
+    validate_subject(v, &latency.results);
+    if has_wildcards(&latency.results) {
+        v.error(
+            IssueKind::InvalidLatency,
+            format!("results subject {:?} has wildcards", latency.results),
+        );
+    }
+}
+
+/// Go's `Export.Validate`.
+fn validate_export(v: &mut Validation, e: &Export) {
+    let subject = &e.subject;
+    validate_export_kind(v, e);
     if let Some(latency) = &e.latency {
-        if !service {
-            v.error(
-                IssueKind::MisplacedOption,
-                format!("latency tracking on non-service {subject:?}"),
-            );
-        }
-        if let SamplingRate::Percent(p) = latency.sampling {
-            if !(0..=100).contains(&p) {
-                v.error(IssueKind::InvalidLatency, format!("sampling {p} is outside 1..=100"));
-            }
-        }
-        validate_subject(v, &latency.results);
-        if has_wildcards(&latency.results) {
-            v.error(
-                IssueKind::InvalidLatency,
-                format!("results subject {:?} has wildcards", latency.results),
-            );
-        }
+        validate_latency(v, e, latency);
     }
     if e.response_threshold < 0 {
         v.error(
@@ -246,7 +258,7 @@ fn validate_export(v: &mut Validation, e: &Export) {
             format!("negative response threshold {} on {subject:?}", e.response_threshold),
         );
     }
-    if e.response_threshold > 0 && !service {
+    if e.response_threshold > 0 && e.export_type != ExportType::Service {
         v.error(
             IssueKind::MisplacedOption,
             format!("response threshold on non-service {subject:?}"),

@@ -67,10 +67,8 @@ fn operator_round_trips_self_signed() {
     assert!(decoded.validate(decoded.iat).is_empty(), "{}", decoded.validate(decoded.iat));
 }
 
-#[test]
-fn account_with_every_field_round_trips() {
-    let op = key(KeyKind::Operator);
-    let acc = key(KeyKind::Account);
+/// An account body using every field, all valid.
+fn full_account() -> AccountClaims {
     let (sk1, sk2, other, user) =
         (key(KeyKind::Account), key(KeyKind::Account), key(KeyKind::Account), key(KeyKind::User));
     let mut body = AccountClaims::new();
@@ -129,6 +127,14 @@ fn account_with_every_field_round_trips() {
     body.cluster_traffic = "owner".into();
     body.description = "everything".into();
     body.info_url = "https://example.com".into();
+    body
+}
+
+#[test]
+fn account_with_every_field_round_trips() {
+    let op = key(KeyKind::Operator);
+    let acc = key(KeyKind::Account);
+    let body = full_account();
     let claims = Claims::new(acc.public_key(), body).with_name("ACC").with_issued_at(1_700_000_001);
     let decoded = round_trip(claims, &op);
     assert_eq!(decoded.iat, 1_700_000_001, "a set iat is kept");

@@ -43,7 +43,7 @@ fn user_subjects_cidrs_and_issuer_account_are_checked() {
 }
 
 #[test]
-fn account_limits_authorization_and_signing_keys_are_checked() {
+fn account_jetstream_tiers_are_checked() {
     let acc = key(KeyKind::Account);
     let check = |body: AccountClaims, kind: IssueKind| {
         let v = Claims::new(acc.public_key(), body).validate(0);
@@ -56,7 +56,15 @@ fn account_limits_authorization_and_signing_keys_are_checked() {
     let mut b = AccountClaims::new();
     b.limits.tiered_limits.insert(String::new(), JetStreamLimits::default());
     check(b, IssueKind::BlankTierName);
+}
 
+#[test]
+fn account_authorization_block_is_checked() {
+    let acc = key(KeyKind::Account);
+    let check = |body: AccountClaims, kind: IssueKind| {
+        let v = Claims::new(acc.public_key(), body).validate(0);
+        assert!(v.has(kind), "{kind:?} missing from {v}");
+    };
     let user = key(KeyKind::User).public_key().to_string();
     let other = key(KeyKind::Account).public_key().to_string();
     let auth = |users: Vec<String>, accounts: Vec<String>, xkey: String| {
@@ -85,10 +93,16 @@ fn account_limits_authorization_and_signing_keys_are_checked() {
     let mut claims = Claims::new(acc.public_key(), good);
     claims.iss = op.public_key().into();
     assert!(claims.validate(0).is_empty(), "{}", claims.validate(0));
+}
 
+#[test]
+fn account_signing_keys_and_self_signed_limits_are_checked() {
+    let acc = key(KeyKind::Account);
+    let user = key(KeyKind::User).public_key().to_string();
     let mut b = AccountClaims::new();
-    b.add_signing_key(user.clone());
-    check(b, IssueKind::InvalidSigningKey);
+    b.add_signing_key(user);
+    let v = Claims::new(acc.public_key(), b).validate(0);
+    assert!(v.has(IssueKind::InvalidSigningKey), "{v}");
     let mut self_signed = Claims::new(acc.public_key(), AccountClaims::new());
     self_signed.iss = acc.public_key().into();
     let v = self_signed.validate(0);

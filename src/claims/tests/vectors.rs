@@ -133,3 +133,46 @@ fn go_creds_files_parse_and_format_identically() {
         assert!(!format!("{creds:?}").contains(creds.seed.expose()));
     }
 }
+
+#[test]
+fn creds_format_parse_round_trip_and_missing_blocks() {
+    let acc = KeyPair::generate(crate::keys::KeyKind::Account);
+    let user = KeyPair::generate(crate::keys::KeyKind::User);
+    let jwt = Claims::new(user.public_key(), UserClaims::new()).encode(&acc).expect("encodes");
+    let text = format_user_creds(&jwt, &user.seed());
+    let creds = parse_creds(&text).expect("parses");
+    assert_eq!(creds.jwt, jwt);
+    assert_eq!(creds.seed, user.seed());
+    assert!(matches!(
+        parse_creds("nothing here"),
+        Err(super::super::ClaimsError::CredsMissing("jwt"))
+    ));
+    let jwt_only = format!("-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n");
+    assert!(matches!(parse_creds(&jwt_only), Err(super::super::ClaimsError::CredsMissing("seed"))));
+}
+
+#[test]
+fn xkey_helpers_seal_and_open() {
+    let ours = XKeyPair::generate();
+    let theirs = XKeyPair::generate();
+    let their_pub = CurvePublicKey::parse(theirs.public_key()).unwrap();
+    let our_pub = CurvePublicKey::parse(ours.public_key()).unwrap();
+    let sealed = super::super::seal(&ours, b"eyJ.response", &their_pub).expect("seals");
+    assert!(super::super::is_sealed(&sealed) && !super::super::is_sealed(b"eyJ.response"));
+    assert_eq!(open(&theirs, &sealed, &our_pub).expect("opens"), b"eyJ.response");
+    let stranger = XKeyPair::generate();
+    assert!(matches!(open(&stranger, &sealed, &our_pub), Err(super::super::ClaimsError::Xkey(_))));
+}
+
+#[test]
+fn connect_options_debug_redacts_secrets() {
+    let opts = super::super::ConnectOptions {
+        username: "alice".into(),
+        password: "hunter2-secret".into(),
+        token: "tok-secret".into(),
+        ..Default::default()
+    };
+    let shown = format!("{opts:?}");
+    assert!(shown.contains("alice") && shown.contains("<redacted>"), "{shown}");
+    assert!(!shown.contains("hunter2-secret") && !shown.contains("tok-secret"), "{shown}");
+}
