@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The one test command: formatting, lints, the whole test suite (against a real nats-server),
+# and doctests. Installs the pinned nats-server into .tools/ first if it is missing.
+# Usage: scripts/test.sh   (from any directory; exits non-zero on the first failure)
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+step() {
+    echo
+    echo "==> $*"
+}
+
+step "nats-server"
+scripts/install-nats-server.sh
+export PBN_NATS_SERVER="$repo_root/.tools/bin/nats-server"
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run"
+    cargo nextest run --no-fail-fast
+else
+    step "cargo test (cargo-nextest not installed)"
+    cargo test --no-fail-fast
+fi
+
+step "cargo test --doc"
+cargo test --doc
+
+step "all checks passed"

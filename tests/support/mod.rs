@@ -1,0 +1,170 @@
+//! Test harness: real nats-server processes in temp dirs on loopback ports.
+//!
+//! - [`nats_server_binary`] finds the server (`PBN_NATS_SERVER`, `.tools/bin`, `PATH`).
+//! - [`NatsServer`] runs one server (start, stop, restart, logs, monitoring endpoint).
+//! - [`Cluster`] runs n routed servers and waits until every route is up.
+//! - [`wait_until`] and [`Deadline`] poll a condition with a deadline instead of sleeping.
+//!
+//! Every process is killed and reaped when its handle drops, and on Linux also when the test
+//! process dies (parent-death signal), so no server outlives its test.
+
+// Shared by every test module; no single module uses every item.
+#![allow(dead_code)]
+
+mod cluster;
+mod process;
+mod server;
+mod wait;
+
+use std::collections::BTreeSet;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+// Re-exported for the test modules; unused ones are not an error (see `dead_code` above).
+#[allow(unused_imports)]
+pub use cluster::{Cluster, ClusterNode, CLUSTER_NAME};
+#[allow(unused_imports)]
+pub use server::{NatsServer, NatsServerBuilder};
+#[allow(unused_imports)]
+pub use wait::{try_wait_until, wait_until, wait_until_async, Deadline, POLL_INTERVAL};
+
+/// Environment variable naming the nats-server binary to test against (set by `scripts/test.sh`).
+pub const NATS_SERVER_ENV: &str = "PBN_NATS_SERVER";
+
+/// Where `scripts/install-nats-server.sh` puts the pinned nats-server, relative to the repo root.
+pub const LOCAL_NATS_SERVER: &str = ".tools/bin/nats-server";
+
+/// Failures of the harness itself (the server could not start, a wait timed out, ...).
+///
+/// Messages carry the server log where it explains the failure.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// A file or directory of the harness could not be created, written or read.
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        /// What was attempted, e.g. "write config".
+        action: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The nats-server binary could not be executed.
+    #[error("cannot spawn {binary}: {source}")]
+    Spawn {
+        /// The binary that failed to start.
+        binary: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// A port the server needed was taken by another process (possible with pre-picked ports).
+    #[error("nats-server for client port {port} found a port already in use; log:\n{log}")]
+    PortInUse {
+        /// The client port of the failed server.
+        port: u16,
+        /// The server log of the failed run.
+        log: String,
+    },
+    /// The server exited before it was ready (bad config, bad argument, ...).
+    #[error("nats-server for client port {port} exited during startup ({status}); log:\n{log}")]
+    Exited {
+        /// The client port of the failed server.
+        port: u16,
+        /// How the process ended.
+        status: ExitStatus,
+        /// The server log of the failed run.
+        log: String,
+    },
+    /// The server did not accept connections in time (it has been killed).
+    #[error("nats-server for client port {port} not ready after {timeout:?}; log:\n{log}")]
+    NotReady {
+        /// The client port of the server.
+        port: u16,
+        /// How long the harness waited.
+        timeout: Duration,
+        /// The server log of the failed run.
+        log: String,
+    },
+    /// A polled condition did not become true before its deadline.
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout {
+        /// The awaited condition, in words.
+        what: String,
+        /// How long the harness waited.
+        timeout: Duration,
+    },
+    /// A request to a server's HTTP monitoring endpoint failed.
+    #[error("monitoring request {url} failed: {reason}")]
+    Monitor {
+        /// The requested URL.
+        url: String,
+        /// Why it failed.
+        reason: String,
+    },
+}
+
+/// The nats-server binary the tests run: `$PBN_NATS_SERVER` if set, else
+/// `<repo>/.tools/bin/nats-server` if present, else `nats-server` on `PATH`.
+///
+/// # Panics
+/// When none exists, with a message telling to run `scripts/install-nats-server.sh`.
+pub fn nats_server_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(find_nats_server).clone()
+}
+
+fn find_nats_server() -> PathBuf {
+    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(LOCAL_NATS_SERVER);
+    if let Some(path) = std::env::var_os(NATS_SERVER_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            is_executable(&path),
+            "{NATS_SERVER_ENV}={} is not an executable file; unset it or run \
+             scripts/install-nats-server.sh (installs {})",
+            path.display(),
+            local.display()
+        );
+        return path;
+    }
+    if is_executable(&local) {
+        return local;
+    }
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| is_executable(candidate));
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "nats-server not found: run scripts/install-nats-server.sh (installs {}), \
+             or set {NATS_SERVER_ENV}, or put nats-server on PATH",
+            local.display()
+        )
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// A loopback TCP port that is free now and not handed out before by this process.
+///
+/// Needed where ports must be known before a server starts (cluster routes, configs naming
+/// their own port). Another process may still take the port before the server binds it; the
+/// starters retry with fresh ports when that happens ([`HarnessError::PortInUse`]).
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .expect("binding an ephemeral loopback port works on any test machine");
+        let port = listener.local_addr().expect("a bound listener has a local address").port();
+        if HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner).insert(port) {
+            return port;
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! pbn's single integration-test binary: every module below runs against real nats-servers
+//! started by the `support` harness. Add a test module by adding one `mod` line.
+
+mod support;
+
+mod smoke;
