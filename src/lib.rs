@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod claims;
 pub mod config;
+pub mod issue;
 pub mod keys;
 pub mod model;
 pub mod natsconf;
