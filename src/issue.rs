@@ -194,7 +194,10 @@ fn import_claim(i: &crate::model::Import) -> claims::Import {
 }
 
 /// Signs account claims with the operator's newest signing key after checking them.
-pub fn sign_account(op: &Operator, claims: &mut Claims<AccountClaims>) -> Result<String, IssueError> {
+pub fn sign_account(
+    op: &Operator,
+    claims: &mut Claims<AccountClaims>,
+) -> Result<String, IssueError> {
     let signer = op.current_signing_key().ok_or_else(|| NoSigningKey("operator".into()))?;
     let signer = signer.key_pair()?;
     check("account JWT", claims.validate(claims.iat))?;
@@ -321,8 +324,7 @@ pub fn internal_user_jwt(
     body.limits.subscribe.allow = sub_allow.iter().map(|s| s.to_string()).collect();
     body.issuer_account = acc.public_key.to_string();
     let exp = ttl.map_or(0, |t| iat + t.as_secs() as i64);
-    let mut c =
-        Claims::new(user_key, body).with_name(name).with_issued_at(iat).with_expires(exp);
+    let mut c = Claims::new(user_key, body).with_name(name).with_issued_at(iat).with_expires(exp);
     let signer = account_signer(acc)?;
     check("internal user JWT", c.validate(iat))?;
     Ok(c.encode(&signer)?)

@@ -11,8 +11,10 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod auth;
 pub mod claims;
+pub mod cli;
 pub mod config;
 pub mod issue;
 pub mod keys;

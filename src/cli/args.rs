@@ -34,7 +34,7 @@ pub enum Command {
     /// Write nats-server config files for the store's operator and accounts.
     NatsConf(NatsConfArgs),
     /// Manage records (accounts, roles, users, tokens, creds).
-    Admin(AdminArgs),
+    Admin(Box<AdminArgs>),
 }
 
 /// Where the store file is.
@@ -48,6 +48,7 @@ pub struct StoreArg {
 /// `pbn init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// Flattened options.
     #[command(flatten)]
     pub store: StoreArg,
     /// Operator name.
@@ -61,6 +62,7 @@ pub struct InitArgs {
 /// `pbn nats-conf`.
 #[derive(Debug, Args)]
 pub struct NatsConfArgs {
+    /// Flattened options.
     #[command(flatten)]
     pub store: StoreArg,
     /// Directory for the config files and resolver directories.
@@ -80,6 +82,7 @@ pub struct NatsConfArgs {
 /// `pbn admin`.
 #[derive(Debug, Args)]
 pub struct AdminArgs {
+    /// Flattened options.
     #[command(flatten)]
     pub store: StoreArg,
     /// Print JSON instead of tables.
@@ -166,6 +169,7 @@ pub enum AccountCommand {
         /// Free-text description.
         #[arg(long)]
         description: Option<String>,
+        /// Flattened options.
         #[command(flatten)]
         limits: AccountLimitArgs,
         /// Refuse bearer user JWTs.
@@ -189,6 +193,7 @@ pub enum AccountCommand {
         /// Free-text description.
         #[arg(long)]
         description: Option<String>,
+        /// Flattened options.
         #[command(flatten)]
         limits: AccountLimitArgs,
         /// Activate or deactivate.
@@ -344,6 +349,7 @@ pub enum RoleCommand {
     Add {
         /// Role name.
         name: String,
+        /// Flattened options.
         #[command(flatten)]
         args: RoleArgs,
     },
@@ -358,6 +364,7 @@ pub enum RoleCommand {
     Edit {
         /// Role name.
         name: String,
+        /// Flattened options.
         #[command(flatten)]
         args: RoleArgs,
     },
@@ -398,6 +405,7 @@ pub enum UserCommand {
         /// Free-text description.
         #[arg(long)]
         description: Option<String>,
+        /// Flattened options.
         #[command(flatten)]
         password: PasswordArgs,
         /// Create the user without a password (tokens, nkey or creds only).
@@ -447,6 +455,7 @@ pub enum UserCommand {
     Passwd {
         /// User name.
         name: String,
+        /// Flattened options.
         #[command(flatten)]
         password: PasswordArgs,
     },

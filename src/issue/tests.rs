@@ -95,7 +95,11 @@ fn auth_account_carries_authorization() {
     let mut auth = Account::generate(Name::parse("AUTH").unwrap(), AccountKind::Auth, NOW);
     let svc = user_key();
     let x = crate::keys::XKeyPair::generate();
-    auth.callout = Some(CalloutConfig { auth_users: vec![svc.clone()], xkey: Some(x.seed()) });
+    auth.callout = Some(CalloutConfig {
+        auth_users: vec![svc.clone()],
+        xkey: Some(x.seed()),
+        service_user: None,
+    });
     let app = managed("APP");
     let jwt = account_jwt(&op, &auth, std::slice::from_ref(&app.public_key), NOW).unwrap();
     let c: Claims<AccountClaims> = decode(&jwt).unwrap();
@@ -107,9 +111,11 @@ fn auth_account_carries_authorization() {
 #[test]
 fn user_jwt_carries_role_permissions_and_issuer_account() {
     let acc = managed("APP");
-    let mut perms = Permissions::default();
-    perms.pub_allow = Some(vec![Subject::parse("orders.>").unwrap()]);
-    perms.pub_deny = Some(vec![Subject::parse("orders.secret").unwrap()]);
+    let perms = Permissions {
+        pub_allow: Some(vec![Subject::parse("orders.>").unwrap()]),
+        pub_deny: Some(vec![Subject::parse("orders.secret").unwrap()]),
+        ..Default::default()
+    };
     let mut r = role(perms);
     r.allow_responses = Some(RolePerm { max: 1, ttl: Duration::from_secs(30) });
     r.max_payload = Limit::try_from(1024).unwrap();

@@ -260,6 +260,10 @@ pub struct CalloutConfig {
     pub auth_users: Vec<UserPublicKey>,
     /// Curve seed (`SX…`) for encrypted callouts; `None` = unencrypted. Never printed.
     pub xkey: Option<Seed>,
+    /// Seed (`SU…`) of pbn's own service user, the one listed in `auth_users`. It is pbn's
+    /// identity towards nats-server, held like the account seeds; never a managed user's seed.
+    #[serde(default)]
+    pub service_user: Option<Seed>,
 }
 
 impl fmt::Debug for CalloutConfig {
@@ -267,6 +271,7 @@ impl fmt::Debug for CalloutConfig {
         f.debug_struct("CalloutConfig")
             .field("auth_users", &self.auth_users)
             .field("xkey", &self.xkey.as_ref().map(|_| "<redacted>"))
+            .field("service_user", &self.service_user.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -447,6 +452,7 @@ mod tests {
         acc.callout = Some(CalloutConfig {
             auth_users: vec![],
             xkey: Some(crate::keys::XKeyPair::generate().seed()),
+            service_user: Some(KeyPair::generate(KeyKind::User).seed()),
         });
         let text = format!("{acc:?}");
         assert!(!text.contains(acc.identity.expose()));

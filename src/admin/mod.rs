@@ -1,0 +1,151 @@
+//! Admin operations: typed requests executed against the store, one write transaction each.
+//!
+//! The same [`execute`] serves `pbn admin` on a local store file and (later) the admin API of a
+//! running service, so local and remote answers are identical. Every change that alters an account
+//! JWT enqueues an outbox entry in the same transaction, so nothing is lost between the store and
+//! the servers. Creating the store is [`init::init_store`].
+
+mod accounts;
+pub mod init;
+mod request;
+mod roles;
+mod users;
+mod view;
+
+pub use request::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
+pub use view::{
+    AccountView, LimitsView, OperatorView, Response, RoleView, ShareView, TokenView, UserView,
+};
+
+use crate::issue::IssueError;
+use crate::keys::KeyError;
+use crate::model::{ModelError, PermissionDefaults};
+use crate::store::{Store, StoreError};
+
+/// Errors of admin operations.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An input value breaks a model rule (bad name, subject, limit...).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// A key given as input is not valid.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Issuing a JWT failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// Hashing a secret failed.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// A record pbn needs to operate may not be changed this way.
+    #[error("{0} is built in and cannot be {1}")]
+    Protected(String, &'static str),
+    /// A token, export or import that does not exist.
+    #[error("{what} {name:?} not found")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+        /// Its name or id.
+        name: String,
+    },
+    /// An export or import that exists already.
+    #[error("{what} {name:?} already exists")]
+    Conflict {
+        /// What was added.
+        what: &'static str,
+        /// Its name or subject.
+        name: String,
+    },
+    /// A request that makes no sense as given.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// How errors map to the documented exit codes of `pbn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Bad input (exit 2).
+    Usage,
+    /// Missing record or store (exit 3).
+    NotFound,
+    /// Exists already or still in use (exit 4).
+    Conflict,
+    /// The store is held by another process (exit 5).
+    Locked,
+    /// Anything else (exit 1).
+    Other,
+}
+
+impl AdminError {
+    /// The class of this error, for exit codes and remote error replies.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AdminError::Store(e) => store_class(e),
+            AdminError::Model(_) | AdminError::Key(_) | AdminError::Invalid(_) => ErrorClass::Usage,
+            AdminError::NotFound { .. } => ErrorClass::NotFound,
+            AdminError::Conflict { .. } | AdminError::Protected(..) => ErrorClass::Conflict,
+            AdminError::Issue(_) | AdminError::Auth(_) => ErrorClass::Other,
+        }
+    }
+}
+
+/// The class of a store error.
+pub fn store_class(e: &StoreError) -> ErrorClass {
+    match e {
+        StoreError::NotFound { .. } | StoreError::FileNotFound(_) => ErrorClass::NotFound,
+        StoreError::Conflict { .. } | StoreError::InUse { .. } | StoreError::AlreadyExists(_) => {
+            ErrorClass::Conflict
+        }
+        StoreError::Invalid(_) => ErrorClass::Usage,
+        StoreError::Locked(_) => ErrorClass::Locked,
+        _ => ErrorClass::Other,
+    }
+}
+
+/// What an operation needs besides the request: the clock and the permission defaults.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Unix seconds.
+    pub now: i64,
+    /// Lists for permission lists a role leaves unset.
+    pub defaults: PermissionDefaults,
+}
+
+impl Context {
+    /// The current time and the built-in defaults.
+    pub fn now() -> Self {
+        Context { now: crate::issue::unix_now(), defaults: crate::issue::default_permissions() }
+    }
+}
+
+/// Executes one request: reads in a read transaction, writes in one write transaction.
+pub fn execute(store: &Store, req: &Request, ctx: &Context) -> Result<Response, AdminError> {
+    use Request as R;
+    match req {
+        R::OperatorShow => store.read(accounts::operator_show),
+        R::AccountList => store.read(accounts::list),
+        R::AccountShow { name } => store.read(|tx| accounts::show(tx, name, ctx)),
+        R::AccountAdd { .. }
+        | R::AccountEdit { .. }
+        | R::AccountDelete { .. }
+        | R::ExportAdd { .. }
+        | R::ExportRemove { .. }
+        | R::ImportAdd { .. }
+        | R::ImportRemove { .. } => store.write(|tx| accounts::write(tx, req, ctx)),
+        R::RoleList => store.read(roles::list),
+        R::RoleShow { name } => store.read(|tx| roles::show(tx, name)),
+        R::RoleAdd { .. } | R::RoleEdit { .. } | R::RoleDelete { .. } => {
+            store.write(|tx| roles::write(tx, req, ctx))
+        }
+        R::UserList { account } => store.read(|tx| users::list(tx, account.as_deref())),
+        R::UserShow { name } => store.read(|tx| users::show(tx, name)),
+        R::TokenList { name } => store.read(|tx| users::tokens(tx, name)),
+        _ => store.write(|tx| users::write(tx, req, ctx)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+//! Role operations.
+
+use std::time::Duration;
+
+use super::request::{ListPatch, Request, RolePatch};
+use super::view::{Response, RoleView};
+use super::{AdminError, Context};
+use crate::model::{Limit, Name, ResponsePermission, Role, SubSubject, Subject};
+use crate::store::{StoreRead, WriteTx};
+
+/// Reply permission lifetime when a role allows responses without saying how long (the server's
+/// own default).
+const DEFAULT_RESPONSE_TTL: Duration = Duration::from_secs(120);
+
+pub(super) fn list(tx: &impl StoreRead) -> Result<Response, AdminError> {
+    let mut out = Vec::new();
+    for r in tx.list_roles()? {
+        out.push(view(tx, &r)?);
+    }
+    Ok(Response::Roles(out))
+}
+
+pub(super) fn show(tx: &impl StoreRead, name: &str) -> Result<Response, AdminError> {
+    Ok(Response::Role(view(tx, &tx.require_role(name)?)?))
+}
+
+fn strings<T: ToString>(v: &Option<Vec<T>>) -> Option<Vec<String>> {
+    v.as_ref().map(|v| v.iter().map(ToString::to_string).collect())
+}
+
+fn view(tx: &impl StoreRead, r: &Role) -> Result<RoleView, AdminError> {
+    let p = &r.permissions;
+    Ok(RoleView {
+        name: r.name.to_string(),
+        description: r.description.clone(),
+        pub_allow: strings(&p.pub_allow),
+        pub_deny: strings(&p.pub_deny),
+        sub_allow: strings(&p.sub_allow),
+        sub_deny: strings(&p.sub_deny),
+        allow_responses: r.allow_responses.as_ref().map(|x| x.max),
+        response_ttl_ms: r.allow_responses.as_ref().map(|x| x.ttl.as_millis() as u64),
+        max_subscriptions: r.max_subscriptions.get(),
+        max_data: r.max_data.get(),
+        max_payload: r.max_payload.get(),
+        max_connections: r.max_connections.get(),
+        jwt_ttl_secs: r.jwt_ttl.map(|t| t.as_secs()),
+        source_cidrs: r.source_cidrs.iter().map(ToString::to_string).collect(),
+        connection_types: r.connection_types.clone(),
+        users: tx.count_users_of_role(r.name.as_str())? as usize,
+    })
+}
+
+fn subjects(p: &ListPatch, current: &mut Option<Vec<Subject>>) -> Result<(), AdminError> {
+    match p {
+        ListPatch::Keep => {}
+        ListPatch::Default => *current = None,
+        ListPatch::Set(v) => {
+            *current = Some(v.iter().map(|s| Subject::parse(s)).collect::<Result<_, _>>()?)
+        }
+    }
+    Ok(())
+}
+
+fn sub_subjects(p: &ListPatch, current: &mut Option<Vec<SubSubject>>) -> Result<(), AdminError> {
+    match p {
+        ListPatch::Keep => {}
+        ListPatch::Default => *current = None,
+        ListPatch::Set(v) => {
+            *current = Some(v.iter().map(|s| SubSubject::parse(s)).collect::<Result<_, _>>()?)
+        }
+    }
+    Ok(())
+}
+
+fn limit(v: Option<i64>, current: Limit) -> Result<Limit, AdminError> {
+    Ok(v.map(Limit::try_from).transpose()?.unwrap_or(current))
+}
+
+/// Applies `p` to `r`; validation of the whole role follows in the store.
+pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
+    if let Some(d) = &p.description {
+        r.description = d.clone();
+    }
+    let perms = &mut r.permissions;
+    subjects(&p.pub_allow, &mut perms.pub_allow)?;
+    subjects(&p.pub_deny, &mut perms.pub_deny)?;
+    sub_subjects(&p.sub_allow, &mut perms.sub_allow)?;
+    sub_subjects(&p.sub_deny, &mut perms.sub_deny)?;
+    if let Some(max) = p.allow_responses {
+        let ttl = p.response_ttl_ms.map_or(DEFAULT_RESPONSE_TTL, Duration::from_millis);
+        r.allow_responses = Some(ResponsePermission { max, ttl });
+    } else if let (Some(ms), Some(resp)) = (p.response_ttl_ms, r.allow_responses.as_mut()) {
+        resp.ttl = Duration::from_millis(ms);
+    }
+    r.max_subscriptions = limit(p.max_subscriptions, r.max_subscriptions)?;
+    r.max_data = limit(p.max_data, r.max_data)?;
+    r.max_payload = limit(p.max_payload, r.max_payload)?;
+    r.max_connections = limit(p.max_connections, r.max_connections)?;
+    if let Some(secs) = p.jwt_ttl_secs {
+        r.jwt_ttl = Some(Duration::from_secs(secs));
+    }
+    if let Some(cidrs) = &p.source_cidrs {
+        r.source_cidrs = cidrs
+            .iter()
+            .map(|c| c.parse().map_err(|_| AdminError::Invalid(format!("invalid CIDR {c:?}"))))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(types) = &p.connection_types {
+        r.connection_types = types.iter().map(|t| t.to_ascii_uppercase()).collect();
+    }
+    Ok(())
+}
+
+pub(super) fn write(
+    tx: &mut WriteTx,
+    req: &Request,
+    ctx: &Context,
+) -> Result<Response, AdminError> {
+    match req {
+        Request::RoleAdd { name, role } => {
+            let mut r = Role::new(Name::parse(name)?, ctx.now);
+            apply(&mut r, role)?;
+            tx.insert_role(&r)?;
+            Ok(Response::Role(view(tx, &r)?))
+        }
+        Request::RoleEdit { name, role } => {
+            let mut r = tx.require_role(name)?;
+            apply(&mut r, role)?;
+            r.updated = ctx.now;
+            tx.update_role(&r)?;
+            Ok(Response::Role(view(tx, &r)?))
+        }
+        Request::RoleDelete { name } => {
+            if name == super::init::ADMIN_ROLE {
+                return Err(AdminError::Protected(format!("role {name:?}"), "deleted"));
+            }
+            tx.delete_role(name)?;
+            Ok(Response::Done { message: format!("role {name} deleted") })
+        }
+        _ => Err(AdminError::Invalid("not a role operation".into())),
+    }
+}

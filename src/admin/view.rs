@@ -1,0 +1,371 @@
+//! What admin operations answer: secret-free views of records, plus the one-time secrets that
+//! creating creds or a token produces, and their table rendering.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// The operator, without seeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorView {
+    /// Name.
+    pub name: String,
+    /// Identity public key.
+    pub public_key: String,
+    /// Signing public keys, oldest first.
+    pub signing_keys: Vec<String>,
+    /// System account public key.
+    pub system_account: String,
+    /// Operator JWT.
+    pub jwt: String,
+}
+
+/// Account limits as numbers (-1 unlimited, 0 disabled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsView {
+    /// Max client connections.
+    pub max_connections: i64,
+    /// Max subscriptions.
+    pub max_subscriptions: i64,
+    /// Max data bytes.
+    pub max_data: i64,
+    /// Max payload bytes.
+    pub max_payload: i64,
+    /// Max leafnodes.
+    pub max_leafnodes: i64,
+    /// Max imports.
+    pub max_imports: i64,
+    /// Max exports.
+    pub max_exports: i64,
+    /// JetStream disk bytes.
+    pub js_disk: i64,
+    /// JetStream memory bytes.
+    pub js_memory: i64,
+    /// JetStream streams.
+    pub js_streams: i64,
+    /// JetStream consumers.
+    pub js_consumers: i64,
+}
+
+/// An export or import line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareView {
+    /// Subject.
+    pub subject: String,
+    /// `stream` or `service`.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// For imports: the exporting account key; for exports: empty.
+    pub account: String,
+    /// For imports: the local subject, if renamed.
+    pub local_subject: String,
+}
+
+/// An account, without seeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// Name.
+    pub name: String,
+    /// `system`, `auth` or `managed`.
+    pub kind: String,
+    /// Identity public key.
+    pub public_key: String,
+    /// Description.
+    pub description: String,
+    /// Whether users can connect.
+    pub active: bool,
+    /// Signing public keys, oldest first (the newest signs).
+    pub signing_keys: Vec<String>,
+    /// Limits.
+    pub limits: LimitsView,
+    /// Refuse bearer users.
+    pub disallow_bearer: bool,
+    /// Exports.
+    pub exports: Vec<ShareView>,
+    /// Imports.
+    pub imports: Vec<ShareView>,
+    /// Number of revocation entries.
+    pub revocations: usize,
+    /// Number of users.
+    pub users: usize,
+    /// The account JWT, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub jwt: Option<String>,
+}
+
+/// A role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleView {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Publish allow (`None` = default).
+    pub pub_allow: Option<Vec<String>>,
+    /// Publish deny.
+    pub pub_deny: Option<Vec<String>>,
+    /// Subscribe allow (`None` = default).
+    pub sub_allow: Option<Vec<String>>,
+    /// Subscribe deny.
+    pub sub_deny: Option<Vec<String>>,
+    /// Reply permission max messages, if replies are allowed.
+    pub allow_responses: Option<i64>,
+    /// Reply permission lifetime (ms).
+    pub response_ttl_ms: Option<u64>,
+    /// Max subscriptions per connection.
+    pub max_subscriptions: i64,
+    /// Max data per connection.
+    pub max_data: i64,
+    /// Max payload.
+    pub max_payload: i64,
+    /// Max connections per user.
+    pub max_connections: i64,
+    /// JWT lifetime (s), if set.
+    pub jwt_ttl_secs: Option<u64>,
+    /// Allowed source networks.
+    pub source_cidrs: Vec<String>,
+    /// Allowed connection types.
+    pub connection_types: Vec<String>,
+    /// Number of users with this role.
+    pub users: usize,
+}
+
+/// A user, without secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    /// Name.
+    pub name: String,
+    /// Account name.
+    pub account: String,
+    /// Role name.
+    pub role: String,
+    /// Active.
+    pub active: bool,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Description.
+    pub description: String,
+    /// Whether a password is set.
+    pub has_password: bool,
+    /// Number of API tokens.
+    pub tokens: usize,
+    /// Registered nkey.
+    pub nkey: Option<String>,
+    /// Public keys of creds handed out.
+    pub creds: Vec<String>,
+    /// Created (unix s).
+    pub created: i64,
+    /// Updated (unix s).
+    pub updated: i64,
+}
+
+/// An API token, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// Id.
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// Created (unix s).
+    pub created: i64,
+    /// Expiry (unix s), if any.
+    pub expires: Option<i64>,
+}
+
+/// The answer to an admin request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Response {
+    /// The operator.
+    Operator(OperatorView),
+    /// One account.
+    Account(AccountView),
+    /// Accounts.
+    Accounts(Vec<AccountView>),
+    /// One role.
+    Role(RoleView),
+    /// Roles.
+    Roles(Vec<RoleView>),
+    /// One user.
+    User(UserView),
+    /// Users.
+    Users(Vec<UserView>),
+    /// Tokens of a user.
+    Tokens(Vec<TokenView>),
+    /// Freshly minted creds (shown once).
+    Creds {
+        /// User name.
+        user: String,
+        /// Public key of the new creds.
+        public_key: String,
+        /// The creds file text (JWT + seed).
+        creds: String,
+        /// Public keys revoked by this operation.
+        revoked: Vec<String>,
+    },
+    /// A fresh API token (shown once).
+    Token {
+        /// User name.
+        user: String,
+        /// Token id.
+        id: String,
+        /// The token.
+        token: String,
+    },
+    /// A write that returns nothing but a message.
+    Done {
+        /// What happened.
+        message: String,
+    },
+}
+
+fn limit(v: i64) -> String {
+    match v {
+        -1 => "unlimited".into(),
+        0 => "disabled".into(),
+        n => n.to_string(),
+    }
+}
+
+fn list(v: &Option<Vec<String>>) -> String {
+    match v {
+        None => "(default)".into(),
+        Some(v) if v.is_empty() => "(nothing)".into(),
+        Some(v) => v.join(", "),
+    }
+}
+
+impl Response {
+    /// Human-readable text (tables for lists, key: value for one record).
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        match self {
+            Response::Operator(o) => {
+                let _ = writeln!(s, "name:           {}", o.name);
+                let _ = writeln!(s, "public key:     {}", o.public_key);
+                let _ = writeln!(s, "signing keys:   {}", o.signing_keys.join(", "));
+                let _ = writeln!(s, "system account: {}", o.system_account);
+            }
+            Response::Account(a) => account_text(&mut s, a),
+            Response::Accounts(v) => {
+                let _ = writeln!(
+                    s,
+                    "{:<24} {:<8} {:<7} {:<6} PUBLIC KEY",
+                    "NAME", "KIND", "ACTIVE", "USERS"
+                );
+                for a in v {
+                    let _ = writeln!(
+                        s,
+                        "{:<24} {:<8} {:<7} {:<6} {}",
+                        a.name, a.kind, a.active, a.users, a.public_key
+                    );
+                }
+            }
+            Response::Role(r) => role_text(&mut s, r),
+            Response::Roles(v) => {
+                let _ = writeln!(s, "{:<24} {:<6} {:<30} SUB", "NAME", "USERS", "PUB");
+                for r in v {
+                    let _ = writeln!(
+                        s,
+                        "{:<24} {:<6} {:<30} {}",
+                        r.name,
+                        r.users,
+                        list(&r.pub_allow),
+                        list(&r.sub_allow)
+                    );
+                }
+            }
+            Response::User(u) => user_text(&mut s, u),
+            Response::Users(v) => {
+                let _ = writeln!(s, "{:<24} {:<20} {:<20} ACTIVE", "NAME", "ACCOUNT", "ROLE");
+                for u in v {
+                    let _ =
+                        writeln!(s, "{:<24} {:<20} {:<20} {}", u.name, u.account, u.role, u.active);
+                }
+            }
+            Response::Tokens(v) => {
+                let _ = writeln!(s, "{:<28} {:<20} {:<12} EXPIRES", "ID", "LABEL", "CREATED");
+                for t in v {
+                    let exp = t.expires.map_or("never".to_string(), |e| e.to_string());
+                    let _ = writeln!(s, "{:<28} {:<20} {:<12} {}", t.id, t.label, t.created, exp);
+                }
+            }
+            Response::Creds { creds, .. } => s.push_str(creds),
+            Response::Token { id, token, .. } => {
+                let _ = writeln!(s, "token id: {id}");
+                let _ = writeln!(s, "token:    {token}");
+                let _ = writeln!(s, "(shown once: store it now)");
+            }
+            Response::Done { message } => {
+                let _ = writeln!(s, "{message}");
+            }
+        }
+        s
+    }
+}
+
+fn account_text(s: &mut String, a: &AccountView) {
+    let l = &a.limits;
+    let _ = writeln!(s, "name:            {}", a.name);
+    let _ = writeln!(s, "kind:            {}", a.kind);
+    let _ = writeln!(s, "public key:      {}", a.public_key);
+    let _ = writeln!(s, "active:          {}", a.active);
+    let _ = writeln!(s, "description:     {}", a.description);
+    let _ = writeln!(s, "signing keys:    {}", a.signing_keys.join(", "));
+    let _ = writeln!(s, "users:           {}", a.users);
+    let _ = writeln!(s, "connections:     {}", limit(l.max_connections));
+    let _ = writeln!(s, "subscriptions:   {}", limit(l.max_subscriptions));
+    let _ = writeln!(s, "payload:         {}", limit(l.max_payload));
+    let _ = writeln!(s, "data:            {}", limit(l.max_data));
+    let _ = writeln!(s, "leafnodes:       {}", limit(l.max_leafnodes));
+    let _ = writeln!(s, "imports/exports: {} / {}", limit(l.max_imports), limit(l.max_exports));
+    let _ = writeln!(
+        s,
+        "jetstream:       disk {}, memory {}, streams {}, consumers {}",
+        limit(l.js_disk),
+        limit(l.js_memory),
+        limit(l.js_streams),
+        limit(l.js_consumers)
+    );
+    let _ = writeln!(s, "disallow bearer: {}", a.disallow_bearer);
+    for e in &a.exports {
+        let _ = writeln!(s, "export:          {} ({}) {}", e.subject, e.kind, e.name);
+    }
+    for i in &a.imports {
+        let _ = writeln!(s, "import:          {} ({}) from {}", i.subject, i.kind, i.account);
+    }
+    let _ = writeln!(s, "revocations:     {}", a.revocations);
+}
+
+fn role_text(s: &mut String, r: &RoleView) {
+    let _ = writeln!(s, "name:              {}", r.name);
+    let _ = writeln!(s, "description:       {}", r.description);
+    let _ = writeln!(s, "publish allow:     {}", list(&r.pub_allow));
+    let _ = writeln!(s, "publish deny:      {}", list(&r.pub_deny));
+    let _ = writeln!(s, "subscribe allow:   {}", list(&r.sub_allow));
+    let _ = writeln!(s, "subscribe deny:    {}", list(&r.sub_deny));
+    let resp = r.allow_responses.map_or("no".to_string(), |m| format!("yes (max {})", limit(m)));
+    let _ = writeln!(s, "allow responses:   {resp}");
+    let _ = writeln!(s, "subscriptions:     {}", limit(r.max_subscriptions));
+    let _ = writeln!(s, "payload:           {}", limit(r.max_payload));
+    let _ = writeln!(s, "connections/user:  {}", limit(r.max_connections));
+    let ttl = r.jwt_ttl_secs.map_or("(default)".to_string(), |t| format!("{t}s"));
+    let _ = writeln!(s, "jwt ttl:           {ttl}");
+    let _ = writeln!(s, "source cidrs:      {}", r.source_cidrs.join(", "));
+    let _ = writeln!(s, "connection types:  {}", r.connection_types.join(", "));
+    let _ = writeln!(s, "users:             {}", r.users);
+}
+
+fn user_text(s: &mut String, u: &UserView) {
+    let _ = writeln!(s, "name:        {}", u.name);
+    let _ = writeln!(s, "account:     {}", u.account);
+    let _ = writeln!(s, "role:        {}", u.role);
+    let _ = writeln!(s, "active:      {}", u.active);
+    let _ = writeln!(s, "email:       {}", u.email.as_deref().unwrap_or(""));
+    let _ = writeln!(s, "description: {}", u.description);
+    let _ = writeln!(s, "password:    {}", if u.has_password { "set" } else { "none" });
+    let _ = writeln!(s, "tokens:      {}", u.tokens);
+    let _ = writeln!(s, "nkey:        {}", u.nkey.as_deref().unwrap_or(""));
+    let _ = writeln!(s, "creds:       {}", u.creds.join(", "));
+}

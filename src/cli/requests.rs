@@ -1,0 +1,199 @@
+//! Command-line arguments → typed admin requests. Passwords are read here (never from argv) and
+//! hashed with argon2id before they go anywhere.
+
+use anyhow::{Context as _, Result};
+
+use super::args::{
+    AccountCommand, AccountLimitArgs, AdminCommand, ExportCommand, ExportKindArg, ImportCommand,
+    OperatorCommand, PasswordArgs, RoleArgs, RoleCommand, TokenCommand, UserCommand,
+};
+use super::secrets::read_password;
+use crate::admin::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
+use crate::auth::{hash_password, Secret};
+
+/// Builds the request for an admin command (reading a password where one is needed).
+pub fn build(cmd: &AdminCommand) -> Result<Request> {
+    Ok(match cmd {
+        AdminCommand::Operator(OperatorCommand::Show { .. }) => Request::OperatorShow,
+        AdminCommand::Account(a) => account(a),
+        AdminCommand::Role(r) => role(r),
+        AdminCommand::User(u) => user(u)?,
+    })
+}
+
+fn limits(a: &AccountLimitArgs) -> LimitPatch {
+    LimitPatch {
+        max_connections: a.max_connections,
+        max_subscriptions: a.max_subscriptions,
+        max_data: a.max_data,
+        max_payload: a.max_payload,
+        max_leafnodes: a.max_leafnodes,
+        max_imports: a.max_imports,
+        max_exports: a.max_exports,
+        js_disk: a.js_disk,
+        js_memory: a.js_memory,
+        js_streams: a.js_streams,
+        js_consumers: a.js_consumers,
+    }
+}
+
+fn kind(k: ExportKindArg) -> ExportKind {
+    match k {
+        ExportKindArg::Stream => ExportKind::Stream,
+        ExportKindArg::Service => ExportKind::Service,
+    }
+}
+
+fn account(a: &AccountCommand) -> Request {
+    match a {
+        AccountCommand::Add { name, description, limits: l, disallow_bearer } => {
+            Request::AccountAdd {
+                name: name.clone(),
+                description: description.clone(),
+                limits: limits(l),
+                disallow_bearer: *disallow_bearer,
+            }
+        }
+        AccountCommand::List => Request::AccountList,
+        AccountCommand::Show { name, .. } => Request::AccountShow { name: name.clone() },
+        AccountCommand::Edit { name, description, limits: l, active, disallow_bearer } => {
+            Request::AccountEdit {
+                name: name.clone(),
+                description: description.clone(),
+                limits: limits(l),
+                active: *active,
+                disallow_bearer: *disallow_bearer,
+            }
+        }
+        AccountCommand::Delete { name } => Request::AccountDelete { name: name.clone() },
+        AccountCommand::Export(ExportCommand::Add {
+            account,
+            subject,
+            kind: k,
+            name,
+            token_req,
+        }) => Request::ExportAdd {
+            account: account.clone(),
+            subject: subject.clone(),
+            kind: kind(*k),
+            name: name.clone(),
+            token_req: *token_req,
+        },
+        AccountCommand::Export(ExportCommand::Remove { account, subject }) => {
+            Request::ExportRemove { account: account.clone(), subject: subject.clone() }
+        }
+        AccountCommand::Import(ImportCommand::Add {
+            account,
+            subject,
+            from,
+            kind: k,
+            local_subject,
+            name,
+        }) => Request::ImportAdd {
+            account: account.clone(),
+            subject: subject.clone(),
+            from: from.clone(),
+            kind: kind(*k),
+            local_subject: local_subject.clone(),
+            name: name.clone(),
+        },
+        AccountCommand::Import(ImportCommand::Remove { account, subject }) => {
+            Request::ImportRemove { account: account.clone(), subject: subject.clone() }
+        }
+    }
+}
+
+fn list(values: &[String], nothing: bool) -> ListPatch {
+    if nothing {
+        ListPatch::Set(vec![])
+    } else if values.is_empty() {
+        ListPatch::Keep
+    } else {
+        ListPatch::Set(values.to_vec())
+    }
+}
+
+fn role_patch(a: &RoleArgs) -> RolePatch {
+    RolePatch {
+        description: a.description.clone(),
+        pub_allow: list(&a.pub_allow, a.no_pub),
+        pub_deny: list(&a.pub_deny, false),
+        sub_allow: list(&a.sub_allow, a.no_sub),
+        sub_deny: list(&a.sub_deny, false),
+        allow_responses: a.allow_responses,
+        response_ttl_ms: a.response_ttl.map(|d| d.as_millis() as u64),
+        max_subscriptions: a.max_subscriptions,
+        max_data: a.max_data,
+        max_payload: a.max_payload,
+        max_connections: a.max_connections,
+        jwt_ttl_secs: a.jwt_ttl.map(|d| d.as_secs()),
+        source_cidrs: (!a.source_cidr.is_empty()).then(|| a.source_cidr.clone()),
+        connection_types: (!a.connection_type.is_empty()).then(|| a.connection_type.clone()),
+    }
+}
+
+fn role(r: &RoleCommand) -> Request {
+    match r {
+        RoleCommand::Add { name, args } => {
+            Request::RoleAdd { name: name.clone(), role: role_patch(args) }
+        }
+        RoleCommand::List => Request::RoleList,
+        RoleCommand::Show { name } => Request::RoleShow { name: name.clone() },
+        RoleCommand::Edit { name, args } => {
+            Request::RoleEdit { name: name.clone(), role: role_patch(args) }
+        }
+        RoleCommand::Delete { name } => Request::RoleDelete { name: name.clone() },
+    }
+}
+
+fn password_hash(p: &PasswordArgs) -> Result<String> {
+    let pw = read_password(p)?;
+    let secret = Secret::new(pw.as_str());
+    hash_password(&secret).context("cannot hash the password")
+}
+
+fn user(u: &UserCommand) -> Result<Request> {
+    Ok(match u {
+        UserCommand::Add { name, account, role, email, description, password, no_password } => {
+            Request::UserAdd {
+                name: name.clone(),
+                account: account.clone(),
+                role: role.clone(),
+                email: email.clone(),
+                description: description.clone(),
+                password_hash: if *no_password { None } else { Some(password_hash(password)?) },
+            }
+        }
+        UserCommand::List { account } => Request::UserList { account: account.clone() },
+        UserCommand::Show { name } => Request::UserShow { name: name.clone() },
+        UserCommand::Edit { name, account, role, active, email, description, nkey } => {
+            Request::UserEdit {
+                name: name.clone(),
+                account: account.clone(),
+                role: role.clone(),
+                active: *active,
+                email: email.clone(),
+                description: description.clone(),
+                nkey: nkey.clone(),
+            }
+        }
+        UserCommand::Delete { name } => Request::UserDelete { name: name.clone() },
+        UserCommand::Passwd { name, password } => {
+            Request::UserPasswd { name: name.clone(), password_hash: password_hash(password)? }
+        }
+        UserCommand::Creds { name, keep_previous, .. } => {
+            Request::UserCreds { name: name.clone(), keep_previous: *keep_previous }
+        }
+        UserCommand::Token(TokenCommand::Add { name, label, expires }) => Request::TokenAdd {
+            name: name.clone(),
+            label: label.clone(),
+            expires_secs: expires.map(|d| d.as_secs()),
+        },
+        UserCommand::Token(TokenCommand::List { name }) => {
+            Request::TokenList { name: name.clone() }
+        }
+        UserCommand::Token(TokenCommand::Revoke { name, id }) => {
+            Request::TokenRevoke { name: name.clone(), id: id.clone() }
+        }
+    })
+}

@@ -1,0 +1,73 @@
+//! Reading passwords (never from argv) and writing secret files (always 0600).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use zeroize::Zeroizing;
+
+use super::args::PasswordArgs;
+
+/// Shortest password accepted.
+const MIN_PASSWORD_LEN: usize = 8;
+/// Longest password accepted (argon2 input is bounded to keep hashing cost predictable).
+const MAX_PASSWORD_LEN: usize = 1024;
+
+/// Reads a password from stdin, a file, or a terminal prompt (asked twice), in that order.
+pub fn read_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
+    let pw = if args.password_stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin().lock().read_line(&mut line).context("cannot read password from stdin")?;
+        Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string())
+    } else if let Some(path) = &args.password_file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read password file {}", path.display()))?,
+        );
+        Zeroizing::new(text.lines().next().unwrap_or("").to_string())
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!(
+                "no password given: use --password-stdin or --password-file (or run in a terminal)"
+            );
+        }
+        let first = Zeroizing::new(rpassword::prompt_password("password: ")?);
+        let second = Zeroizing::new(rpassword::prompt_password("repeat password: ")?);
+        if first != second {
+            bail!("the two passwords differ");
+        }
+        first
+    };
+    check_password(&pw)?;
+    Ok(pw)
+}
+
+fn check_password(pw: &str) -> Result<()> {
+    let n = pw.chars().count();
+    if n < MIN_PASSWORD_LEN {
+        bail!("password too short: {n} characters, at least {MIN_PASSWORD_LEN} needed");
+    }
+    if n > MAX_PASSWORD_LEN {
+        bail!("password too long: {n} characters, at most {MAX_PASSWORD_LEN} allowed");
+    }
+    Ok(())
+}
+
+/// Writes `contents` to `path` with mode 0600 (also tightening an existing file first).
+pub fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
+    if path.exists() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(contents.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+    f.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
