@@ -13,6 +13,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod callout;
 pub mod claims;
 pub mod cli;
 pub mod config;
@@ -20,4 +21,5 @@ pub mod issue;
 pub mod keys;
 pub mod model;
 pub mod natsconf;
+pub mod sessions;
 pub mod store;

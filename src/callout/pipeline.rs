@@ -1,0 +1,297 @@
+//! The callout pipeline: one synchronous call per request (see the module docs).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::authn::{authenticate, client_ip};
+use super::CalloutError;
+use crate::admin::init::AUTH_ACCOUNT;
+use crate::auth::{source_allowed, LoginThrottle, ThrottleConfig, VerifiedCache};
+use crate::claims::{
+    self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, AUTH_REQUEST_AUDIENCE,
+};
+use crate::config::CalloutSettings;
+use crate::issue::{self, UserSpec};
+use crate::keys::{AccountPublicKey, CurvePublicKey, KeyPair, ServerPublicKey, UserPublicKey, XKeyPair};
+use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
+use crate::sessions::SessionRegistry;
+use crate::store::{Store, StoreRead};
+
+/// Tuning of the pipeline (from [`CalloutSettings`]).
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Minted JWT lifetime when the role sets none.
+    pub default_jwt_ttl: Duration,
+    /// Verified-password cache size.
+    pub password_cache_size: usize,
+    /// Verified-password cache TTL.
+    pub password_cache_ttl: Duration,
+    /// Failed logins allowed per user name within the window.
+    pub throttle_max_failures: u32,
+    /// Throttle window.
+    pub throttle_window: Duration,
+    /// Lists for permission lists a role leaves unset.
+    pub defaults: PermissionDefaults,
+}
+
+impl PipelineOptions {
+    /// Options from checked settings, with pbn's built-in permission defaults.
+    pub fn from_settings(s: &CalloutSettings) -> Self {
+        PipelineOptions {
+            default_jwt_ttl: s.default_jwt_ttl,
+            password_cache_size: s.password_cache_size,
+            password_cache_ttl: s.password_cache_ttl,
+            throttle_max_failures: s.throttle_max_failures,
+            throttle_window: s.throttle_window,
+            defaults: issue::default_permissions(),
+        }
+    }
+}
+
+/// What became of one request.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Bytes to send to the reply subject; `None` = send nothing.
+    pub reply: Option<Vec<u8>>,
+    /// The session admitted, when a JWT was minted.
+    pub admitted: Option<Session>,
+    /// Why the request was refused, if it was.
+    pub error: Option<CalloutError>,
+}
+
+/// A request that passed every check.
+struct Verified {
+    claims: Claims<AuthorizationRequestClaims>,
+    sealed: bool,
+    server_xkey: Option<CurvePublicKey>,
+}
+
+/// The callout pipeline: everything needed to turn a request into a response.
+pub struct Pipeline {
+    store: Store,
+    auth_key: AccountPublicKey,
+    signer: KeyPair,
+    xkey: Option<XKeyPair>,
+    cache: VerifiedCache,
+    throttle: LoginThrottle,
+    sessions: Arc<SessionRegistry>,
+    opts: PipelineOptions,
+    /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
+    /// and the key of a rotated account simply stops being asked for.
+    signers: Mutex<HashMap<String, Arc<KeyPair>>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("auth_account", &self.auth_key)
+            .field("encrypted", &self.xkey.is_some())
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// Reads the AUTH account (its signing key and xkey) from the store.
+    pub fn new(
+        store: Store,
+        sessions: Arc<SessionRegistry>,
+        opts: PipelineOptions,
+    ) -> Result<Pipeline, CalloutError> {
+        let auth = store.read(|tx| tx.require_account(AUTH_ACCOUNT))?;
+        let signer = issue::account_signer(&auth)?;
+        let xkey = match auth.callout.as_ref().and_then(|c| c.xkey.as_ref()) {
+            Some(seed) => Some(XKeyPair::from_seed(seed).map_err(CalloutError::Open)?),
+            None => None,
+        };
+        let users = ThrottleConfig {
+            window: opts.throttle_window,
+            max_failures: opts.throttle_max_failures,
+            ..ThrottleConfig::users()
+        };
+        let hosts = ThrottleConfig {
+            window: opts.throttle_window,
+            max_failures: opts.throttle_max_failures.saturating_mul(5),
+            ..ThrottleConfig::hosts()
+        };
+        Ok(Pipeline {
+            store,
+            auth_key: auth.public_key,
+            signer,
+            xkey,
+            cache: VerifiedCache::new(opts.password_cache_size, opts.password_cache_ttl),
+            throttle: LoginThrottle::new(users, hosts).map_err(CalloutError::Auth)?,
+            sessions,
+            opts,
+            signers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn cache(&self) -> &VerifiedCache {
+        &self.cache
+    }
+
+    pub(super) fn throttle(&self) -> &LoginThrottle {
+        &self.throttle
+    }
+
+    /// The sessions this pipeline admits into.
+    pub fn sessions(&self) -> &Arc<SessionRegistry> {
+        &self.sessions
+    }
+
+    /// Handles one request at time `now` (unix seconds).
+    pub fn handle(&self, payload: &[u8], xkey_header: Option<&str>, now: i64) -> Outcome {
+        let verified = match self.verify(payload, xkey_header, now) {
+            Ok(v) => v,
+            Err(e) => return Outcome { reply: None, admitted: None, error: Some(e) },
+        };
+        match self.admit(&verified.claims.nats, now) {
+            Ok((jwt, session)) => match self.respond(&verified, Ok(&jwt)) {
+                Ok(reply) => Outcome { reply: Some(reply), admitted: Some(session), error: None },
+                Err(e) => {
+                    self.sessions.remove(session.server_id.as_str(), session.client_id);
+                    Outcome { reply: None, admitted: None, error: Some(e) }
+                }
+            },
+            Err(e) => {
+                let reply = self.respond(&verified, Err(&e)).ok();
+                Outcome { reply, admitted: None, error: Some(e) }
+            }
+        }
+    }
+
+    fn open(&self, payload: &[u8], header: Option<&str>) -> Result<(Vec<u8>, Option<CurvePublicKey>), CalloutError> {
+        let sealed = claims::is_sealed(payload);
+        match (&self.xkey, sealed) {
+            (None, false) => Ok((payload.to_vec(), None)),
+            (None, true) => Err(CalloutError::UnexpectedSealed),
+            (Some(_), false) => Err(CalloutError::ExpectedSealed),
+            (Some(x), true) => {
+                let header = header.ok_or(CalloutError::MissingXkeyHeader)?;
+                let sender = CurvePublicKey::parse(header).map_err(CalloutError::Open)?;
+                let plain = x.open(payload, &sender).map_err(CalloutError::Open)?;
+                Ok((plain, Some(sender)))
+            }
+        }
+    }
+
+    fn verify(&self, payload: &[u8], header: Option<&str>, now: i64) -> Result<Verified, CalloutError> {
+        let (plain, server_xkey) = self.open(payload, header)?;
+        let token = std::str::from_utf8(&plain)
+            .map_err(|_| CalloutError::NotUtf8)?;
+        let claims: Claims<AuthorizationRequestClaims> = claims::decode(token)?;
+        let server = &claims.nats.server;
+        if claims.iss != server.id {
+            return Err(CalloutError::IssuerMismatch { iss: claims.iss.clone(), server: server.id.clone() });
+        }
+        if let Some(h) = &server_xkey {
+            if h.as_str() != server.xkey {
+                return Err(CalloutError::XkeyMismatch { header: h.to_string(), server: server.xkey.clone() });
+            }
+        }
+        if claims.aud != AUTH_REQUEST_AUDIENCE {
+            return Err(CalloutError::Audience(claims.aud.clone()));
+        }
+        if claims.exp > 0 && now > claims.exp {
+            return Err(CalloutError::Expired { exp: claims.exp, now });
+        }
+        if claims.sub != self.auth_key.as_str() {
+            return Err(CalloutError::WrongAccount(claims.sub.clone()));
+        }
+        UserPublicKey::parse(&claims.nats.user_nkey)
+            .map_err(|_| CalloutError::UserNkey(claims.nats.user_nkey.clone()))?;
+        let sealed = server_xkey.is_some();
+        Ok(Verified { claims, sealed, server_xkey })
+    }
+
+    fn signer_for(&self, acc: &Account) -> Result<Arc<KeyPair>, CalloutError> {
+        let key = acc
+            .current_signing_key()
+            .ok_or_else(|| issue::IssueError::NoSigningKey(acc.name.to_string()))?;
+        let mut signers = self.signers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(kp) = signers.get(key.public()) {
+            return Ok(kp.clone());
+        }
+        let kp = Arc::new(key.key_pair().map_err(issue::IssueError::from)?);
+        signers.insert(key.public().to_string(), kp.clone());
+        Ok(kp)
+    }
+
+    fn admit(&self, req: &AuthorizationRequestClaims, now: i64) -> Result<(String, Session), CalloutError> {
+        let user = authenticate(self, req, now)?;
+        let (acc, role) = self.store.read(|tx| -> Result<_, CalloutError> {
+            Ok((tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?))
+        })?;
+        check_user(&user, &acc)?;
+        if !role.source_cidrs.is_empty() {
+            let allowed = client_ip(req).is_some_and(|ip| source_allowed(ip, &role.source_cidrs));
+            if !allowed {
+                let host = req.client.host.clone();
+                return Err(CalloutError::SourceNotAllowed { user: user.name.to_string(), host });
+            }
+        }
+        let ttl = role.jwt_ttl.unwrap_or(self.opts.default_jwt_ttl);
+        let exp = now + ttl.as_secs().max(1) as i64;
+        let user_key = UserPublicKey::parse(&req.user_nkey)
+            .map_err(|_| CalloutError::UserNkey(req.user_nkey.clone()))?;
+        let spec = UserSpec {
+            account: &acc,
+            role: &role,
+            user_key: &user_key,
+            name: user.name.as_str(),
+            iat: now,
+            exp,
+            defaults: &self.opts.defaults,
+        };
+        let signer = self.signer_for(&acc)?;
+        let jwt = issue::sign_user(&acc, &signer, &mut issue::user_claims(&spec))?;
+        let server_id = ServerPublicKey::parse(&req.server.id)
+            .map_err(|_| CalloutError::IssuerMismatch { iss: req.server.id.clone(), server: req.server.id.clone() })?;
+        let session = Session {
+            server_id,
+            client_id: req.client.id,
+            user: user.name.clone(),
+            account: acc.public_key.clone(),
+            user_nkey: user_key,
+            issued: now,
+            expires: exp,
+        };
+        self.sessions.try_admit(session.clone(), role.max_connections, now).map_err(|_| {
+            CalloutError::ConnectionLimit { user: user.name.to_string(), max: role.max_connections.get() }
+        })?;
+        Ok((jwt, session))
+    }
+
+    fn respond(&self, v: &Verified, result: Result<&str, &CalloutError>) -> Result<Vec<u8>, CalloutError> {
+        let req = &v.claims.nats;
+        let body = match result {
+            Ok(jwt) => AuthorizationResponseClaims::success(jwt),
+            Err(e) => AuthorizationResponseClaims::failure(e.to_string()),
+        }
+        .with_issuer_account(self.auth_key.as_str());
+        let mut c = Claims::new(req.user_nkey.as_str(), body).with_audience(req.server.id.as_str());
+        let token = c.encode(&self.signer).map_err(issue::IssueError::from)?;
+        match (&self.xkey, v.sealed, &v.server_xkey) {
+            (Some(x), true, Some(server)) => x.seal(token.as_bytes(), server).map_err(CalloutError::Open),
+            _ => Ok(token.into_bytes()),
+        }
+    }
+}
+
+fn check_user(user: &User, acc: &Account) -> Result<(), CalloutError> {
+    if !user.active {
+        return Err(CalloutError::InactiveUser(user.name.to_string()));
+    }
+    if acc.kind != AccountKind::Managed {
+        return Err(CalloutError::UnmanagedAccount(acc.name.to_string()));
+    }
+    if !acc.active {
+        return Err(CalloutError::InactiveAccount(acc.name.to_string()));
+    }
+    Ok(())
+}

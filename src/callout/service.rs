@@ -1,0 +1,85 @@
+//! The callout on NATS: a queue subscription on `$SYS.REQ.USER.AUTH` with bounded concurrency.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use tokio::sync::{watch, Semaphore};
+use tracing::{debug, info, warn};
+
+use super::Pipeline;
+
+/// The subject nats-server sends authorization requests to (in the callout account).
+pub const CALLOUT_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
+/// The header that carries the server's xkey on encrypted requests.
+pub const XKEY_HEADER: &str = "Nats-Server-Xkey";
+
+/// Answers callout requests on `client` until `shutdown` turns true or the subscription ends,
+/// then waits for the requests in flight.
+///
+/// At most `max_concurrent` requests are handled at once: each spawned handler holds a
+/// semaphore permit, and the subscription is not read while none is free, so a burst queues in
+/// the (bounded) subscription buffer instead of in unbounded tasks. Password checks (argon2)
+/// run on the blocking pool, so the bound also caps argon2 memory (one hash in flight per permit).
+pub async fn serve(
+    client: async_nats::Client,
+    pipeline: Arc<Pipeline>,
+    queue_group: &str,
+    max_concurrent: usize,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), async_nats::SubscribeError> {
+    let mut sub = client.queue_subscribe(CALLOUT_SUBJECT, queue_group.to_string()).await?;
+    info!(subject = CALLOUT_SUBJECT, queue_group, "callout subscribed");
+    let permits = Arc::new(Semaphore::new(max_concurrent));
+    loop {
+        let msg = tokio::select! {
+            msg = sub.next() => msg,
+            _ = shutdown.wait_for(|s| *s) => None,
+        };
+        let Some(msg) = msg else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let (client, pipeline) = (client.clone(), pipeline.clone());
+        tokio::spawn(async move {
+            handle(client, pipeline, msg).await;
+            drop(permit);
+        });
+    }
+    let _ = sub.unsubscribe().await;
+    // Every permit back means every handler finished.
+    let _ = permits.acquire_many(max_concurrent as u32).await;
+    info!("callout stopped");
+    Ok(())
+}
+
+async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_nats::Message) {
+    let Some(reply_to) = msg.reply.clone() else {
+        debug!("callout request without reply subject dropped");
+        return;
+    };
+    let header = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(XKEY_HEADER))
+        .map(|v| v.as_str().to_string());
+    let now = crate::issue::unix_now();
+    let payload = msg.payload;
+    let outcome =
+        tokio::task::spawn_blocking(move || pipeline.handle(&payload, header.as_deref(), now)).await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "callout handler failed");
+            return;
+        }
+    };
+    match (&outcome.error, &outcome.admitted) {
+        (None, Some(s)) => debug!(user = %s.user, client = s.client_id, "callout admitted"),
+        (Some(e), _) if e.is_request_failure() => warn!(error = %e, "callout request refused"),
+        (Some(e), _) => info!(error = %e, "callout login refused"),
+        _ => {}
+    }
+    if let Some(reply) = outcome.reply {
+        if let Err(e) = client.publish(reply_to, reply.into()).await {
+            warn!(error = %e, "cannot send callout response");
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Live callout sessions: who is connected where, with which `user_nkey`.
+//!
+//! The callout admits a session when it mints a JWT; a `$SYS` disconnect event or the JWT's
+//! expiry ends it. The registry is in memory (it describes live connections of this process's
+//! lifetime) and is what per-user connection caps count and what the security operations use to
+//! find the connections of a user or an account.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::model::{Limit, Session};
+
+/// Key of a session: (server id, client id), unique across a cluster.
+pub type SessionKey = (String, u64);
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<SessionKey, Session>,
+    by_user: HashMap<String, HashSet<SessionKey>>,
+}
+
+impl Inner {
+    fn remove(&mut self, key: &SessionKey) -> Option<Session> {
+        let s = self.sessions.remove(key)?;
+        if let Some(set) = self.by_user.get_mut(s.user.as_str()) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_user.remove(s.user.as_str());
+            }
+        }
+        Some(s)
+    }
+
+    fn prune_user(&mut self, user: &str, now: i64) {
+        let expired: Vec<SessionKey> = match self.by_user.get(user) {
+            Some(keys) => keys
+                .iter()
+                .filter(|k| self.sessions.get(*k).is_some_and(|s| s.is_expired(now)))
+                .cloned()
+                .collect(),
+            None => return,
+        };
+        for k in expired {
+            self.remove(&k);
+        }
+    }
+}
+
+/// The live sessions, shared by the callout and the lifecycle operations.
+#[derive(Default)]
+pub struct SessionRegistry {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for SessionRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRegistry").field("len", &self.len()).finish()
+    }
+}
+
+fn key(s: &Session) -> SessionKey {
+    (s.server_id.to_string(), s.client_id)
+}
+
+impl SessionRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        SessionRegistry::default()
+    }
+
+    /// Admits `session` if its user has fewer than `max` live sessions (expired ones do not
+    /// count); the check and the insert are one step, so concurrent logins cannot both slip
+    /// under the cap. Returns the number of live sessions the user had.
+    pub fn try_admit(&self, session: Session, max: Limit, now: i64) -> Result<usize, usize> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let user = session.user.to_string();
+        inner.prune_user(&user, now);
+        let k = key(&session);
+        let live = inner.by_user.get(&user).map_or(0, |s| s.len() - usize::from(s.contains(&k)));
+        if !max.allows(live as u64 + 1) {
+            return Err(live);
+        }
+        inner.remove(&k);
+        inner.by_user.entry(user).or_default().insert(k.clone());
+        inner.sessions.insert(k, session);
+        Ok(live)
+    }
+
+    /// Ends the session of client `client_id` on server `server_id`.
+    pub fn remove(&self, server_id: &str, client_id: u64) -> Option<Session> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.remove(&(server_id.to_string(), client_id))
+    }
+
+    /// The live sessions of `user`.
+    pub fn of_user(&self, user: &str) -> Vec<Session> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner
+            .by_user
+            .get(user)
+            .map(|keys| keys.iter().filter_map(|k| inner.sessions.get(k).cloned()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The live sessions in account `account` (public key).
+    pub fn of_account(&self, account: &str) -> Vec<Session> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.sessions.values().filter(|s| s.account.as_str() == account).cloned().collect()
+    }
+
+    /// Drops sessions whose JWT expired; returns how many.
+    pub fn prune(&self, now: i64) -> usize {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let expired: Vec<SessionKey> =
+            inner.sessions.iter().filter(|(_, s)| s.is_expired(now)).map(|(k, _)| k.clone()).collect();
+        for k in &expired {
+            inner.remove(k);
+        }
+        expired.len()
+    }
+
+    /// Number of sessions held.
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).sessions.len()
+    }
+
+    /// True when no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{AccountPublicKey, KeyKind, KeyPair, ServerPublicKey, UserPublicKey};
+    use crate::model::Name;
+
+    fn session(user: &str, cid: u64, expires: i64) -> Session {
+        let server = KeyPair::generate(KeyKind::Server);
+        let acc = KeyPair::generate(KeyKind::Account);
+        let u = KeyPair::generate(KeyKind::User);
+        Session {
+            server_id: ServerPublicKey::parse(server.public_key()).unwrap(),
+            client_id: cid,
+            user: Name::parse(user).unwrap(),
+            account: AccountPublicKey::parse(acc.public_key()).unwrap(),
+            user_nkey: UserPublicKey::parse(u.public_key()).unwrap(),
+            issued: 0,
+            expires,
+        }
+    }
+
+    #[test]
+    fn cap_counts_live_sessions_only() {
+        let r = SessionRegistry::new();
+        let two = Limit::try_from(2).unwrap();
+        assert_eq!(r.try_admit(session("bob", 1, 100), two, 10), Ok(0));
+        assert_eq!(r.try_admit(session("bob", 2, 20), two, 10), Ok(1));
+        assert_eq!(r.try_admit(session("bob", 3, 100), two, 10), Err(2));
+        // the second one expired at 20: room again at 30
+        assert_eq!(r.try_admit(session("bob", 3, 100), two, 30), Ok(1));
+        assert_eq!(r.try_admit(session("eve", 1, 100), Limit::UNLIMITED, 30), Ok(0));
+        assert_eq!(r.try_admit(session("eve", 2, 100), Limit::DISABLED, 30), Err(1));
+    }
+
+    #[test]
+    fn remove_and_prune() {
+        let r = SessionRegistry::new();
+        let s = session("bob", 7, 50);
+        let server = s.server_id.to_string();
+        r.try_admit(s, Limit::UNLIMITED, 0).unwrap();
+        r.try_admit(session("amy", 8, 10), Limit::UNLIMITED, 0).unwrap();
+        assert_eq!(r.of_user("bob").len(), 1);
+        assert!(r.remove(&server, 7).is_some());
+        assert!(r.of_user("bob").is_empty());
+        assert_eq!(r.prune(11), 1);
+        assert!(r.is_empty());
+    }
+}
