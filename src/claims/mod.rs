@@ -57,7 +57,7 @@ pub use jwt::{
     compute_jti, decode, decode_any, encode, peek, unix_now, AnyClaims, JWT_HEADER, MAX_TOKEN_SIZE,
 };
 pub use operator::OperatorClaims;
-pub use signing_keys::{SigningKey, UserScope};
+pub use signing_keys::{ScopeKind, SigningKey, UserScope};
 pub use types::{Permission, Permissions, ResponsePermission, TimeRange, UserPermissionLimits};
 pub use user::UserClaims;
 pub use validate::{Issue, IssueKind, Validation};
