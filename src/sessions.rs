@@ -130,6 +130,60 @@ impl SessionRegistry {
     }
 }
 
+/// Subject of the per-account disconnect events (system account).
+pub const DISCONNECT_EVENTS: &str = "$SYS.ACCOUNT.*.DISCONNECT";
+
+#[derive(serde::Deserialize)]
+struct DisconnectEvent {
+    server: EventServer,
+    client: EventClient,
+}
+
+#[derive(serde::Deserialize)]
+struct EventServer {
+    id: String,
+}
+
+#[derive(serde::Deserialize)]
+struct EventClient {
+    id: u64,
+}
+
+/// Ends sessions when their connections close, from the `$SYS` disconnect events seen by the
+/// system connection (resubscribing whenever that connection's client changes).
+pub async fn track_disconnects(
+    mut clients: tokio::sync::watch::Receiver<Option<async_nats::Client>>,
+    registry: std::sync::Arc<SessionRegistry>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use futures::StreamExt;
+    loop {
+        let client = clients.borrow_and_update().clone();
+        let mut sub = match client {
+            Some(c) => match c.subscribe(DISCONNECT_EVENTS).await {
+                Ok(sub) => Some(sub),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot subscribe to disconnect events");
+                    None
+                }
+            },
+            None => None,
+        };
+        loop {
+            tokio::select! {
+                msg = async { match sub.as_mut() { Some(s) => s.next().await, None => std::future::pending().await } } => {
+                    let Some(msg) = msg else { break };
+                    if let Ok(ev) = serde_json::from_slice::<DisconnectEvent>(&msg.payload) {
+                        registry.remove(&ev.server.id, ev.client.id);
+                    }
+                }
+                r = clients.changed() => { if r.is_err() { return } break; }
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,60 @@ pub enum Command {
     NatsConf(NatsConfArgs),
     /// Manage records (accounts, roles, users, tokens, creds).
     Admin(Box<AdminArgs>),
+    /// Run the auth callout service (and, with it, the claims publisher).
+    Serve(ServeArgs),
+    /// First run: init a store if missing, write the config, start nats-server, serve.
+    Up(UpArgs),
+    /// Log in as a user through the callout and do a publish/subscribe round trip.
+    Check(CheckArgs),
+}
+
+/// `pbn check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Server URL (without credentials).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub server: String,
+    /// User name.
+    #[arg(long)]
+    pub user: String,
+    /// Subject for the round trip (the user's role must allow publishing and subscribing it).
+    #[arg(long)]
+    pub subject: String,
+    /// How to read the password.
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Give up after this long, e.g. `10s`.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// `pbn serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Store file (overrides the config file and `$PBN_STORE`).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// TOML config file.
+    #[arg(long, env = "PBN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// NATS server URL; repeat for backups (the first is the primary).
+    #[arg(long = "server", value_name = "URL")]
+    pub servers: Vec<String>,
+}
+
+/// `pbn up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Directory for the store, the config and the server's data.
+    #[arg(long, default_value = "pbn-data")]
+    pub dir: PathBuf,
+    /// Client port of the nats-server started.
+    #[arg(long, default_value_t = 4222, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// nats-server binary (default: `$PBN_NATS_SERVER`, `.tools/bin/nats-server`, then PATH).
+    #[arg(long)]
+    pub nats_server: Option<PathBuf>,
 }
 
 /// Where the store file is.

@@ -6,6 +6,7 @@
 pub mod args;
 mod requests;
 mod secrets;
+mod serve;
 
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(a) => init(a),
         Command::NatsConf(a) => nats_conf(a),
         Command::Admin(a) => admin_cmd(*a),
+        Command::Serve(a) => serve::serve(a),
+        Command::Up(a) => serve::up(a),
+        Command::Check(a) => serve::check(a),
     }
 }
 
@@ -30,6 +34,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     let class = err.chain().find_map(|e| {
         if let Some(a) = e.downcast_ref::<AdminError>() {
             Some(a.class())
+        } else if e.downcast_ref::<crate::config::ConfigError>().is_some() {
+            Some(ErrorClass::Usage)
         } else {
             e.downcast_ref::<StoreError>().map(admin::store_class)
         }
@@ -59,7 +65,7 @@ fn init(a: args::InitArgs) -> Result<()> {
     Ok(())
 }
 
-fn open_store(path: &std::path::Path) -> Result<Store> {
+pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
     Store::open(path).map_err(|e| {
         let hint = match e {
             StoreError::Locked(_) => {

@@ -1,0 +1,166 @@
+//! `pbn serve`: the only place where the long-running tasks are wired together.
+//!
+//! [`run`] opens the store, starts two managed NATS connections (the AUTH service user, which
+//! answers the callout, and a SYS user, which watches connection events) and runs the callout on
+//! whichever server the service connection currently has, until the shutdown signal. It starts
+//! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::admin::init::{AUTH_ACCOUNT, SYS_ACCOUNT};
+use crate::callout::{self, Pipeline, PipelineOptions};
+use crate::config::Settings;
+use crate::connection::{
+    Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials, CredentialsProvider,
+};
+use crate::issue;
+use crate::keys::{KeyKind, KeyPair};
+use crate::model::Account;
+use crate::sessions::SessionRegistry;
+use crate::store::{Store, StoreError, StoreRead};
+
+/// Errors that stop `pbn serve`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store lacks what the service needs.
+    #[error("store is not initialised for serving: {0}")]
+    NotInitialised(String),
+    /// The callout could not be set up.
+    #[error(transparent)]
+    Callout(#[from] callout::CalloutError),
+    /// A NATS connection could not be set up.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// A background task failed.
+    #[error("task failed: {0}")]
+    Task(String),
+}
+
+/// How often expired sessions are dropped from the registry.
+const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Runs the service until `shutdown` becomes true.
+pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<(), ServiceError> {
+    let path = settings.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&path))
+        .await
+        .map_err(|e| ServiceError::Task(e.to_string()))??;
+    let (auth, sys) = store.read(|tx| -> Result<_, StoreError> {
+        Ok((tx.require_account(AUTH_ACCOUNT)?, tx.require_account(SYS_ACCOUNT)?))
+    })?;
+    let sessions = Arc::new(SessionRegistry::new());
+    let opts = PipelineOptions::from_settings(&settings.callout);
+    let pipeline = Arc::new(Pipeline::new(store.clone(), sessions.clone(), opts)?);
+    let service = Connection::start(
+        connection_settings(&settings, "pbn-callout"),
+        ConnectionAuth::Jwt(service_credentials(auth)?),
+        shutdown.clone(),
+    )?;
+    let system = Connection::start(
+        connection_settings(&settings, "pbn-system"),
+        ConnectionAuth::Jwt(system_credentials(sys)),
+        shutdown.clone(),
+    )?;
+    info!(store = %settings.store.display(), servers = ?settings.servers, "pbn serve started");
+    let callout_task = tokio::spawn(callout_loop(
+        service.client(),
+        pipeline,
+        settings.callout.queue_group.clone(),
+        settings.callout.max_concurrent,
+        shutdown.clone(),
+    ));
+    let events_task =
+        tokio::spawn(crate::sessions::track_disconnects(system.client(), sessions.clone(), shutdown.clone()));
+    let prune_task = tokio::spawn(prune_sessions(sessions, shutdown.clone()));
+    for task in [callout_task, events_task, prune_task] {
+        if let Err(e) = task.await {
+            warn!(error = %e, "service task ended abnormally");
+        }
+    }
+    service.join().await?;
+    system.join().await?;
+    info!("pbn serve stopped");
+    Ok(())
+}
+
+fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {
+    ConnectionSettings {
+        servers: settings.servers.clone(),
+        name: name.into(),
+        ..ConnectionSettings::default()
+    }
+}
+
+/// Credentials of the AUTH service user (the key in `auth_users`), minted at each connect.
+fn service_credentials(auth: Account) -> Result<CredentialsProvider, ServiceError> {
+    let seed = auth
+        .callout
+        .as_ref()
+        .and_then(|c| c.service_user.clone())
+        .ok_or_else(|| ServiceError::NotInitialised("AUTH has no service user".into()))?;
+    let kp = KeyPair::from_seed(&seed).map_err(|e| ServiceError::NotInitialised(e.to_string()))?;
+    Ok(Arc::new(move || {
+        let jwt = issue::internal_user_jwt(&auth, kp.public_key(), "pbn-callout", &[], &[], issue::unix_now(), None)
+?;
+        Ok(Credentials { jwt, seed: kp.seed() })
+    }))
+}
+
+/// Credentials of a system-account user: a fresh key per connect, nothing stored.
+fn system_credentials(sys: Account) -> CredentialsProvider {
+    Arc::new(move || {
+        let kp = KeyPair::generate(KeyKind::User);
+        let jwt = issue::internal_user_jwt(&sys, kp.public_key(), "pbn-system", &[], &[], issue::unix_now(), None)
+?;
+        Ok(Credentials { jwt, seed: kp.seed() })
+    })
+}
+
+/// Runs the callout on the current service connection, restarting it on every new client.
+async fn callout_loop(
+    mut clients: watch::Receiver<Option<async_nats::Client>>,
+    pipeline: Arc<Pipeline>,
+    queue_group: String,
+    max_concurrent: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let current = clients.borrow_and_update().clone();
+        if let Some(client) = current {
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let serve = callout::service::serve(client, pipeline.clone(), &queue_group, max_concurrent, stop_rx);
+            tokio::pin!(serve);
+            tokio::select! {
+                r = &mut serve => {
+                    if let Err(e) = r { warn!(error = %e, "callout subscription failed"); }
+                }
+                _ = clients.changed() => { let _ = stop_tx.send(true); let _ = serve.await; continue; }
+                _ = shutdown.wait_for(|s| *s) => { let _ = stop_tx.send(true); let _ = serve.await; return; }
+            }
+        }
+        tokio::select! {
+            r = clients.changed() => if r.is_err() { return },
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn prune_sessions(sessions: Arc<SessionRegistry>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(SESSION_PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { sessions.prune(issue::unix_now()); }
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
