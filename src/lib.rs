@@ -16,6 +16,7 @@ pub mod auth;
 pub mod claims;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod issue;
 pub mod keys;
 pub mod model;
