@@ -17,6 +17,7 @@ pub mod callout;
 pub mod claims;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod issue;
 pub mod keys;
 pub mod model;
