@@ -22,5 +22,7 @@ pub mod issue;
 pub mod keys;
 pub mod model;
 pub mod natsconf;
+pub mod service;
+pub mod shutdown;
 pub mod sessions;
 pub mod store;

@@ -145,12 +145,12 @@ async fn callout_loop(
                     if let Err(e) = r { warn!(error = %e, "callout subscription failed"); }
                 }
                 _ = clients.changed() => { let _ = stop_tx.send(true); let _ = serve.await; continue; }
-                _ = shutdown.wait_for(|s| *s) => { let _ = stop_tx.send(true); let _ = serve.await; return; }
+                _ = crate::shutdown::requested(&mut shutdown) => { let _ = stop_tx.send(true); let _ = serve.await; return; }
             }
         }
         tokio::select! {
             r = clients.changed() => if r.is_err() { return },
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }
 }
@@ -160,7 +160,7 @@ async fn prune_sessions(sessions: Arc<SessionRegistry>, mut shutdown: watch::Rec
     loop {
         tokio::select! {
             _ = tick.tick() => { sessions.prune(issue::unix_now()); }
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }
 }

@@ -178,7 +178,7 @@ pub async fn track_disconnects(
                     }
                 }
                 r = clients.changed() => { if r.is_err() { return } break; }
-                _ = shutdown.wait_for(|s| *s) => return,
+                _ = crate::shutdown::requested(&mut shutdown) => return,
             }
         }
     }

@@ -33,7 +33,7 @@ pub async fn serve(
     loop {
         let msg = tokio::select! {
             msg = sub.next() => msg,
-            _ = shutdown.wait_for(|s| *s) => None,
+            _ = crate::shutdown::requested(&mut shutdown) => None,
         };
         let Some(msg) = msg else { break };
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
