@@ -11,8 +11,9 @@
 //!
 //! Every async-nats client made here is pinned to ONE server URL (discovered servers ignored)
 //! and allowed a single reconnect attempt, the minimum async-nats supports. When a client
-//! loses its server, the supervisor drops it from the client channel at once and dials again
-//! itself: primary first, then the backups in order, rounds separated by capped exponential
+//! loses its server (its `Disconnected` event, backed up by a check of its state every
+//! `failback_check_interval`), the supervisor drops it from the client channel at once and
+//! dials again itself: primary first, then the backups in order, rounds separated by capped exponential
 //! backoff. Managing failover here rather than inside async-nats is what makes these
 //! guarantees possible:
 //! - the credentials provider runs at every connect, so each connection gets a fresh,
@@ -205,8 +206,7 @@ pub type CredentialsError = Box<dyn std::error::Error + Send + Sync>;
 /// Produces the credentials for one connection. Called at every connect (first connect,
 /// each reconnect, each failback probe), so it can mint a fresh, short-lived user JWT each
 /// time. It runs on a blocking thread and may read the store.
-pub type CredentialsProvider =
-    Arc<dyn Fn() -> Result<Credentials, CredentialsError> + Send + Sync>;
+pub type CredentialsProvider = Arc<dyn Fn() -> Result<Credentials, CredentialsError> + Send + Sync>;
 
 /// How a managed connection authenticates.
 #[derive(Clone)]
@@ -317,6 +317,12 @@ pub enum ConnectionError {
         url: String,
         /// The async-nats error.
         source: async_nats::ConnectError,
+    },
+    /// A new connection was lost before it could be used.
+    #[error("connection to {url} was lost right after it was made")]
+    Lost {
+        /// The server, user-info hidden.
+        url: String,
     },
     /// A connection attempt or a probe's flush took longer than `connect_timeout`.
     #[error("{url} did not answer within {timeout:?}")]

@@ -4,4 +4,5 @@
 mod support;
 
 mod operator;
+mod connection;
 mod smoke;

@@ -1,8 +1,8 @@
 //! The supervisor task: the single owner of a managed connection's state.
 //!
 //! It waits on four things at once: the shutdown signal, events of its clients, the one
-//! pending operation (a connection round while down, a probe of the primary while on a
-//! backup) and the drains of replaced clients. Replacing the pending operation drops the old
+//! pending operation (a connection round while down, a liveness check while on the primary,
+//! a probe of the primary while on a backup) and the drains of replaced clients. Replacing the pending operation drops the old
 //! future, so the result of an outdated dial or probe can never be applied.
 
 use std::time::Duration;
@@ -33,6 +33,8 @@ enum Outcome {
     Round(Result<(usize, Dialed), ConnectionError>),
     /// A probe of the primary.
     Probe(Result<Dialed, ConnectionError>),
+    /// Time to check that the client in use is still connected.
+    Check,
 }
 
 /// The supervisor of one managed connection (see the module docs).
@@ -122,13 +124,16 @@ impl Supervisor {
     }
 
     fn on_event(&mut self, generation: u64, event: ClientEvent) {
-        let lost = self.active.as_ref().is_some_and(|active| active.generation == generation);
-        if !lost {
-            return;
+        if self.active.as_ref().is_some_and(|active| active.generation == generation) {
+            self.lose_active(&format!("{event:?}"));
         }
+    }
+
+    /// Withdraws the client in use (it lost its server) and starts a connection round.
+    fn lose_active(&mut self, why: &str) {
         if let Some(old) = self.active.take() {
             let url = &self.dialer.servers()[old.server].shown;
-            warn!(connection = %self.name(), url = %url, ?event, "connection lost");
+            warn!(connection = %self.name(), url = %url, why, "connection lost");
             self.client_tx.send_replace(None);
             self.retire(old.client, Duration::ZERO);
         }
@@ -137,32 +142,50 @@ impl Supervisor {
         self.pending = Some(self.round(Duration::ZERO));
     }
 
+    /// Whether the client in use still reports a connection. Backs up the disconnect events:
+    /// an event that arrives before its client became active is ignored, so each check and
+    /// each activation looks at the client's own state as well.
+    fn active_is_up(&self) -> bool {
+        self.active.as_ref().is_some_and(|active| is_up(&active.client))
+    }
+
     fn on_outcome(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Round(Ok((server, dialed))) => {
+            Outcome::Round(Ok((server, dialed))) if is_up(&dialed.client) => {
                 self.failed_rounds = 0;
                 self.activate(server, dialed, Duration::ZERO);
             }
-            Outcome::Round(Err(err)) => {
-                self.failed_rounds = self.failed_rounds.saturating_add(1);
-                let delay = self.dialer.settings().backoff(self.failed_rounds);
-                if self.failed_rounds == 1 {
-                    warn!(connection = %self.name(), error = %err, retry_in = ?delay,
-                        "no nats server reachable; waiting for one (further attempts logged at debug)");
-                } else {
-                    debug!(connection = %self.name(), error = %err, retry_in = ?delay,
-                        rounds = self.failed_rounds, "no nats server reachable");
-                }
-                self.pending = Some(self.round(delay));
+            Outcome::Round(Ok((server, _))) => {
+                let url = self.dialer.servers()[server].shown.clone();
+                self.round_failed(ConnectionError::Lost { url });
+            }
+            Outcome::Round(Err(err)) => self.round_failed(err),
+            Outcome::Check if self.active_is_up() => self.pending = Some(self.check()),
+            Outcome::Check => self.lose_active("client reports no connection"),
+            Outcome::Probe(_) if !self.active_is_up() => {
+                self.lose_active("client reports no connection");
             }
             Outcome::Probe(result) => self.on_probe(result),
         }
     }
 
+    fn round_failed(&mut self, err: ConnectionError) {
+        self.failed_rounds = self.failed_rounds.saturating_add(1);
+        let delay = self.dialer.settings().backoff(self.failed_rounds);
+        if self.failed_rounds == 1 {
+            warn!(connection = %self.name(), error = %err, retry_in = ?delay,
+                "no nats server reachable; waiting for one (further attempts logged at debug)");
+        } else {
+            debug!(connection = %self.name(), error = %err, retry_in = ?delay,
+                rounds = self.failed_rounds, "no nats server reachable");
+        }
+        self.pending = Some(self.round(delay));
+    }
+
     fn on_probe(&mut self, result: Result<Dialed, ConnectionError>) {
         let needed = self.dialer.settings().failback_healthy_checks;
         match result {
-            Ok(dialed) => {
+            Ok(dialed) if is_up(&dialed.client) => {
                 self.healthy_probes += 1;
                 debug!(connection = %self.name(), healthy = self.healthy_probes, needed,
                     "primary probe succeeded");
@@ -172,6 +195,11 @@ impl Supervisor {
                     self.activate(0, dialed, grace);
                     return;
                 }
+                self.retire(dialed.client, Duration::ZERO);
+            }
+            Ok(dialed) => {
+                debug!(connection = %self.name(), "primary probe lost its connection; count reset");
+                self.healthy_probes = 0;
                 self.retire(dialed.client, Duration::ZERO);
             }
             Err(err) => {
@@ -199,7 +227,7 @@ impl Supervisor {
             self.retire(previous.client, grace);
         }
         self.healthy_probes = 0;
-        self.pending = (server != 0).then(|| self.probe());
+        self.pending = Some(if server == 0 { self.check() } else { self.probe() });
     }
 
     /// Drains `client` after `grace` (at once on shutdown) in a task of its own.
@@ -238,6 +266,12 @@ impl Supervisor {
         .boxed()
     }
 
+    /// A liveness check of the client in use (on the primary) after `failback_check_interval`.
+    fn check(&self) -> BoxFuture<'static, Outcome> {
+        let interval = self.dialer.settings().failback_check_interval;
+        tokio::time::sleep(interval).map(|()| Outcome::Check).boxed()
+    }
+
     /// A probe of the primary after `failback_check_interval`.
     fn probe(&self) -> BoxFuture<'static, Outcome> {
         let dialer = self.dialer.clone();
@@ -274,6 +308,11 @@ impl Supervisor {
         }
         self.set_state(ConnState::Stopped);
     }
+}
+
+/// Whether async-nats reports `client` connected.
+fn is_up(client: &Client) -> bool {
+    client.connection_state() == async_nats::connection::State::Connected
 }
 
 /// Completes when shutdown is signalled: the value is `true`, or the sender is gone.
