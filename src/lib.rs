@@ -23,6 +23,6 @@ pub mod keys;
 pub mod model;
 pub mod natsconf;
 pub mod service;
-pub mod shutdown;
 pub mod sessions;
+pub mod shutdown;
 pub mod store;

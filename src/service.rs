@@ -15,7 +15,8 @@ use crate::admin::init::{AUTH_ACCOUNT, SYS_ACCOUNT};
 use crate::callout::{self, Pipeline, PipelineOptions};
 use crate::config::Settings;
 use crate::connection::{
-    Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials, CredentialsProvider,
+    Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
+    CredentialsProvider,
 };
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair};
@@ -76,8 +77,11 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<
         settings.callout.max_concurrent,
         shutdown.clone(),
     ));
-    let events_task =
-        tokio::spawn(crate::sessions::track_disconnects(system.client(), sessions.clone(), shutdown.clone()));
+    let events_task = tokio::spawn(crate::sessions::track_disconnects(
+        system.client(),
+        sessions.clone(),
+        shutdown.clone(),
+    ));
     let prune_task = tokio::spawn(prune_sessions(sessions, shutdown.clone()));
     for task in [callout_task, events_task, prune_task] {
         if let Err(e) = task.await {
@@ -107,8 +111,15 @@ fn service_credentials(auth: Account) -> Result<CredentialsProvider, ServiceErro
         .ok_or_else(|| ServiceError::NotInitialised("AUTH has no service user".into()))?;
     let kp = KeyPair::from_seed(&seed).map_err(|e| ServiceError::NotInitialised(e.to_string()))?;
     Ok(Arc::new(move || {
-        let jwt = issue::internal_user_jwt(&auth, kp.public_key(), "pbn-callout", &[], &[], issue::unix_now(), None)
-?;
+        let jwt = issue::internal_user_jwt(
+            &auth,
+            kp.public_key(),
+            "pbn-callout",
+            &[],
+            &[],
+            issue::unix_now(),
+            None,
+        )?;
         Ok(Credentials { jwt, seed: kp.seed() })
     }))
 }
@@ -117,8 +128,15 @@ fn service_credentials(auth: Account) -> Result<CredentialsProvider, ServiceErro
 fn system_credentials(sys: Account) -> CredentialsProvider {
     Arc::new(move || {
         let kp = KeyPair::generate(KeyKind::User);
-        let jwt = issue::internal_user_jwt(&sys, kp.public_key(), "pbn-system", &[], &[], issue::unix_now(), None)
-?;
+        let jwt = issue::internal_user_jwt(
+            &sys,
+            kp.public_key(),
+            "pbn-system",
+            &[],
+            &[],
+            issue::unix_now(),
+            None,
+        )?;
         Ok(Credentials { jwt, seed: kp.seed() })
     })
 }
@@ -138,7 +156,13 @@ async fn callout_loop(
         let current = clients.borrow_and_update().clone();
         if let Some(client) = current {
             let (stop_tx, stop_rx) = watch::channel(false);
-            let serve = callout::service::serve(client, pipeline.clone(), &queue_group, max_concurrent, stop_rx);
+            let serve = callout::service::serve(
+                client,
+                pipeline.clone(),
+                &queue_group,
+                max_concurrent,
+                stop_rx,
+            );
             tokio::pin!(serve);
             tokio::select! {
                 r = &mut serve => {

@@ -111,8 +111,12 @@ impl SessionRegistry {
     /// Drops sessions whose JWT expired; returns how many.
     pub fn prune(&self, now: i64) -> usize {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let expired: Vec<SessionKey> =
-            inner.sessions.iter().filter(|(_, s)| s.is_expired(now)).map(|(k, _)| k.clone()).collect();
+        let expired: Vec<SessionKey> = inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.is_expired(now))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in &expired {
             inner.remove(k);
         }

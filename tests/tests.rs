@@ -3,6 +3,6 @@
 
 mod support;
 
-mod operator;
 mod connection;
+mod operator;
 mod smoke;

@@ -89,8 +89,10 @@ fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, Callout
 }
 
 fn by_token(p: &Pipeline, token: &str, now: i64) -> Result<User, CalloutError> {
-    let (user, tok) =
-        p.store().read(|tx| tx.user_by_token(&token_hash(token)))?.ok_or(CalloutError::UnknownToken)?;
+    let (user, tok) = p
+        .store()
+        .read(|tx| tx.user_by_token(&token_hash(token)))?
+        .ok_or(CalloutError::UnknownToken)?;
     if tok.is_expired(now) {
         return Err(CalloutError::TokenExpired { user: user.name.to_string(), id: tok.id });
     }

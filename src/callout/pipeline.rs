@@ -13,7 +13,9 @@ use crate::claims::{
 };
 use crate::config::CalloutSettings;
 use crate::issue::{self, UserSpec};
-use crate::keys::{AccountPublicKey, CurvePublicKey, KeyPair, ServerPublicKey, UserPublicKey, XKeyPair};
+use crate::keys::{
+    AccountPublicKey, CurvePublicKey, KeyPair, ServerPublicKey, UserPublicKey, XKeyPair,
+};
 use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead};
@@ -165,7 +167,11 @@ impl Pipeline {
         }
     }
 
-    fn open(&self, payload: &[u8], header: Option<&str>) -> Result<(Vec<u8>, Option<CurvePublicKey>), CalloutError> {
+    fn open(
+        &self,
+        payload: &[u8],
+        header: Option<&str>,
+    ) -> Result<(Vec<u8>, Option<CurvePublicKey>), CalloutError> {
         let sealed = claims::is_sealed(payload);
         match (&self.xkey, sealed) {
             (None, false) => Ok((payload.to_vec(), None)),
@@ -180,18 +186,28 @@ impl Pipeline {
         }
     }
 
-    fn verify(&self, payload: &[u8], header: Option<&str>, now: i64) -> Result<Verified, CalloutError> {
+    fn verify(
+        &self,
+        payload: &[u8],
+        header: Option<&str>,
+        now: i64,
+    ) -> Result<Verified, CalloutError> {
         let (plain, server_xkey) = self.open(payload, header)?;
-        let token = std::str::from_utf8(&plain)
-            .map_err(|_| CalloutError::NotUtf8)?;
+        let token = std::str::from_utf8(&plain).map_err(|_| CalloutError::NotUtf8)?;
         let claims: Claims<AuthorizationRequestClaims> = claims::decode(token)?;
         let server = &claims.nats.server;
         if claims.iss != server.id {
-            return Err(CalloutError::IssuerMismatch { iss: claims.iss.clone(), server: server.id.clone() });
+            return Err(CalloutError::IssuerMismatch {
+                iss: claims.iss.clone(),
+                server: server.id.clone(),
+            });
         }
         if let Some(h) = &server_xkey {
             if h.as_str() != server.xkey {
-                return Err(CalloutError::XkeyMismatch { header: h.to_string(), server: server.xkey.clone() });
+                return Err(CalloutError::XkeyMismatch {
+                    header: h.to_string(),
+                    server: server.xkey.clone(),
+                });
             }
         }
         if claims.aud != AUTH_REQUEST_AUDIENCE {
@@ -222,7 +238,11 @@ impl Pipeline {
         Ok(kp)
     }
 
-    fn admit(&self, req: &AuthorizationRequestClaims, now: i64) -> Result<(String, Session), CalloutError> {
+    fn admit(
+        &self,
+        req: &AuthorizationRequestClaims,
+        now: i64,
+    ) -> Result<(String, Session), CalloutError> {
         let user = authenticate(self, req, now)?;
         let (acc, role) = self.store.read(|tx| -> Result<_, CalloutError> {
             Ok((tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?))
@@ -250,8 +270,11 @@ impl Pipeline {
         };
         let signer = self.signer_for(&acc)?;
         let jwt = issue::sign_user(&acc, &signer, &mut issue::user_claims(&spec))?;
-        let server_id = ServerPublicKey::parse(&req.server.id)
-            .map_err(|_| CalloutError::IssuerMismatch { iss: req.server.id.clone(), server: req.server.id.clone() })?;
+        let server_id =
+            ServerPublicKey::parse(&req.server.id).map_err(|_| CalloutError::IssuerMismatch {
+                iss: req.server.id.clone(),
+                server: req.server.id.clone(),
+            })?;
         let session = Session {
             server_id,
             client_id: req.client.id,
@@ -262,12 +285,19 @@ impl Pipeline {
             expires: exp,
         };
         self.sessions.try_admit(session.clone(), role.max_connections, now).map_err(|_| {
-            CalloutError::ConnectionLimit { user: user.name.to_string(), max: role.max_connections.get() }
+            CalloutError::ConnectionLimit {
+                user: user.name.to_string(),
+                max: role.max_connections.get(),
+            }
         })?;
         Ok((jwt, session))
     }
 
-    fn respond(&self, v: &Verified, result: Result<&str, &CalloutError>) -> Result<Vec<u8>, CalloutError> {
+    fn respond(
+        &self,
+        v: &Verified,
+        result: Result<&str, &CalloutError>,
+    ) -> Result<Vec<u8>, CalloutError> {
         let req = &v.claims.nats;
         let body = match result {
             Ok(jwt) => AuthorizationResponseClaims::success(jwt),
@@ -277,7 +307,9 @@ impl Pipeline {
         let mut c = Claims::new(req.user_nkey.as_str(), body).with_audience(req.server.id.as_str());
         let token = c.encode(&self.signer).map_err(issue::IssueError::from)?;
         match (&self.xkey, v.sealed, &v.server_xkey) {
-            (Some(x), true, Some(server)) => x.seal(token.as_bytes(), server).map_err(CalloutError::Open),
+            (Some(x), true, Some(server)) => {
+                x.seal(token.as_bytes(), server).map_err(CalloutError::Open)
+            }
             _ => Ok(token.into_bytes()),
         }
     }

@@ -55,15 +55,13 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
         debug!("callout request without reply subject dropped");
         return;
     };
-    let header = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(XKEY_HEADER))
-        .map(|v| v.as_str().to_string());
+    let header =
+        msg.headers.as_ref().and_then(|h| h.get(XKEY_HEADER)).map(|v| v.as_str().to_string());
     let now = crate::issue::unix_now();
     let payload = msg.payload;
     let outcome =
-        tokio::task::spawn_blocking(move || pipeline.handle(&payload, header.as_deref(), now)).await;
+        tokio::task::spawn_blocking(move || pipeline.handle(&payload, header.as_deref(), now))
+            .await;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {

@@ -12,7 +12,10 @@ use crate::config::{RawConfig, Settings};
 use crate::natsconf::{self, Layout};
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// A shutdown signal that turns true on SIGINT or SIGTERM.
@@ -68,7 +71,8 @@ fn nats_server_binary(flag: Option<&Path>) -> Result<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths).map(|d| d.join("nats-server")).find(|p| p.is_file())
     });
-    on_path.context("nats-server not found: run scripts/install-nats-server.sh or pass --nats-server")
+    on_path
+        .context("nats-server not found: run scripts/install-nats-server.sh or pass --nats-server")
 }
 
 /// Kills the nats-server child when `pbn up` ends, however it ends.
@@ -83,7 +87,8 @@ impl Drop for ChildGuard {
 
 /// `pbn up`.
 pub fn up(a: UpArgs) -> Result<()> {
-    std::fs::create_dir_all(&a.dir).with_context(|| format!("cannot create {}", a.dir.display()))?;
+    std::fs::create_dir_all(&a.dir)
+        .with_context(|| format!("cannot create {}", a.dir.display()))?;
     let dir = std::path::absolute(&a.dir)?;
     let store_path = dir.join("pbn.redb");
     let ctx = Context::now();
@@ -109,7 +114,11 @@ pub fn up(a: UpArgs) -> Result<()> {
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
     let mut guard = ChildGuard(child);
-    eprintln!("nats-server started (pid {}), log: {}", guard.0.id(), dir.join("nats-server.log").display());
+    eprintln!(
+        "nats-server started (pid {}), log: {}",
+        guard.0.id(),
+        dir.join("nats-server.log").display()
+    );
     eprintln!("clients connect with nats://USER:PASSWORD@127.0.0.1:{}", a.port);
     let settings = Settings::resolve(
         None,
@@ -137,8 +146,11 @@ pub fn check(a: CheckArgs) -> Result<()> {
         let started = std::time::Instant::now();
         let client = tokio::time::timeout(
             a.timeout,
-            async_nats::ConnectOptions::with_user_and_password(a.user.clone(), password.to_string())
-                .connect(&a.server),
+            async_nats::ConnectOptions::with_user_and_password(
+                a.user.clone(),
+                password.to_string(),
+            )
+            .connect(&a.server),
         )
         .await
         .context("timed out connecting")?
