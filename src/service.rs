@@ -47,12 +47,22 @@ pub enum ServiceError {
 /// How often expired sessions are dropped from the registry.
 const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Runs the service until `shutdown` becomes true.
+/// Opens the store named in `settings` and runs the service until `shutdown` becomes true.
 pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<(), ServiceError> {
     let path = settings.store.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&path))
         .await
         .map_err(|e| ServiceError::Task(e.to_string()))??;
+    run_with_store(settings, store, shutdown).await
+}
+
+/// Runs the service on an open store (which the caller may keep using: the handle is shared)
+/// until `shutdown` becomes true. `settings.store` is only reported.
+pub async fn run_with_store(
+    settings: Settings,
+    store: Store,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ServiceError> {
     let (auth, sys) = store.read(|tx| -> Result<_, StoreError> {
         Ok((tx.require_account(AUTH_ACCOUNT)?, tx.require_account(SYS_ACCOUNT)?))
     })?;
