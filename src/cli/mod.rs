@@ -30,6 +30,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     let class = err.chain().find_map(|e| {
         if let Some(a) = e.downcast_ref::<AdminError>() {
             Some(a.class())
+        } else if e.is::<secrets::PasswordError>() {
+            Some(ErrorClass::Usage)
         } else {
             e.downcast_ref::<StoreError>().map(admin::store_class)
         }

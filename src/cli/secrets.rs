@@ -4,10 +4,27 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
 use super::args::PasswordArgs;
+
+/// A password that was not given, or not acceptable: a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// No password source and no terminal to prompt on.
+    #[error("no password given: use --password-stdin or --password-file (or run in a terminal)")]
+    NotGiven,
+    /// The prompt's two entries differ.
+    #[error("the two passwords differ")]
+    Mismatch,
+    /// Shorter than [`MIN_PASSWORD_LEN`] characters.
+    #[error("password too short: {0} characters, at least {MIN_PASSWORD_LEN} needed")]
+    TooShort(usize),
+    /// Longer than [`MAX_PASSWORD_LEN`] characters.
+    #[error("password too long: {0} characters, at most {MAX_PASSWORD_LEN} allowed")]
+    TooLong(usize),
+}
 
 /// Shortest password accepted.
 const MIN_PASSWORD_LEN: usize = 8;
@@ -28,14 +45,12 @@ pub fn read_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
         Zeroizing::new(text.lines().next().unwrap_or("").to_string())
     } else {
         if !std::io::stdin().is_terminal() {
-            bail!(
-                "no password given: use --password-stdin or --password-file (or run in a terminal)"
-            );
+            return Err(PasswordError::NotGiven.into());
         }
         let first = Zeroizing::new(rpassword::prompt_password("password: ")?);
         let second = Zeroizing::new(rpassword::prompt_password("repeat password: ")?);
         if first != second {
-            bail!("the two passwords differ");
+            return Err(PasswordError::Mismatch.into());
         }
         first
     };
@@ -43,13 +58,13 @@ pub fn read_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
     Ok(pw)
 }
 
-fn check_password(pw: &str) -> Result<()> {
+fn check_password(pw: &str) -> Result<(), PasswordError> {
     let n = pw.chars().count();
     if n < MIN_PASSWORD_LEN {
-        bail!("password too short: {n} characters, at least {MIN_PASSWORD_LEN} needed");
+        return Err(PasswordError::TooShort(n));
     }
     if n > MAX_PASSWORD_LEN {
-        bail!("password too long: {n} characters, at most {MAX_PASSWORD_LEN} allowed");
+        return Err(PasswordError::TooLong(n));
     }
     Ok(())
 }
