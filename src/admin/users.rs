@@ -57,8 +57,9 @@ fn view(u: &User) -> UserView {
     }
 }
 
-/// Revokes every creds key handed out to `user` in `acc` (at `now`) and forgets them.
-fn revoke_creds(
+/// Revokes every creds key handed out to `user` in `acc` (at `now`) and forgets them; the caller
+/// stores `user`.
+pub(super) fn revoke_creds(
     tx: &mut WriteTx,
     user: &mut User,
     acc: &mut Account,
@@ -111,6 +112,9 @@ pub(super) fn write(
         }
         Request::UserCreds { name, keep_previous } => creds(tx, name, *keep_previous, ctx),
         Request::TokenAdd { name, label, expires_secs } => {
+            if let Some(secs) = expires_secs {
+                super::check_lifetime("token lifetime", *secs)?;
+            }
             let mut u = tx.require_user(name)?;
             let secret = ApiTokenSecret::generate();
             let id = token_id();
@@ -119,7 +123,7 @@ pub(super) fn write(
                 label: label.clone().unwrap_or_default(),
                 hash: secret.hash(),
                 created: ctx.now,
-                expires: expires_secs.map(|s| ctx.now + s as i64),
+                expires: expires_secs.map(|s| ctx.now.saturating_add_unsigned(s)),
             });
             u.updated = ctx.now;
             tx.update_user(&u)?;
@@ -200,7 +204,7 @@ fn creds(
     let key = UserPublicKey::parse(kp.public_key())?;
     // The revocations written above name the old keys only, so the new key is unaffected.
     let iat = ctx.now;
-    let exp = role.jwt_ttl.map_or(0, |t| iat + t.as_secs() as i64);
+    let exp = role.jwt_ttl.map_or(0, |t| iat.saturating_add_unsigned(t.as_secs()));
     let spec = UserSpec {
         account: &acc,
         role: &role,

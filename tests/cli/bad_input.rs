@@ -38,11 +38,15 @@ fn refused(d: &Deployment, cases: &[(&[&str], i32, &[&str])]) {
     }
 }
 
-/// Asserts stdout is empty and stderr is one `error: ...` message naming every word.
+/// Asserts stdout is empty and stderr is one `error: ...` message naming every word and saying
+/// nothing twice.
 #[track_caller]
 fn assert_clear(out: &PbnOutput, words: &[&str]) {
     assert!(out.stdout.is_empty(), "a failure printed to stdout:\n{}", out.streams());
     assert!(out.stderr.starts_with("error: "), "no error message:\n{}", out.streams());
+    let first_line = out.stderr.lines().next().unwrap_or_default();
+    let parts: Vec<&str> = first_line.split(": ").collect();
+    assert!(!parts.windows(2).any(|w| w[0] == w[1]), "repeated message:\n{}", out.streams());
     for word in words {
         assert!(out.stderr.contains(word), "stderr lacks {word:?}:\n{}", out.streams());
     }
@@ -116,6 +120,32 @@ fn limits_below_minus_one_are_usage_errors() {
             (&["account", "edit", "app", "--js-disk", "-2"], USAGE, &["-2"]),
             (&["role", "add", "new", "--max-subscriptions", "-2"], USAGE, &["-2"]),
             (&["role", "edit", "r", "--max-payload", "-2"], USAGE, &["-2"]),
+        ],
+    );
+}
+
+#[test]
+fn values_breaking_a_model_rule_are_usage_errors() {
+    let d = populated();
+    let user = ["user", "add", "bob", "--account", "app", "--role", "r", "--no-password"];
+    let bad_email = [&user[..], &["--email", "not-an-address"]].concat();
+    let ten_thousand_years = "10000y";
+    refused(
+        &d,
+        &[
+            (&["role", "add", "x", "--allow-responses", "-5"], USAGE, &["-5"]),
+            (&["role", "add", "x", "--connection-type", "carrier-pigeon"], USAGE, &["PIGEON"]),
+            (&["role", "add", "x", "--source-cidr", "10.0.0.0/33"], USAGE, &["10.0.0.0/33"]),
+            (&["role", "add", "x", "--jwt-ttl", ten_thousand_years], USAGE, &["JWT lifetime"]),
+            (&["role", "edit", "r", "--jwt-ttl", "0s"], USAGE, &["lifetime of zero"]),
+            (&bad_email, USAGE, &["\"not-an-address\""]),
+            (&["account", "add", "has space"], USAGE, &["\"has space\""]),
+            (&["user", "edit", "alice", "--nkey", "UNOTAKEY"], USAGE, &["\"UNOTAKEY\""]),
+            (
+                &["user", "token", "add", "alice", "--expires", ten_thousand_years],
+                USAGE,
+                &["token lifetime"],
+            ),
         ],
     );
 }

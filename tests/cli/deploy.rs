@@ -24,6 +24,18 @@ async fn assert_nothing_delivered(conn: &Conn, sub: &mut Subscriber, what: &str)
     }
 }
 
+/// Asserts the server refused the connection (rather than it timing out or failing on I/O).
+#[track_caller]
+fn assert_refused(result: Result<Conn, async_nats::ConnectError>, what: &str) {
+    let err = match result {
+        Ok(_) => panic!("{what}: the server admitted the connection"),
+        Err(err) => err,
+    };
+    let refused = err.kind() == ConnectErrorKind::AuthorizationViolation
+        || err.to_string().contains("maximum account active connections exceeded");
+    assert!(refused, "{what}: not a refusal by the server: {err}");
+}
+
 /// An account `app` and a role `all` (default permissions) with user `USER` holding creds.
 fn app_with_user(d: &Deployment, user: &str) -> std::path::PathBuf {
     d.ok(&["account", "add", "app"]);
@@ -150,12 +162,10 @@ async fn account_connection_limit_and_deactivation_are_enforced() {
 
     d.ok(&["account", "edit", "capped", "--active", "false"]);
     d.regenerate_and_restart(&mut server).await;
-    let err = Conn::connect(&url, &creds).await.err().expect("inactive account refuses users");
-    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation, "{err}");
+    assert_refused(Conn::connect(&url, &creds).await, "creds of an inactive account");
     let fresh = d.creds("carol", &[]);
     d.regenerate_and_restart(&mut server).await;
-    let err = Conn::connect(&url, &fresh).await.err().expect("even fresh creds are refused");
-    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation, "{err}");
+    assert_refused(Conn::connect(&url, &fresh).await, "fresh creds of an inactive account");
 
     d.ok(&["account", "edit", "capped", "--active", "true"]);
     let again = d.creds("carol", &[]);
@@ -181,7 +191,25 @@ async fn new_creds_revoke_the_previous_ones_unless_kept() {
     d.regenerate_and_restart(&mut server).await;
     Conn::open(&url, &second).await;
     Conn::open(&url, &third).await;
-    assert!(Conn::connect(&url, &first).await.is_err(), "a revocation is never undone");
+    assert_refused(Conn::connect(&url, &first).await, "revoked creds after a --keep-previous");
+}
+
+#[tokio::test]
+async fn narrowing_a_role_revokes_the_creds_it_was_in() {
+    let d = Deployment::init();
+    let wide = app_with_user(&d, "frank");
+    let mut server = d.start_server(free_port()).await;
+    let url = server.client_url();
+    Conn::open(&url, &wide).await;
+
+    d.ok(&["role", "edit", "all", "--pub", "narrow.>"]);
+    d.regenerate_and_restart(&mut server).await;
+    let err = Conn::connect(&url, &wide).await.err().expect("creds of the wider role are revoked");
+    assert_eq!(err.kind(), ConnectErrorKind::AuthorizationViolation, "{err}");
+    let narrow = Conn::open(&url, &d.creds("frank", &[])).await;
+    narrow.client.publish("wide.topic", "x".into()).await.expect("publish");
+    narrow.client.flush().await.expect("flush");
+    narrow.wait_error("Permissions Violation for Publish to \"wide.topic\"").await;
 }
 
 /// A client port `p` such that `p..p+n` and their route ports (`p+2000..`, as `pbn nats-conf`
