@@ -400,6 +400,23 @@ fn built_in_accounts_and_the_admin_role_are_protected() {
 }
 
 #[test]
+fn users_belong_to_managed_accounts_only() {
+    let (_dir, store, ctx) = with_user();
+    for name in [SYS_ACCOUNT, AUTH_ACCOUNT] {
+        let err = fail(&store, &ctx, add_user("intruder", name, "r"));
+        assert!(matches!(err, AdminError::Protected(..)), "{err:?}");
+        let mut edit = user_edit("u");
+        if let Request::UserEdit { account, .. } = &mut edit {
+            *account = Some(name.into());
+        }
+        let err = fail(&store, &ctx, edit);
+        assert!(matches!(err, AdminError::Protected(..)), "{err:?}");
+    }
+    assert_eq!(user(&store, "u").account.as_str(), "app");
+    assert!(store.read(|tx| tx.get_user("intruder")).unwrap().is_none());
+}
+
+#[test]
 fn a_failed_write_changes_nothing() {
     let (_dir, store, ctx) = with_user();
     let outbox_before = store.read(|tx| tx.list_outbox()).unwrap();

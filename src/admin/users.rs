@@ -7,7 +7,7 @@ use super::{AdminError, Context};
 use crate::auth::ApiTokenSecret;
 use crate::issue::{self, UserSpec};
 use crate::keys::{KeyKind, KeyPair, UserPublicKey};
-use crate::model::{Account, ApiToken, IssuedCreds, Name, OutboxAction, User};
+use crate::model::{Account, AccountKind, ApiToken, IssuedCreds, Name, OutboxAction, User};
 use crate::store::{StoreRead, WriteTx};
 
 pub(super) fn list(tx: &impl StoreRead, account: Option<&str>) -> Result<Response, AdminError> {
@@ -86,6 +86,7 @@ pub(super) fn write(
     match req {
         Request::UserAdd { name, account, role, email, description, password_hash } => {
             let acc = tx.require_account(account)?;
+            check_user_account(&acc)?;
             let role = tx.require_role(role)?;
             let mut u = User::new(Name::parse(name)?, acc.name.clone(), role.name.clone(), ctx.now);
             u.email = email.clone();
@@ -145,6 +146,18 @@ pub(super) fn write(
     }
 }
 
+/// Users live in managed accounts only: a user of SYS would have the system account's powers, and
+/// one of AUTH could read every callout request (passwords included).
+fn check_user_account(acc: &Account) -> Result<(), AdminError> {
+    if acc.kind != AccountKind::Managed {
+        return Err(AdminError::Protected(
+            format!("account {:?}", acc.name.as_str()),
+            "given users",
+        ));
+    }
+    Ok(())
+}
+
 fn token_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 8];
@@ -159,6 +172,7 @@ fn edit(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Admi
     let mut u = tx.require_user(name)?;
     let mut old_acc = tx.require_account(u.account.as_str())?;
     let new_acc = account.as_deref().map(|a| tx.require_account(a)).transpose()?;
+    new_acc.as_ref().map(check_user_account).transpose()?;
     let new_role = role.as_deref().map(|r| tx.require_role(r)).transpose()?;
     let moves = new_acc.as_ref().is_some_and(|a| a.name != u.account);
     let role_changes = new_role.as_ref().is_some_and(|r| r.name != u.role);

@@ -161,6 +161,12 @@ fn records_in_use_and_built_ins_cannot_be_deleted() {
             (&["account", "delete", "SYS"], CONFLICT, &["\"SYS\"", "built in"]),
             (&["account", "delete", "AUTH"], CONFLICT, &["\"AUTH\"", "built in"]),
             (&["account", "edit", "AUTH", "--active", "false"], CONFLICT, &["\"AUTH\""]),
+            (&["user", "edit", "alice", "--account", "AUTH"], CONFLICT, &["\"AUTH\"", "users"]),
+            (
+                &["user", "add", "bob", "--account", "SYS", "--role", "r", "--no-password"],
+                CONFLICT,
+                &["\"SYS\"", "users"],
+            ),
         ],
     );
     d.ok(&["user", "delete", "alice"]);
