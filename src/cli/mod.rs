@@ -94,24 +94,38 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
 }
 
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
+    use args::{AdminCommand as C, UserCommand as U};
     let req = requests::build(&a.command)?;
     let store = open_store(&a.store.store)?;
-    let resp = admin::execute(&store, &req, &Context::now())?;
-    print_response(&a, &resp)
+    let out = match &a.command {
+        C::User(U::Creds { out: Some(path), .. }) => Some(secrets::SecretFile::open(path)?),
+        _ => None,
+    };
+    match admin::execute(&store, &req, &Context::now()) {
+        Ok(resp) => print_response(&a, &resp, out),
+        Err(e) => {
+            if let Some(file) = out {
+                file.discard();
+            }
+            Err(e.into())
+        }
+    }
 }
 
-fn print_response(a: &args::AdminArgs, resp: &Response) -> Result<()> {
-    use args::{AccountCommand as A, AdminCommand as C, OperatorCommand as O, UserCommand as U};
-    match (&a.command, resp) {
-        (C::Operator(O::Show { jwt: true }), Response::Operator(o)) => println!("{}", o.jwt),
-        (C::Account(A::Show { jwt: true, .. }), Response::Account(acc)) => {
+fn print_response(
+    a: &args::AdminArgs,
+    resp: &Response,
+    out: Option<secrets::SecretFile>,
+) -> Result<()> {
+    use args::{AccountCommand as A, AdminCommand as C, OperatorCommand as O};
+    match (&a.command, resp, out) {
+        (C::Operator(O::Show { jwt: true }), Response::Operator(o), _) => println!("{}", o.jwt),
+        (C::Account(A::Show { jwt: true, .. }), Response::Account(acc), _) => {
             println!("{}", acc.jwt.as_deref().unwrap_or_default())
         }
-        (
-            C::User(U::Creds { out: Some(path), .. }),
-            Response::Creds { creds, public_key, revoked, .. },
-        ) => {
-            secrets::write_secret_file(path, creds)?;
+        (_, Response::Creds { creds, public_key, revoked, .. }, Some(file)) => {
+            let path = file.path().to_path_buf();
+            file.write(creds)?;
             if a.json {
                 let v =
                     serde_json::json!({"file": path, "public_key": public_key, "revoked": revoked});

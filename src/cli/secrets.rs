@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
@@ -69,20 +69,51 @@ fn check_password(pw: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
-/// Writes `contents` to `path` with mode 0600 (also tightening an existing file first).
-pub fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
-    if path.exists() {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+/// A file for a secret (creds), opened with mode 0600 *before* the operation that produces the
+/// secret, so an unwritable path fails before anything changes in the store.
+#[derive(Debug)]
+pub struct SecretFile {
+    file: std::fs::File,
+    path: PathBuf,
+    created: bool,
+}
+
+impl SecretFile {
+    /// Opens (or creates) `path` with mode 0600, tightening an existing file; its content stays
+    /// until [`SecretFile::write`].
+    pub fn open(path: &Path) -> Result<Self> {
+        let existed = path.exists();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
+        Ok(SecretFile { file, path: path.to_path_buf(), created: !existed })
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(contents.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+
+    /// The path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file's content with `contents` and syncs it.
+    pub fn write(mut self, contents: &str) -> Result<()> {
+        let path = self.path.display().to_string();
+        self.file.set_len(0).with_context(|| format!("cannot write {path}"))?;
+        self.file.write_all(contents.as_bytes()).with_context(|| format!("cannot write {path}"))?;
+        self.file.sync_all().with_context(|| format!("cannot write {path}"))?;
+        Ok(())
+    }
+
+    /// Removes the file again if [`SecretFile::open`] created it (the operation failed).
+    pub fn discard(self) {
+        if self.created {
+            // Best effort: an empty 0600 file left behind holds no secret.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }

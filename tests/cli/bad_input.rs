@@ -373,6 +373,24 @@ fn store_and_creds_files_are_mode_0600() {
 }
 
 #[test]
+fn creds_that_cannot_be_written_change_nothing() {
+    let d = populated();
+    d.creds("alice", &[]);
+    let unwritable = d.dir().join("no-such-dir").join("alice.creds");
+    let unwritable = unwritable.to_str().expect("utf-8 path");
+    let nobody = d.dir().join("nobody.creds");
+    let nobody = nobody.to_str().expect("utf-8 path");
+    refused(
+        &d,
+        &[
+            (&["user", "creds", "alice", "--out", unwritable], OTHER, &["no-such-dir"]),
+            (&["user", "creds", "nobody", "--out", nobody], NOT_FOUND, &["user \"nobody\""]),
+        ],
+    );
+    assert!(!Path::new(nobody).exists(), "a failed creds command left a file behind");
+}
+
+#[test]
 fn help_documents_the_exit_codes() {
     let out = Pbn::new(["--help"]).run();
     out.success();
