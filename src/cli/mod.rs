@@ -119,8 +119,10 @@ fn print_response(
 ) -> Result<()> {
     use args::{AccountCommand as A, AdminCommand as C, OperatorCommand as O};
     match (&a.command, resp, out) {
-        (C::Operator(O::Show { jwt: true }), Response::Operator(o), _) => println!("{}", o.jwt),
-        (C::Account(A::Show { jwt: true, .. }), Response::Account(acc), _) => {
+        (C::Operator(O::Show { jwt: true }), Response::Operator(o), _) if !a.json => {
+            println!("{}", o.jwt)
+        }
+        (C::Account(A::Show { jwt: true, .. }), Response::Account(acc), _) if !a.json => {
             println!("{}", acc.jwt.as_deref().unwrap_or_default())
         }
         (_, Response::Creds { creds, public_key, revoked, .. }, Some(file)) => {

@@ -322,8 +322,9 @@ fn read_output_never_contains_a_secret() {
     let mut secrets = stored_secrets(&d.store);
     assert!(secrets.len() >= 10, "expected seeds, a hash and a token hash: {}", secrets.len());
     secrets.push(token);
-    let reads: [&[&str]; 11] = [
+    let reads: [&[&str]; 12] = [
         &["operator", "show"],
+        &["operator", "show", "--jwt"],
         &["account", "list"],
         &["account", "show", "SYS"],
         &["account", "show", "AUTH"],
@@ -338,7 +339,9 @@ fn read_output_never_contains_a_secret() {
     let mut outputs = Vec::new();
     for args in reads {
         outputs.push(d.ok(args));
-        outputs.push(d.ok(&[&["--json"][..], args].concat()));
+        let json = d.ok(&[&["--json"][..], args].concat());
+        json.json();
+        outputs.push(json);
     }
     let xkey_secrets = stored_secrets(&with_xkey);
     for args in [&["account", "show", "AUTH"][..], &["--json", "account", "show", "AUTH"]] {
