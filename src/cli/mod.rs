@@ -32,6 +32,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             Some(a.class())
         } else if e.is::<secrets::PasswordError>() {
             Some(ErrorClass::Usage)
+        } else if let Some(n) = e.downcast_ref::<natsconf::NatsConfError>() {
+            Some(match n {
+                natsconf::NatsConfError::Io { .. } => ErrorClass::Other,
+                _ => ErrorClass::Usage,
+            })
         } else {
             e.downcast_ref::<StoreError>().map(admin::store_class)
         }
@@ -74,8 +79,6 @@ fn open_store(path: &std::path::Path) -> Result<Store> {
 }
 
 fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
-    let store = open_store(&a.store.store)?;
-    let trust = admin::init::trust(&store, &Context::now()).context("cannot read the store")?;
     let out = std::path::absolute(&a.out)
         .with_context(|| format!("invalid output directory {}", a.out.display()))?;
     let layout = Layout {
@@ -85,6 +88,10 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
         auth_timeout: Duration::from_secs(a.auth_timeout),
         host: "127.0.0.1".into(),
     };
+    // Checked before the store is touched: issuing the preload JWTs records their `iat`.
+    layout.validate()?;
+    let store = open_store(&a.store.store)?;
+    let trust = admin::init::trust(&store, &Context::now()).context("cannot read the store")?;
     let files = natsconf::render(&trust, &layout)?;
     natsconf::write_configs(&files)?;
     for f in &files {

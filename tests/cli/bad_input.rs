@@ -394,6 +394,21 @@ fn creds_that_cannot_be_written_change_nothing() {
 }
 
 #[test]
+fn a_nats_conf_layout_out_of_range_is_a_usage_error_and_leaves_the_store_alone() {
+    let d = populated();
+    let bytes = std::fs::read(&d.store).expect("read store");
+    let conf = Pbn::new(["nats-conf", "--store"]).args([&d.store]).args(["--out"]);
+    let conf = conf.args([d.dir().join("conf")]);
+    let out = conf.clone().args(["--port", "65000", "--cluster", "3"]).run();
+    out.code(USAGE);
+    assert_clear(&out, &["65000", "3 nodes"]);
+    conf.clone().args(["--auth-timeout", "0"]).run().code(USAGE);
+    conf.args(["--cluster", "1"]).run().code(USAGE);
+    assert_eq!(std::fs::read(&d.store).expect("read store"), bytes, "the store was written");
+    assert!(!d.dir().join("conf").exists(), "files written for a refused layout");
+}
+
+#[test]
 fn help_documents_the_exit_codes() {
     let out = Pbn::new(["--help"]).run();
     out.success();
