@@ -445,40 +445,50 @@ fn class_of(store: &Store, ctx: &Context, req: Request) -> ErrorClass {
     fail(store, ctx, req).class()
 }
 
+/// Asserts every request fails with an error of class `class`.
+#[track_caller]
+fn assert_classes(store: &Store, ctx: &Context, class: ErrorClass, requests: Vec<Request>) {
+    for req in requests {
+        assert_eq!(class_of(store, ctx, req.clone()), class, "{req:?}");
+    }
+}
+
 #[test]
-fn errors_map_to_their_classes() {
-    let (dir, store, ctx) = with_user();
-    let usage = [
+fn bad_values_are_usage_errors() {
+    let (_dir, store, ctx) = with_user();
+    let bad_limit = LimitPatch { max_connections: Some(-2), ..LimitPatch::default() };
+    let bad_sub = ListPatch::Set(vec!["a b c".into()]);
+    let self_import = Request::ImportAdd {
+        account: "app".into(),
+        subject: "s".into(),
+        from: "app".into(),
+        kind: ExportKind::Stream,
+        local_subject: None,
+        name: None,
+    };
+    let usage = vec![
         Request::AccountAdd {
             name: "x".into(),
             description: None,
-            limits: LimitPatch { max_connections: Some(-2), ..LimitPatch::default() },
+            limits: bad_limit,
             disallow_bearer: false,
         },
         add_account("bad name"),
-        add_role(
-            "x",
-            RolePatch { sub_allow: ListPatch::Set(vec!["a b c".into()]), ..RolePatch::default() },
-        ),
+        add_role("x", RolePatch { sub_allow: bad_sub, ..RolePatch::default() }),
         add_role("x", RolePatch { allow_responses: Some(-5), ..RolePatch::default() }),
         add_role("x", RolePatch { jwt_ttl_secs: Some(u64::MAX), ..RolePatch::default() }),
-        Request::ImportAdd {
-            account: "app".into(),
-            subject: "s".into(),
-            from: "app".into(),
-            kind: ExportKind::Stream,
-            local_subject: None,
-            name: None,
-        },
+        self_import,
     ];
-    for req in usage {
-        assert_eq!(class_of(&store, &ctx, req.clone()), ErrorClass::Usage, "{req:?}");
-    }
+    assert_classes(&store, &ctx, ErrorClass::Usage, usage);
     // A model rule the store checks is reported as that rule, not as a store failure.
     let bad_reply = add_role("x", RolePatch { allow_responses: Some(-5), ..RolePatch::default() });
     assert!(matches!(fail(&store, &ctx, bad_reply), AdminError::Model(_)));
+}
 
-    let not_found = [
+#[test]
+fn missing_records_are_not_found() {
+    let (_dir, store, ctx) = with_user();
+    let not_found = vec![
         Request::AccountShow { name: "nope".into() },
         add_user("v", "nope", "r"),
         add_user("v", "app", "nope"),
@@ -486,10 +496,12 @@ fn errors_map_to_their_classes() {
         Request::ExportRemove { account: "app".into(), subject: "none".into() },
         Request::UserList { account: Some("nope".into()) },
     ];
-    for req in not_found {
-        assert_eq!(class_of(&store, &ctx, req.clone()), ErrorClass::NotFound, "{req:?}");
-    }
+    assert_classes(&store, &ctx, ErrorClass::NotFound, not_found);
+}
 
+#[test]
+fn existing_or_used_records_are_conflicts() {
+    let (_dir, store, ctx) = with_user();
     let export = Request::ExportAdd {
         account: "app".into(),
         subject: "feed".into(),
@@ -498,7 +510,7 @@ fn errors_map_to_their_classes() {
         token_req: false,
     };
     run(&store, &ctx, export.clone());
-    let conflict = [
+    let conflict = vec![
         add_account("app"),
         add_role("r", RolePatch::default()),
         add_user("u", "app", "r"),
@@ -506,10 +518,12 @@ fn errors_map_to_their_classes() {
         Request::AccountDelete { name: "app".into() },
         export,
     ];
-    for req in conflict {
-        assert_eq!(class_of(&store, &ctx, req.clone()), ErrorClass::Conflict, "{req:?}");
-    }
+    assert_classes(&store, &ctx, ErrorClass::Conflict, conflict);
+}
 
+#[test]
+fn store_file_errors_map_to_their_classes() {
+    let (dir, _store, ctx) = setup();
     let path = dir.path().join("pbn.redb");
     assert_eq!(store_class(&Store::open(&path).unwrap_err()), ErrorClass::Locked);
     let missing = dir.path().join("missing.redb");

@@ -58,57 +58,83 @@ async fn creds_user_of_a_fresh_account_with_default_limits_connects() {
     assert!(conn.errors().is_empty(), "server errors: {:?}", conn.errors());
 }
 
-#[tokio::test]
-async fn role_publish_and_subscribe_lists_are_enforced() {
-    let d = Deployment::init();
-    d.ok(&["account", "add", "app"]);
-    d.ok(&["role", "add", "all"]);
-    d.ok(&["role", "add", "limited", "--pub", "a.>", "--pub-deny", "a.secret"]);
-    d.ok(&["role", "edit", "limited", "--sub", "a.>", "--sub-deny", "a.hidden"]);
-    d.ok(&["role", "add", "mute", "--no-pub"]);
-    for (user, role) in [("watch", "all"), ("lim", "limited"), ("mute", "mute")] {
-        d.ok(&["user", "add", user, "--account", "app", "--role", role, "--no-password"]);
-    }
-    let (watch, lim, mute) = (d.creds("watch", &[]), d.creds("lim", &[]), d.creds("mute", &[]));
-    let server = d.start_server(free_port()).await;
-    let url = server.client_url();
-    let watch = Conn::open(&url, &watch).await;
-    let mut everything = watch.client.subscribe(">").await.expect("subscribe");
-    watch.client.flush().await.expect("flush");
+/// A server for account `app` with roles `all` (defaults), `limited` (pub `a.>` but not
+/// `a.secret`, sub `a.>` but not `a.hidden`) and `mute` (`--no-pub`), each with one creds user of
+/// the same name, connected; `all` subscribed to everything.
+struct RoleFixture {
+    _d: Deployment,
+    _server: NatsServer,
+    all: Conn,
+    everything: Subscriber,
+    limited: Conn,
+    mute: Conn,
+}
 
-    // Denied publishes go first: had the server passed one on, it would arrive before `a.ok`.
-    let lim = Conn::open(&url, &lim).await;
-    for subject in ["a.secret", "b.other", "a.ok"] {
-        lim.client.publish(subject, "x".into()).await.expect("publish");
+impl RoleFixture {
+    async fn start() -> Self {
+        let d = Deployment::init();
+        d.ok(&["account", "add", "app"]);
+        d.ok(&["role", "add", "all"]);
+        d.ok(&["role", "add", "limited", "--pub", "a.>", "--pub-deny", "a.secret"]);
+        d.ok(&["role", "edit", "limited", "--sub", "a.>", "--sub-deny", "a.hidden"]);
+        d.ok(&["role", "add", "mute", "--no-pub"]);
+        for role in ["all", "limited", "mute"] {
+            d.ok(&["user", "add", role, "--account", "app", "--role", role, "--no-password"]);
+        }
+        let creds = [d.creds("all", &[]), d.creds("limited", &[]), d.creds("mute", &[])];
+        let server = d.start_server(free_port()).await;
+        let url = server.client_url();
+        let all = Conn::open(&url, &creds[0]).await;
+        let everything = all.client.subscribe(">").await.expect("subscribe");
+        all.client.flush().await.expect("flush");
+        let limited = Conn::open(&url, &creds[1]).await;
+        let mute = Conn::open(&url, &creds[2]).await;
+        RoleFixture { _d: d, _server: server, all, everything, limited, mute }
     }
-    lim.client.flush().await.expect("flush");
+}
+
+#[tokio::test]
+async fn role_publish_lists_are_enforced() {
+    // Bound first: `..` on the temporary would drop the server at the end of the statement.
+    let fixture = RoleFixture::start().await;
+    let RoleFixture { all, mut everything, limited, mute, .. } = fixture;
+    // Denied publishes go first: had the server passed one on, it would arrive before `a.ok`.
+    for subject in ["a.secret", "b.other", "a.ok"] {
+        limited.client.publish(subject, "x".into()).await.expect("publish");
+    }
+    limited.client.flush().await.expect("flush");
     let first = next_within(&mut everything, WAIT).await.expect("the allowed publish arrives");
     assert_eq!(first.subject.as_str(), "a.ok");
-    lim.wait_error("Permissions Violation for Publish to \"a.secret\"").await;
-    lim.wait_error("Permissions Violation for Publish to \"b.other\"").await;
+    limited.wait_error("Permissions Violation for Publish to \"a.secret\"").await;
+    limited.wait_error("Permissions Violation for Publish to \"b.other\"").await;
 
-    let mute = Conn::open(&url, &mute).await;
     mute.client.publish("a.ok", "x".into()).await.expect("publish");
     mute.client.publish("anything", "x".into()).await.expect("publish");
     mute.client.flush().await.expect("flush");
     mute.wait_error("Permissions Violation for Publish to \"a.ok\"").await;
     mute.wait_error("Permissions Violation for Publish to \"anything\"").await;
-    assert_nothing_delivered(&watch, &mut everything, "publish of a --no-pub user").await;
+    assert_nothing_delivered(&all, &mut everything, "publish of a --no-pub user").await;
+}
 
-    let mut hidden = lim.client.subscribe("a.hidden").await.expect("subscribe");
-    let mut other = lim.client.subscribe("b.x").await.expect("subscribe");
-    let mut visible = lim.client.subscribe("a.visible").await.expect("subscribe");
-    lim.client.flush().await.expect("flush");
-    lim.wait_error("Permissions Violation for Subscription to \"a.hidden\"").await;
-    lim.wait_error("Permissions Violation for Subscription to \"b.x\"").await;
+#[tokio::test]
+async fn role_subscribe_lists_are_enforced() {
+    let fixture = RoleFixture::start().await;
+    let RoleFixture { all, limited, .. } = fixture;
+    let mut hidden = limited.client.subscribe("a.hidden").await.expect("subscribe");
+    let mut other = limited.client.subscribe("b.x").await.expect("subscribe");
+    let mut visible = limited.client.subscribe("a.visible").await.expect("subscribe");
+    limited.client.flush().await.expect("flush");
+    limited.wait_error("Permissions Violation for Subscription to \"a.hidden\"").await;
+    limited.wait_error("Permissions Violation for Subscription to \"b.x\"").await;
+    // Same connection, so the denied subjects would arrive before `a.visible`.
     for subject in ["a.hidden", "b.x", "a.visible"] {
-        watch.client.publish(subject, "x".into()).await.expect("publish");
+        all.client.publish(subject, "x".into()).await.expect("publish");
     }
-    watch.client.flush().await.expect("flush");
+    all.client.flush().await.expect("flush");
     let got = next_within(&mut visible, WAIT).await.expect("the allowed subscription receives");
     assert_eq!(got.subject.as_str(), "a.visible");
-    assert_nothing_delivered(&lim, &mut hidden, "denied subscription a.hidden").await;
-    assert_nothing_delivered(&lim, &mut other, "subscription b.x outside the allow list").await;
+    assert_nothing_delivered(&limited, &mut hidden, "denied subscription a.hidden").await;
+    assert_nothing_delivered(&limited, &mut other, "subscription b.x outside the allow list").await;
 }
 
 #[tokio::test]
