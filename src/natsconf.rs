@@ -24,8 +24,8 @@ pub enum NatsConfError {
     /// The auth timeout must be a whole number of seconds between 1 and 60.
     #[error("auth timeout {0:?} is out of range (1 to 60 seconds)")]
     AuthTimeout(Duration),
-    /// Writing a file or directory failed.
-    #[error("cannot write {path}: {source}")]
+    /// Writing a file or directory failed (the cause is the error's source).
+    #[error("cannot write {path}")]
     Io {
         /// The path being written.
         path: PathBuf,

@@ -409,6 +409,17 @@ fn a_nats_conf_layout_out_of_range_is_a_usage_error_and_leaves_the_store_alone()
 }
 
 #[test]
+fn an_unwritable_nats_conf_directory_is_reported_once() {
+    let d = populated();
+    let blocker = d.dir().join("blocker");
+    std::fs::write(&blocker, b"a file, not a directory").expect("write");
+    let conf = Pbn::new(["nats-conf", "--store"]).args([&d.store]).args(["--out"]);
+    let out = conf.args([blocker.join("conf")]).run();
+    out.code(OTHER);
+    assert_clear(&out, &["cannot write", "blocker"]);
+}
+
+#[test]
 fn help_documents_the_exit_codes() {
     let out = Pbn::new(["--help"]).run();
     out.success();
