@@ -323,7 +323,7 @@ pub fn internal_user_jwt(
     body.limits.publish.allow = pub_allow.iter().map(|s| s.to_string()).collect();
     body.limits.subscribe.allow = sub_allow.iter().map(|s| s.to_string()).collect();
     body.issuer_account = acc.public_key.to_string();
-    let exp = ttl.map_or(0, |t| iat + t.as_secs() as i64);
+    let exp = ttl.map_or(0, |t| iat.saturating_add_unsigned(t.as_secs()));
     let mut c = Claims::new(user_key, body).with_name(name).with_issued_at(iat).with_expires(exp);
     let signer = account_signer(acc)?;
     check("internal user JWT", c.validate(iat))?;

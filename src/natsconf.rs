@@ -24,8 +24,8 @@ pub enum NatsConfError {
     /// The auth timeout must be a whole number of seconds between 1 and 60.
     #[error("auth timeout {0:?} is out of range (1 to 60 seconds)")]
     AuthTimeout(Duration),
-    /// Writing a file or directory failed.
-    #[error("cannot write {path}: {source}")]
+    /// Writing a file or directory failed (the cause is the error's source).
+    #[error("cannot write {path}")]
     Io {
         /// The path being written.
         path: PathBuf,
@@ -89,21 +89,29 @@ pub struct RenderedConfig {
 /// Offset between a node's client port and its cluster (route) port.
 const ROUTE_PORT_OFFSET: u16 = 2000;
 
+impl Layout {
+    /// Checks the auth timeout, cluster size and port range; returns the number of nodes.
+    pub fn validate(&self) -> Result<u16, NatsConfError> {
+        let secs = self.auth_timeout.as_secs();
+        if !(1..=60).contains(&secs) || self.auth_timeout.subsec_nanos() != 0 {
+            return Err(NatsConfError::AuthTimeout(self.auth_timeout));
+        }
+        let nodes = match self.cluster {
+            None => 1,
+            Some(n) if n < 2 => return Err(NatsConfError::ClusterTooSmall(n)),
+            Some(n) => n,
+        };
+        let highest = u32::from(self.port) + u32::from(nodes) + u32::from(ROUTE_PORT_OFFSET);
+        if self.cluster.is_some() && highest > u32::from(u16::MAX) || self.port == 0 {
+            return Err(NatsConfError::PortRange(self.port, nodes));
+        }
+        Ok(nodes)
+    }
+}
+
 /// Renders one file per node (one file for a single server).
 pub fn render(trust: &Trust, layout: &Layout) -> Result<Vec<RenderedConfig>, NatsConfError> {
-    let secs = layout.auth_timeout.as_secs();
-    if !(1..=60).contains(&secs) || layout.auth_timeout.subsec_nanos() != 0 {
-        return Err(NatsConfError::AuthTimeout(layout.auth_timeout));
-    }
-    let nodes = match layout.cluster {
-        None => 1,
-        Some(n) if n < 2 => return Err(NatsConfError::ClusterTooSmall(n)),
-        Some(n) => n,
-    };
-    let highest = u32::from(layout.port) + u32::from(nodes) + u32::from(ROUTE_PORT_OFFSET);
-    if layout.cluster.is_some() && highest > u32::from(u16::MAX) || layout.port == 0 {
-        return Err(NatsConfError::PortRange(layout.port, nodes));
-    }
+    let nodes = layout.validate()?;
     let mut out = Vec::with_capacity(usize::from(nodes));
     for i in 0..nodes {
         let (file, name, dir) = match layout.cluster {

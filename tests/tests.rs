@@ -3,6 +3,10 @@
 
 mod support;
 
+<<<<<<< HEAD
 mod connection;
 mod operator;
+=======
+mod cli;
+>>>>>>> cli
 mod smoke;

@@ -105,6 +105,21 @@ pub fn store_class(e: &StoreError) -> ErrorClass {
     }
 }
 
+/// Longest lifetime accepted for a JWT, a reply permission or an API token: ten years. Longer
+/// values are typing mistakes, and keeping them bounded keeps unix-time arithmetic far from
+/// overflow.
+pub const MAX_LIFETIME_SECS: u64 = 10 * 366 * 24 * 3600;
+
+/// Refuses a lifetime above [`MAX_LIFETIME_SECS`].
+fn check_lifetime(what: &str, secs: u64) -> Result<(), AdminError> {
+    if secs > MAX_LIFETIME_SECS {
+        return Err(AdminError::Invalid(format!(
+            "{what} of {secs} s is longer than the maximum of {MAX_LIFETIME_SECS} s (10 years)"
+        )));
+    }
+    Ok(())
+}
+
 /// What an operation needs besides the request: the clock and the permission defaults.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -123,6 +138,14 @@ impl Context {
 
 /// Executes one request: reads in a read transaction, writes in one write transaction.
 pub fn execute(store: &Store, req: &Request, ctx: &Context) -> Result<Response, AdminError> {
+    dispatch(store, req, ctx).map_err(|e| match e {
+        // A record the store refused for a model rule is that rule's error, said once.
+        AdminError::Store(StoreError::Invalid(m)) => AdminError::Model(m),
+        e => e,
+    })
+}
+
+fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, AdminError> {
     use Request as R;
     match req {
         R::OperatorShow => store.read(accounts::operator_show),

@@ -38,7 +38,10 @@ fn view(tx: &impl StoreRead, r: &Role) -> Result<RoleView, AdminError> {
         sub_allow: strings(&p.sub_allow),
         sub_deny: strings(&p.sub_deny),
         allow_responses: r.allow_responses.as_ref().map(|x| x.max),
-        response_ttl_ms: r.allow_responses.as_ref().map(|x| x.ttl.as_millis() as u64),
+        response_ttl_ms: r
+            .allow_responses
+            .as_ref()
+            .map(|x| u64::try_from(x.ttl.as_millis()).unwrap_or(u64::MAX)),
         max_subscriptions: r.max_subscriptions.get(),
         max_data: r.max_data.get(),
         max_payload: r.max_payload.get(),
@@ -86,6 +89,9 @@ pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
     subjects(&p.pub_deny, &mut perms.pub_deny)?;
     sub_subjects(&p.sub_allow, &mut perms.sub_allow)?;
     sub_subjects(&p.sub_deny, &mut perms.sub_deny)?;
+    if let Some(ms) = p.response_ttl_ms {
+        super::check_lifetime("reply permission lifetime", ms / 1000)?;
+    }
     if let Some(max) = p.allow_responses {
         let ttl = p.response_ttl_ms.map_or(DEFAULT_RESPONSE_TTL, Duration::from_millis);
         r.allow_responses = Some(ResponsePermission { max, ttl });
@@ -97,6 +103,7 @@ pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
     r.max_payload = limit(p.max_payload, r.max_payload)?;
     r.max_connections = limit(p.max_connections, r.max_connections)?;
     if let Some(secs) = p.jwt_ttl_secs {
+        super::check_lifetime("JWT lifetime", secs)?;
         r.jwt_ttl = Some(Duration::from_secs(secs));
     }
     if let Some(cidrs) = &p.source_cidrs {
@@ -107,6 +114,40 @@ pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
     }
     if let Some(types) = &p.connection_types {
         r.connection_types = types.iter().map(|t| t.to_ascii_uppercase()).collect();
+    }
+    Ok(())
+}
+
+/// Whether user JWTs minted for `after` differ from those for `before` (the description and the
+/// per-user connection cap, which the callout checks, are not in the JWT).
+fn changes_user_jwts(before: &Role, after: &Role) -> bool {
+    let mut same = before.clone();
+    same.description.clone_from(&after.description);
+    same.max_connections = after.max_connections;
+    same.updated = after.updated;
+    same != *after
+}
+
+/// Revokes the creds of every user of role `name`: creds carry the role's permissions and limits
+/// in their JWT, so a narrowed role would not bind them otherwise. Callout users get fresh JWTs
+/// at their next connection anyway.
+fn revoke_creds_of_role(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<(), AdminError> {
+    let mut revoked = 0;
+    for mut user in tx.list_users_of_role(name)? {
+        if user.creds.is_empty() {
+            continue;
+        }
+        let mut acc = tx.require_account(user.account.as_str())?;
+        revoked += super::users::revoke_creds(tx, &mut user, &mut acc, ctx)?.len();
+        user.updated = ctx.now;
+        tx.update_user(&user)?;
+    }
+    if revoked > 0 {
+        tracing::warn!(
+            role = name,
+            revoked,
+            "role changed: creds of its users revoked; issue new ones with `pbn admin user creds`"
+        );
     }
     Ok(())
 }
@@ -124,10 +165,14 @@ pub(super) fn write(
             Ok(Response::Role(view(tx, &r)?))
         }
         Request::RoleEdit { name, role } => {
-            let mut r = tx.require_role(name)?;
+            let before = tx.require_role(name)?;
+            let mut r = before.clone();
             apply(&mut r, role)?;
             r.updated = ctx.now;
             tx.update_role(&r)?;
+            if changes_user_jwts(&before, &r) {
+                revoke_creds_of_role(tx, name, ctx)?;
+            }
             Ok(Response::Role(view(tx, &r)?))
         }
         Request::RoleDelete { name } => {

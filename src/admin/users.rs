@@ -7,7 +7,7 @@ use super::{AdminError, Context};
 use crate::auth::ApiTokenSecret;
 use crate::issue::{self, UserSpec};
 use crate::keys::{KeyKind, KeyPair, UserPublicKey};
-use crate::model::{Account, ApiToken, IssuedCreds, Name, OutboxAction, User};
+use crate::model::{Account, AccountKind, ApiToken, IssuedCreds, Name, OutboxAction, User};
 use crate::store::{StoreRead, WriteTx};
 
 pub(super) fn list(tx: &impl StoreRead, account: Option<&str>) -> Result<Response, AdminError> {
@@ -57,8 +57,9 @@ fn view(u: &User) -> UserView {
     }
 }
 
-/// Revokes every creds key handed out to `user` in `acc` (at `now`) and forgets them.
-fn revoke_creds(
+/// Revokes every creds key handed out to `user` in `acc` (at `now`) and forgets them; the caller
+/// stores `user`.
+pub(super) fn revoke_creds(
     tx: &mut WriteTx,
     user: &mut User,
     acc: &mut Account,
@@ -85,6 +86,7 @@ pub(super) fn write(
     match req {
         Request::UserAdd { name, account, role, email, description, password_hash } => {
             let acc = tx.require_account(account)?;
+            check_user_account(&acc)?;
             let role = tx.require_role(role)?;
             let mut u = User::new(Name::parse(name)?, acc.name.clone(), role.name.clone(), ctx.now);
             u.email = email.clone();
@@ -111,6 +113,9 @@ pub(super) fn write(
         }
         Request::UserCreds { name, keep_previous } => creds(tx, name, *keep_previous, ctx),
         Request::TokenAdd { name, label, expires_secs } => {
+            if let Some(secs) = expires_secs {
+                super::check_lifetime("token lifetime", *secs)?;
+            }
             let mut u = tx.require_user(name)?;
             let secret = ApiTokenSecret::generate();
             let id = token_id();
@@ -119,7 +124,7 @@ pub(super) fn write(
                 label: label.clone().unwrap_or_default(),
                 hash: secret.hash(),
                 created: ctx.now,
-                expires: expires_secs.map(|s| ctx.now + s as i64),
+                expires: expires_secs.map(|s| ctx.now.saturating_add_unsigned(s)),
             });
             u.updated = ctx.now;
             tx.update_user(&u)?;
@@ -141,6 +146,18 @@ pub(super) fn write(
     }
 }
 
+/// Users live in managed accounts only: a user of SYS would have the system account's powers, and
+/// one of AUTH could read every callout request (passwords included).
+fn check_user_account(acc: &Account) -> Result<(), AdminError> {
+    if acc.kind != AccountKind::Managed {
+        return Err(AdminError::Protected(
+            format!("account {:?}", acc.name.as_str()),
+            "given users",
+        ));
+    }
+    Ok(())
+}
+
 fn token_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 8];
@@ -155,6 +172,7 @@ fn edit(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Admi
     let mut u = tx.require_user(name)?;
     let mut old_acc = tx.require_account(u.account.as_str())?;
     let new_acc = account.as_deref().map(|a| tx.require_account(a)).transpose()?;
+    new_acc.as_ref().map(check_user_account).transpose()?;
     let new_role = role.as_deref().map(|r| tx.require_role(r)).transpose()?;
     let moves = new_acc.as_ref().is_some_and(|a| a.name != u.account);
     let role_changes = new_role.as_ref().is_some_and(|r| r.name != u.role);
@@ -200,7 +218,7 @@ fn creds(
     let key = UserPublicKey::parse(kp.public_key())?;
     // The revocations written above name the old keys only, so the new key is unaffected.
     let iat = ctx.now;
-    let exp = role.jwt_ttl.map_or(0, |t| iat + t.as_secs() as i64);
+    let exp = role.jwt_ttl.map_or(0, |t| iat.saturating_add_unsigned(t.as_secs()));
     let spec = UserSpec {
         account: &acc,
         role: &role,

@@ -414,7 +414,8 @@ pub enum RoleCommand {
         /// Role name.
         name: String,
     },
-    /// Change a role (given permission lists replace the old ones).
+    /// Change a role (given permission lists replace the old ones). Creds of its users are
+    /// revoked when the change alters what their JWTs grant.
     Edit {
         /// Role name.
         name: String,

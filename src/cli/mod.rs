@@ -36,6 +36,13 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             Some(a.class())
         } else if e.downcast_ref::<crate::config::ConfigError>().is_some() {
             Some(ErrorClass::Usage)
+        } else if e.is::<secrets::PasswordError>() {
+            Some(ErrorClass::Usage)
+        } else if let Some(n) = e.downcast_ref::<natsconf::NatsConfError>() {
+            Some(match n {
+                natsconf::NatsConfError::Io { .. } => ErrorClass::Other,
+                _ => ErrorClass::Usage,
+            })
         } else {
             e.downcast_ref::<StoreError>().map(admin::store_class)
         }
@@ -78,8 +85,6 @@ pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
 }
 
 fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
-    let store = open_store(&a.store.store)?;
-    let trust = admin::init::trust(&store, &Context::now()).context("cannot read the store")?;
     let out = std::path::absolute(&a.out)
         .with_context(|| format!("invalid output directory {}", a.out.display()))?;
     let layout = Layout {
@@ -89,6 +94,10 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
         auth_timeout: Duration::from_secs(a.auth_timeout),
         host: "127.0.0.1".into(),
     };
+    // Checked before the store is touched: issuing the preload JWTs records their `iat`.
+    layout.validate()?;
+    let store = open_store(&a.store.store)?;
+    let trust = admin::init::trust(&store, &Context::now()).context("cannot read the store")?;
     let files = natsconf::render(&trust, &layout)?;
     natsconf::write_configs(&files)?;
     for f in &files {
@@ -98,24 +107,40 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
 }
 
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
+    use args::{AdminCommand as C, UserCommand as U};
     let req = requests::build(&a.command)?;
     let store = open_store(&a.store.store)?;
-    let resp = admin::execute(&store, &req, &Context::now())?;
-    print_response(&a, &resp)
+    let out = match &a.command {
+        C::User(U::Creds { out: Some(path), .. }) => Some(secrets::SecretFile::open(path)?),
+        _ => None,
+    };
+    match admin::execute(&store, &req, &Context::now()) {
+        Ok(resp) => print_response(&a, &resp, out),
+        Err(e) => {
+            if let Some(file) = out {
+                file.discard();
+            }
+            Err(e.into())
+        }
+    }
 }
 
-fn print_response(a: &args::AdminArgs, resp: &Response) -> Result<()> {
-    use args::{AccountCommand as A, AdminCommand as C, OperatorCommand as O, UserCommand as U};
-    match (&a.command, resp) {
-        (C::Operator(O::Show { jwt: true }), Response::Operator(o)) => println!("{}", o.jwt),
-        (C::Account(A::Show { jwt: true, .. }), Response::Account(acc)) => {
+fn print_response(
+    a: &args::AdminArgs,
+    resp: &Response,
+    out: Option<secrets::SecretFile>,
+) -> Result<()> {
+    use args::{AccountCommand as A, AdminCommand as C, OperatorCommand as O};
+    match (&a.command, resp, out) {
+        (C::Operator(O::Show { jwt: true }), Response::Operator(o), _) if !a.json => {
+            println!("{}", o.jwt)
+        }
+        (C::Account(A::Show { jwt: true, .. }), Response::Account(acc), _) if !a.json => {
             println!("{}", acc.jwt.as_deref().unwrap_or_default())
         }
-        (
-            C::User(U::Creds { out: Some(path), .. }),
-            Response::Creds { creds, public_key, revoked, .. },
-        ) => {
-            secrets::write_secret_file(path, creds)?;
+        (_, Response::Creds { creds, public_key, revoked, .. }, Some(file)) => {
+            let path = file.path().to_path_buf();
+            file.write(creds)?;
             if a.json {
                 let v =
                     serde_json::json!({"file": path, "public_key": public_key, "revoked": revoked});

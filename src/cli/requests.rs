@@ -121,7 +121,7 @@ fn role_patch(a: &RoleArgs) -> RolePatch {
         sub_allow: list(&a.sub_allow, a.no_sub),
         sub_deny: list(&a.sub_deny, false),
         allow_responses: a.allow_responses,
-        response_ttl_ms: a.response_ttl.map(|d| d.as_millis() as u64),
+        response_ttl_ms: a.response_ttl.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         max_subscriptions: a.max_subscriptions,
         max_data: a.max_data,
         max_payload: a.max_payload,

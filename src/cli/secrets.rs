@@ -2,12 +2,29 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
 use super::args::PasswordArgs;
+
+/// A password that was not given, or not acceptable: a usage error (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// No password source and no terminal to prompt on.
+    #[error("no password given: use --password-stdin or --password-file (or run in a terminal)")]
+    NotGiven,
+    /// The prompt's two entries differ.
+    #[error("the two passwords differ")]
+    Mismatch,
+    /// Shorter than [`MIN_PASSWORD_LEN`] characters.
+    #[error("password too short: {0} characters, at least {MIN_PASSWORD_LEN} needed")]
+    TooShort(usize),
+    /// Longer than [`MAX_PASSWORD_LEN`] characters.
+    #[error("password too long: {0} characters, at most {MAX_PASSWORD_LEN} allowed")]
+    TooLong(usize),
+}
 
 /// Shortest password accepted.
 const MIN_PASSWORD_LEN: usize = 8;
@@ -28,14 +45,12 @@ pub fn read_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
         Zeroizing::new(text.lines().next().unwrap_or("").to_string())
     } else {
         if !std::io::stdin().is_terminal() {
-            bail!(
-                "no password given: use --password-stdin or --password-file (or run in a terminal)"
-            );
+            return Err(PasswordError::NotGiven.into());
         }
         let first = Zeroizing::new(rpassword::prompt_password("password: ")?);
         let second = Zeroizing::new(rpassword::prompt_password("repeat password: ")?);
         if first != second {
-            bail!("the two passwords differ");
+            return Err(PasswordError::Mismatch.into());
         }
         first
     };
@@ -43,31 +58,62 @@ pub fn read_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
     Ok(pw)
 }
 
-fn check_password(pw: &str) -> Result<()> {
+fn check_password(pw: &str) -> Result<(), PasswordError> {
     let n = pw.chars().count();
     if n < MIN_PASSWORD_LEN {
-        bail!("password too short: {n} characters, at least {MIN_PASSWORD_LEN} needed");
+        return Err(PasswordError::TooShort(n));
     }
     if n > MAX_PASSWORD_LEN {
-        bail!("password too long: {n} characters, at most {MAX_PASSWORD_LEN} allowed");
+        return Err(PasswordError::TooLong(n));
     }
     Ok(())
 }
 
-/// Writes `contents` to `path` with mode 0600 (also tightening an existing file first).
-pub fn write_secret_file(path: &Path, contents: &str) -> Result<()> {
-    if path.exists() {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+/// A file for a secret (creds), opened with mode 0600 *before* the operation that produces the
+/// secret, so an unwritable path fails before anything changes in the store.
+#[derive(Debug)]
+pub struct SecretFile {
+    file: std::fs::File,
+    path: PathBuf,
+    created: bool,
+}
+
+impl SecretFile {
+    /// Opens (or creates) `path` with mode 0600, tightening an existing file; its content stays
+    /// until [`SecretFile::write`].
+    pub fn open(path: &Path) -> Result<Self> {
+        let existed = path.exists();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
+        Ok(SecretFile { file, path: path.to_path_buf(), created: !existed })
     }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(contents.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+
+    /// The path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces the file's content with `contents` and syncs it.
+    pub fn write(mut self, contents: &str) -> Result<()> {
+        let path = self.path.display().to_string();
+        self.file.set_len(0).with_context(|| format!("cannot write {path}"))?;
+        self.file.write_all(contents.as_bytes()).with_context(|| format!("cannot write {path}"))?;
+        self.file.sync_all().with_context(|| format!("cannot write {path}"))?;
+        Ok(())
+    }
+
+    /// Removes the file again if [`SecretFile::open`] created it (the operation failed).
+    pub fn discard(self) {
+        if self.created {
+            // Best effort: an empty 0600 file left behind holds no secret.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }

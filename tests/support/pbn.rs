@@ -1,0 +1,157 @@
+//! Runs the real `pbn` binary (the one cargo built for this test run) as a child process.
+//!
+//! `Pbn::new(["admin", "account", "list"]).stdin("…").env("K", "V").run()` returns a
+//! [`PbnOutput`] with the exit code and both output streams. The child never inherits the test's
+//! `PBN_STORE` or `PBN_LOG`, so a developer's environment cannot change what a test runs against.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Environment variables of pbn that a test must set explicitly if it wants them.
+const PBN_ENV: [&str; 2] = ["PBN_STORE", "PBN_LOG"];
+
+/// The path of the `pbn` binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pbn"))
+}
+
+/// One invocation of `pbn`: arguments, standard input and extra environment.
+#[derive(Debug, Clone)]
+pub struct Pbn {
+    args: Vec<OsString>,
+    stdin: Option<String>,
+    env: Vec<(String, OsString)>,
+    dir: Option<PathBuf>,
+}
+
+impl Pbn {
+    /// An invocation with these arguments (no stdin, no extra environment).
+    pub fn new<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Self {
+            args: args.into_iter().map(Into::into).collect(),
+            stdin: None,
+            env: Vec::new(),
+            dir: None,
+        }
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Feeds `text` on standard input (otherwise stdin is empty and not a terminal).
+    pub fn stdin(mut self, text: impl Into<String>) -> Self {
+        self.stdin = Some(text.into());
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs the child in `dir` (otherwise in the test's working directory).
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Runs the binary to completion.
+    ///
+    /// # Panics
+    /// If the binary cannot be started or its stdin not written (a broken test setup).
+    pub fn run(&self) -> PbnOutput {
+        let mut command = Command::new(binary());
+        command.args(&self.args).stdin(Stdio::piped()).stdout(Stdio::piped());
+        command.stderr(Stdio::piped());
+        for key in PBN_ENV {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary().display()));
+        let mut input = child.stdin.take().expect("stdin was configured as piped");
+        if let Some(text) = &self.stdin {
+            // A child that exits without reading stdin closes the pipe; that is its business.
+            let _ = input.write_all(text.as_bytes());
+        }
+        drop(input);
+        let output = child.wait_with_output().expect("waiting for a spawned child works");
+        PbnOutput {
+            args: self.args.iter().map(|a| a.to_string_lossy().into_owned()).collect(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// What one run of `pbn` produced.
+#[derive(Debug, Clone)]
+pub struct PbnOutput {
+    /// The arguments it ran with (for failure messages).
+    pub args: Vec<String>,
+    /// The exit code (`None` if a signal ended it).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl PbnOutput {
+    /// Asserts a zero exit code (printing both streams otherwise) and returns `self`.
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        assert_eq!(self.code, Some(0), "pbn {:?} failed:\n{}", self.args, self.streams());
+        self
+    }
+
+    /// Asserts exit code `code` (printing both streams otherwise) and returns `self`.
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "pbn {:?}: wrong exit code:\n{}",
+            self.args,
+            self.streams()
+        );
+        self
+    }
+
+    /// Standard output parsed as JSON.
+    ///
+    /// # Panics
+    /// If it is not JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
+            panic!("pbn {:?}: stdout is not json ({err}):\n{}", self.args, self.streams())
+        })
+    }
+
+    /// Both streams, labelled, for failure messages.
+    pub fn streams(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+}
