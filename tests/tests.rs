@@ -3,10 +3,7 @@
 
 mod support;
 
-<<<<<<< HEAD
+mod cli;
 mod connection;
 mod operator;
-=======
-mod cli;
->>>>>>> cli
 mod smoke;
