@@ -3,5 +3,6 @@
 
 mod support;
 
+mod callout;
 mod operator;
 mod smoke;

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 mod cluster;
+pub mod deploy;
 mod process;
 mod server;
 mod wait;
