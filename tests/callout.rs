@@ -168,7 +168,7 @@ async fn nkey_login_is_admitted() {
     let client = d.connect(0, opts, &ClientEvents::new()).await.expect("nkey login");
     assert_account(&d, &client, "OTHER").await;
 
-    // The same public key signed by another seed is refused.
+    // An nkey no user registered is refused.
     let mut errors = d.auth_errors(0).await;
     let other = KeyPair::generate(KeyKind::User);
     let opts = ConnectOptions::with_nkey(other.seed().expose().to_string());
@@ -299,10 +299,9 @@ async fn expired_token_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_over_the_per_user_cap_is_rejected() {
-    let d = setup(DeployOptions::default());
+    let mut d = setup(DeployOptions::default());
     d.add_role("single", RolePatch { max_connections: Some(1), ..app_role() });
     d.add_user("uma", "APP", "single", PW);
-    let mut d = d;
     d.start().await;
     let _first = d.login("uma", PW, &ClientEvents::new()).await;
     let mut errors = d.auth_errors(0).await;
@@ -312,11 +311,10 @@ async fn connection_over_the_per_user_cap_is_rejected() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn source_outside_the_role_networks_is_rejected() {
-    let d = setup(DeployOptions::default());
+    let mut d = setup(DeployOptions::default());
     let role = RolePatch { source_cidrs: Some(vec!["10.0.0.0/8".into()]), ..app_role() };
     d.add_role("office", role);
     d.add_user("sam", "APP", "office", PW);
-    let mut d = d;
     d.start().await;
     let mut errors = d.auth_errors(0).await;
     let reason = callout_reason(&CalloutError::SourceNotAllowed {
@@ -404,10 +402,9 @@ async fn two_runners_share_the_queue_group_and_answer_each_request_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn role_jwt_ttl_disconnects_the_client_when_it_expires() {
-    let d = setup(DeployOptions::default());
+    let mut d = setup(DeployOptions::default());
     d.add_role("short", RolePatch { jwt_ttl_secs: Some(3), ..app_role() });
     d.add_user("tina", "APP", "short", PW);
-    let mut d = d;
     d.start().await;
     let events = ClientEvents::new();
     let start = Instant::now();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use pbn::claims::{self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims};
 use pbn::issue;
-use pbn::keys::{KeyKind, KeyPair, XKeyPair};
+use pbn::keys::{KeyKind, KeyPair};
 
 use futures::StreamExt;
 use pbn::callout::service::CALLOUT_SUBJECT;
@@ -29,7 +29,7 @@ fn forge(
     server: &KeyPair,
     edit: impl FnOnce(&mut Claims<AuthorizationRequestClaims>),
 ) -> String {
-    let mut c = d.request_claims(server, None::<&XKeyPair>);
+    let mut c = d.request_claims(server);
     c.nats.connect_opts.username = "alice".into();
     c.nats.connect_opts.password = PW.into();
     edit(&mut c);

@@ -238,21 +238,14 @@ impl Deployment {
         }
     }
 
-    /// Claims of a callout request as nats-server would send them, from `server`: audience,
-    /// subject (AUTH), `server_id`, a fresh `user_nkey`, client id 1 on 127.0.0.1, expiring with
-    /// the auth timeout. `server_x` fills `server_id.xkey` when callouts are encrypted.
-    pub fn request_claims(
-        &self,
-        server: &KeyPair,
-        server_x: Option<&XKeyPair>,
-    ) -> Claims<AuthorizationRequestClaims> {
+    /// Claims of an unencrypted callout request as nats-server would send them, from `server`:
+    /// audience, subject (AUTH), `server_id`, a fresh `user_nkey`, client id 1 on 127.0.0.1,
+    /// expiring with the auth timeout.
+    pub fn request_claims(&self, server: &KeyPair) -> Claims<AuthorizationRequestClaims> {
         let mut body = AuthorizationRequestClaims::default();
         body.server.id = server.public_key().to_string();
         body.server.name = "forged".into();
         body.server.host = "127.0.0.1".into();
-        if let (Some(x), true) = (server_x, self.opts.xkey) {
-            body.server.xkey = x.public_key().to_string();
-        }
         body.user_nkey = KeyPair::generate(KeyKind::User).public_key().to_string();
         body.client.host = "127.0.0.1".into();
         body.client.id = 1;
@@ -522,11 +515,6 @@ impl ClientEvents {
     /// Whether a server error equal to `text` (ignoring case) was received.
     pub fn has_server_error(&self, text: &str) -> bool {
         self.server_errors().iter().any(|e| e.eq_ignore_ascii_case(text))
-    }
-
-    /// How many events satisfy `pred`.
-    pub fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|e| pred(e)).count()
     }
 }
 
