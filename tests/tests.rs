@@ -3,6 +3,7 @@
 
 mod support;
 
+mod callout;
 mod cli;
 mod connection;
 mod operator;

@@ -13,6 +13,7 @@
 
 mod cluster;
 pub mod pbn;
+pub mod deploy;
 mod process;
 mod server;
 mod wait;
