@@ -74,6 +74,10 @@ pub struct ConnectionSettings {
     /// How often the client PINGs the server; a server that misses two PONGs in a row is
     /// declared lost (async-nats), which starts a failover.
     pub ping_interval: Duration,
+    /// Messages each subscription of the client buffers before the server sees a slow
+    /// consumer. The callout sets this from its settings: a connect storm queues here while the
+    /// bounded handlers catch up, rather than in unbounded tasks.
+    pub subscription_capacity: usize,
 }
 
 impl Default for ConnectionSettings {
@@ -104,6 +108,7 @@ impl Default for ConnectionSettings {
             failback_healthy_checks: 3,
             request_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
+            subscription_capacity: 65_536,
         }
     }
 }

@@ -108,6 +108,7 @@ fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {
     ConnectionSettings {
         servers: settings.servers.clone(),
         name: name.into(),
+        subscription_capacity: settings.callout.subscription_capacity,
         ..ConnectionSettings::default()
     }
 }

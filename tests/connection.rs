@@ -37,6 +37,7 @@ fn fast_settings(servers: &[String]) -> ConnectionSettings {
         failback_healthy_checks: CHECKS,
         request_timeout: GRACE,
         ping_interval: Duration::from_secs(1),
+        ..ConnectionSettings::default()
     }
 }
 

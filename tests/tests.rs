@@ -7,4 +7,5 @@ mod callout;
 mod cli;
 mod connection;
 mod operator;
+mod service;
 mod smoke;

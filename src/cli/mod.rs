@@ -34,9 +34,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     let class = err.chain().find_map(|e| {
         if let Some(a) = e.downcast_ref::<AdminError>() {
             Some(a.class())
-        } else if e.downcast_ref::<crate::config::ConfigError>().is_some() {
-            Some(ErrorClass::Usage)
-        } else if e.is::<secrets::PasswordError>() {
+        } else if e.is::<crate::config::ConfigError>() || e.is::<secrets::PasswordError>() {
             Some(ErrorClass::Usage)
         } else if let Some(n) = e.downcast_ref::<natsconf::NatsConfError>() {
             Some(match n {

@@ -124,6 +124,7 @@ impl Dialer {
             .connection_timeout(settings.connect_timeout)
             .request_timeout(Some(settings.request_timeout))
             .ping_interval(settings.ping_interval)
+            .subscription_capacity(settings.subscription_capacity)
             .ignore_discovered_servers()
             .retain_servers_order()
             .max_reconnects(1)

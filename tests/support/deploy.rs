@@ -22,6 +22,7 @@ use pbn::auth::{hash_password_with, PasswordParams, Secret};
 use pbn::callout::service::{serve, CALLOUT_SUBJECT, XKEY_HEADER};
 use pbn::callout::{Pipeline, PipelineOptions};
 use pbn::claims::{AuthorizationRequestClaims, Claims, AUTH_REQUEST_AUDIENCE};
+use pbn::config::{RawConfig, Settings};
 use pbn::issue;
 use pbn::keys::{CurvePublicKey, KeyKind, KeyPair, XKeyPair};
 use pbn::model::Account;
@@ -87,6 +88,8 @@ pub struct Deployment {
     store: Store,
     // Fields drop in order: runners stop before their servers are killed.
     runners: Vec<CalloutRunner>,
+    /// Real services started with [`Deployment::start_service`].
+    services: usize,
     servers: Vec<NatsServer>,
     // Dropped last: holds the store file and the resolver directories.
     dir: TempDir,
@@ -100,7 +103,7 @@ impl Deployment {
         let path = dir.path().join("store.redb");
         let (store, _) = init::init_store(&path, "test", opts.xkey, &Context::now())
             .unwrap_or_else(|e| panic!("init store: {e}"));
-        Deployment { opts, store, runners: Vec::new(), servers: Vec::new(), dir }
+        Deployment { opts, store, runners: Vec::new(), services: 0, servers: Vec::new(), dir }
     }
 
     /// The store (the callout reads it at every login).
@@ -163,6 +166,35 @@ impl Deployment {
     /// Renders the configs, starts the server(s) and the callout runner(s), and waits until the
     /// callout answers from every server.
     pub async fn start(&mut self) {
+        self.start_servers_only().await;
+        for i in 0..self.opts.runners {
+            let url = self.url(i % self.servers.len());
+            let runner = CalloutRunner::start(self.store.clone(), &url, &self.opts).await;
+            self.runners.push(runner);
+        }
+        self.wait_callout_ready().await;
+    }
+
+    /// Starts the server(s) and the real service, `pbn::service::run_with_store` on the shared
+    /// store handle (instead of in-process runners), and waits until its callout is subscribed.
+    pub async fn start_service(&mut self) -> ServiceHandle {
+        self.start_servers_only().await;
+        let servers: Vec<String> = (0..self.servers.len()).map(|i| self.url(i)).collect();
+        let flags = RawConfig {
+            store: Some(self.store.path().to_path_buf()),
+            servers: Some(servers),
+            ..RawConfig::default()
+        };
+        let settings = Settings::resolve(None, RawConfig::default(), flags).expect("settings");
+        let (stop, shutdown) = pbn::shutdown::channel();
+        let task =
+            tokio::spawn(pbn::service::run_with_store(settings, self.store.clone(), shutdown));
+        self.services += 1;
+        self.wait_callout_ready().await;
+        ServiceHandle { stop, task: Some(task) }
+    }
+
+    async fn start_servers_only(&mut self) {
         let trust = init::trust(&self.store, &Context::now()).expect("trust from the store");
         let mut attempt = 1;
         self.servers = loop {
@@ -173,12 +205,6 @@ impl Deployment {
                 Ok(servers) => break servers,
             }
         };
-        for i in 0..self.opts.runners {
-            let url = self.url(i % self.servers.len());
-            let runner = CalloutRunner::start(self.store.clone(), &url, &self.opts).await;
-            self.runners.push(runner);
-        }
-        self.wait_callout_ready().await;
     }
 
     fn render(&self, trust: &natsconf::Trust) -> Vec<RenderedConfig> {
@@ -231,7 +257,7 @@ impl Deployment {
                 local += here;
                 everywhere &= here > 0 || routed;
             }
-            if local >= self.runners.len() && everywhere {
+            if local >= self.runners.len() + self.services && everywhere {
                 return;
             }
             deadline.tick().await;
@@ -531,5 +557,30 @@ fn pick_base_port(nodes: u16) -> u16 {
         if top < u16::MAX && ports.all(|p| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok()) {
             return base;
         }
+    }
+}
+
+/// The real service running in the test process; stopped (and awaited) by [`ServiceHandle::stop`],
+/// or signalled to stop on drop.
+pub struct ServiceHandle {
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<Result<(), pbn::service::ServiceError>>>,
+}
+
+impl ServiceHandle {
+    /// Signals shutdown and waits for `run_with_store` to return.
+    pub async fn stop(mut self) -> Result<(), pbn::service::ServiceError> {
+        let _ = self.stop.send(true);
+        let task = self.task.take().expect("a running service has its task");
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("the service stops within the deadline")
+            .expect("the service task does not panic")
+    }
+}
+
+impl Drop for ServiceHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }
