@@ -5,4 +5,5 @@ mod support;
 
 mod connection;
 mod operator;
+mod publisher;
 mod smoke;
