@@ -5,8 +5,9 @@
 //! task that drains it through the system user's managed connection:
 //!
 //! - **Debounce.** The outbox is polled every `debounce`; an entry is pushed once it has been
-//!   quiet for `debounce` (every enqueue moves its `next_attempt` to "now"), so a burst of edits
-//!   to one account ends in one push.
+//!   quiet for `debounce` (every enqueue moves its `next_attempt` to "now", as the enqueuing
+//!   code's clock reads it), so a burst of edits to one account ends in one push. A change of
+//!   connection triggers a poll at once.
 //! - **No lock or transaction across network I/O.** An upsert runs as: a write transaction that
 //!   reserves the next strictly increasing `iat` of the account and builds its JWT from the
 //!   store, then the network, then a write transaction that records the result with
@@ -56,7 +57,8 @@ use crate::model::{OutboxAction, OutboxEntry};
 use crate::store::{Store, StoreError, StoreRead};
 
 pub use nats::{CLAIMS_DELETE, CLAIMS_UPDATE, SERVER_PING};
-pub use outbox::{disabled_account_jwt, FailureOutcome};
+pub use outbox::disabled_account_jwt;
+use outbox::FailureOutcome;
 
 /// Errors of the publisher. A failed push is recorded on its outbox entry with this message.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +145,10 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Shortest poll and cleanup period, whatever the settings say: a zero period would spin (and
+/// tokio's interval refuses it), and 10 ms is already far below any useful debounce.
+const MIN_TICK: Duration = Duration::from_millis(10);
+
 /// What one push attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pushed {
@@ -201,9 +207,9 @@ impl Publisher {
         mut clients: watch::Receiver<Option<Client>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut poll = tokio::time::interval(self.settings.debounce);
+        let mut poll = tokio::time::interval(self.settings.debounce.max(MIN_TICK));
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut cleanup = tokio::time::interval(self.settings.cleanup_interval);
+        let mut cleanup = tokio::time::interval(self.settings.cleanup_interval.max(MIN_TICK));
         cleanup.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut session = new_session(&mut clients);
         loop {
@@ -327,10 +333,11 @@ impl Publisher {
         match deleted {
             Ok(()) => return Ok(Pushed::Done),
             Err(e) if !s.connected() => return Err(e),
-            Err(e) => info!(
+            Err(e) if entry.attempts == 0 => info!(
                 account = %entry.account_name, reason = %e,
                 "delete not done by every server; pushing a disabled account JWT instead"
             ),
+            Err(e) => debug!(account = %entry.account_name, reason = %e, "delete refused again"),
         }
         let floor =
             wire.lookup(&entry.account).await?.iter().flatten().filter_map(|j| iat_of(j)).max();

@@ -14,8 +14,8 @@ use pbn::store::StoreRead;
 
 use crate::support::{wait_until_async, Cluster, NatsServer};
 use env::{
-    connect_creds, held, login, lookup, lookup_key, settings, start_server, sys_client,
-    wait_connection, wait_held, Env, Events, Service, WAIT,
+    callout_subscribers, connect_creds, held, login, lookup, lookup_key, settings, start_server,
+    sys_client, wait_callout, wait_held, Env, Events, Service, WAIT,
 };
 
 /// Debounce of most tests: short, so pushes follow changes quickly.
@@ -279,17 +279,19 @@ async fn fails_over_to_the_backup_and_back() {
     }
     let urls: Vec<String> = nodes.iter().map(NatsServer::client_url).collect();
     let service = Service::start(&env, settings(&env, urls.clone(), DEBOUNCE, 5));
-    wait_connection(&nodes[0], "pbn-callout", WAIT).await;
+    wait_callout(&nodes[0], true, WAIT).await;
+    assert_eq!(callout_subscribers(&nodes[1]).await, 0, "the primary first");
     login(&urls[1], "carol").await.expect("login through the backup node");
 
     nodes[0].stop().await;
-    wait_connection(&nodes[1], "pbn-callout", WAIT).await;
+    wait_callout(&nodes[1], true, WAIT).await;
     let carol = login(&urls[1], "carol").await.expect("login while the primary is down");
     carol.flush().await.expect("works");
 
     nodes[0].restart().await;
     // Failback waits for 3 healthy probes 5 s apart (the connection defaults).
-    wait_connection(&nodes[0], "pbn-callout", Duration::from_secs(60)).await;
+    wait_callout(&nodes[0], true, Duration::from_secs(60)).await;
+    wait_callout(&nodes[1], false, WAIT).await;
     login(&urls[0], "carol").await.expect("login through the primary again");
     service.stop().await;
 }

@@ -74,7 +74,7 @@ pub fn disabled_account_jwt(
 
 /// What [`record_failure`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureOutcome {
+pub(super) enum FailureOutcome {
     /// Retry scheduled at `at` (unix ms) after `attempts` failures.
     Retry {
         /// Failures so far.

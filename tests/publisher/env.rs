@@ -320,23 +320,24 @@ pub async fn connect_creds(
     events.attach(opts).connect(url).await
 }
 
-/// How many connections named `name` the server lists at `/connz`.
-pub async fn named_connections(server: &NatsServer, name: &str) -> usize {
-    match server.try_monitor("/connz").await {
-        Ok(connz) => connz["connections"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["name"].as_str() == Some(name))
-            .count(),
-        Err(_) => 0,
-    }
+/// How many connections of `server` subscribe to the callout subject: where the service's
+/// callout runs (a probe connection of the failback check has the same name but no
+/// subscription).
+pub async fn callout_subscribers(server: &NatsServer) -> usize {
+    let Ok(connz) = server.try_monitor("/connz?subs=1").await else { return 0 };
+    let serves = |c: &&serde_json::Value| {
+        c["subscriptions_list"].as_array().is_some_and(|subs| {
+            subs.iter().any(|s| s.as_str() == Some(pbn::callout::service::CALLOUT_SUBJECT))
+        })
+    };
+    connz["connections"].as_array().into_iter().flatten().filter(serves).count()
 }
 
-/// Waits until `server` lists a connection named `name`.
-pub async fn wait_connection(server: &NatsServer, name: &str, timeout: Duration) {
-    let deadline = Deadline::after(timeout, format!("{name} connected to port {}", server.port()));
-    while named_connections(server, name).await == 0 {
+/// Waits until the callout runs on `server` (`true`) or no longer does (`false`).
+pub async fn wait_callout(server: &NatsServer, serving: bool, timeout: Duration) {
+    let what = format!("callout serving={serving} on port {}", server.port());
+    let deadline = Deadline::after(timeout, what);
+    while (callout_subscribers(server).await > 0) != serving {
         deadline.tick().await;
     }
 }
