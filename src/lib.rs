@@ -22,6 +22,7 @@ pub mod issue;
 pub mod keys;
 pub mod model;
 pub mod natsconf;
+pub mod publisher;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;

@@ -7,5 +7,6 @@ mod callout;
 mod cli;
 mod connection;
 mod operator;
+mod publisher;
 mod service;
 mod smoke;
