@@ -13,7 +13,7 @@ store="$dir/pbn.redb"
 scripts/install-nats-server.sh
 echo "building pbn (release)..."
 cargo build --release --quiet --bin pbn
-pbn=target/release/pbn
+pbn="${CARGO_TARGET_DIR:-target}/release/pbn"
 export PBN_NATS_SERVER="$PWD/.tools/bin/nats-server"
 
 mkdir -p "$dir"

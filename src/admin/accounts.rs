@@ -145,7 +145,7 @@ pub(crate) fn enqueue(
     action: OutboxAction,
     ctx: &Context,
 ) -> Result<(), AdminError> {
-    tx.enqueue_outbox(&acc.public_key, &acc.name, action, ctx.now * 1000)?;
+    tx.enqueue_outbox(&acc.public_key, &acc.name, action, ctx.now_ms)?;
     Ok(())
 }
 

@@ -129,6 +129,8 @@ fn check_lifetime(what: &str, secs: u64) -> Result<(), AdminError> {
 pub struct Context {
     /// Unix seconds.
     pub now: i64,
+    /// The same instant in unix milliseconds (outbox times; the publisher's debounce).
+    pub now_ms: i64,
     /// Lists for permission lists a role leaves unset.
     pub defaults: PermissionDefaults,
 }
@@ -136,7 +138,10 @@ pub struct Context {
 impl Context {
     /// The current time and the built-in defaults.
     pub fn now() -> Self {
-        Context { now: crate::issue::unix_now(), defaults: crate::issue::default_permissions() }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        Context { now: now_ms / 1000, now_ms, defaults: crate::issue::default_permissions() }
     }
 }
 

@@ -38,7 +38,7 @@ pub(super) fn retry(tx: &mut WriteTx, id: &str, ctx: &Context) -> Result<Respons
         .find(|e| e.account.as_str() == id || e.account_name.as_str() == id)
         .ok_or_else(|| AdminError::NotFound { what: "outbox entry", name: id.to_string() })?;
     let was = if entry.failed_at.is_some() { "failed" } else { "pending" };
-    tx.enqueue_outbox(&entry.account, &entry.account_name, entry.action, ctx.now * 1000)?;
+    tx.enqueue_outbox(&entry.account, &entry.account_name, entry.action, ctx.now_ms)?;
     Ok(Response::Done {
         message: format!("outbox entry of account {} ({was}) re-queued", entry.account_name),
     })

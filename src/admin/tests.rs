@@ -13,7 +13,8 @@ const NOW: i64 = 1_800_000_000;
 /// A fresh store (operator, SYS, AUTH, admin role) and a context at [`NOW`].
 fn setup() -> (tempfile::TempDir, Store, Context) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ctx = Context { now: NOW, defaults: crate::issue::default_permissions() };
+    let ctx =
+        Context { now: NOW, now_ms: NOW * 1000, defaults: crate::issue::default_permissions() };
     let (store, _) = init_store(&dir.path().join("pbn.redb"), "test", false, &ctx).expect("init");
     (dir, store, ctx)
 }

@@ -85,6 +85,22 @@ impl Drop for ChildGuard {
     }
 }
 
+/// Waits (up to 10 s) until the child accepts connections on `port`, so the service does not
+/// start by logging that no server is reachable.
+fn wait_for_port(port: u16, child: &mut Child) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("nats-server exited at start ({status})");
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("nats-server did not listen on port {port} within 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 /// `pbn up`.
 pub fn up(a: UpArgs) -> Result<()> {
     std::fs::create_dir_all(&a.dir)
@@ -114,6 +130,7 @@ pub fn up(a: UpArgs) -> Result<()> {
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
     let mut guard = ChildGuard(child);
+    wait_for_port(a.port, &mut guard.0)?;
     eprintln!(
         "nats-server started (pid {}), log: {}",
         guard.0.id(),

@@ -22,7 +22,7 @@ fn settings() -> PublisherSettings {
 }
 
 fn ctx(now: i64) -> Context {
-    Context { now, ..Context::now() }
+    Context { now, now_ms: now * 1000, ..Context::now() }
 }
 
 /// A store with the built-in accounts and one managed account `orders`; the outbox emptied.
