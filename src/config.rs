@@ -247,52 +247,8 @@ impl Settings {
         flags: RawConfig,
     ) -> Result<Settings, ConfigError> {
         let raw = file.unwrap_or_default().overlay(env).overlay(flags);
-        let c = raw.callout;
-        let callout = CalloutSettings {
-            max_concurrent: positive("callout.max_concurrent", c.max_concurrent.unwrap_or(64))?,
-            subscription_capacity: positive(
-                "callout.subscription_capacity",
-                c.subscription_capacity.unwrap_or(8192),
-            )?,
-            queue_group: non_empty("callout.queue_group", c.queue_group.unwrap_or("pbn".into()))?,
-            default_jwt_ttl: nonzero(
-                "callout.default_jwt_ttl",
-                c.default_jwt_ttl.unwrap_or(Duration::from_secs(3600)),
-            )?,
-            password_cache_size: c.password_cache_size.unwrap_or(100_000),
-            password_cache_ttl: c.password_cache_ttl.unwrap_or(Duration::from_secs(600)),
-            throttle_max_failures: positive(
-                "callout.throttle_max_failures",
-                c.throttle_max_failures.unwrap_or(10) as usize,
-            )? as u32,
-            throttle_window: nonzero(
-                "callout.throttle_window",
-                c.throttle_window.unwrap_or(Duration::from_secs(60)),
-            )?,
-        };
-        let p = raw.publisher;
-        let publisher = PublisherSettings {
-            debounce: p.debounce.unwrap_or(Duration::from_millis(200)),
-            backoff_base: nonzero(
-                "publisher.backoff_base",
-                p.backoff_base.unwrap_or(Duration::from_millis(500)),
-            )?,
-            backoff_max: nonzero(
-                "publisher.backoff_max",
-                p.backoff_max.unwrap_or(Duration::from_secs(60)),
-            )?,
-            max_attempts: positive("publisher.max_attempts", p.max_attempts.unwrap_or(10) as usize)?
-                as u32,
-            retention: p.retention.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
-            cleanup_interval: nonzero(
-                "publisher.cleanup_interval",
-                p.cleanup_interval.unwrap_or(Duration::from_secs(3600)),
-            )?,
-            request_timeout: nonzero(
-                "publisher.request_timeout",
-                p.request_timeout.unwrap_or(Duration::from_secs(2)),
-            )?,
-        };
+        let callout = callout_settings(raw.callout)?;
+        let publisher = publisher_settings(raw.publisher)?;
         if publisher.backoff_max < publisher.backoff_base {
             return Err(ConfigError::Invalid {
                 name: "publisher.backoff_max",
@@ -313,6 +269,59 @@ impl Settings {
         }
         Ok(Settings { store: raw.store.unwrap_or("pbn.redb".into()), servers, callout, publisher })
     }
+}
+
+/// Checked `[callout]` settings with their defaults: 64 requests in flight (argon2 work and its
+/// memory are bounded by this), 8,192 buffered requests per subscription, 1 h JWTs.
+fn callout_settings(c: RawCallout) -> Result<CalloutSettings, ConfigError> {
+    Ok(CalloutSettings {
+        max_concurrent: positive("callout.max_concurrent", c.max_concurrent.unwrap_or(64))?,
+        subscription_capacity: positive(
+            "callout.subscription_capacity",
+            c.subscription_capacity.unwrap_or(8192),
+        )?,
+        queue_group: non_empty("callout.queue_group", c.queue_group.unwrap_or("pbn".into()))?,
+        default_jwt_ttl: nonzero(
+            "callout.default_jwt_ttl",
+            c.default_jwt_ttl.unwrap_or(Duration::from_secs(3600)),
+        )?,
+        password_cache_size: c.password_cache_size.unwrap_or(100_000),
+        password_cache_ttl: c.password_cache_ttl.unwrap_or(Duration::from_secs(600)),
+        throttle_max_failures: positive(
+            "callout.throttle_max_failures",
+            c.throttle_max_failures.unwrap_or(10) as usize,
+        )? as u32,
+        throttle_window: nonzero(
+            "callout.throttle_window",
+            c.throttle_window.unwrap_or(Duration::from_secs(60)),
+        )?,
+    })
+}
+
+/// Checked `[publisher]` settings with their defaults.
+fn publisher_settings(p: RawPublisher) -> Result<PublisherSettings, ConfigError> {
+    Ok(PublisherSettings {
+        debounce: p.debounce.unwrap_or(Duration::from_millis(200)),
+        backoff_base: nonzero(
+            "publisher.backoff_base",
+            p.backoff_base.unwrap_or(Duration::from_millis(500)),
+        )?,
+        backoff_max: nonzero(
+            "publisher.backoff_max",
+            p.backoff_max.unwrap_or(Duration::from_secs(60)),
+        )?,
+        max_attempts: positive("publisher.max_attempts", p.max_attempts.unwrap_or(10) as usize)?
+            as u32,
+        retention: p.retention.unwrap_or(Duration::from_secs(7 * 24 * 3600)),
+        cleanup_interval: nonzero(
+            "publisher.cleanup_interval",
+            p.cleanup_interval.unwrap_or(Duration::from_secs(3600)),
+        )?,
+        request_timeout: nonzero(
+            "publisher.request_timeout",
+            p.request_timeout.unwrap_or(Duration::from_secs(2)),
+        )?,
+    })
 }
 
 fn check_url(s: &str) -> Result<(), ConfigError> {
