@@ -92,8 +92,9 @@ pub enum ExportKind {
     Service,
 }
 
-/// Every admin operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Every admin operation. `Debug` shows the JSON form with password hashes redacted, so a
+/// logged request never carries one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Show the operator.
@@ -308,5 +309,31 @@ impl Request {
                 | Request::TokenList { .. }
                 | Request::OutboxList
         )
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        if let Some(hash) = v.get_mut("password_hash").filter(|h| !h.is_null()) {
+            *hash = serde_json::Value::String("<redacted>".into());
+        }
+        write!(f, "Request({v})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_password_hashes() {
+        let phc = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
+        let req = Request::UserPasswd { name: "alice".into(), password_hash: phc.into() };
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("argon2"), "{shown}");
+        assert!(shown.contains("alice") && shown.contains("<redacted>"), "{shown}");
+        let req = Request::AccountShow { name: "APP".into() };
+        assert!(format!("{req:?}").contains("account_show"));
     }
 }
