@@ -157,7 +157,10 @@ fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, Adm
         | R::ExportAdd { .. }
         | R::ExportRemove { .. }
         | R::ImportAdd { .. }
-        | R::ImportRemove { .. } => store.write(|tx| accounts::write(tx, req, ctx)),
+        | R::ImportRemove { .. }
+        | R::AccountRotateKeys { .. }
+        | R::AccountSigningKeyAdd { .. }
+        | R::AccountSigningKeyRemove { .. } => store.write(|tx| accounts::write(tx, req, ctx)),
         R::RoleList => store.read(roles::list),
         R::RoleShow { name } => store.read(|tx| roles::show(tx, name)),
         R::RoleAdd { .. } | R::RoleEdit { .. } | R::RoleDelete { .. } => {

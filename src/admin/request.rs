@@ -176,6 +176,24 @@ pub enum Request {
         /// Subject.
         subject: String,
     },
+    /// Emergency key rotation: a new signing key, every old one removed (connections and creds
+    /// signed by an old key stop working once the account is pushed).
+    AccountRotateKeys {
+        /// Account name.
+        name: String,
+    },
+    /// Graceful rotation, step 1: add a signing key, which signs from now on.
+    AccountSigningKeyAdd {
+        /// Account name.
+        name: String,
+    },
+    /// Graceful rotation, step 2: remove a signing key (never the last one).
+    AccountSigningKeyRemove {
+        /// Account name.
+        name: String,
+        /// The signing key's public key (`A…`).
+        key: String,
+    },
     /// Create a role.
     RoleAdd {
         /// Name.
