@@ -5,6 +5,8 @@
 //! whichever server the service connection currently has, until the shutdown signal. It starts
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
+mod admin_api;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,8 +94,10 @@ pub async fn run_with_store(
         sessions.clone(),
         shutdown.clone(),
     ));
+    let admin = admin_api::AdminApi { store: store.clone(), sessions: sessions.clone() };
+    let admin_task = tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone()));
     let prune_task = tokio::spawn(prune_sessions(sessions, shutdown.clone()));
-    for task in [callout_task, events_task, prune_task] {
+    for task in [callout_task, events_task, admin_task, prune_task] {
         if let Err(e) = task.await {
             warn!(error = %e, "service task ended abnormally");
         }

@@ -1,12 +1,15 @@
 //! Admin operations: typed requests executed against the store, one write transaction each.
 //!
-//! The same [`execute`] serves `pbn admin` on a local store file and (later) the admin API of a
-//! running service, so local and remote answers are identical. Every change that alters an account
+//! The same [`execute`] serves `pbn admin` on a local store file and the admin API of a running
+//! service ([`api`] is its wire format, [`remote`] its client), so local and remote answers are
+//! identical. Every change that alters an account
 //! JWT enqueues an outbox entry in the same transaction, so nothing is lost between the store and
 //! the servers. Creating the store is [`init::init_store`].
 
 mod accounts;
+pub mod api;
 pub mod init;
+pub mod remote;
 mod request;
 mod roles;
 mod users;
@@ -64,8 +67,10 @@ pub enum AdminError {
     Invalid(String),
 }
 
-/// How errors map to the documented exit codes of `pbn`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How errors map to the documented exit codes of `pbn` (and, in snake case, the `class` of an
+/// error reply of the admin API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// Bad input (exit 2).
     Usage,

@@ -5,7 +5,8 @@ use anyhow::{Context as _, Result};
 
 use super::args::{
     AccountCommand, AccountLimitArgs, AdminCommand, ExportCommand, ExportKindArg, ImportCommand,
-    OperatorCommand, PasswordArgs, RoleArgs, RoleCommand, TokenCommand, UserCommand,
+    OperatorCommand, PasswordArgs, RoleArgs, RoleCommand, SigningKeyCommand, TokenCommand,
+    UserCommand,
 };
 use super::secrets::read_password;
 use crate::admin::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
@@ -66,6 +67,13 @@ fn account(a: &AccountCommand) -> Request {
             }
         }
         AccountCommand::Delete { name } => Request::AccountDelete { name: name.clone() },
+        AccountCommand::RotateKeys { name } => Request::AccountRotateKeys { name: name.clone() },
+        AccountCommand::SigningKey(SigningKeyCommand::Add { name }) => {
+            Request::AccountSigningKeyAdd { name: name.clone() }
+        }
+        AccountCommand::SigningKey(SigningKeyCommand::Remove { name, key }) => {
+            Request::AccountSigningKeyRemove { name: name.clone(), key: key.clone() }
+        }
         AccountCommand::Export(ExportCommand::Add {
             account,
             subject,

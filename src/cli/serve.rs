@@ -93,8 +93,14 @@ pub fn up(a: UpArgs) -> Result<()> {
     let store_path = dir.join("pbn.redb");
     let ctx = Context::now();
     if !store_path.exists() {
-        admin::init::init_store(&store_path, "pbn", false, &ctx)?;
-        eprintln!("created store {}", store_path.display());
+        let creds = super::secrets::SecretFile::open(&super::admin_creds_path(&store_path))?;
+        let (store, _) = admin::init::init_store(&store_path, "pbn", false, &ctx)?;
+        super::write_admin_creds(&store, creds)?;
+        eprintln!(
+            "created store {} and admin creds {}",
+            store_path.display(),
+            dir.join(super::ADMIN_CREDS_FILE).display()
+        );
     }
     let store = super::open_store(&store_path)?;
     let trust = admin::init::trust(&store, &ctx)?;
