@@ -6,5 +6,6 @@ mod support;
 mod callout;
 mod cli;
 mod connection;
+mod lifecycle;
 mod operator;
 mod smoke;

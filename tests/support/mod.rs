@@ -12,8 +12,8 @@
 #![allow(dead_code)]
 
 mod cluster;
-pub mod pbn;
 pub mod deploy;
+pub mod pbn;
 mod process;
 mod server;
 mod wait;
