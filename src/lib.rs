@@ -24,6 +24,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod model;
 pub mod natsconf;
+pub mod publisher;
 pub mod service;
 pub mod sessions;
 pub mod shutdown;

@@ -1,8 +1,9 @@
 //! `pbn serve`: the only place where the long-running tasks are wired together.
 //!
 //! [`run`] opens the store, starts two managed NATS connections (the AUTH service user, which
-//! answers the callout, and a SYS user, which watches connection events) and runs the callout on
-//! whichever server the service connection currently has, until the shutdown signal. It starts
+//! answers the callout, and a SYS user, which watches connection events and pushes account JWTs)
+//! and runs the callout on whichever server the service connection currently has, and the claims
+//! publisher on the system connection, until the shutdown signal. It starts
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
 mod admin_api;
@@ -23,6 +24,7 @@ use crate::connection::{
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair};
 use crate::model::Account;
+use crate::publisher::Publisher;
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, StoreRead};
 
@@ -97,7 +99,9 @@ pub async fn run_with_store(
     let admin = admin_api::AdminApi { store: store.clone(), sessions: sessions.clone() };
     let admin_task = tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone()));
     let prune_task = tokio::spawn(prune_sessions(sessions, shutdown.clone()));
-    for task in [callout_task, events_task, admin_task, prune_task] {
+    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
+    let publisher_task = tokio::spawn(publisher.run(system.client(), shutdown.clone()));
+    for task in [callout_task, events_task, admin_task, prune_task, publisher_task] {
         if let Err(e) = task.await {
             warn!(error = %e, "service task ended abnormally");
         }

@@ -8,4 +8,5 @@ mod cli;
 mod connection;
 mod lifecycle;
 mod operator;
+mod publisher;
 mod smoke;

@@ -9,6 +9,7 @@
 mod accounts;
 pub mod api;
 pub mod init;
+mod outbox;
 pub mod remote;
 mod request;
 mod roles;
@@ -17,8 +18,11 @@ mod view;
 
 pub use request::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
 pub use view::{
-    AccountView, LimitsView, OperatorView, Response, RoleView, ShareView, TokenView, UserView,
+    AccountView, LimitsView, OperatorView, OutboxView, Response, RoleView, ShareView, TokenView,
+    UserView,
 };
+
+pub(crate) use accounts::allowed_accounts;
 
 use crate::issue::IssueError;
 use crate::keys::KeyError;
@@ -174,6 +178,8 @@ fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, Adm
         R::UserList { account } => store.read(|tx| users::list(tx, account.as_deref())),
         R::UserShow { name } => store.read(|tx| users::show(tx, name)),
         R::TokenList { name } => store.read(|tx| users::tokens(tx, name)),
+        R::OutboxList => store.read(outbox::list),
+        R::OutboxRetry { id } => store.write(|tx| outbox::retry(tx, id, ctx)),
         _ => store.write(|tx| users::write(tx, req, ctx)),
     }
 }

@@ -302,6 +302,13 @@ pub enum Request {
         /// Token id.
         id: String,
     },
+    /// List the claims outbox: pending and failed pushes with their last error.
+    OutboxList,
+    /// Re-queue an outbox entry (a failed one, typically) for an immediate push.
+    OutboxRetry {
+        /// The account's name or public key.
+        id: String,
+    },
 }
 
 impl Request {
@@ -317,6 +324,7 @@ impl Request {
                 | Request::UserList { .. }
                 | Request::UserShow { .. }
                 | Request::TokenList { .. }
+                | Request::OutboxList
         )
     }
 }

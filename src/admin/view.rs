@@ -173,6 +173,31 @@ pub struct TokenView {
     pub expires: Option<i64>,
 }
 
+/// A claims outbox entry: a push pending or given up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxView {
+    /// Account public key (the entry's id).
+    pub account: String,
+    /// Account name when the entry was queued.
+    pub account_name: String,
+    /// `upsert` or `delete`.
+    pub action: String,
+    /// `pending` or `failed`.
+    pub state: String,
+    /// Failed attempts since the last change.
+    pub attempts: u32,
+    /// Next attempt (unix ms), for pending entries.
+    pub next_attempt: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When the entry was given up (unix ms).
+    pub failed_at: Option<i64>,
+    /// First queued (unix ms).
+    pub created: i64,
+    /// Last change (unix ms).
+    pub updated: i64,
+}
+
 /// The answer to an admin request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
@@ -224,6 +249,8 @@ pub enum Response {
         /// The token.
         token: String,
     },
+    /// The claims outbox.
+    Outbox(Vec<OutboxView>),
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -311,6 +338,7 @@ impl Response {
                 let _ = writeln!(s, "token:    {token}");
                 let _ = writeln!(s, "(shown once: store it now)");
             }
+            Response::Outbox(v) => outbox_text(&mut s, v),
             Response::Done { message } => {
                 let _ = writeln!(s, "{message}");
             }
@@ -367,6 +395,26 @@ fn rotated_text(s: &mut String, account: &str, key: &str, removed: &[String], us
     );
     for u in users {
         let _ = writeln!(s, "  {u}");
+    }
+}
+
+fn outbox_text(s: &mut String, v: &[OutboxView]) {
+    let _ = writeln!(
+        s,
+        "{:<20} {:<7} {:<8} {:<8} {:<56} LAST ERROR",
+        "ACCOUNT", "ACTION", "STATE", "ATTEMPTS", "PUBLIC KEY"
+    );
+    for e in v {
+        let _ = writeln!(
+            s,
+            "{:<20} {:<7} {:<8} {:<8} {:<56} {}",
+            e.account_name,
+            e.action,
+            e.state,
+            e.attempts,
+            e.account,
+            e.last_error.as_deref().unwrap_or("")
+        );
     }
 }
 

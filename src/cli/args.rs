@@ -172,6 +172,21 @@ pub enum AdminCommand {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
+    /// The claims outbox: account pushes pending or failed.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+}
+
+/// `pbn admin outbox`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List pending and failed pushes with their last error.
+    List,
+    /// Re-queue an entry (a failed one, typically) for an immediate push.
+    Retry {
+        /// Account name or public key.
+        id: String,
+    },
 }
 
 /// `pbn admin operator`.

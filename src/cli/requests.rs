@@ -5,8 +5,8 @@ use anyhow::{Context as _, Result};
 
 use super::args::{
     AccountCommand, AccountLimitArgs, AdminCommand, ExportCommand, ExportKindArg, ImportCommand,
-    OperatorCommand, PasswordArgs, RoleArgs, RoleCommand, SigningKeyCommand, TokenCommand,
-    UserCommand,
+    OperatorCommand, OutboxCommand, PasswordArgs, RoleArgs, RoleCommand, SigningKeyCommand,
+    TokenCommand, UserCommand,
 };
 use super::secrets::read_password;
 use crate::admin::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
@@ -19,6 +19,10 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
         AdminCommand::Account(a) => account(a),
         AdminCommand::Role(r) => role(r),
         AdminCommand::User(u) => user(u)?,
+        AdminCommand::Outbox(OutboxCommand::List) => Request::OutboxList,
+        AdminCommand::Outbox(OutboxCommand::Retry { id }) => {
+            Request::OutboxRetry { id: id.clone() }
+        }
     })
 }
 

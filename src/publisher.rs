@@ -1,0 +1,421 @@
+//! The claims publisher: keeps every nats-server's account JWTs equal to the store.
+//!
+//! Admin operations write an outbox entry (one per account, coalesced: the latest action wins) in
+//! the same transaction as every change that alters an account JWT. [`Publisher::run`] is the one
+//! task that drains it through the system user's managed connection:
+//!
+//! - **Debounce.** The outbox is polled every `debounce`; an entry is pushed once it has been
+//!   quiet for `debounce` (every enqueue moves its `next_attempt` to "now", as the enqueuing
+//!   code's clock reads it), so a burst of edits to one account ends in one push. A change of
+//!   connection triggers a poll at once.
+//! - **No lock or transaction across network I/O.** An upsert runs as: a write transaction that
+//!   reserves the next strictly increasing `iat` of the account and builds its JWT from the
+//!   store, then the network, then a write transaction that records the result with
+//!   revision-checked `complete_outbox` / `update_outbox`, so a change made during a push is
+//!   never lost (its entry survives and is pushed next).
+//! - **Verified pushes.** `$SYS.REQ.CLAIMS.UPDATE` is answered by every full resolver; all replies
+//!   are read and any `error` fails the push. A 200 is not proof (the resolver also answers 200
+//!   to JWTs it then refuses to apply), so each push is read back with
+//!   `$SYS.REQ.ACCOUNT.<acc>.CLAIMS.LOOKUP`: every server must hold exactly our JWT.
+//! - **Deletes** send an operator-signed generic claim on `$SYS.REQ.CLAIMS.DELETE`. When a server
+//!   refuses (`delete must be enabled in server config`, or any other failure) a disabled account
+//!   JWT is pushed instead: no connections, every user revoked, no signing keys (which closes
+//!   every connection whose JWT a signing key issued at once).
+//! - **Retries.** A failed attempt is retried after an exponential backoff per entry; after
+//!   `max_attempts` the entry is marked failed with its last error (`pbn admin outbox list`),
+//!   kept for `retention`, then removed by the cleanup pass that runs every `cleanup_interval`.
+//!   Failed deletes are never dropped: each cleanup pass re-queues them.
+//!   Losing the connection during a push costs no attempt.
+//! - **Reconcile.** On every new connection (startup, reconnection, failover, failback) every
+//!   account in the store (SYS, AUTH and managed) is looked up on the servers; the ones that
+//!   differ from the store, or are missing, are queued.
+//! - **Bootstrap.** While the connection has no client the publisher only waits; it flushes as
+//!   soon as one appears.
+//!
+//! `publisher` never imports `callout`: the two share nothing but the store.
+
+mod nats;
+mod outbox;
+mod reconcile;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_nats::connection::State;
+use async_nats::Client;
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, error, info, warn};
+
+use crate::admin::AdminError;
+use crate::claims::ClaimsError;
+use crate::config::PublisherSettings;
+use crate::issue::IssueError;
+use crate::keys::{AccountPublicKey, KeyError};
+use crate::model::{OutboxAction, OutboxEntry};
+use crate::store::{Store, StoreError, StoreRead};
+
+pub use nats::{CLAIMS_DELETE, CLAIMS_UPDATE, SERVER_PING};
+pub use outbox::disabled_account_jwt;
+use outbox::FailureOutcome;
+
+/// Errors of the publisher. A failed push is recorded on its outbox entry with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum PublisherError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading the records an account JWT is built from failed.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// Building or signing a JWT failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// Encoding the delete request failed.
+    #[error(transparent)]
+    Claims(#[from] ClaimsError),
+    /// The operator's identity seed is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Subscribing or publishing on the connection failed.
+    #[error("nats request on {subject} failed: {reason}")]
+    Nats {
+        /// The request subject.
+        subject: String,
+        /// The client's error.
+        reason: String,
+    },
+    /// No server answered a request in time.
+    #[error("no reply on {subject} within {timeout:?}")]
+    NoReply {
+        /// The request subject.
+        subject: String,
+        /// How long the publisher waited.
+        timeout: Duration,
+    },
+    /// Nothing subscribes to the subject (no full resolver, or no system account access).
+    #[error("no responders on {subject} (is the server's resolver of type full?)")]
+    NoResponders {
+        /// The request subject.
+        subject: String,
+    },
+    /// A server answered with an error.
+    #[error("server refused account {account}: {description}")]
+    Rejected {
+        /// The account.
+        account: AccountPublicKey,
+        /// The server's `error.description`.
+        description: String,
+    },
+    /// A reply that is not the JSON the resolver sends.
+    #[error("unreadable reply on {subject}: {reason}")]
+    BadReply {
+        /// The request subject.
+        subject: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A server does not hold the JWT just pushed (it answered 200 but did not store it).
+    #[error("account {account} not applied: a server holds {found}")]
+    NotApplied {
+        /// The account.
+        account: AccountPublicKey,
+        /// `no jwt` or `another jwt (iat N)`.
+        found: String,
+    },
+    /// A server still holds the account after a delete.
+    #[error("account {account} still present on a server after the delete")]
+    NotDeleted {
+        /// The account.
+        account: AccountPublicKey,
+    },
+}
+
+/// The delay before retry number `attempts` (1 = after the first failure): `backoff_base`
+/// doubled per further failure, capped at `backoff_max`. Exponential, so a server that is down
+/// for a while costs few attempts, and capped, so a fixed server is used again soon.
+pub fn backoff(settings: &PublisherSettings, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(31);
+    settings.backoff_base.saturating_mul(1u32 << doublings).min(settings.backoff_max)
+}
+
+/// The current time in unix milliseconds (the unit of outbox times).
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Shortest poll and cleanup period, whatever the settings say: a zero period would spin (and
+/// tokio's interval refuses it), and 10 ms is already far below any useful debounce.
+const MIN_TICK: Duration = Duration::from_millis(10);
+
+/// What one push attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pushed {
+    /// The servers hold the account as the store says.
+    Done,
+    /// The entry changed or vanished before the push: nothing was sent, nothing to record.
+    Stale,
+}
+
+/// The publisher's view of one connection (one client of the managed connection).
+struct Session {
+    client: Client,
+    /// Replies a request waits for before returning early: the servers seen answering.
+    servers: usize,
+    /// Whether the reconcile of this connection has run.
+    reconciled: bool,
+    /// Failed reconcile attempts in a row, for backoff and for logging once.
+    reconcile_failures: u32,
+    /// Earliest time of the next reconcile attempt.
+    next_reconcile: Instant,
+}
+
+impl Session {
+    fn new(client: Client) -> Self {
+        Session {
+            client,
+            servers: 0,
+            reconciled: false,
+            reconcile_failures: 0,
+            next_reconcile: Instant::now(),
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+}
+
+/// The outbox worker; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    store: Store,
+    settings: PublisherSettings,
+}
+
+impl Publisher {
+    /// A publisher draining the outbox of `store` with `settings`.
+    pub fn new(store: Store, settings: PublisherSettings) -> Self {
+        Publisher { store, settings }
+    }
+
+    /// Runs until `shutdown`, pushing through whichever client `clients` holds (the system
+    /// user's managed connection); waits while it holds none.
+    pub async fn run(
+        self,
+        mut clients: watch::Receiver<Option<Client>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut poll = tokio::time::interval(self.settings.debounce.max(MIN_TICK));
+        poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut cleanup = tokio::time::interval(self.settings.cleanup_interval.max(MIN_TICK));
+        cleanup.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut session = new_session(&mut clients);
+        loop {
+            let changed = tokio::select! {
+                _ = crate::shutdown::requested(&mut shutdown) => return,
+                r = clients.changed() => match r {
+                    Ok(()) => true,
+                    Err(_) => return,
+                },
+                _ = cleanup.tick() => { self.cleanup().await; false }
+                _ = poll.tick() => match session.as_mut() {
+                    None => false,
+                    Some(s) => tokio::select! {
+                        _ = self.pass(s) => false,
+                        r = clients.changed() => match r {
+                            Ok(()) => true,
+                            Err(_) => return,
+                        },
+                        _ = crate::shutdown::requested(&mut shutdown) => return,
+                    },
+                },
+            };
+            if changed {
+                session = new_session(&mut clients);
+                poll.reset_immediately();
+            }
+        }
+    }
+
+    /// One poll: reconcile when due, then push every due entry.
+    async fn pass(&self, s: &mut Session) {
+        if !s.reconciled && Instant::now() >= s.next_reconcile {
+            self.try_reconcile(s).await;
+        }
+        self.flush(s).await;
+    }
+
+    async fn try_reconcile(&self, s: &mut Session) {
+        if s.servers == 0 {
+            match nats::Wire::new(&s.client, self.settings.request_timeout, 0).count_servers().await
+            {
+                Ok(n) => s.servers = n,
+                Err(e) => debug!(error = %e, "cannot count servers; waiting for every reply"),
+            }
+        }
+        match self.reconcile(s).await {
+            Ok(queued) => {
+                s.reconciled = true;
+                info!(queued, servers = s.servers, "reconciled account JWTs with the servers");
+            }
+            Err(e) => {
+                s.reconcile_failures += 1;
+                if s.reconcile_failures == 1 {
+                    warn!(error = %e, "reconcile with the servers failed; retrying with backoff");
+                }
+                s.next_reconcile = Instant::now() + backoff(&self.settings, s.reconcile_failures);
+            }
+        }
+    }
+
+    /// Pushes every entry that is due and has been quiet for `debounce`, earliest first.
+    async fn flush(&self, s: &mut Session) {
+        let quiet_since = now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
+        let due = self.store.read_async(move |tx| tx.list_due_outbox(quiet_since)).await;
+        let due: Vec<OutboxEntry> = match due {
+            Ok(due) => due,
+            Err(e) => return error!(error = %e, "cannot read the outbox"),
+        };
+        for entry in due {
+            if !s.connected() {
+                return;
+            }
+            self.process(s, entry).await;
+        }
+    }
+
+    async fn process(&self, s: &mut Session, entry: OutboxEntry) {
+        let result = match entry.action {
+            OutboxAction::Upsert => self.upsert(s, &entry).await,
+            OutboxAction::Delete => self.delete(s, &entry).await,
+        };
+        match result {
+            Ok(Pushed::Stale) => {}
+            Ok(Pushed::Done) => self.record_success(&entry).await,
+            // Losing the connection is not the entry's fault: it is retried on the next one.
+            Err(e) if !s.connected() => {
+                debug!(account = %entry.account_name, error = %e, "push interrupted by a disconnect")
+            }
+            Err(e) => self.record_failure(&entry, &e).await,
+        }
+    }
+
+    async fn upsert(&self, s: &mut Session, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
+        let reserve = entry.clone();
+        let now = crate::issue::unix_now();
+        let jwt = match self.store.write_async(move |tx| outbox::reserve(tx, &reserve, now)).await?
+        {
+            outbox::Reserved::Jwt(jwt) => jwt,
+            outbox::Reserved::Stale => return Ok(Pushed::Stale),
+            outbox::Reserved::AccountGone => {
+                warn!(account = %entry.account_name, "account to push is gone; dropping the entry");
+                return Ok(Pushed::Done);
+            }
+        };
+        let wire = nats::Wire::new(&s.client, self.settings.request_timeout, s.servers);
+        let answered = wire.update(&entry.account, &jwt).await?;
+        s.servers = s.servers.max(answered);
+        wire.verify(&entry.account, &jwt).await?;
+        Ok(Pushed::Done)
+    }
+
+    async fn delete(&self, s: &mut Session, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
+        let op =
+            self.store.read_async(|tx| Ok::<_, PublisherError>(tx.require_operator()?)).await?;
+        let claim = outbox::delete_claim(&op, &entry.account)?;
+        let wire = nats::Wire::new(&s.client, self.settings.request_timeout, s.servers);
+        let deleted = match wire.delete(&entry.account, &claim).await {
+            Ok(()) => wire.verify_absent(&entry.account).await,
+            Err(e) => Err(e),
+        };
+        match deleted {
+            Ok(()) => return Ok(Pushed::Done),
+            Err(e) if !s.connected() => return Err(e),
+            Err(e) if entry.attempts == 0 => info!(
+                account = %entry.account_name, reason = %e,
+                "delete not done by every server; pushing a disabled account JWT instead"
+            ),
+            Err(e) => debug!(account = %entry.account_name, reason = %e, "delete refused again"),
+        }
+        let floor =
+            wire.lookup(&entry.account).await?.iter().flatten().filter_map(|j| iat_of(j)).max();
+        let iat = crate::issue::unix_now().max(floor.map_or(0, |f| f.saturating_add(1)));
+        let jwt = disabled_account_jwt(&op, entry, iat)?;
+        wire.update(&entry.account, &jwt).await?;
+        wire.verify(&entry.account, &jwt).await?;
+        Ok(Pushed::Done)
+    }
+
+    async fn record_success(&self, entry: &OutboxEntry) {
+        let (key, revision) = (entry.account.clone(), entry.revision);
+        let done = self.store.write_async(move |tx| tx.complete_outbox(&key, revision)).await;
+        let name = &entry.account_name;
+        let action = entry.action;
+        match done {
+            Ok(_) if entry.attempts > 0 => {
+                info!(account = %name, ?action, failed_before = entry.attempts, "account pushed")
+            }
+            Ok(_) => info!(account = %name, ?action, "account pushed"),
+            Err(e) => error!(account = %name, error = %e, "cannot complete the outbox entry"),
+        }
+    }
+
+    async fn record_failure(&self, entry: &OutboxEntry, err: &PublisherError) {
+        let (failed, message) = (entry.clone(), err.to_string());
+        let settings = self.settings.clone();
+        let outcome = self
+            .store
+            .write_async(move |tx| {
+                outbox::record_failure(tx, &failed, &message, &settings, now_ms())
+            })
+            .await;
+        let name = &entry.account_name;
+        match outcome {
+            Ok(FailureOutcome::Retry { attempts: 1, .. }) => {
+                warn!(account = %name, error = %err, "push failed; retrying with backoff")
+            }
+            Ok(FailureOutcome::Retry { attempts, .. }) => {
+                debug!(account = %name, attempts, error = %err, "push failed again")
+            }
+            Ok(FailureOutcome::Failed { attempts }) => error!(
+                account = %name, attempts, error = %err,
+                "push failed too often; entry marked failed (pbn admin outbox retry)"
+            ),
+            Ok(FailureOutcome::Stale) => {}
+            Err(e) => error!(account = %name, error = %e, "cannot record a failed push"),
+        }
+    }
+
+    /// Removes failed upserts past retention and re-queues failed deletes.
+    async fn cleanup(&self) {
+        let retention_ms = self.settings.retention.as_millis() as i64;
+        let result =
+            self.store.write_async(move |tx| outbox::cleanup(tx, now_ms(), retention_ms)).await;
+        match result {
+            Ok(r) if r.removed + r.revived > 0 => info!(
+                removed = r.removed,
+                revived_deletes = r.revived,
+                "outbox cleanup: failed entries removed, failed deletes re-queued"
+            ),
+            Ok(_) => {}
+            Err(e) => error!(error = %e, "outbox cleanup failed"),
+        }
+    }
+}
+
+/// The `iat` of a JWT a server holds (signature checked, issuer not), if it decodes.
+fn iat_of(jwt: &str) -> Option<i64> {
+    crate::claims::decode::<crate::claims::GenericClaims>(jwt).ok().map(|c| c.iat)
+}
+
+/// The session for the client `clients` holds now, logging the change once.
+fn new_session(clients: &mut watch::Receiver<Option<Client>>) -> Option<Session> {
+    let client = clients.borrow_and_update().clone();
+    match &client {
+        Some(c) => info!(server = %c.server_info().server_name, "publisher connected; reconciling"),
+        None => info!("publisher waiting for a nats connection"),
+    }
+    client.map(Session::new)
+}
