@@ -14,6 +14,7 @@
 //! write. Sessions admitted by another `pbn serve` replica are not in this registry; the pushed
 //! account JWT still reaches those where the server enforces it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -181,28 +182,90 @@ pub fn sessions_to_kick(
     })
 }
 
-/// Executes `req` (one store transaction) and returns its outcome with the live sessions it
-/// invalidated (none when it failed). Blocking: run it off the async runtime.
-pub fn apply(
-    store: &Store,
-    registry: &SessionRegistry,
-    req: &Request,
-    ctx: &Context,
-) -> (Result<Response, AdminError>, Vec<Session>) {
-    let noted = store.read(|tx| impact(tx, req)).unwrap_or_else(|e| {
+/// What applying one request did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The outcome of the request.
+    pub result: Result<Response, AdminError>,
+    /// Live sessions it invalidated (none when it failed).
+    pub kicks: Vec<Session>,
+    /// Accounts whose push it queued (new or re-enqueued outbox entries).
+    pub queued: Vec<AccountPublicKey>,
+}
+
+/// Executes `req` (one store transaction) and works out what it invalidated and queued.
+/// Blocking: run it off the async runtime.
+pub fn apply(store: &Store, registry: &SessionRegistry, req: &Request, ctx: &Context) -> Applied {
+    let before = store.read(|tx| Ok::<_, StoreError>((impact(tx, req)?, outbox_revisions(tx)?)));
+    let (noted, revisions) = before.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read what an admin request affects; no kicks");
-        Impact::None
+        (Impact::None, HashMap::new())
     });
     let result = admin::execute(store, req, ctx);
     if result.is_err() {
-        return (result, vec![]);
+        return Applied { result, kicks: vec![], queued: vec![] };
     }
-    let kicks = store.read(|tx| sessions_to_kick(&noted, tx, registry, ctx.now));
-    let kicks = kicks.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read the sessions an admin request affects; no kicks");
-        vec![]
+    let after = store.read(|tx| {
+        let kicks = sessions_to_kick(&noted, tx, registry, ctx.now)?;
+        let queued = tx
+            .list_outbox()?
+            .into_iter()
+            .filter(|e| revisions.get(e.account.as_str()) != Some(&e.revision))
+            .map(|e| e.account)
+            .collect();
+        Ok::<_, StoreError>((kicks, queued))
     });
-    (result, kicks)
+    let (kicks, queued) = after.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read what an admin request changed; no kicks");
+        (vec![], vec![])
+    });
+    Applied { result, kicks, queued }
+}
+
+fn outbox_revisions(tx: &impl StoreRead) -> Result<HashMap<String, u64>, StoreError> {
+    Ok(tx.list_outbox()?.into_iter().map(|e| (e.account.to_string(), e.revision)).collect())
+}
+
+/// How long the admin API waits for the publisher to push what a request queued.
+pub const PUSH_WAIT: Duration = Duration::from_secs(5);
+/// How often that wait looks at the outbox.
+const PUSH_POLL: Duration = Duration::from_millis(25);
+
+/// Waits until the publisher has pushed the accounts in `queued` (their outbox entries are gone)
+/// or given up on them (marked failed), at most `timeout`. Returns whether all were pushed.
+///
+/// The admin API replies only after this, so that when `pbn admin` returns the servers hold the
+/// new account JWTs: kicked clients reconnect with JWTs the servers can verify (a new signing
+/// key), and revocations are in force.
+pub async fn wait_pushed(store: &Store, queued: &[AccountPublicKey], timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let keys = queued.to_vec();
+        let pending = store
+            .read_async(move |tx| {
+                let mut pending = 0;
+                let mut failed = 0;
+                for key in &keys {
+                    match tx.get_outbox(key)? {
+                        Some(e) if e.failed_at.is_some() => failed += 1,
+                        Some(_) => pending += 1,
+                        None => {}
+                    }
+                }
+                Ok::<_, StoreError>((pending, failed))
+            })
+            .await;
+        match pending {
+            Ok((0, 0)) => return true,
+            Ok((0, _)) => return false,
+            Ok(_) if tokio::time::Instant::now() >= deadline => return false,
+            Ok(_) => tokio::time::sleep(PUSH_POLL).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the outbox");
+                return false;
+            }
+        }
+    }
 }
 
 /// What became of a batch of kicks.

@@ -11,13 +11,18 @@ mod accounts;
 mod api;
 mod users;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
+use pbn::admin::init::SYS_ACCOUNT;
 use pbn::admin::remote::AdminClient;
 use pbn::admin::{self, Context, ListPatch, Request, RolePatch};
 use pbn::config::{RawConfig, Settings};
+use pbn::issue;
+use pbn::keys::{KeyKind, KeyPair};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -146,6 +151,80 @@ impl Live {
     fn account_key(&self, name: &str) -> String {
         self.d.account(name).public_key.to_string()
     }
+
+    /// The newest signing key of account `name`.
+    fn signing_key(&self, name: &str) -> String {
+        let acc = self.d.account(name);
+        acc.current_signing_key().expect("accounts have signing keys").public().to_string()
+    }
+
+    /// Mints creds for `user` remotely (`user creds USER --out FILE`) and returns the file.
+    async fn creds_for(&self, user: &str) -> PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = self.creds.with_file_name(format!("{user}-{n}.creds"));
+        let file = path.to_str().expect("temp paths are UTF-8");
+        self.admin(&["user", "creds", user, "--out", file]).await.success();
+        path
+    }
+
+    /// Connects to server `i` with the creds file `path`.
+    async fn connect_creds_on(&self, i: usize, path: &Path) -> UserConn {
+        let events = ClientEvents::new();
+        let opts = ConnectOptions::with_credentials_file(path)
+            .await
+            .expect("a creds file")
+            .ignore_discovered_servers()
+            .reconnect_delay_callback(|_| Duration::from_millis(100));
+        let client = self
+            .d
+            .connect(i, opts, &events)
+            .await
+            .unwrap_or_else(|e| panic!("connect with {} to server {i}: {e}", path.display()));
+        UserConn { client, events }
+    }
+
+    /// Asserts that connecting to server `i` with the creds file `path` is refused.
+    async fn assert_creds_refused_on(&self, i: usize, path: &Path) {
+        let opts = ConnectOptions::with_credentials_file(path).await.expect("a creds file");
+        match self.d.connect(i, opts, &ClientEvents::new()).await {
+            Err(e) => assert_eq!(e.kind(), ConnectErrorKind::AuthorizationViolation, "{e}"),
+            Ok(_) => panic!("{} was admitted, but should be refused", path.display()),
+        }
+    }
+
+    /// The signing keys that issued the live connections of `user` in account `account` (from
+    /// the server's CONNZ, asked as a system user).
+    async fn issuers(&self, account: &str, user: &str) -> Vec<String> {
+        let sys = self.d.account(SYS_ACCOUNT);
+        let kp = Arc::new(KeyPair::generate(KeyKind::User));
+        let jwt = issue::internal_user_jwt(
+            &sys,
+            kp.public_key(),
+            "test-sys",
+            &[],
+            &[],
+            issue::unix_now(),
+            None,
+        )
+        .expect("mint a system user");
+        let client = ConnectOptions::with_jwt(jwt, move |nonce| {
+            let kp = kp.clone();
+            async move { Ok(kp.sign(&nonce)) }
+        })
+        .connect(self.d.url(self.home))
+        .await
+        .expect("system user connects");
+        let query =
+            serde_json::json!({"acc": self.account_key(account), "user": user, "auth": true});
+        let reply = client
+            .request("$SYS.REQ.SERVER.PING.CONNZ", query.to_string().into())
+            .await
+            .expect("connz answered");
+        let v: Value = serde_json::from_slice(&reply.payload).expect("connz is JSON");
+        let conns = v["data"]["connections"].as_array().cloned().unwrap_or_default();
+        conns.iter().filter_map(|c| c["issuer_key"].as_str().map(String::from)).collect()
+    }
 }
 
 impl Drop for Live {
@@ -206,6 +285,12 @@ impl UserConn {
         while self.connects() <= connects_before {
             deadline.tick().await;
         }
+    }
+
+    /// Whether the server sent an error containing `text` (any case).
+    fn has_error(&self, text: &str) -> bool {
+        let text = text.to_lowercase();
+        self.events.server_errors().iter().any(|e| e.to_lowercase().contains(&text))
     }
 
     /// The `data` of `$SYS.REQ.USER.INFO` for this connection.

@@ -87,7 +87,8 @@ impl Fixture {
 
     /// Applies `req` at `now` and returns the client ids to kick, sorted (and forgets them).
     fn kicks_at(&self, req: Request, now: i64) -> Vec<u64> {
-        let (result, sessions) = apply(&self.store, &self.registry, &req, &ctx(now));
+        let Applied { result, kicks: sessions, .. } =
+            apply(&self.store, &self.registry, &req, &ctx(now));
         if let Err(e) = result {
             assert!(sessions.is_empty(), "a failed request kicks nobody");
             panic!("{req:?}: {e}");
@@ -239,9 +240,10 @@ fn a_failed_request_kicks_nobody() {
             *account = Some("missing".into());
         }
     });
-    let (result, sessions) = apply(&f.store, &f.registry, &req, &ctx(NOW));
+    let applied = apply(&f.store, &f.registry, &req, &ctx(NOW));
+    let result = &applied.result;
     assert!(matches!(result, Err(AdminError::Store(StoreError::NotFound { .. }))), "{result:?}");
-    assert!(sessions.is_empty());
+    assert!(applied.kicks.is_empty() && applied.queued.is_empty());
     assert!(f.store.read(|tx| tx.require_user("amy")).unwrap().active, "nothing changed");
 }
 
@@ -276,3 +278,54 @@ fn the_signer_of_a_session_follows_key_creation_times() {
 fn kick_subjects_name_the_server() {
     assert_eq!(kick_subject("NABC"), "$SYS.REQ.SERVER.NABC.KICK");
 }
+
+#[test]
+fn what_a_request_queued_is_reported() {
+    let f = fixture();
+    let queued = |req: Request| {
+        let applied = apply(&f.store, &f.registry, &req, &ctx(NOW));
+        applied.result.expect("request succeeds");
+        let mut names: Vec<String> = applied
+            .queued
+            .iter()
+            .map(|k| f.store.read(|tx| tx.require_account_by_key(k)).unwrap().name.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert!(queued(with(edit("amy"), set_active(false))).is_empty(), "no creds: no push");
+    assert_eq!(queued(Request::AccountRotateKeys { name: "app".into() }), ["app"]);
+    // Queued again while still pending: a new revision counts as queued by this request.
+    assert_eq!(queued(Request::AccountSigningKeyAdd { name: "app".into() }), ["app"]);
+    let off = with(
+        Request::AccountEdit {
+            name: "other".into(),
+            description: None,
+            limits: LimitPatch::default(),
+            active: None,
+            disallow_bearer: None,
+        },
+        set_active(false),
+    );
+    assert_eq!(queued(off), ["AUTH", "other"]);
+}
+
+#[tokio::test]
+async fn waiting_for_a_push_ends_when_the_entry_is_gone_or_failed() {
+    let f = fixture();
+    let key = f.store.read(|tx| tx.require_account("app")).unwrap().public_key;
+    let short = Duration::from_millis(100);
+    assert!(!wait_pushed(&f.store, std::slice::from_ref(&key), short).await, "still pending");
+
+    let mut entry = f.store.read(|tx| tx.get_outbox(&key)).unwrap().expect("queued");
+    entry.failed_at = Some(NOW * 1000);
+    f.store.write(|tx| tx.update_outbox(&entry)).unwrap();
+    assert!(!wait_pushed(&f.store, std::slice::from_ref(&key), WAIT_LONG).await, "given up");
+
+    f.store.write(|tx| tx.delete_outbox(&key)).unwrap();
+    assert!(wait_pushed(&f.store, &[key], WAIT_LONG).await, "pushed");
+    assert!(wait_pushed(&f.store, &[], short).await, "nothing queued");
+}
+
+/// Longer than any test needs when the answer is already in the store.
+const WAIT_LONG: Duration = Duration::from_secs(30);

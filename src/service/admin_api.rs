@@ -5,8 +5,9 @@
 //! placed by the callout live in managed accounts, and the server enforces which system users
 //! may publish to `pbn.admin.>` (the admin creds carry the `pbn-admin` role's permissions).
 //! Requests are handled one at a time: each runs [`lifecycle::apply`] on the blocking pool (one
-//! store transaction), the sessions it invalidates are kicked, then the reply is sent, so when
-//! `pbn admin` returns the live effect has happened. A bad request gets an error reply and
+//! store transaction); then the service waits (bounded) for the publisher to push what it queued,
+//! kicks the sessions it invalidated, and only then replies, so when `pbn admin` returns the
+//! live effect has happened. A bad request gets an error reply and
 //! changes nothing; the service keeps serving.
 
 use std::sync::Arc;
@@ -19,7 +20,9 @@ use tracing::{info, warn};
 
 use crate::admin::api::{self, Reply};
 use crate::admin::{Context, ErrorClass};
+use crate::keys::AccountPublicKey;
 use crate::lifecycle;
+use crate::model::Session;
 use crate::sessions::SessionRegistry;
 use crate::store::Store;
 
@@ -103,7 +106,12 @@ async fn handle(
     api: &AdminApi,
     request: async_nats::service::Request,
 ) {
-    let (reply, kicks) = apply(api, &request.message.payload).await;
+    let (reply, kicks, queued) = apply(api, &request.message.payload).await;
+    if !queued.is_empty()
+        && !lifecycle::wait_pushed(&api.store, &queued, lifecycle::PUSH_WAIT).await
+    {
+        warn!(accounts = queued.len(), "account JWTs not pushed yet; see `pbn admin outbox list`");
+    }
     if !kicks.is_empty() {
         let report = lifecycle::kick(client, &kicks, &api.sessions).await;
         info!(
@@ -123,13 +131,14 @@ async fn handle(
     }
 }
 
-/// Decodes and runs one request; returns the reply and the sessions to close.
-async fn apply(api: &AdminApi, payload: &[u8]) -> (Reply, Vec<crate::model::Session>) {
+/// Decodes and runs one request; returns the reply, the sessions to close and the accounts
+/// whose push it queued.
+async fn apply(api: &AdminApi, payload: &[u8]) -> (Reply, Vec<Session>, Vec<AccountPublicKey>) {
     let req = match api::decode_request(payload) {
         Ok(req) => req,
         Err(e) => {
             warn!(error = %e, "admin request refused");
-            return (Reply::from(&e), vec![]);
+            return (Reply::from(&e), vec![], vec![]);
         }
     };
     let op = api::op_name(&req);
@@ -139,16 +148,17 @@ async fn apply(api: &AdminApi, payload: &[u8]) -> (Reply, Vec<crate::model::Sess
     })
     .await;
     match done {
-        Ok((result, kicks)) => {
-            match &result {
+        Ok(applied) => {
+            match &applied.result {
                 Ok(_) => info!(op, "admin request done"),
                 Err(e) => info!(op, error = %e, "admin request failed"),
             }
-            (Reply::from_result(&result), kicks)
+            (Reply::from_result(&applied.result), applied.kicks, applied.queued)
         }
         Err(e) => {
             warn!(op, error = %e, "admin request task failed");
-            (Reply::error(ErrorClass::Other, format!("admin request {op} failed")), vec![])
+            let reply = Reply::error(ErrorClass::Other, format!("admin request {op} failed"));
+            (reply, vec![], vec![])
         }
     }
 }

@@ -81,16 +81,20 @@ async fn moving_a_user_reconnects_it_into_the_new_account() {
 async fn editing_a_role_closes_its_users_sessions_who_reconnect_with_the_new_permissions() {
     let live = Live::start(DeployOptions::default(), |d| {
         d.add_user("otto", "OTHER", "ops", super::PW);
+        d.add_user("carl", "APP", "app", super::PW);
     })
     .await;
     let users = [live.login("alice").await, live.login("bob").await, live.login("olga").await];
     let otto = live.login("otto").await;
+    let carl_creds = live.creds_for("carl").await;
+    let carl = live.connect_creds_on(0, &carl_creds).await;
 
     // A description changes no grant: nobody is closed.
     live.admin(&["role", "edit", "app", "--description", "words"]).await.success();
     for u in &users {
         assert_untouched(u, "a user of app").await;
     }
+    assert_untouched(&carl, "carl (creds)").await;
 
     let connects: Vec<usize> = users.iter().map(UserConn::connects).collect();
     let start = Instant::now();
@@ -103,6 +107,11 @@ async fn editing_a_role_closes_its_users_sessions_who_reconnect_with_the_new_per
         assert_eq!(pub_allow(&u.user_info().await), [USER_INFO_SUBJECT, "app2.>"]);
     }
     assert_untouched(&otto, "otto (role ops)").await;
+    // Creds carry the old grants in their JWT: they are revoked, on the live server at once.
+    carl.assert_closed_within(start, 0).await;
+    assert!(carl.has_error("User Authentication Revoked"), "{:?}", carl.events.all());
+    drop(carl);
+    live.assert_creds_refused_on(0, &carl_creds).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
