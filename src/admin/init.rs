@@ -6,7 +6,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::accounts::allowed_accounts;
-use super::{AdminError, Context};
+use super::{AdminError, Context, Response};
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair, UserPublicKey, XKeyPair};
 use crate::model::{
@@ -133,6 +133,20 @@ pub fn trust(store: &Store, ctx: &Context) -> Result<Trust, AdminError> {
 /// publishing to `pbn.admin.>` gets a `Permissions Violation` and never reaches the admin API.
 /// The creds do not expire and are not recorded; the seed exists only in the returned text.
 pub fn admin_creds(store: &Store, ctx: &Context) -> Result<Zeroizing<String>, AdminError> {
+    Ok(mint_admin_creds(store, ctx)?.1)
+}
+
+/// [`admin_creds`] as the answer of `pbn admin operator admin-creds`.
+pub(super) fn admin_creds_response(store: &Store, ctx: &Context) -> Result<Response, AdminError> {
+    let (public_key, creds) = mint_admin_creds(store, ctx)?;
+    let creds = creds.to_string();
+    Ok(Response::Creds { user: ADMIN_USER.into(), public_key, creds, revoked: vec![] })
+}
+
+fn mint_admin_creds(
+    store: &Store,
+    ctx: &Context,
+) -> Result<(String, Zeroizing<String>), AdminError> {
     let (sys, role) = store.read(|tx| -> Result<_, AdminError> {
         Ok((tx.require_account(SYS_ACCOUNT)?, tx.require_role(ADMIN_ROLE)?))
     })?;
@@ -148,7 +162,7 @@ pub fn admin_creds(store: &Store, ctx: &Context) -> Result<Zeroizing<String>, Ad
         defaults: &ctx.defaults,
     };
     let jwt = issue::user_jwt(&spec)?;
-    Ok(issue::creds(&jwt, &kp.seed()))
+    Ok((key.to_string(), issue::creds(&jwt, &kp.seed())))
 }
 
 /// The AUTH account (for the service and for tests).

@@ -158,6 +158,7 @@ fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, Adm
     use Request as R;
     match req {
         R::OperatorShow => store.read(accounts::operator_show),
+        R::OperatorAdminCreds => init::admin_creds_response(store, ctx),
         R::AccountList => store.read(accounts::list),
         R::AccountShow { name } => store.read(|tx| accounts::show(tx, name, ctx)),
         R::AccountAdd { .. }

@@ -98,6 +98,8 @@ pub enum ExportKind {
 pub enum Request {
     /// Show the operator.
     OperatorShow,
+    /// Mint admin creds (a system user with the `pbn-admin` role's permissions).
+    OperatorAdminCreds,
     /// Create an account.
     AccountAdd {
         /// Name.

@@ -198,6 +198,13 @@ pub enum OperatorCommand {
         #[arg(long)]
         jwt: bool,
     },
+    /// Mint admin creds: a system-account user with the `pbn-admin` role's permissions (what
+    /// nats-server enforces for the admin API), shown once; they do not expire.
+    AdminCreds {
+        /// Write to FILE (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Account limit flags (`-1` unlimited, `0` disabled, `N` a cap).

@@ -77,23 +77,41 @@ fn write_admin_creds(store: &Store, file: secrets::SecretFile) -> Result<()> {
 
 fn init(a: args::InitArgs) -> Result<()> {
     let ctx = Context::now();
-    let creds_path = a.admin_creds.clone().unwrap_or_else(|| admin_creds_path(&a.store.store));
-    // Never overwrite a secret: an existing file may be another deployment's admin creds.
-    if !a.store.store.exists() && creds_path.exists() {
+    let store_path = &a.store.store;
+    let creds_path = a.admin_creds.clone().unwrap_or_else(|| admin_creds_path(store_path));
+    // Never overwrite a secret: an existing file may be another store's admin creds. Named with
+    // --admin-creds that is a mistake; beside the store it is skipped (a warning says so).
+    let creds_exist = creds_path.exists();
+    if creds_exist && a.admin_creds.is_some() && !store_path.exists() {
         let name = creds_path.display().to_string();
         return Err(AdminError::Conflict { what: "admin creds file", name }.into());
     }
     // Opened first: an unwritable path fails before a store exists without its admin creds.
-    let file = secrets::SecretFile::open(&creds_path)?;
-    let (store, report) = match admin::init::init_store(&a.store.store, &a.operator, a.xkey, &ctx) {
+    let file = (!creds_exist).then(|| secrets::SecretFile::open(&creds_path)).transpose()?;
+    let (store, report) = match admin::init::init_store(store_path, &a.operator, a.xkey, &ctx) {
         Ok(done) => done,
         Err(e) => {
-            file.discard();
+            if let Some(file) = file {
+                file.discard();
+            }
             return Err(anyhow::Error::new(e)
-                .context(format!("cannot initialise store {}", a.store.store.display())));
+                .context(format!("cannot initialise store {}", store_path.display())));
         }
     };
-    write_admin_creds(&store, file)?;
+    if let Some(file) = file {
+        write_admin_creds(&store, file)?;
+    }
+    print_init_report(&report, &creds_path, creds_exist, store_path);
+    Ok(())
+}
+
+/// What `pbn init` made, and where the admin creds are (or why they were not written).
+fn print_init_report(
+    report: &admin::init::InitReport,
+    creds_path: &Path,
+    creds_exist: bool,
+    store_path: &Path,
+) {
     println!("created store {}", report.store);
     println!("operator:       {}", report.operator);
     println!("system account: {}", report.system_account);
@@ -102,9 +120,20 @@ fn init(a: args::InitArgs) -> Result<()> {
     if let Some(x) = &report.xkey {
         println!("callout xkey:   {x}");
     }
-    println!("admin creds:    {} (for pbn admin --server URL --creds FILE)", creds_path.display());
-    println!("next: pbn nats-conf --store {} --out DIR", a.store.store.display());
-    Ok(())
+    if creds_exist {
+        eprintln!(
+            "warning: {} exists and was left alone; mint admin creds for this store with \
+             `pbn admin --store {} operator admin-creds --out FILE`",
+            creds_path.display(),
+            store_path.display()
+        );
+    } else {
+        println!(
+            "admin creds:    {} (for pbn admin --server URL --creds FILE)",
+            creds_path.display()
+        );
+    }
+    println!("next: pbn nats-conf --store {} --out DIR", store_path.display());
 }
 
 pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
@@ -169,9 +198,10 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
 
 /// The file `user creds --out FILE` writes, opened before the request runs.
 fn creds_out(a: &args::AdminArgs) -> Result<Option<secrets::SecretFile>> {
-    use args::{AdminCommand as C, UserCommand as U};
+    use args::{AdminCommand as C, OperatorCommand as O, UserCommand as U};
     Ok(match &a.command {
-        C::User(U::Creds { out: Some(path), .. }) => Some(secrets::SecretFile::open(path)?),
+        C::User(U::Creds { out: Some(path), .. })
+        | C::Operator(O::AdminCreds { out: Some(path) }) => Some(secrets::SecretFile::open(path)?),
         _ => None,
     })
 }

@@ -16,6 +16,7 @@ use crate::auth::{hash_password, Secret};
 pub fn build(cmd: &AdminCommand) -> Result<Request> {
     Ok(match cmd {
         AdminCommand::Operator(OperatorCommand::Show { .. }) => Request::OperatorShow,
+        AdminCommand::Operator(OperatorCommand::AdminCreds { .. }) => Request::OperatorAdminCreds,
         AdminCommand::Account(a) => account(a),
         AdminCommand::Role(r) => role(r),
         AdminCommand::User(u) => user(u)?,

@@ -93,14 +93,15 @@ pub fn up(a: UpArgs) -> Result<()> {
     let store_path = dir.join("pbn.redb");
     let ctx = Context::now();
     if !store_path.exists() {
-        let creds = super::secrets::SecretFile::open(&super::admin_creds_path(&store_path))?;
         let (store, _) = admin::init::init_store(&store_path, "pbn", false, &ctx)?;
-        super::write_admin_creds(&store, creds)?;
-        eprintln!(
-            "created store {} and admin creds {}",
-            store_path.display(),
-            dir.join(super::ADMIN_CREDS_FILE).display()
-        );
+        eprintln!("created store {}", store_path.display());
+        let creds = super::admin_creds_path(&store_path);
+        if creds.exists() {
+            eprintln!("warning: {} exists and was left alone", creds.display());
+        } else {
+            super::write_admin_creds(&store, super::secrets::SecretFile::open(&creds)?)?;
+            eprintln!("wrote admin creds {}", creds.display());
+        }
     }
     let store = super::open_store(&store_path)?;
     let trust = admin::init::trust(&store, &ctx)?;

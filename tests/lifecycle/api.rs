@@ -101,6 +101,13 @@ async fn remote_output_and_exit_codes_are_local_modes() {
     let mode = std::fs::metadata(&file).expect("creds written").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     parse_creds(&std::fs::read_to_string(&file).unwrap()).expect("a creds file");
+
+    // An admin can mint more admin creds remotely; they reach the admin API.
+    let more = live.creds.with_file_name("more-admin.creds");
+    let out = live.admin(&["operator", "admin-creds", "--out", more.to_str().unwrap()]).await;
+    out.success();
+    let other = AdminClient::connect(&live.d.url(0), &more, WAIT).await.expect("connect");
+    assert!(other.call(&Request::OperatorShow).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,7 +274,8 @@ async fn pbn_init_writes_admin_creds_beside_the_store_and_never_overwrites_them(
         .success();
     assert!(other.is_file());
 
-    // An existing admin creds file is never overwritten, and no store is made.
+    // An existing admin creds file is never overwritten: named explicitly, init refuses (and
+    // makes no store); beside the store, init skips it and says how to mint creds instead.
     let original = std::fs::read_to_string(&creds).unwrap();
     let third = dir.path().join("third.redb");
     let out =
@@ -275,5 +283,28 @@ async fn pbn_init_writes_admin_creds_beside_the_store_and_never_overwrites_them(
     out.code(4);
     assert!(out.stderr.contains("already exists"), "{}", out.streams());
     assert!(!third.exists());
+    let out = Pbn::new(["init", "--store"]).args([&third]).run();
+    out.success();
+    assert!(out.stderr.contains("operator admin-creds"), "{}", out.streams());
+    let sys_key = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("system account: "))
+        .expect("init names the system account")
+        .trim()
+        .to_string();
     assert_eq!(std::fs::read_to_string(&creds).unwrap(), original);
+
+    let minted = dir.path().join("third-admin.creds");
+    Pbn::new(["admin", "--store"])
+        .args([&third])
+        .args(["operator", "admin-creds", "--out"])
+        .args([&minted])
+        .run()
+        .success();
+    let mode = std::fs::metadata(&minted).expect("written").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let jwt = parse_creds(&std::fs::read_to_string(&minted).unwrap()).expect("creds").jwt;
+    let claims = pbn::claims::decode::<pbn::claims::UserClaims>(&jwt).expect("a user JWT");
+    assert_eq!(claims.nats.issuer_account, sys_key, "a user of this store's system account");
 }
