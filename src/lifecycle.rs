@@ -65,8 +65,9 @@ pub enum Impact {
     Role(Box<Role>),
     /// Every session in the account (deactivated).
     Account(AccountPublicKey),
-    /// Sessions of the account signed by a signing key that is then gone; the keys the account
-    /// had before, as (public key, created) in stored order.
+    /// Sessions of the account signed by a signing key that is then gone (as far as issue times
+    /// tell, see [`signed_by_removed`]); the keys the account had before, as (public key,
+    /// created) in stored order.
     Keys {
         /// Account name.
         name: String,
@@ -131,18 +132,20 @@ fn role_grants_changed(before: &Role, after: &Role) -> bool {
     same != *after
 }
 
-/// Whether a user JWT issued at `issued` was (or, within the same second as a key change, may
-/// have been) signed by one of `removed`. `keys` are the account's keys before the change as
-/// (public key, created) in stored order: the newest signs, the later entry on a tie, so key
-/// `k` signed from its creation until the next newer key was created.
+/// Whether a user JWT issued at `issued` was certainly signed by one of `removed`. `keys` are
+/// the account's keys before the change as (public key, created) in stored order: the newest
+/// signs (the later entry on a tie), so key `k` signed from its creation until the next newer
+/// key was created. A JWT issued in the very second a key was added may come from either key:
+/// it is not counted, and is left to the pushed account JWT, on which the server closes exactly
+/// the connections of removed keys.
 pub fn signed_by_removed(keys: &[(String, i64)], removed: &[String], issued: i64) -> bool {
     let mut order: Vec<(usize, &(String, i64))> = keys.iter().enumerate().collect();
     order.sort_by_key(|(i, (_, created))| (*created, *i));
     order.iter().enumerate().any(|(pos, (_, (key, created)))| {
         // The oldest key also stands for anything older (keys removed earlier, clock skew).
-        let from = if pos == 0 { i64::MIN } else { *created };
-        let until = order.get(pos + 1).map_or(i64::MAX, |(_, (_, next))| *next);
-        removed.contains(key) && from <= issued && issued <= until
+        let after_start = pos == 0 || *created < issued;
+        let before_next = order.get(pos + 1).is_none_or(|(_, (_, next))| issued < *next);
+        removed.contains(key) && after_start && before_next
     })
 }
 
@@ -176,7 +179,7 @@ pub fn sessions_to_kick(
             registry
                 .of_account(account.as_str())
                 .into_iter()
-                .filter(|s| s.issued <= now && signed_by_removed(before, &removed, s.issued))
+                .filter(|s| s.issued < now && signed_by_removed(before, &removed, s.issued))
                 .collect()
         }
     })

@@ -210,9 +210,11 @@ fn deactivating_an_account_kicks_its_sessions_only() {
 #[test]
 fn rotation_kicks_every_session_of_the_account_signed_before_it() {
     let f = fixture();
-    let app = [f.login("amy", NOW - 100), f.login("bob", NOW)];
-    f.login("cat", NOW);
-    // Admitted after the rotation (by the new key): left alone.
+    let app = [f.login("amy", NOW - 100), f.login("bob", NOW - 1)];
+    f.login("cat", NOW - 1);
+    // The rotation's own second may hold either key's sessions (the push closes the old ones);
+    // later ones are the new key's.
+    f.login("dan", NOW);
     f.login("dan", NOW + 1);
     assert_eq!(f.kicks(Request::AccountRotateKeys { name: "app".into() }), app.to_vec());
 }
@@ -225,6 +227,8 @@ fn removing_a_key_kicks_the_sessions_it_signed() {
     let later = NOW + 10;
     admin::execute(&f.store, &Request::AccountSigningKeyAdd { name: "app".into() }, &ctx(later))
         .unwrap();
+    // Logged in the second the new key was added: it may be either key's, so not kicked.
+    f.login("dan", later);
     let by_new = f.login("bob", later + 5);
     let remove = Request::AccountSigningKeyRemove { name: "app".into(), key: old };
     assert_eq!(f.kicks_at(remove, later + 20), vec![by_old]);
@@ -257,19 +261,23 @@ fn the_signer_of_a_session_follows_key_creation_times() {
 
     let two = k(&[("A", 100), ("B", 200)]);
     assert!(signed_by_removed(&two, &a(), 150));
-    assert!(signed_by_removed(&two, &a(), 200), "same second as B: either may have signed");
+    assert!(signed_by_removed(&two, &a(), 199));
+    assert!(!signed_by_removed(&two, &a(), 200), "same second as B: either may have signed");
+    assert!(!signed_by_removed(&two, &b(), 200), "same second as B: either may have signed");
     assert!(!signed_by_removed(&two, &a(), 201));
     assert!(!signed_by_removed(&two, &b(), 150));
-    assert!(signed_by_removed(&two, &b(), 200));
+    assert!(signed_by_removed(&two, &b(), 201));
     assert!(signed_by_removed(&two, &b(), 900));
     // Stored order does not matter, creation time does.
     let swapped = k(&[("B", 200), ("A", 100)]);
+    assert!(signed_by_removed(&swapped, &a(), 150));
     assert!(!signed_by_removed(&swapped, &a(), 201));
     assert!(!signed_by_removed(&two, &[], 150), "nothing removed");
 
-    // A tie: the later entry signs, the earlier one only within that second.
+    // A tie: the later entry signs from then on; the earlier one only ever before it.
     let tie = k(&[("A", 100), ("B", 100)]);
-    assert!(signed_by_removed(&tie, &a(), 100));
+    assert!(signed_by_removed(&tie, &a(), 99));
+    assert!(!signed_by_removed(&tie, &a(), 100));
     assert!(!signed_by_removed(&tie, &a(), 101));
     assert!(signed_by_removed(&tie, &b(), 101));
 }
