@@ -28,6 +28,8 @@ use crate::store::{Store, StoreError, StoreRead};
 
 /// How long one kick may take before it counts as failed.
 pub const KICK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Kick requests in flight at once (an account may have thousands of sessions).
+const KICKS_IN_FLIGHT: usize = 64;
 
 /// Errors of kicking a session.
 #[derive(Debug, thiserror::Error)]
@@ -329,14 +331,17 @@ async fn kick_one(client: &async_nats::Client, s: &Session) -> Result<bool, Life
     }
 }
 
-/// Kicks every session in `sessions` at once on the system connection `client`, and forgets the
-/// ones that are closed or gone.
+/// Kicks every session in `sessions` (up to [`KICKS_IN_FLIGHT`] at a time) on the system connection
+/// `client`, and forgets the ones that are closed or gone.
 pub async fn kick(
     client: &async_nats::Client,
     sessions: &[Session],
     registry: &SessionRegistry,
 ) -> KickReport {
-    let results = join_all(sessions.iter().map(|s| kick_one(client, s))).await;
+    let mut results = Vec::with_capacity(sessions.len());
+    for batch in sessions.chunks(KICKS_IN_FLIGHT) {
+        results.extend(join_all(batch.iter().map(|s| kick_one(client, s))).await);
+    }
     let mut report = KickReport::default();
     for (s, r) in sessions.iter().zip(results) {
         match r {

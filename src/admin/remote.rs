@@ -160,3 +160,39 @@ impl AdminClient {
         let _ = self.client.drain().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_class_of_the_service_and_say_what_local_mode_says() {
+        let refused = RemoteError::Refused {
+            class: ErrorClass::Conflict,
+            message: "account \"APP\" already exists".into(),
+        };
+        assert_eq!(refused.class(), ErrorClass::Conflict);
+        assert_eq!(refused.to_string(), "account \"APP\" already exists");
+        let creds = RemoteError::Creds { path: "x.creds".into(), reason: "missing".into() };
+        assert_eq!(creds.class(), ErrorClass::Usage);
+        let big = RemoteError::TooLarge(ApiError::TooLarge { size: 2, max: 1 });
+        assert_eq!(big.class(), ErrorClass::Usage);
+        for other in [
+            RemoteError::NoService("nats://h:4222".into()),
+            RemoteError::NotPermitted("Permissions Violation".into()),
+            RemoteError::Timeout(DEFAULT_TIMEOUT),
+        ] {
+            assert_eq!(other.class(), ErrorClass::Other, "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_creds_file_is_a_usage_error_naming_the_file() {
+        let missing = Path::new("/nonexistent/admin.creds");
+        let err = AdminClient::connect("nats://127.0.0.1:1", missing, DEFAULT_TIMEOUT)
+            .await
+            .expect_err("no such file");
+        assert!(matches!(&err, RemoteError::Creds { path, .. } if path == missing), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/admin.creds"));
+    }
+}

@@ -123,7 +123,10 @@ async fn handle(
     }
     let mut headers = HeaderMap::new();
     if let (Some(code), Reply::Error(e)) = (reply.error_code(), &reply) {
-        headers.insert(api::SERVICE_ERROR_HEADER, e.message.as_str());
+        // A header value is one line: control characters would break the protocol.
+        let line: String =
+            e.message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        headers.insert(api::SERVICE_ERROR_HEADER, line.as_str());
         headers.insert(api::SERVICE_ERROR_CODE_HEADER, code.to_string().as_str());
     }
     if let Err(e) = request.respond_with_headers(Ok(reply.to_bytes().into()), headers).await {

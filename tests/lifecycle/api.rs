@@ -177,6 +177,28 @@ fn sys_creds_without_admin(live: &Live) -> std::path::PathBuf {
     path
 }
 
+/// Asserts that a system user without the admin permissions gets a permissions violation for
+/// `req`, through the library client and through `pbn admin ARGS`.
+async fn assert_not_permitted(live: &Live, req: &Request, args: &'static [&'static str]) {
+    let creds = sys_creds_without_admin(live);
+    let client = AdminClient::connect(&live.d.url(0), &creds, WAIT).await.expect("connect");
+    match client.call(req).await {
+        Err(RemoteError::NotPermitted(text)) => {
+            assert!(text.contains("Permissions Violation for Publish"), "{text}");
+            assert!(text.contains(REQUEST_SUBJECT), "{text}");
+        }
+        other => panic!("expected a permissions violation, got {other:?}"),
+    }
+    let url = live.d.url(0);
+    let out = tokio::task::spawn_blocking(move || {
+        Pbn::new(["admin", "--server", &url, "--creds"]).args([&creds]).args(args).run()
+    })
+    .await
+    .unwrap();
+    out.code(1);
+    assert!(out.stderr.contains("Permissions Violation"), "{}", out.streams());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn only_admin_permissions_reach_the_admin_api() {
     let live = Live::start(DeployOptions::default(), |d| {
@@ -188,26 +210,7 @@ async fn only_admin_permissions_reach_the_admin_api() {
     let delete_bob = Request::UserDelete { name: "bob".into() };
 
     // A system user without the admin permissions: the server refuses the publish.
-    let creds = sys_creds_without_admin(&live);
-    let client = AdminClient::connect(&live.d.url(0), &creds, WAIT).await.expect("connect");
-    match client.call(&delete_bob).await {
-        Err(RemoteError::NotPermitted(text)) => {
-            assert!(text.contains("Permissions Violation for Publish"), "{text}");
-            assert!(text.contains(REQUEST_SUBJECT), "{text}");
-        }
-        other => panic!("expected a permissions violation, got {other:?}"),
-    }
-    let url = live.d.url(0);
-    let out = tokio::task::spawn_blocking(move || {
-        Pbn::new(["admin", "--server", &url, "--creds"])
-            .args([&creds])
-            .args(["user", "delete", "bob"])
-            .run()
-    })
-    .await
-    .unwrap();
-    out.code(1);
-    assert!(out.stderr.contains("Permissions Violation"), "{}", out.streams());
+    assert_not_permitted(&live, &delete_bob, &["user", "delete", "bob"]).await;
 
     // A callout user of a managed account, allowed everything there: nobody answers.
     let root = live
@@ -252,59 +255,55 @@ async fn refused_requests_exit_with_their_class() {
     assert!(out.stderr.contains("no pbn admin service answers"), "{}", out.streams());
 }
 
-#[tokio::test]
-async fn pbn_init_writes_admin_creds_beside_the_store_and_never_overwrites_them() {
+/// The admin creds in `path`, checked to be a 0600 creds file; returns their user claims.
+fn read_admin_creds(path: &std::path::Path) -> pbn::claims::Claims<pbn::claims::UserClaims> {
+    let mode = std::fs::metadata(path).expect("admin creds written").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    let parsed = parse_creds(&std::fs::read_to_string(path).unwrap()).expect("a creds file");
+    pbn::claims::decode::<pbn::claims::UserClaims>(&parsed.jwt).expect("a user JWT")
+}
+
+#[test]
+fn pbn_init_writes_admin_creds_beside_the_store_or_where_asked() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = dir.path().join("pbn.redb");
-    Pbn::new(["init", "--store"]).args([&store]).run().success();
-    let creds = dir.path().join("admin.creds");
-    let mode = std::fs::metadata(&creds).expect("admin.creds written").permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let parsed = parse_creds(&std::fs::read_to_string(&creds).unwrap()).expect("a creds file");
-    let claims = pbn::claims::decode::<pbn::claims::UserClaims>(&parsed.jwt).expect("a user JWT");
+    let out = Pbn::new(["init", "--store"]).args([&store]).run();
+    out.success();
+    let claims = read_admin_creds(&dir.path().join("admin.creds"));
     assert_eq!(claims.nats.limits.publish.allow, ["pbn.admin.>", "$SRV.>"]);
+    assert!(out.stdout.contains(&format!("system account: {}", claims.nats.issuer_account)));
 
     let other = dir.path().join("elsewhere.creds");
     let second = dir.path().join("second.redb");
-    Pbn::new(["init", "--store"])
-        .args([&second])
-        .args(["--admin-creds"])
-        .args([&other])
-        .run()
-        .success();
-    assert!(other.is_file());
+    let init = Pbn::new(["init", "--store"]).args([&second]).args(["--admin-creds"]).args([&other]);
+    init.run().success();
+    read_admin_creds(&other);
+}
 
-    // An existing admin creds file is never overwritten: named explicitly, init refuses (and
-    // makes no store); beside the store, init skips it and says how to mint creds instead.
+#[test]
+fn pbn_init_never_overwrites_admin_creds() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    Pbn::new(["init", "--store"]).args([dir.path().join("first.redb")]).run().success();
+    let creds = dir.path().join("admin.creds");
     let original = std::fs::read_to_string(&creds).unwrap();
-    let third = dir.path().join("third.redb");
+
+    // Named explicitly: init refuses and makes no store.
+    let store = dir.path().join("second.redb");
     let out =
-        Pbn::new(["init", "--store"]).args([&third]).args(["--admin-creds"]).args([&creds]).run();
+        Pbn::new(["init", "--store"]).args([&store]).args(["--admin-creds"]).args([&creds]).run();
     out.code(4);
     assert!(out.stderr.contains("already exists"), "{}", out.streams());
-    assert!(!third.exists());
-    let out = Pbn::new(["init", "--store"]).args([&third]).run();
+    assert!(!store.exists());
+
+    // Beside the store: init skips it and says how to mint admin creds instead.
+    let out = Pbn::new(["init", "--store"]).args([&store]).run();
     out.success();
     assert!(out.stderr.contains("operator admin-creds"), "{}", out.streams());
-    let sys_key = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("system account: "))
-        .expect("init names the system account")
-        .trim()
-        .to_string();
     assert_eq!(std::fs::read_to_string(&creds).unwrap(), original);
-
-    let minted = dir.path().join("third-admin.creds");
-    Pbn::new(["admin", "--store"])
-        .args([&third])
-        .args(["operator", "admin-creds", "--out"])
-        .args([&minted])
-        .run()
-        .success();
-    let mode = std::fs::metadata(&minted).expect("written").permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
-    let jwt = parse_creds(&std::fs::read_to_string(&minted).unwrap()).expect("creds").jwt;
-    let claims = pbn::claims::decode::<pbn::claims::UserClaims>(&jwt).expect("a user JWT");
-    assert_eq!(claims.nats.issuer_account, sys_key, "a user of this store's system account");
+    let minted = dir.path().join("second-admin.creds");
+    let mint = ["operator", "admin-creds", "--out"];
+    Pbn::new(["admin", "--store"]).args([&store]).args(mint).args([&minted]).run().success();
+    let claims = read_admin_creds(&minted);
+    let sys = format!("system account: {}", claims.nats.issuer_account);
+    assert!(out.stdout.contains(&sys), "a user of this store's system account: {}", out.stdout);
 }
