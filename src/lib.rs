@@ -6,6 +6,7 @@
 //! - [`model`]: plain records (operator, accounts, roles, users, tokens) and their validation.
 //! - [`store`]: the redb store: tables, versioned records, one write transaction per operation.
 //! - [`auth`]: credential checks (argon2id passwords, API tokens, nkey signatures), cache, throttle.
+//! - [`lifecycle`]: live effects of admin operations (which sessions to close, kicking them).
 //!
 //! `claims`, `model` and `keys` are pure: no I/O, no async.
 
@@ -20,6 +21,7 @@ pub mod config;
 pub mod connection;
 pub mod issue;
 pub mod keys;
+pub mod lifecycle;
 pub mod model;
 pub mod natsconf;
 pub mod publisher;

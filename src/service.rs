@@ -6,6 +6,8 @@
 //! publisher on the system connection, until the shutdown signal. It starts
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
+mod admin_api;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,10 +96,12 @@ pub async fn run_with_store(
         sessions.clone(),
         shutdown.clone(),
     ));
+    let admin = admin_api::AdminApi { store: store.clone(), sessions: sessions.clone() };
+    let admin_task = tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone()));
     let prune_task = tokio::spawn(prune_sessions(sessions, shutdown.clone()));
     let publisher = Publisher::new(store.clone(), settings.publisher.clone());
     let publisher_task = tokio::spawn(publisher.run(system.client(), shutdown.clone()));
-    for task in [callout_task, events_task, prune_task, publisher_task] {
+    for task in [callout_task, events_task, admin_task, prune_task, publisher_task] {
         if let Err(e) = task.await {
             warn!(error = %e, "service task ended abnormally");
         }

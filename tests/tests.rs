@@ -6,6 +6,7 @@ mod support;
 mod callout;
 mod cli;
 mod connection;
+mod lifecycle;
 mod operator;
 mod publisher;
 mod service;

@@ -4,10 +4,10 @@ use super::request::{ExportKind as ReqKind, LimitPatch, Request};
 use super::view::{AccountView, LimitsView, OperatorView, Response, ShareView};
 use super::{AdminError, Context};
 use crate::issue;
-use crate::keys::AccountPublicKey;
+use crate::keys::{AccountPublicKey, KeyKind};
 use crate::model::{
     Account, AccountKind, AccountLimits, Export, ExportKind, Import, Limit, Name, OutboxAction,
-    Subject,
+    SigningKey, Subject,
 };
 use crate::store::{StoreRead, WriteTx};
 
@@ -195,6 +195,9 @@ pub(super) fn write(
             Ok(Response::Account(view(tx, &acc, None)?))
         }
         Request::AccountDelete { name } => delete(tx, name, ctx),
+        Request::AccountRotateKeys { name } => rotate_keys(tx, name, ctx),
+        Request::AccountSigningKeyAdd { name } => add_signing_key(tx, name, ctx),
+        Request::AccountSigningKeyRemove { name, key } => remove_signing_key(tx, name, key, ctx),
         _ => shares(tx, req, ctx),
     }
 }
@@ -208,6 +211,82 @@ fn delete(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<Response, Admin
     enqueue(tx, &acc, OutboxAction::Delete, ctx)?;
     enqueue_auth(tx, ctx)?;
     Ok(Response::Done { message: format!("account {name} deleted ({})", acc.public_key) })
+}
+
+/// A managed account about to get new signing keys. SYS and AUTH are refused: AUTH's key signs
+/// the sentinel in every server config and the callout responses, SYS's the service's own users.
+fn rekeyable(tx: &WriteTx, name: &str) -> Result<Account, AdminError> {
+    let acc = tx.require_account(name)?;
+    if acc.kind != AccountKind::Managed {
+        return Err(AdminError::Protected(format!("account {name:?}"), "re-keyed"));
+    }
+    Ok(acc)
+}
+
+/// A fresh account signing key that is the newest of `acc` (so it signs), created at `now` or,
+/// should a stored key claim a later time, at that time (the later entry wins a tie).
+fn newest_key(acc: &Account, now: i64) -> SigningKey {
+    let created = acc.signing_keys.iter().map(|k| k.created).fold(now, i64::max);
+    SigningKey::generate(KeyKind::Account, created)
+}
+
+/// Stores `acc` with its new signing keys and queues its push.
+fn store_rekeyed(tx: &mut WriteTx, acc: &mut Account, ctx: &Context) -> Result<(), AdminError> {
+    acc.updated = ctx.now;
+    tx.update_account(acc)?;
+    enqueue(tx, acc, OutboxAction::Upsert, ctx)
+}
+
+/// Emergency rotation: one new key replaces all. Connections signed by an old key are closed by
+/// the servers when the push arrives; creds were signed by an old key, so their holders are
+/// listed (creds stay recorded so their revocation stays possible).
+fn rotate_keys(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<Response, AdminError> {
+    let mut acc = rekeyable(tx, name)?;
+    let key = newest_key(&acc, ctx.now);
+    let signing_key = key.public().to_string();
+    let removed = std::mem::replace(&mut acc.signing_keys, vec![key]);
+    store_rekeyed(tx, &mut acc, ctx)?;
+    let creds_users = tx
+        .list_users_of_account(name)?
+        .into_iter()
+        .filter(|u| !u.creds.is_empty())
+        .map(|u| u.name.to_string())
+        .collect();
+    Ok(Response::KeysRotated {
+        account: name.to_string(),
+        signing_key,
+        removed: removed.iter().map(|k| k.public().to_string()).collect(),
+        creds_users,
+    })
+}
+
+fn add_signing_key(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<Response, AdminError> {
+    let mut acc = rekeyable(tx, name)?;
+    let key = newest_key(&acc, ctx.now);
+    acc.signing_keys.push(key);
+    store_rekeyed(tx, &mut acc, ctx)?;
+    Ok(Response::Account(view(tx, &acc, None)?))
+}
+
+fn remove_signing_key(
+    tx: &mut WriteTx,
+    name: &str,
+    key: &str,
+    ctx: &Context,
+) -> Result<Response, AdminError> {
+    let mut acc = rekeyable(tx, name)?;
+    let Some(pos) = acc.signing_keys.iter().position(|k| k.public() == key) else {
+        return Err(AdminError::NotFound { what: "signing key", name: key.to_string() });
+    };
+    if acc.signing_keys.len() == 1 {
+        return Err(AdminError::Invalid(format!(
+            "signing key {key} is the last one of account {name}; add another first \
+             (or use `account rotate-keys`)"
+        )));
+    }
+    acc.signing_keys.remove(pos);
+    store_rekeyed(tx, &mut acc, ctx)?;
+    Ok(Response::Account(view(tx, &acc, None)?))
 }
 
 fn export_kind(k: ReqKind) -> ExportKind {
@@ -285,3 +364,6 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
     enqueue(tx, &acc, OutboxAction::Upsert, ctx)?;
     Ok(Response::Account(view(tx, &acc, None)?))
 }
+
+#[cfg(test)]
+mod tests;

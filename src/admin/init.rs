@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use super::accounts::allowed_accounts;
-use super::{AdminError, Context};
+use super::{AdminError, Context, Response};
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair, UserPublicKey, XKeyPair};
 use crate::model::{
@@ -18,10 +19,14 @@ use crate::store::{Store, StoreRead};
 pub const SYS_ACCOUNT: &str = "SYS";
 /// Name of the callout account.
 pub const AUTH_ACCOUNT: &str = "AUTH";
-/// Name of the role that may call the admin API.
+/// Name of the role whose permissions the admin creds carry (see [`admin_creds`]).
 pub const ADMIN_ROLE: &str = "pbn-admin";
-/// Subjects of the admin API (served in the AUTH account).
+/// Subjects of the admin API (served in the SYS account, on the service's system connection).
 pub const ADMIN_SUBJECTS: &str = "pbn.admin.>";
+/// Subjects of micro-service discovery (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
+pub const DISCOVERY_SUBJECTS: &str = "$SRV.>";
+/// Name (`name` claim) of the user in the admin creds.
+pub const ADMIN_USER: &str = "pbn-admin";
 
 /// What `pbn init` created.
 #[derive(Debug, Clone, Serialize)]
@@ -68,7 +73,7 @@ pub fn init_store(
     let mut admin = Role::new(Name::parse(ADMIN_ROLE)?, ctx.now);
     admin.description = "may call the pbn admin API".into();
     admin.permissions = Permissions {
-        pub_allow: Some(vec![Subject::parse(ADMIN_SUBJECTS)?]),
+        pub_allow: Some(vec![Subject::parse(ADMIN_SUBJECTS)?, Subject::parse(DISCOVERY_SUBJECTS)?]),
         pub_deny: None,
         sub_allow: Some(vec![SubSubject::parse("_INBOX.>")?]),
         sub_deny: None,
@@ -120,7 +125,75 @@ pub fn trust(store: &Store, ctx: &Context) -> Result<Trust, AdminError> {
     })
 }
 
+/// Creds of an administrator: a fresh user of the system account, signed by its newest signing
+/// key with `issuer_account`, whose permissions are the [`ADMIN_ROLE`] role's (as they are now:
+/// editing the role later changes only creds minted afterwards).
+///
+/// These permissions are what nats-server enforces: a system user whose JWT does not allow
+/// publishing to `pbn.admin.>` gets a `Permissions Violation` and never reaches the admin API.
+/// The creds do not expire and are not recorded; the seed exists only in the returned text.
+pub fn admin_creds(store: &Store, ctx: &Context) -> Result<Zeroizing<String>, AdminError> {
+    Ok(mint_admin_creds(store, ctx)?.1)
+}
+
+/// [`admin_creds`] as the answer of `pbn admin operator admin-creds`.
+pub(super) fn admin_creds_response(store: &Store, ctx: &Context) -> Result<Response, AdminError> {
+    let (public_key, creds) = mint_admin_creds(store, ctx)?;
+    let creds = creds.to_string();
+    Ok(Response::Creds { user: ADMIN_USER.into(), public_key, creds, revoked: vec![] })
+}
+
+fn mint_admin_creds(
+    store: &Store,
+    ctx: &Context,
+) -> Result<(String, Zeroizing<String>), AdminError> {
+    let (sys, role) = store.read(|tx| -> Result<_, AdminError> {
+        Ok((tx.require_account(SYS_ACCOUNT)?, tx.require_role(ADMIN_ROLE)?))
+    })?;
+    let kp = KeyPair::generate(KeyKind::User);
+    let key = UserPublicKey::parse(kp.public_key())?;
+    let spec = issue::UserSpec {
+        account: &sys,
+        role: &role,
+        user_key: &key,
+        name: ADMIN_USER,
+        iat: ctx.now,
+        exp: 0,
+        defaults: &ctx.defaults,
+    };
+    let jwt = issue::user_jwt(&spec)?;
+    Ok((key.to_string(), issue::creds(&jwt, &kp.seed())))
+}
+
 /// The AUTH account (for the service and for tests).
 pub fn auth_account(tx: &impl StoreRead) -> Result<Account, AdminError> {
     Ok(tx.require_account(AUTH_ACCOUNT)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::{decode, parse_creds, UserClaims};
+
+    #[test]
+    fn admin_creds_are_a_system_user_with_the_admin_roles_permissions() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = Context::now();
+        let (store, report) = init_store(&dir.path().join("s.redb"), "t", false, &ctx).unwrap();
+        let creds = admin_creds(&store, &ctx).unwrap();
+        let parsed = parse_creds(&creds).expect("a creds file");
+        let claims = decode::<UserClaims>(&parsed.jwt).expect("a user JWT");
+        let sys = store.read(|tx| tx.require_account(SYS_ACCOUNT)).unwrap();
+        assert_eq!(claims.nats.issuer_account, report.system_account);
+        assert_eq!(claims.iss, sys.current_signing_key().unwrap().public());
+        assert_eq!(claims.sub, parsed.key_pair().unwrap().public_key());
+        assert_eq!(claims.name, ADMIN_USER);
+        assert_eq!(claims.exp, 0, "admin creds do not expire");
+        let l = &claims.nats.limits;
+        assert_eq!(l.publish.allow, vec![ADMIN_SUBJECTS.to_string(), DISCOVERY_SUBJECTS.into()]);
+        assert_eq!(l.subscribe.allow, vec!["_INBOX.>".to_string()]);
+        assert!(l.publish.deny.is_empty() && l.subscribe.deny.is_empty());
+        let again = admin_creds(&store, &ctx).unwrap();
+        assert_ne!(parse_creds(&again).unwrap().jwt, parsed.jwt, "a fresh user key each time");
+    }
 }

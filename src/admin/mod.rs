@@ -1,13 +1,16 @@
 //! Admin operations: typed requests executed against the store, one write transaction each.
 //!
-//! The same [`execute`] serves `pbn admin` on a local store file and (later) the admin API of a
-//! running service, so local and remote answers are identical. Every change that alters an account
+//! The same [`execute`] serves `pbn admin` on a local store file and the admin API of a running
+//! service ([`api`] is its wire format, [`remote`] its client), so local and remote answers are
+//! identical. Every change that alters an account
 //! JWT enqueues an outbox entry in the same transaction, so nothing is lost between the store and
 //! the servers. Creating the store is [`init::init_store`].
 
 mod accounts;
+pub mod api;
 pub mod init;
 mod outbox;
+pub mod remote;
 mod request;
 mod roles;
 mod users;
@@ -68,8 +71,10 @@ pub enum AdminError {
     Invalid(String),
 }
 
-/// How errors map to the documented exit codes of `pbn`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How errors map to the documented exit codes of `pbn` (and, in snake case, the `class` of an
+/// error reply of the admin API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// Bad input (exit 2).
     Usage,
@@ -158,6 +163,7 @@ fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, Adm
     use Request as R;
     match req {
         R::OperatorShow => store.read(accounts::operator_show),
+        R::OperatorAdminCreds => init::admin_creds_response(store, ctx),
         R::AccountList => store.read(accounts::list),
         R::AccountShow { name } => store.read(|tx| accounts::show(tx, name, ctx)),
         R::AccountAdd { .. }
@@ -166,7 +172,10 @@ fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, Adm
         | R::ExportAdd { .. }
         | R::ExportRemove { .. }
         | R::ImportAdd { .. }
-        | R::ImportRemove { .. } => store.write(|tx| accounts::write(tx, req, ctx)),
+        | R::ImportRemove { .. }
+        | R::AccountRotateKeys { .. }
+        | R::AccountSigningKeyAdd { .. }
+        | R::AccountSigningKeyRemove { .. } => store.write(|tx| accounts::write(tx, req, ctx)),
         R::RoleList => store.read(roles::list),
         R::RoleShow { name } => store.read(|tx| roles::show(tx, name)),
         R::RoleAdd { .. } | R::RoleEdit { .. } | R::RoleDelete { .. } => {

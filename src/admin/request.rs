@@ -99,6 +99,8 @@ pub enum ExportKind {
 pub enum Request {
     /// Show the operator.
     OperatorShow,
+    /// Mint admin creds (a system user with the `pbn-admin` role's permissions).
+    OperatorAdminCreds,
     /// Create an account.
     AccountAdd {
         /// Name.
@@ -176,6 +178,24 @@ pub enum Request {
         account: String,
         /// Subject.
         subject: String,
+    },
+    /// Emergency key rotation: a new signing key, every old one removed (connections and creds
+    /// signed by an old key stop working once the account is pushed).
+    AccountRotateKeys {
+        /// Account name.
+        name: String,
+    },
+    /// Graceful rotation, step 1: add a signing key, which signs from now on.
+    AccountSigningKeyAdd {
+        /// Account name.
+        name: String,
+    },
+    /// Graceful rotation, step 2: remove a signing key (never the last one).
+    AccountSigningKeyRemove {
+        /// Account name.
+        name: String,
+        /// The signing key's public key (`A…`).
+        key: String,
     },
     /// Create a role.
     RoleAdd {

@@ -208,6 +208,17 @@ pub enum Response {
     Account(AccountView),
     /// Accounts.
     Accounts(Vec<AccountView>),
+    /// An account's signing keys were all replaced by a new one.
+    KeysRotated {
+        /// Account name.
+        account: String,
+        /// The new signing key (public).
+        signing_key: String,
+        /// The signing keys removed (public).
+        removed: Vec<String>,
+        /// Users holding creds signed by a removed key: they need new creds.
+        creds_users: Vec<String>,
+    },
     /// One role.
     Role(RoleView),
     /// Roles.
@@ -289,6 +300,9 @@ impl Response {
                     );
                 }
             }
+            Response::KeysRotated { account, signing_key, removed, creds_users } => {
+                rotated_text(&mut s, account, signing_key, removed, creds_users)
+            }
             Response::Role(r) => role_text(&mut s, r),
             Response::Roles(v) => {
                 let _ = writeln!(s, "{:<24} {:<6} {:<30} SUB", "NAME", "USERS", "PUB");
@@ -364,6 +378,24 @@ fn account_text(s: &mut String, a: &AccountView) {
         let _ = writeln!(s, "import:          {} ({}) from {}", i.subject, i.kind, i.account);
     }
     let _ = writeln!(s, "revocations:     {}", a.revocations);
+}
+
+fn rotated_text(s: &mut String, account: &str, key: &str, removed: &[String], users: &[String]) {
+    let _ = writeln!(s, "account {account}: new signing key {key}");
+    for k in removed {
+        let _ = writeln!(s, "removed signing key {k}");
+    }
+    if users.is_empty() {
+        let _ = writeln!(s, "no user holds creds of this account");
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "users holding creds signed by a removed key (issue new ones with `pbn admin user creds NAME`):"
+    );
+    for u in users {
+        let _ = writeln!(s, "  {u}");
+    }
 }
 
 fn outbox_text(s: &mut String, v: &[OutboxView]) {

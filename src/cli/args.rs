@@ -111,6 +111,9 @@ pub struct InitArgs {
     /// Encrypt callout requests with a curve (xkey) key of the AUTH account.
     #[arg(long)]
     pub xkey: bool,
+    /// Where to write the admin creds (mode 0600); default `admin.creds` beside the store.
+    #[arg(long, value_name = "PATH")]
+    pub admin_creds: Option<PathBuf>,
 }
 
 /// `pbn nats-conf`.
@@ -142,6 +145,13 @@ pub struct AdminArgs {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Administer a running `pbn serve` through this NATS server instead of opening the store.
+    #[arg(long, global = true, value_name = "URL", requires = "creds")]
+    pub server: Option<String>,
+    /// Creds of an admin user for --server (the `admin.creds` written by `pbn init`; the server
+    /// lets only users with the `pbn-admin` role's permissions reach the admin API).
+    #[arg(long, global = true, value_name = "FILE", requires = "server")]
+    pub creds: Option<PathBuf>,
     /// What to manage.
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -187,6 +197,13 @@ pub enum OperatorCommand {
         /// Print the operator JWT only.
         #[arg(long)]
         jwt: bool,
+    },
+    /// Mint admin creds: a system-account user with the `pbn-admin` role's permissions (what
+    /// nats-server enforces for the admin API), shown once; they do not expire.
+    AdminCreds {
+        /// Write to FILE (mode 0600) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -277,12 +294,39 @@ pub enum AccountCommand {
         /// Account name.
         name: String,
     },
+    /// Emergency rotation: a new signing key, every old one removed; connections signed by an
+    /// old key are closed, and users holding creds (listed) need new ones.
+    RotateKeys {
+        /// Account name.
+        name: String,
+    },
+    /// Signing keys, for a graceful rotation: add a key (it signs new logins), later remove the
+    /// old one.
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
     /// Exports of an account.
     #[command(subcommand)]
     Export(ExportCommand),
     /// Imports of an account.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+/// `pbn admin account signing-key`.
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    /// Add a signing key; it signs from now on, the old ones stay valid.
+    Add {
+        /// Account name.
+        name: String,
+    },
+    /// Remove a signing key (never the last one); connections it signed are closed.
+    Remove {
+        /// Account name.
+        name: String,
+        /// Public key of the signing key (`A…`, see `account show`).
+        key: String,
+    },
 }
 
 /// Stream or service.

@@ -8,10 +8,12 @@ mod requests;
 mod secrets;
 mod serve;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
+use crate::admin::remote::{self, AdminClient, RemoteError};
 use crate::admin::{self, AdminError, Context, ErrorClass, Response};
 use crate::natsconf::{self, Layout};
 use crate::store::{Store, StoreError};
@@ -36,6 +38,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             Some(a.class())
         } else if e.is::<crate::config::ConfigError>() || e.is::<secrets::PasswordError>() {
             Some(ErrorClass::Usage)
+        } else if let Some(r) = e.downcast_ref::<RemoteError>() {
+            Some(r.class())
         } else if let Some(n) = e.downcast_ref::<natsconf::NatsConfError>() {
             Some(match n {
                 natsconf::NatsConfError::Io { .. } => ErrorClass::Other,
@@ -54,10 +58,58 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// The default place of the admin creds: `admin.creds` beside the store file.
+pub fn admin_creds_path(store: &Path) -> PathBuf {
+    store.with_file_name(ADMIN_CREDS_FILE)
+}
+
+/// File name of the admin creds `pbn init` writes beside the store.
+pub const ADMIN_CREDS_FILE: &str = "admin.creds";
+
+/// Mints admin creds from `store` into `file` (mode 0600).
+fn write_admin_creds(store: &Store, file: secrets::SecretFile) -> Result<()> {
+    let creds =
+        admin::init::admin_creds(store, &Context::now()).context("cannot mint admin creds")?;
+    file.write(&creds)
+}
+
 fn init(a: args::InitArgs) -> Result<()> {
     let ctx = Context::now();
-    let (_store, report) = admin::init::init_store(&a.store.store, &a.operator, a.xkey, &ctx)
-        .with_context(|| format!("cannot initialise store {}", a.store.store.display()))?;
+    let store_path = &a.store.store;
+    let creds_path = a.admin_creds.clone().unwrap_or_else(|| admin_creds_path(store_path));
+    // Never overwrite a secret: an existing file may be another store's admin creds. Named with
+    // --admin-creds that is a mistake; beside the store it is skipped (a warning says so).
+    let creds_exist = creds_path.exists();
+    if creds_exist && a.admin_creds.is_some() && !store_path.exists() {
+        let name = creds_path.display().to_string();
+        return Err(AdminError::Conflict { what: "admin creds file", name }.into());
+    }
+    // Opened first: an unwritable path fails before a store exists without its admin creds.
+    let file = (!creds_exist).then(|| secrets::SecretFile::open(&creds_path)).transpose()?;
+    let (store, report) = match admin::init::init_store(store_path, &a.operator, a.xkey, &ctx) {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(file) = file {
+                file.discard();
+            }
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot initialise store {}", store_path.display())));
+        }
+    };
+    if let Some(file) = file {
+        write_admin_creds(&store, file)?;
+    }
+    print_init_report(&report, &creds_path, creds_exist, store_path);
+    Ok(())
+}
+
+/// What `pbn init` made, and where the admin creds are (or why they were not written).
+fn print_init_report(
+    report: &admin::init::InitReport,
+    creds_path: &Path,
+    creds_exist: bool,
+    store_path: &Path,
+) {
     println!("created store {}", report.store);
     println!("operator:       {}", report.operator);
     println!("system account: {}", report.system_account);
@@ -66,8 +118,20 @@ fn init(a: args::InitArgs) -> Result<()> {
     if let Some(x) = &report.xkey {
         println!("callout xkey:   {x}");
     }
-    println!("next: pbn nats-conf --store {} --out DIR", a.store.store.display());
-    Ok(())
+    if creds_exist {
+        eprintln!(
+            "warning: {} exists and was left alone; mint admin creds for this store with \
+             `pbn admin --store {} operator admin-creds --out FILE`",
+            creds_path.display(),
+            store_path.display()
+        );
+    } else {
+        println!(
+            "admin creds:    {} (for pbn admin --server URL --creds FILE)",
+            creds_path.display()
+        );
+    }
+    println!("next: pbn nats-conf --store {} --out DIR", store_path.display());
 }
 
 pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
@@ -104,23 +168,54 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
     Ok(())
 }
 
+/// `pbn admin`: the same request, executed on the local store or by the running service
+/// (`--server URL --creds FILE`), and the same output either way.
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
-    use args::{AdminCommand as C, UserCommand as U};
     let req = requests::build(&a.command)?;
-    let store = open_store(&a.store.store)?;
-    let out = match &a.command {
-        C::User(U::Creds { out: Some(path), .. }) => Some(secrets::SecretFile::open(path)?),
-        _ => None,
+    let (result, out) = match (&a.server, &a.creds) {
+        (Some(url), Some(creds)) => {
+            let out = creds_out(&a)?;
+            (remote_execute(url, creds, &req), out)
+        }
+        _ => {
+            let store = open_store(&a.store.store)?;
+            let out = creds_out(&a)?;
+            (admin::execute(&store, &req, &Context::now()).map_err(anyhow::Error::from), out)
+        }
     };
-    match admin::execute(&store, &req, &Context::now()) {
+    match result {
         Ok(resp) => print_response(&a, &resp, out),
         Err(e) => {
             if let Some(file) = out {
                 file.discard();
             }
-            Err(e.into())
+            Err(e)
         }
     }
+}
+
+/// The file `user creds --out FILE` writes, opened before the request runs.
+fn creds_out(a: &args::AdminArgs) -> Result<Option<secrets::SecretFile>> {
+    use args::{AdminCommand as C, OperatorCommand as O, UserCommand as U};
+    Ok(match &a.command {
+        C::User(U::Creds { out: Some(path), .. })
+        | C::Operator(O::AdminCreds { out: Some(path) }) => Some(secrets::SecretFile::open(path)?),
+        _ => None,
+    })
+}
+
+/// Sends `req` to the admin API through the server at `url`, as the user of `creds`.
+fn remote_execute(url: &str, creds: &Path, req: &admin::Request) -> Result<Response> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = AdminClient::connect(url, creds, remote::DEFAULT_TIMEOUT).await?;
+        let result = client.call(req).await;
+        client.close().await;
+        Ok(result?)
+    })
 }
 
 fn print_response(

@@ -5,7 +5,8 @@ use anyhow::{Context as _, Result};
 
 use super::args::{
     AccountCommand, AccountLimitArgs, AdminCommand, ExportCommand, ExportKindArg, ImportCommand,
-    OperatorCommand, OutboxCommand, PasswordArgs, RoleArgs, RoleCommand, TokenCommand, UserCommand,
+    OperatorCommand, OutboxCommand, PasswordArgs, RoleArgs, RoleCommand, SigningKeyCommand,
+    TokenCommand, UserCommand,
 };
 use super::secrets::read_password;
 use crate::admin::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
@@ -15,6 +16,7 @@ use crate::auth::{hash_password, Secret};
 pub fn build(cmd: &AdminCommand) -> Result<Request> {
     Ok(match cmd {
         AdminCommand::Operator(OperatorCommand::Show { .. }) => Request::OperatorShow,
+        AdminCommand::Operator(OperatorCommand::AdminCreds { .. }) => Request::OperatorAdminCreds,
         AdminCommand::Account(a) => account(a),
         AdminCommand::Role(r) => role(r),
         AdminCommand::User(u) => user(u)?,
@@ -70,6 +72,13 @@ fn account(a: &AccountCommand) -> Request {
             }
         }
         AccountCommand::Delete { name } => Request::AccountDelete { name: name.clone() },
+        AccountCommand::RotateKeys { name } => Request::AccountRotateKeys { name: name.clone() },
+        AccountCommand::SigningKey(SigningKeyCommand::Add { name }) => {
+            Request::AccountSigningKeyAdd { name: name.clone() }
+        }
+        AccountCommand::SigningKey(SigningKeyCommand::Remove { name, key }) => {
+            Request::AccountSigningKeyRemove { name: name.clone(), key: key.clone() }
+        }
         AccountCommand::Export(ExportCommand::Add {
             account,
             subject,

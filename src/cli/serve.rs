@@ -109,8 +109,15 @@ pub fn up(a: UpArgs) -> Result<()> {
     let store_path = dir.join("pbn.redb");
     let ctx = Context::now();
     if !store_path.exists() {
-        admin::init::init_store(&store_path, "pbn", false, &ctx)?;
+        let (store, _) = admin::init::init_store(&store_path, "pbn", false, &ctx)?;
         eprintln!("created store {}", store_path.display());
+        let creds = super::admin_creds_path(&store_path);
+        if creds.exists() {
+            eprintln!("warning: {} exists and was left alone", creds.display());
+        } else {
+            super::write_admin_creds(&store, super::secrets::SecretFile::open(&creds)?)?;
+            eprintln!("wrote admin creds {}", creds.display());
+        }
     }
     let store = super::open_store(&store_path)?;
     let trust = admin::init::trust(&store, &ctx)?;

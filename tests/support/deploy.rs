@@ -164,7 +164,8 @@ impl Deployment {
     }
 
     /// Renders the configs, starts the server(s) and the callout runner(s), and waits until the
-    /// callout answers from every server.
+    /// callout answers from every server. With `runners: 0` only the servers start (a test runs
+    /// the callout itself, e.g. the whole service, then calls [`Deployment::wait_callout_ready`]).
     pub async fn start(&mut self) {
         self.start_servers_only().await;
         for i in 0..self.opts.runners {
@@ -172,7 +173,9 @@ impl Deployment {
             let runner = CalloutRunner::start(self.store.clone(), &url, &self.opts).await;
             self.runners.push(runner);
         }
-        self.wait_callout_ready().await;
+        if self.opts.runners > 0 {
+            self.wait_callout_ready().await;
+        }
     }
 
     /// Starts the server(s) and the real service, `pbn::service::run_with_store` on the shared

@@ -1,0 +1,198 @@
+//! The admin API's client: sends a typed [`Request`] to a running `pbn serve` and returns its
+//! [`Response`], so `pbn admin --server URL --creds FILE` prints what local mode prints.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_nats::{ConnectOptions, Event, RequestErrorKind};
+
+use super::api::{ApiError, Reply, MAX_REQUEST_BYTES, REQUEST_SUBJECT};
+use super::{ErrorClass, Request, Response};
+use crate::connection::redact_url;
+
+/// How long `pbn admin` waits for the connection and for the answer by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a pending request checks for a permissions violation.
+const VIOLATION_POLL: Duration = Duration::from_millis(50);
+
+/// Errors of a remote admin call. [`RemoteError::class`] gives the exit code's class.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The creds file cannot be read or is not a creds file.
+    #[error("cannot use creds file {path}: {reason}")]
+    Creds {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// No connection to the server (the URL is shown without any password).
+    #[error("cannot connect to {url}: {reason}")]
+    Connect {
+        /// The server URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request is over the size the service accepts.
+    #[error(transparent)]
+    TooLarge(ApiError),
+    /// Nobody serves the admin API on that server's cluster.
+    #[error("no pbn admin service answers at {0} (is `pbn serve` running and connected?)")]
+    NoService(String),
+    /// The server refused the request for the user's permissions.
+    #[error("the server refused the request: {0} (are these admin creds?)")]
+    NotPermitted(String),
+    /// No answer in time.
+    #[error("no answer from the pbn admin service within {0:?}")]
+    Timeout(Duration),
+    /// The request could not be sent.
+    #[error("admin request failed: {0}")]
+    Request(String),
+    /// The answer is not an admin reply.
+    #[error("unreadable answer from the pbn admin service: {0}")]
+    BadReply(ApiError),
+    /// The service ran the request and it failed (its message is local mode's message).
+    #[error("{message}")]
+    Refused {
+        /// The error class.
+        class: ErrorClass,
+        /// The error message.
+        message: String,
+    },
+}
+
+impl RemoteError {
+    /// The class of this error, for exit codes.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            RemoteError::Refused { class, .. } => *class,
+            RemoteError::Creds { .. } | RemoteError::TooLarge(_) => ErrorClass::Usage,
+            _ => ErrorClass::Other,
+        }
+    }
+}
+
+/// A connection to a server as an admin user.
+#[derive(Debug)]
+pub struct AdminClient {
+    client: async_nats::Client,
+    url: String,
+    timeout: Duration,
+    /// Server errors (`-ERR`) seen on this connection, e.g. a permissions violation.
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl AdminClient {
+    /// Connects to `url` with the user in `creds` (a creds file), waiting at most `timeout`
+    /// for the connection and, later, for each answer.
+    pub async fn connect(url: &str, creds: &Path, timeout: Duration) -> Result<Self, RemoteError> {
+        let opts = ConnectOptions::with_credentials_file(creds)
+            .await
+            .map_err(|e| RemoteError::Creds { path: creds.to_path_buf(), reason: e.to_string() })?;
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let seen = errors.clone();
+        let client = opts
+            .name("pbn-admin-client")
+            .connection_timeout(timeout)
+            .request_timeout(Some(timeout))
+            .event_callback(move |event| {
+                let seen = seen.clone();
+                async move {
+                    if let Event::ServerError(e) = event {
+                        seen.lock().unwrap_or_else(PoisonError::into_inner).push(e.to_string());
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(|e| RemoteError::Connect { url: redact_url(url), reason: e.to_string() })?;
+        Ok(AdminClient { client, url: redact_url(url), timeout, errors })
+    }
+
+    /// Sends `req` and returns the service's response, or its error as [`RemoteError::Refused`].
+    pub async fn call(&self, req: &Request) -> Result<Response, RemoteError> {
+        // Invariant: requests are plain data (strings, numbers, lists), which always serialize.
+        let payload = serde_json::to_vec(req).expect("admin requests always serialize");
+        if payload.len() > MAX_REQUEST_BYTES {
+            let size = payload.len();
+            return Err(RemoteError::TooLarge(ApiError::TooLarge { size, max: MAX_REQUEST_BYTES }));
+        }
+        let request = self.client.request(REQUEST_SUBJECT, payload.into());
+        tokio::pin!(request);
+        // A refused publish gets no reply, only an `-ERR`: watch for it instead of timing out.
+        let msg = loop {
+            tokio::select! {
+                r = &mut request => break r.map_err(|e| self.request_error(e))?,
+                _ = tokio::time::sleep(VIOLATION_POLL) => {
+                    if let Some(violation) = self.violation() {
+                        return Err(RemoteError::NotPermitted(violation));
+                    }
+                }
+            }
+        };
+        match Reply::parse(&msg.payload).map_err(RemoteError::BadReply)? {
+            Reply::Ok(resp) => Ok(*resp),
+            Reply::Error(e) => Err(RemoteError::Refused { class: e.class, message: e.message }),
+        }
+    }
+
+    fn request_error(&self, e: async_nats::RequestError) -> RemoteError {
+        match e.kind() {
+            RequestErrorKind::NoResponders => RemoteError::NoService(self.url.clone()),
+            RequestErrorKind::TimedOut => match self.violation() {
+                Some(violation) => RemoteError::NotPermitted(violation),
+                None => RemoteError::Timeout(self.timeout),
+            },
+            _ => RemoteError::Request(e.to_string()),
+        }
+    }
+
+    /// The first permissions violation the server reported on this connection.
+    fn violation(&self) -> Option<String> {
+        let errors = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        errors.iter().find(|e| e.to_lowercase().contains("permissions violation")).cloned()
+    }
+
+    /// Flushes and closes the connection.
+    pub async fn close(self) {
+        let _ = self.client.drain().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_class_of_the_service_and_say_what_local_mode_says() {
+        let refused = RemoteError::Refused {
+            class: ErrorClass::Conflict,
+            message: "account \"APP\" already exists".into(),
+        };
+        assert_eq!(refused.class(), ErrorClass::Conflict);
+        assert_eq!(refused.to_string(), "account \"APP\" already exists");
+        let creds = RemoteError::Creds { path: "x.creds".into(), reason: "missing".into() };
+        assert_eq!(creds.class(), ErrorClass::Usage);
+        let big = RemoteError::TooLarge(ApiError::TooLarge { size: 2, max: 1 });
+        assert_eq!(big.class(), ErrorClass::Usage);
+        for other in [
+            RemoteError::NoService("nats://h:4222".into()),
+            RemoteError::NotPermitted("Permissions Violation".into()),
+            RemoteError::Timeout(DEFAULT_TIMEOUT),
+        ] {
+            assert_eq!(other.class(), ErrorClass::Other, "{other}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_creds_file_is_a_usage_error_naming_the_file() {
+        let missing = Path::new("/nonexistent/admin.creds");
+        let err = AdminClient::connect("nats://127.0.0.1:1", missing, DEFAULT_TIMEOUT)
+            .await
+            .expect_err("no such file");
+        assert!(matches!(&err, RemoteError::Creds { path, .. } if path == missing), "{err:?}");
+        assert!(err.to_string().contains("/nonexistent/admin.creds"));
+    }
+}
