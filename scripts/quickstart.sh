@@ -51,7 +51,8 @@ pbn is running: nats-server on 127.0.0.1:$port, pbn answering its auth callout.
 Demo user (password shown once):
   nats://demo:$password@127.0.0.1:$port
 It may publish and subscribe on demo.> (and receive replies on _INBOX.>).
-Manage records with: $pbn admin --store $store --help   (stop pbn first, or see the README)
+Manage records while it runs (through the service, with the admin creds pbn wrote):
+  $pbn admin --server nats://127.0.0.1:$port --creds $dir/admin.creds user list
 Press Ctrl-C to stop.
 MSG
 [ -n "${PBN_QUICKSTART_EXIT:-}" ] && exit 0
