@@ -287,10 +287,11 @@ fn callout_settings(c: RawCallout) -> Result<CalloutSettings, ConfigError> {
         )?,
         password_cache_size: c.password_cache_size.unwrap_or(100_000),
         password_cache_ttl: c.password_cache_ttl.unwrap_or(Duration::from_secs(600)),
-        throttle_max_failures: positive(
+        throttle_max_failures: bounded(
             "callout.throttle_max_failures",
-            c.throttle_max_failures.unwrap_or(10) as usize,
-        )? as u32,
+            c.throttle_max_failures.unwrap_or(10),
+            MAX_THROTTLE_FAILURES,
+        )?,
         throttle_window: nonzero(
             "callout.throttle_window",
             c.throttle_window.unwrap_or(Duration::from_secs(60)),
@@ -332,10 +333,25 @@ fn check_url(s: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::Invalid {
             name: "servers",
-            value: s.into(),
+            value: crate::connection::redact_url(s),
             message: "a server URL starts with nats://, tls://, ws:// or wss:// and names a host",
         })
     }
+}
+
+/// Largest failure budget per user: the per-host budget is five times it, and the throttle
+/// tracks at most 1,000 failures per key.
+const MAX_THROTTLE_FAILURES: u32 = 200;
+
+fn bounded(name: &'static str, v: u32, max: u32) -> Result<u32, ConfigError> {
+    if v == 0 || v > max {
+        return Err(ConfigError::Invalid {
+            name,
+            value: v.to_string(),
+            message: "must be between 1 and 200",
+        });
+    }
+    Ok(v)
 }
 
 fn positive(name: &'static str, v: usize) -> Result<usize, ConfigError> {
@@ -398,6 +414,12 @@ mod tests {
         let err = Settings::resolve(None, RawConfig::default(), flags);
         assert!(matches!(err, Err(ConfigError::Invalid { name: "servers", .. })));
         assert!(toml::from_str::<RawConfig>("bogus = 1").is_err());
+        let raw: RawConfig = toml::from_str("[callout]\nthrottle_max_failures = 500\n").unwrap();
+        let err = Settings::resolve(Some(raw), RawConfig::default(), RawConfig::default());
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid { name: "callout.throttle_max_failures", .. })
+        ));
         let env = RawConfig::from_env([("PBN_DEFAULT_JWT_TTL".into(), "soon".into())]);
         assert!(matches!(env, Err(ConfigError::Env { .. })));
     }

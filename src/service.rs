@@ -18,7 +18,7 @@ use crate::admin::init::{AUTH_ACCOUNT, SYS_ACCOUNT};
 use crate::callout::{self, Pipeline, PipelineOptions};
 use crate::config::Settings;
 use crate::connection::{
-    Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
+    redact_url, Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
     CredentialsProvider,
 };
 use crate::issue;
@@ -83,7 +83,8 @@ pub async fn run_with_store(
         ConnectionAuth::Jwt(system_credentials(sys)),
         shutdown.clone(),
     )?;
-    info!(store = %settings.store.display(), servers = ?settings.servers, "pbn serve started");
+    let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
+    info!(store = %settings.store.display(), ?servers, "pbn serve started");
     let callout_task = tokio::spawn(callout_loop(
         service.client(),
         pipeline,

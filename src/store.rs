@@ -261,7 +261,16 @@ impl Store {
             .map_err(|e| open_error(path, e))?;
         let store = Store { inner: Arc::new(Inner { db, path: path.to_path_buf() }) };
         store.check_schema()?;
+        store.ensure_tables()?;
         Ok(store)
+    }
+
+    /// Creates tables a store written by an earlier build of this schema version lacks (index
+    /// tables are added without changing record formats).
+    fn ensure_tables(&self) -> Result<(), StoreError> {
+        let txn = self.inner.db.begin_write().map_err(backend("starting a write"))?;
+        tables::create_all(&txn).map_err(backend("creating tables"))?;
+        txn.commit().map_err(backend("committing"))
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {

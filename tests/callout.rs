@@ -347,6 +347,30 @@ async fn repeated_failures_throttle_the_user() {
     d.login("olga", PW, &ClientEvents::new()).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_tokens_do_not_lock_out_other_token_users() {
+    let mut opts = DeployOptions::default();
+    opts.pipeline.throttle_max_failures = 3;
+    let d = started(opts).await;
+    let token = match d.admin(Request::TokenAdd {
+        name: "alice".into(),
+        label: None,
+        expires_secs: None,
+    }) {
+        Response::Token { token, .. } => token,
+        other => panic!("token add answered {other:?}"),
+    };
+    let mut errors = d.auth_errors(0).await;
+    let unknown = callout_reason(&CalloutError::UnknownToken);
+    // More wrong tokens than the per-user limit, fewer than the per-host one (5 x 3).
+    for i in 0..4 {
+        let guess = ConnectOptions::with_token(format!("pbn_guess{i}"));
+        assert_rejected(&d, &mut errors, guess, &unknown).await;
+    }
+    let client = d.connect(0, ConnectOptions::with_token(token), &ClientEvents::new()).await;
+    assert!(client.is_ok(), "a valid token is admitted after other tokens failed");
+}
+
 /// Logs in while watching the raw callout requests: they are sealed (xkey header, not a JWT)
 /// exactly when `xkey` is on, and the login is admitted either way.
 async fn admits_with_xkey(xkey: bool) {

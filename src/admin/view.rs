@@ -198,8 +198,9 @@ pub struct OutboxView {
     pub updated: i64,
 }
 
-/// The answer to an admin request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to an admin request. `Debug` shows the JSON form with the one-time secrets
+/// (creds text, token) redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Response {
     /// The operator.
@@ -448,4 +449,38 @@ fn user_text(s: &mut String, u: &UserView) {
     let _ = writeln!(s, "tokens:      {}", u.tokens);
     let _ = writeln!(s, "nkey:        {}", u.nkey.as_deref().unwrap_or(""));
     let _ = writeln!(s, "creds:       {}", u.creds.join(", "));
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
+        if let Some(data) = v.get_mut("data").and_then(|d| d.as_object_mut()) {
+            for secret in ["creds", "token"] {
+                if let Some(x) = data.get_mut(secret).filter(|x| x.is_string()) {
+                    *x = serde_json::Value::String("<redacted>".into());
+                }
+            }
+        }
+        write!(f, "Response({v})")
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::Response;
+
+    #[test]
+    fn debug_redacts_one_time_secrets() {
+        let creds = Response::Creds {
+            user: "alice".into(),
+            public_key: "UKEY".into(),
+            creds: "-----BEGIN USER NKEY SEED----- SUSECRET".into(),
+            revoked: vec![],
+        };
+        let token =
+            Response::Token { user: "alice".into(), id: "tok_1".into(), token: "pbn_x".into() };
+        let shown = format!("{creds:?} {token:?}");
+        assert!(!shown.contains("SUSECRET") && !shown.contains("pbn_x"), "{shown}");
+        assert!(shown.contains("UKEY") && shown.contains("tok_1"), "{shown}");
+    }
 }

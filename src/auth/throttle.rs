@@ -248,6 +248,23 @@ impl LoginThrottle {
         self.users.record_success(user);
     }
 
+    /// `Ok` if the host (when known) is not throttled: the check for credentials that name no
+    /// user, such as API tokens (256 random bits: a per-user count adds nothing, and one shared
+    /// count would let anyone lock every token user out).
+    pub fn check_host(&self, host: Option<IpAddr>, now: Instant) -> Result<(), AuthError> {
+        match host {
+            Some(ip) => self.hosts.check(&host_key(ip), now),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed login against the host only (see [`Self::check_host`]).
+    pub fn record_host_failure(&self, host: Option<IpAddr>, now: Instant) {
+        if let Some(ip) = host {
+            self.hosts.record_failure(&host_key(ip), now);
+        }
+    }
+
     /// Drops stale entries of both throttles.
     pub fn prune(&self, now: Instant) {
         self.users.prune(now);

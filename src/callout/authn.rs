@@ -46,37 +46,63 @@ pub(super) fn authenticate(
 ) -> Result<User, CalloutError> {
     let cred = credential(req)?;
     let host = client_ip(req);
+    // Tokens name no user: only their host is throttled.
     let throttle_key = match &cred {
-        Credential::Password { user, .. } => *user,
-        Credential::Token(_) => "<token>",
-        Credential::Nkey { key, .. } => key,
+        Credential::Password { user, .. } => Some(*user),
+        Credential::Token(_) => None,
+        Credential::Nkey { key, .. } => Some(*key),
     };
     let instant = Instant::now();
-    p.throttle().check(throttle_key, host, instant).map_err(CalloutError::Throttled)?;
+    let throttle = p.throttle();
+    match throttle_key {
+        Some(key) => throttle.check(key, host, instant),
+        None => throttle.check_host(host, instant),
+    }
+    .map_err(CalloutError::Throttled)?;
     let result = match cred {
         Credential::Password { user, password } => by_password(p, user, password),
         Credential::Token(token) => by_token(p, token, now),
         Credential::Nkey { key, sig } => by_nkey(p, key, sig, &req.client.nonce),
     };
-    match &result {
-        Err(e) if e.is_credential_failure() => {
-            p.throttle().record_failure(throttle_key, host, instant)
+    match (&result, throttle_key) {
+        (Err(e), Some(key)) if e.is_credential_failure() => {
+            throttle.record_failure(key, host, instant)
         }
-        Ok(_) => p.throttle().record_success(throttle_key),
-        Err(_) => {}
+        (Err(e), None) if e.is_credential_failure() => throttle.record_host_failure(host, instant),
+        (Ok(_), Some(key)) => throttle.record_success(key),
+        _ => {}
     }
     result
 }
 
+/// A hash no password matches, verified in place of a missing one so that an unknown user (or
+/// one without a password) costs as much as a wrong password: timing tells no names.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        let random = crate::auth::ApiTokenSecret::generate();
+        // Hashing a fresh random secret with the default parameters cannot fail.
+        crate::auth::hash_password(&Secret::new(random.expose())).unwrap_or_default()
+    })
+}
+
 fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, CalloutError> {
-    let user = p
-        .store()
-        .read(|tx| tx.get_user(name))?
-        .ok_or_else(|| CalloutError::UnknownUser(name.into()))?;
-    let Some(phc) = user.password_hash.as_deref() else {
-        return Err(CalloutError::BadPassword(name.into()));
-    };
     let secret = Secret::new(password);
+    let found = p.store().read(|tx| tx.get_user(name))?;
+    let (user, phc) = match found {
+        Some(u) => match u.password_hash.clone() {
+            Some(phc) => (u, phc),
+            None => {
+                let _ = verify_password(&secret, decoy_hash());
+                return Err(CalloutError::BadPassword(name.into()));
+            }
+        },
+        None => {
+            let _ = verify_password(&secret, decoy_hash());
+            return Err(CalloutError::UnknownUser(name.into()));
+        }
+    };
+    let phc = phc.as_str();
     if p.cache().check(name, &secret, phc) {
         return Ok(user);
     }
@@ -101,12 +127,9 @@ fn by_token(p: &Pipeline, token: &str, now: i64) -> Result<User, CalloutError> {
 
 fn by_nkey(p: &Pipeline, key: &str, sig: &str, nonce: &str) -> Result<User, CalloutError> {
     let public = UserPublicKey::parse(key).map_err(|_| CalloutError::UnknownNkey(key.into()))?;
-    // Registered nkeys are few; a scan keeps the store schema free of a rarely used index.
     let user = p
         .store()
-        .read(|tx| tx.list_users())?
-        .into_iter()
-        .find(|u| u.nkey.as_ref() == Some(&public))
+        .read(|tx| tx.user_by_nkey(public.as_str()))?
         .ok_or_else(|| CalloutError::UnknownNkey(key.into()))?;
     verify_nkey_signature(&public, nonce, sig)
         .map_err(|source| CalloutError::NkeySignature { user: user.name.to_string(), source })?;

@@ -138,6 +138,10 @@ pub enum CalloutError {
         /// The cap.
         max: i64,
     },
+    /// The user, its account or its role changed while the login was checked; the client
+    /// retries against the new state.
+    #[error("user {0:?} changed during login")]
+    ChangedDuringLogin(String),
     /// Reading the store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),

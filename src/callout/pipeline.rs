@@ -290,7 +290,33 @@ impl Pipeline {
                 max: role.max_connections.get(),
             }
         })?;
+        // An admin change committed while this login was being checked (argon2 takes tens of
+        // milliseconds) must not slip through: the session is registered first, then the records
+        // are read again. A change committed before this read is seen here and refused; one
+        // committed after it finds the session in the registry and kicks it.
+        if let Err(e) = self.unchanged(&user, &acc, &role) {
+            self.sessions.remove(session.server_id.as_str(), session.client_id);
+            return Err(e);
+        }
         Ok((jwt, session))
+    }
+
+    fn unchanged(
+        &self,
+        user: &User,
+        acc: &Account,
+        role: &crate::model::Role,
+    ) -> Result<(), CalloutError> {
+        let same = self.store.read(|tx| -> Result<bool, CalloutError> {
+            Ok(tx.get_user(user.name.as_str())?.as_ref() == Some(user)
+                && tx.get_account(acc.name.as_str())?.is_some_and(|a| same_account(&a, acc))
+                && tx.get_role(role.name.as_str())?.as_ref() == Some(role))
+        })?;
+        if same {
+            Ok(())
+        } else {
+            Err(CalloutError::ChangedDuringLogin(user.name.to_string()))
+        }
     }
 
     fn respond(
@@ -313,6 +339,15 @@ impl Pipeline {
             _ => Ok(token.into_bytes()),
         }
     }
+}
+
+/// Whether what a login depends on is unchanged: the account record itself also changes with
+/// every push (its last JWT `iat`), which must not refuse logins.
+fn same_account(a: &Account, b: &Account) -> bool {
+    a.active == b.active
+        && a.kind == b.kind
+        && a.current_signing_key().map(|k| k.public())
+            == b.current_signing_key().map(|k| k.public())
 }
 
 fn check_user(user: &User, acc: &Account) -> Result<(), CalloutError> {

@@ -246,6 +246,25 @@ pub trait StoreRead: Source {
         }))
     }
 
+    /// The name of the user who registered nkey `key`.
+    fn user_by_nkey_name(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let table = self.table(tables::USER_NKEYS)?;
+        let hit = table.get(key).map_err(backend("reading user nkeys"))?;
+        Ok(hit.map(|g| g.value().to_string()))
+    }
+
+    /// The user who registered nkey `key` (the nkey login path).
+    fn user_by_nkey(&self, key: &str) -> Result<Option<User>, StoreError> {
+        match self.user_by_nkey_name(key)? {
+            Some(name) => {
+                let dangling =
+                    || StoreError::Corrupt { table: "user_nkeys".into(), key: key.into() };
+                Ok(Some(self.get_user(&name)?.ok_or_else(dangling)?))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// The user and token for a token hash, in one call (the login path).
     fn user_by_token(&self, hash: &str) -> Result<Option<(User, ApiToken)>, StoreError> {
         let Some(r) = self.lookup_token(hash)? else { return Ok(None) };

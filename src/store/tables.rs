@@ -47,6 +47,10 @@ pub(crate) const USERS_BY_ROLE: TableDefinition<(&str, &str), ()> =
 /// Index: token hash (hex sha-256) → (user name, token id).
 pub(crate) const TOKENS: TableDefinition<&str, (&str, &str)> = TableDefinition::new("tokens");
 
+/// User name by registered nkey (`U…`): nkey logins look the user up here, and a key can
+/// belong to one user only.
+pub(crate) const USER_NKEYS: TableDefinition<&str, &str> = TableDefinition::new("user_nkeys");
+
 /// Outbox entries by account public key (one per account: coalesced).
 pub(crate) const OUTBOX: RecordTable = TableDefinition::new("outbox");
 
@@ -63,6 +67,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(USERS_BY_ACCOUNT)?;
     txn.open_table(USERS_BY_ROLE)?;
     txn.open_table(TOKENS)?;
+    txn.open_table(USER_NKEYS)?;
     txn.open_table(SESSIONS)?;
     Ok(())
 }

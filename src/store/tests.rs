@@ -483,3 +483,24 @@ fn user_lookup_in_a_store_of_100k_users() {
     let budget = if cfg!(debug_assertions) { 200 } else { 10 };
     assert!(median <= std::time::Duration::from_micros(budget), "median {median:?}");
 }
+
+#[test]
+fn nkeys_are_indexed_and_unique() {
+    let (_dir, store, _) = fixture();
+    let key = user_key();
+    let mut alice = store.read(|tx| tx.require_user("alice")).unwrap();
+    alice.nkey = Some(key.clone());
+    store.write(|tx| tx.update_user(&alice)).unwrap();
+    let found = store.read(|tx| tx.user_by_nkey(key.as_str())).unwrap().unwrap();
+    assert_eq!(found.name.as_str(), "alice");
+    let mut bob = User::new(name("bob"), name("orders"), name("writer"), 1);
+    bob.nkey = Some(key.clone());
+    let err = store.write(|tx| tx.insert_user(&bob)).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { kind: RecordKind::User, .. }), "{err:?}");
+    alice.nkey = None;
+    store.write(|tx| tx.update_user(&alice)).unwrap();
+    assert!(store.read(|tx| tx.user_by_nkey(key.as_str())).unwrap().is_none());
+    store.write(|tx| tx.insert_user(&bob)).unwrap();
+    let found = store.read(|tx| tx.user_by_nkey(key.as_str())).unwrap().unwrap();
+    assert_eq!(found.name.as_str(), "bob");
+}

@@ -234,6 +234,11 @@ impl WriteTx {
                 return Err(conflict(RecordKind::Token, &token.id));
             }
         }
+        if let Some(key) = &user.nkey {
+            if self.user_by_nkey_name(key.as_str())?.is_some_and(|n| n != user.name.as_str()) {
+                return Err(conflict(RecordKind::User, key.as_str()));
+            }
+        }
         Ok(())
     }
 
@@ -250,6 +255,15 @@ impl WriteTx {
                     .map_err(backend("writing tokens"))?;
             } else {
                 tokens.remove(token.hash.as_str()).map_err(backend("writing tokens"))?;
+            }
+        }
+        if let Some(key) = &user.nkey {
+            let mut nkeys =
+                self.txn.open_table(tables::USER_NKEYS).map_err(backend("opening user nkeys"))?;
+            if present {
+                nkeys.insert(key.as_str(), name).map_err(backend("writing user nkeys"))?;
+            } else {
+                nkeys.remove(key.as_str()).map_err(backend("writing user nkeys"))?;
             }
         }
         Ok(())
