@@ -59,9 +59,9 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
         msg.headers.as_ref().and_then(|h| h.get(XKEY_HEADER)).map(|v| v.as_str().to_string());
     let now = crate::issue::unix_now();
     let payload = msg.payload;
+    let worker = pipeline.clone();
     let outcome =
-        tokio::task::spawn_blocking(move || pipeline.handle(&payload, header.as_deref(), now))
-            .await;
+        tokio::task::spawn_blocking(move || worker.handle(&payload, header.as_deref(), now)).await;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -78,6 +78,10 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
     if let Some(reply) = outcome.reply {
         if let Err(e) = client.publish(reply_to, reply.into()).await {
             warn!(error = %e, "cannot send callout response");
+            // The client will never get this JWT: its session must not count against a cap.
+            if let Some(s) = &outcome.admitted {
+                pipeline.sessions().remove(s.server_id.as_str(), s.client_id);
+            }
         }
     }
 }
