@@ -13,7 +13,7 @@
 //!    through an N-client storm.
 //!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
-//! benchmark itself could not run.
+//! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -109,6 +109,11 @@ pub struct Args {
     /// Clients of the password storms (cold logins pay production argon2id each).
     #[arg(long, default_value_t = 200)]
     pub password_clients: usize,
+    /// Cold password logins in flight at once when connecting the reconnect set (argon2id with
+    /// production parameters costs tens of ms of CPU per login; more in flight only queues them
+    /// past the auth timeout).
+    #[arg(long, default_value_t = 50)]
+    pub cold_concurrency: usize,
     /// Password users of the reconnect storm.
     #[arg(long, default_value_t = 1000)]
     pub reconnect_clients: usize,
@@ -183,6 +188,9 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("PBN_LOAD_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let fds = raise_fd_limit();
     let needed = args.clients.max(args.reconnect_clients) as u64 + 256;
     if fds < needed {

@@ -29,8 +29,9 @@ fn mib(pid: u32) -> (String, String) {
     }
 }
 
-/// `pbn serve` on a store of `args.memory_users` users: VmHWM after startup and one login,
-/// then after a token storm of `args.clients` clients (the first users' tokens).
+/// `pbn serve` on a store of `args.memory_users` token users (plus the password users):
+/// VmHWM after startup and one login, after a token storm of `args.clients` clients, then after
+/// a cold password storm of `args.password_clients` clients.
 pub async fn memory(args: &Args, nats: &Path, report: &mut Report) -> Result<(), LoadError> {
     let Some(pbn) = find_pbn(args.pbn.as_deref()) else {
         report.fact(
@@ -45,6 +46,7 @@ pub async fn memory(args: &Args, nats: &Path, report: &mut Report) -> Result<(),
     let Workspace { dir, store_path, store } = Workspace::new()?;
     let started = Instant::now();
     let tokens = deploy::token_users(&store, users).tokens;
+    let password = deploy::password_users(&store, "pw", args.password_clients)?;
     report.fact(
         &format!("build a store of {users} users"),
         secs(started.elapsed()),

@@ -41,6 +41,9 @@ impl Report {
             let sep = if note.is_empty() { "" } else { "; " };
             note = format!("{note}{sep}first error: {e}");
         }
+        if let Some((rss, hwm)) = memory_mib(None) {
+            eprintln!("  {scenario}: done; this process RSS {rss:.0} MiB, peak {hwm:.0} MiB");
+        }
         self.storms.push(StormRow {
             scenario: scenario.into(),
             clients: s.attempted,

@@ -140,12 +140,16 @@ pub async fn password(d: &Deployment, args: &Args, report: &mut Report) {
     d.release(warm).await;
 }
 
-/// Per-client reconnect tracking, fed by the client's event callback.
+/// Per-client reconnect tracking, fed by the clients' event callbacks.
 #[derive(Default)]
 struct Tracker {
+    /// Set when the server is stopped: events before it are the initial connects.
     armed: AtomicBool,
+    /// Set when the restarted server is ready: errors before it are refused TCP connects.
+    ready: AtomicBool,
     back: AtomicUsize,
-    errors: AtomicUsize,
+    auth_errors: AtomicUsize,
+    other_errors: AtomicUsize,
     first_error: Mutex<Option<String>>,
     times: Mutex<Vec<Instant>>,
 }
@@ -169,10 +173,16 @@ impl Tracker {
                     self.times.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
                 }
             }
-            Event::ServerError(_) | Event::ClientError(_) => {
-                self.errors.fetch_add(1, Ordering::SeqCst);
+            Event::ServerError(_) | Event::ClientError(_) if self.ready.load(Ordering::SeqCst) => {
+                let text = event.to_string();
+                let lower = text.to_ascii_lowercase();
+                if lower.contains("authoriz") || lower.contains("authentication") {
+                    self.auth_errors.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    self.other_errors.fetch_add(1, Ordering::SeqCst);
+                }
                 let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-                first.get_or_insert_with(|| event.to_string());
+                first.get_or_insert(text);
             }
             _ => {}
         }
@@ -183,7 +193,7 @@ impl Tracker {
 pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
     let tracker = Arc::new(Tracker::default());
     let n = d.reconnect.len();
-    let initial = storm("reconnect set: cold logins", &d.url, n, args.concurrency, |i| {
+    let initial = storm("reconnect set: cold logins", &d.url, n, args.cold_concurrency, |i| {
         let flags = Arc::new(ClientFlags::default());
         let t = tracker.clone();
         password_opts(&d.reconnect[i]).event_callback(move |ev| {
@@ -192,12 +202,14 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
         })
     })
     .await;
-    report.storm("password login, cold (reconnect set)", &initial, "connected before the restart");
+    let note = format!("connected before the restart, {} in flight", args.cold_concurrency);
+    report.storm("password login, cold (reconnect set)", &initial, &note);
     let connected = initial.clients.len();
     tracker.armed.store(true, Ordering::SeqCst);
     let stopped = Instant::now();
     let restarted = d.server.restart().await;
     let ready = Instant::now();
+    tracker.ready.store(true, Ordering::SeqCst);
     if let Err(e) = restarted {
         report.failures.push(format!("reconnect: nats-server did not restart: {e}"));
         return;
@@ -234,13 +246,15 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
             lat.max.as_millis()
         ),
     );
+    let first = tracker.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
     report.fact(
-        "reconnect storm: failed reconnect attempts",
-        tracker.errors.load(Ordering::SeqCst).to_string(),
-        match tracker.first_error.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
-            Some(e) => format!("errors seen by the clients while reconnecting, first: {e}"),
-            None => "no errors seen by the clients".to_string(),
-        },
+        "reconnect storm: refused logins after the restart",
+        tracker.auth_errors.load(Ordering::SeqCst).to_string(),
+        format!(
+            "authorization errors seen by clients once the server was up (other errors: {}); first: {}",
+            tracker.other_errors.load(Ordering::SeqCst),
+            first.as_deref().unwrap_or("none")
+        ),
     );
     if back < connected {
         report
