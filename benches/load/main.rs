@@ -112,7 +112,7 @@ pub struct Args {
     /// Cold password logins in flight at once when connecting the reconnect set (argon2id with
     /// production parameters costs tens of ms of CPU per login; more in flight only queues them
     /// past the auth timeout).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 20)]
     pub cold_concurrency: usize,
     /// Password users of the reconnect storm.
     #[arg(long, default_value_t = 1000)]

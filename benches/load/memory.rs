@@ -81,11 +81,28 @@ pub async fn memory(args: &Args, nats: &Path, report: &mut Report) -> Result<(),
     report.storm(&format!("token login (callout), {users} users, pbn serve process"), &s, "");
     let (peak, note) = mib(pid);
     report.fact(
-        &format!("pbn serve peak RSS, {}-client storm, {users} users", args.clients),
+        &format!("pbn serve peak RSS, {}-client token storm, {users} users", args.clients),
         peak,
         note,
     );
     drop(s);
+    let p =
+        storm("memory: password storm (pbn serve)", &url, password.len(), args.concurrency, |i| {
+            ConnectOptions::with_user_and_password(
+                password[i].clone(),
+                deploy::password_of(&password[i]),
+            )
+        })
+        .await;
+    let note = format!("{} in flight, production argon2id", args.concurrency);
+    report.storm("password login, cold (argon2id), pbn serve process", &p, &note);
+    let (peak, note) = mib(pid);
+    report.fact(
+        &format!("pbn serve peak RSS, {}-client cold password storm", password.len()),
+        peak,
+        format!("{note}; argon2id needs 19 MiB per verification in flight"),
+    );
+    drop(p);
     child.stop().await;
     drop(server);
     Ok(())
