@@ -5,6 +5,8 @@
 //!   Each store is built once, with bulk inserts of 10,000 users per transaction, in a temp dir.
 //! - `admin_write_user_edit/100000`: one `admin::execute` of a small user edit (a description),
 //!   i.e. one durable write transaction, in the 100,000-user store.
+//! - `list_users/100000`: reading every user record, which is what an nkey login costs today
+//!   (the callout finds the user of a registered nkey by scanning all users).
 
 mod support;
 
@@ -57,6 +59,11 @@ fn bench_store(c: &mut Criterion) {
                     };
                     black_box(admin::execute(&store, &req, &ctx).expect("a valid edit"))
                 })
+            });
+            // Slow by nature (every record decoded): the fewest samples criterion allows.
+            group.sample_size(10);
+            group.bench_function(BenchmarkId::new("list_users", size), |b| {
+                b.iter(|| black_box(store.read(|tx| tx.list_users()).expect("reads").len()))
             });
         }
     }
