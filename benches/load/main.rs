@@ -123,6 +123,10 @@ pub struct Args {
     /// Users in the store of the memory scenario.
     #[arg(long, default_value_t = 100_000)]
     pub memory_users: usize,
+    /// A fixed reconnect delay for the reconnect-storm clients instead of async-nats' default
+    /// (exponential from 0 to 4 s), e.g. `100ms`, to see pbn's side without the clients' backoff.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub client_reconnect_delay: Option<Duration>,
     /// How long the reconnect storm may take before missing clients count as failed.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub deadline: Duration,

@@ -196,19 +196,30 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
     let initial = storm("reconnect set: cold logins", &d.url, n, args.cold_concurrency, |i| {
         let flags = Arc::new(ClientFlags::default());
         let t = tracker.clone();
-        password_opts(&d.reconnect[i]).event_callback(move |ev| {
+        let opts = password_opts(&d.reconnect[i]).event_callback(move |ev| {
             let (t, flags) = (t.clone(), flags.clone());
             async move { t.on(&flags, &ev) }
-        })
+        });
+        match args.client_reconnect_delay {
+            Some(delay) => opts.reconnect_delay_callback(move |_| delay),
+            None => opts,
+        }
     })
     .await;
-    let note = format!("connected before the restart, {} in flight", args.cold_concurrency);
+    let delay = match args.client_reconnect_delay {
+        Some(d) => format!("client reconnect delay {d:?}"),
+        None => "async-nats default reconnect backoff".to_string(),
+    };
+    let note =
+        format!("connected before the restart, {} in flight; {delay}", args.cold_concurrency);
     report.storm("password login, cold (reconnect set)", &initial, &note);
     let connected = initial.clients.len();
     tracker.armed.store(true, Ordering::SeqCst);
     let stopped = Instant::now();
+    tracing::info!("stopping nats-server");
     let restarted = d.server.restart().await;
     let ready = Instant::now();
+    tracing::info!(ok = restarted.is_ok(), "nats-server restarted");
     tracker.ready.store(true, Ordering::SeqCst);
     if let Err(e) = restarted {
         report.failures.push(format!("reconnect: nats-server did not restart: {e}"));
@@ -220,6 +231,7 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bar.finish_and_clear();
+    tracing::info!(back = tracker.back.load(Ordering::SeqCst), "reconnect storm over");
     let back = tracker.back.load(Ordering::SeqCst);
     let mut since_ready: Vec<Duration> = tracker
         .times
