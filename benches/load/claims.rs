@@ -102,31 +102,19 @@ pub async fn push(
 ) -> Result<(), LoadError> {
     let store = &d.ws.store;
     let n = args.accounts;
-    let bar = progress("claims: create accounts", n);
     let started = Instant::now();
-    for i in 0..n {
-        let req = Request::AccountAdd {
-            name: format!("push{i}"),
-            description: None,
-            limits: LimitPatch::default(),
-            disallow_bearer: false,
-        };
-        execute(store, req).await?;
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+    create_accounts(store, n).await?;
     let created = started.elapsed();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
     report.fact(
         &format!("create {n} accounts (admin::execute)"),
         secs(created),
-        format!("{:.0} accounts/s, one durable transaction each", n as f64 / created.as_secs_f64()),
+        format!("{:.0} accounts/s, one durable transaction each", rate(created)),
     );
+    let what = format!("create + publish {n} accounts");
     if !publishing {
-        report.fact(
-            &format!("create + publish {n} accounts"),
-            "skipped",
-            "this build's service does not publish account claims (no publisher)",
-        );
+        let why = "this build's service does not publish account claims (no publisher)";
+        report.fact(&what, "skipped", why);
         return Ok(());
     }
     let bar = progress("claims: outbox drain", n);
@@ -140,33 +128,46 @@ pub async fn push(
     }
     bar.finish_and_clear();
     let published = started.elapsed();
-    let last = store.read(|tx| tx.require_account(&format!("push{}", n.saturating_sub(1))))?;
-    let sys = ConnectOptions::with_credentials(&deploy::system_creds(store)?)
+    if server_holds(d, &format!("push{}", n.saturating_sub(1))).await? {
+        let note = format!(
+            "outbox empty, last account's JWT served by LOOKUP; {:.0} accounts/s",
+            rate(published)
+        );
+        report.fact(&what, secs(published), note);
+    } else {
+        report.failures.push("claims push: the server does not hold the last account".into());
+        report.fact(&what, "failed", "LOOKUP of the last account is not its JWT");
+    }
+    Ok(())
+}
+
+/// Creates accounts `push0..push{n}` through `admin::execute`, one transaction each.
+async fn create_accounts(store: &Store, n: usize) -> Result<(), LoadError> {
+    let bar = progress("claims: create accounts", n);
+    for i in 0..n {
+        let req = Request::AccountAdd {
+            name: format!("push{i}"),
+            description: None,
+            limits: LimitPatch::default(),
+            disallow_bearer: false,
+        };
+        execute(store, req).await?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Whether the server's resolver returns the JWT of account `name` (a system-user LOOKUP).
+async fn server_holds(d: &Deployment, name: &str) -> Result<bool, LoadError> {
+    let acc = d.ws.store.read(|tx| tx.require_account(name))?;
+    let sys = ConnectOptions::with_credentials(&deploy::system_creds(&d.ws.store)?)
         .map_err(LoadError::setup)?
         .connect(d.url.as_str())
         .await
         .map_err(LoadError::setup)?;
-    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", last.public_key);
+    let subject = format!("$SYS.REQ.ACCOUNT.{}.CLAIMS.LOOKUP", acc.public_key);
     let reply = sys.request(subject, "".into()).await.map_err(LoadError::setup)?;
     let jwt = String::from_utf8_lossy(&reply.payload).to_string();
-    let held =
-        pbn::claims::decode::<AccountClaims>(&jwt).is_ok_and(|c| c.sub == last.public_key.as_str());
-    if held {
-        report.fact(
-            &format!("create + publish {n} accounts"),
-            secs(published),
-            format!(
-                "outbox empty, last account's JWT served by LOOKUP; {:.0} accounts/s",
-                n as f64 / published.as_secs_f64()
-            ),
-        );
-    } else {
-        report.failures.push("claims push: the server does not hold the last account".into());
-        report.fact(
-            &format!("create + publish {n} accounts"),
-            "failed",
-            "LOOKUP of the last account is not its JWT",
-        );
-    }
-    Ok(())
+    Ok(pbn::claims::decode::<AccountClaims>(&jwt).is_ok_and(|c| c.sub == acc.public_key.as_str()))
 }

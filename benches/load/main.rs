@@ -153,7 +153,7 @@ fn raise_fd_limit() -> u64 {
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {

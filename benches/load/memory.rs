@@ -47,9 +47,10 @@ pub async fn memory(args: &Args, nats: &Path, report: &mut Report) -> Result<(),
     let started = Instant::now();
     let tokens = deploy::token_users(&store, users).tokens;
     let password = deploy::password_users(&store, "pw", args.password_clients)?;
+    let took = secs(started.elapsed());
     report.fact(
         &format!("build a store of {users} users"),
-        secs(started.elapsed()),
+        took,
         "bulk inserts, 10,000 per transaction",
     );
     let size = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0);
@@ -57,37 +58,48 @@ pub async fn memory(args: &Args, nats: &Path, report: &mut Report) -> Result<(),
         deploy::start_server(&store, dir.path(), nats).await?;
     drop(store);
     let child = ChildService::start(&pbn, &store_path, &url, &dir.path().join("pbn.log"))?;
-    let ready = deploy::wait_ready(&url, &tokens[0]).await;
-    let ready = match ready {
-        Ok(r) => r,
+    match deploy::wait_ready(&url, &tokens[0]).await {
+        Ok(ready) => report.fact(
+            &format!("pbn serve start → first login, {users} users"),
+            secs(ready),
+            format!("store file {:.1} MiB, integrity check on open", size as f64 / 1048576.0),
+        ),
         Err(e) => {
             report.failures.push(format!("memory: pbn serve never admitted a login: {e}"));
             child.stop().await;
             return Ok(());
         }
-    };
-    let pid = child.pid();
-    report.fact(
-        &format!("pbn serve start → first login, {users} users"),
-        secs(ready),
-        format!("store file {:.1} MiB, integrity check on open", size as f64 / 1048576.0),
-    );
+    }
+    storms(args, &url, child.pid(), &tokens, &password, report).await;
+    child.stop().await;
+    drop(server);
+    Ok(())
+}
+
+/// The token storm and the cold password storm against `pbn serve` (process `pid`), with its
+/// peak RSS before, between and after.
+async fn storms(
+    args: &Args,
+    url: &str,
+    pid: u32,
+    tokens: &[String],
+    password: &[String],
+    report: &mut Report,
+) {
+    let users = args.memory_users.max(args.clients);
     let (idle, note) = mib(pid);
     report.fact(&format!("pbn serve peak RSS, idle with {users} users"), idle, note);
-    let s = storm("memory: token storm (pbn serve)", &url, args.clients, args.concurrency, |i| {
+    let s = storm("memory: token storm (pbn serve)", url, args.clients, args.concurrency, |i| {
         ConnectOptions::with_token(tokens[i].clone())
     })
     .await;
     report.storm(&format!("token login (callout), {users} users, pbn serve process"), &s, "");
     let (peak, note) = mib(pid);
-    report.fact(
-        &format!("pbn serve peak RSS, {}-client token storm, {users} users", args.clients),
-        peak,
-        note,
-    );
+    let what = format!("pbn serve peak RSS, {}-client token storm, {users} users", args.clients);
+    report.fact(&what, peak, note);
     drop(s);
     let p =
-        storm("memory: password storm (pbn serve)", &url, password.len(), args.concurrency, |i| {
+        storm("memory: password storm (pbn serve)", url, password.len(), args.concurrency, |i| {
             ConnectOptions::with_user_and_password(
                 password[i].clone(),
                 deploy::password_of(&password[i]),
@@ -102,8 +114,4 @@ pub async fn memory(args: &Args, nats: &Path, report: &mut Report) -> Result<(),
         peak,
         format!("{note}; argon2id needs 19 MiB per verification in flight"),
     );
-    drop(p);
-    child.stop().await;
-    drop(server);
-    Ok(())
 }

@@ -167,11 +167,13 @@ impl Tracker {
         }
         match event {
             Event::Disconnected => flags.lost.store(true, Ordering::SeqCst),
-            Event::Connected if flags.lost.load(Ordering::SeqCst) => {
-                if !flags.back.swap(true, Ordering::SeqCst) {
-                    self.back.fetch_add(1, Ordering::SeqCst);
-                    self.times.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
-                }
+            // The first connect after a loss counts (the swap runs only once lost is set).
+            Event::Connected
+                if flags.lost.load(Ordering::SeqCst)
+                    && !flags.back.swap(true, Ordering::SeqCst) =>
+            {
+                self.back.fetch_add(1, Ordering::SeqCst);
+                self.times.lock().unwrap_or_else(|e| e.into_inner()).push(Instant::now());
             }
             Event::ServerError(_) | Event::ClientError(_) if self.ready.load(Ordering::SeqCst) => {
                 let text = event.to_string();
@@ -189,11 +191,10 @@ impl Tracker {
     }
 }
 
-/// N password users connected, nats-server restarted: time until all are back, failures.
-pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
-    let tracker = Arc::new(Tracker::default());
+/// Connects the reconnect set (cold logins), every client reporting to `tracker`.
+async fn connect_reconnect_set(d: &Deployment, args: &Args, tracker: &Arc<Tracker>) -> Storm {
     let n = d.reconnect.len();
-    let initial = storm("reconnect set: cold logins", &d.url, n, args.cold_concurrency, |i| {
+    storm("reconnect set: cold logins", &d.url, n, args.cold_concurrency, |i| {
         let flags = Arc::new(ClientFlags::default());
         let t = tracker.clone();
         let opts = password_opts(&d.reconnect[i]).event_callback(move |ev| {
@@ -205,7 +206,13 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
             None => opts,
         }
     })
-    .await;
+    .await
+}
+
+/// N password users connected, nats-server restarted: time until all are back, failures.
+pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
+    let tracker = Arc::new(Tracker::default());
+    let initial = connect_reconnect_set(d, args, &tracker).await;
     let delay = match args.client_reconnect_delay {
         Some(d) => format!("client reconnect delay {d:?}"),
         None => "async-nats default reconnect backoff".to_string(),
@@ -232,6 +239,22 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
     }
     bar.finish_and_clear();
     tracing::info!(back = tracker.back.load(Ordering::SeqCst), "reconnect storm over");
+    report_reconnect(&tracker, connected, ready - stopped, ready, args, report);
+    drop(initial.clients);
+    if !d.server.wait_connections_at_most(d.baseline, RELEASE_TIMEOUT).await {
+        eprintln!("warning: the server still holds reconnect-storm connections");
+    }
+}
+
+/// The reconnect facts: how many came back, when, and the logins refused meanwhile.
+fn report_reconnect(
+    tracker: &Tracker,
+    connected: usize,
+    restart: Duration,
+    ready: Instant,
+    args: &Args,
+    report: &mut Report,
+) {
     let back = tracker.back.load(Ordering::SeqCst);
     let mut since_ready: Vec<Duration> = tracker
         .times
@@ -240,23 +263,16 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
         .iter()
         .map(|t| t.saturating_duration_since(ready))
         .collect();
-    let last = since_ready.iter().max().copied().unwrap_or_default();
     let lat = Latency::of(&mut since_ready);
-    report.fact(
-        "reconnect storm: clients back",
-        format!("{back}/{connected}"),
-        format!("deadline {}", secs(args.deadline)),
-    );
-    report.fact("reconnect storm: server stop+start", secs(ready - stopped), "SIGTERM, then start");
+    let (clients, deadline) =
+        (format!("{back}/{connected}"), format!("deadline {}", secs(args.deadline)));
+    report.fact("reconnect storm: clients back", clients, deadline);
+    report.fact("reconnect storm: server stop+start", secs(restart), "SIGTERM, then start");
+    let ms = |d: Duration| d.as_millis();
     report.fact(
         "reconnect storm: server ready → all back",
-        secs(last),
-        format!(
-            "per client p50 {} / p99 {} / max {} ms",
-            lat.p50.as_millis(),
-            lat.p99.as_millis(),
-            lat.max.as_millis()
-        ),
+        secs(lat.max),
+        format!("per client p50 {} / p99 {} / max {} ms", ms(lat.p50), ms(lat.p99), ms(lat.max)),
     );
     let first = tracker.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
     report.fact(
@@ -269,13 +285,8 @@ pub async fn reconnect(d: &mut Deployment, args: &Args, report: &mut Report) {
         ),
     );
     if back < connected {
-        report
-            .failures
-            .push(format!("reconnect: {} of {connected} clients not back", connected - back));
-    }
-    drop(initial.clients);
-    if !d.server.wait_connections_at_most(d.baseline, RELEASE_TIMEOUT).await {
-        eprintln!("warning: the server still holds reconnect-storm connections");
+        let missing = connected - back;
+        report.failures.push(format!("reconnect: {missing} of {connected} clients not back"));
     }
 }
 
