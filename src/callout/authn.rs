@@ -93,11 +93,13 @@ fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, Callout
         Some(u) => match u.password_hash.clone() {
             Some(phc) => (u, phc),
             None => {
+                let _permit = p.argon().acquire();
                 let _ = verify_password(&secret, decoy_hash());
                 return Err(CalloutError::BadPassword(name.into()));
             }
         },
         None => {
+            let _permit = p.argon().acquire();
             let _ = verify_password(&secret, decoy_hash());
             return Err(CalloutError::UnknownUser(name.into()));
         }
@@ -106,7 +108,10 @@ fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, Callout
     if p.cache().check(name, &secret, phc) {
         return Ok(user);
     }
-    let ok = verify_password(&secret, phc).map_err(CalloutError::Auth)?;
+    let ok = {
+        let _permit = p.argon().acquire();
+        verify_password(&secret, phc).map_err(CalloutError::Auth)?
+    };
     if !ok {
         return Err(CalloutError::BadPassword(name.into()));
     }

@@ -69,6 +69,43 @@ struct Verified {
     server_xkey: Option<CurvePublicKey>,
 }
 
+/// A counting gate in front of argon2id: at most one password hash per core is computed at a
+/// time. More in flight only share the cores (every cold login finishes equally late) and hold
+/// 19 MiB each; queued ones finish in order instead. Blocking: callers run on the blocking pool.
+pub(super) struct ArgonGate {
+    free: std::sync::Mutex<usize>,
+    released: std::sync::Condvar,
+}
+
+/// A permit of the [`ArgonGate`], returned on drop.
+pub(super) struct ArgonPermit<'a>(&'a ArgonGate);
+
+impl ArgonGate {
+    fn new(permits: usize) -> Self {
+        ArgonGate {
+            free: std::sync::Mutex::new(permits.max(1)),
+            released: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits for a free permit.
+    pub(super) fn acquire(&self) -> ArgonPermit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.released.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        ArgonPermit(self)
+    }
+}
+
+impl Drop for ArgonPermit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.released.notify_one();
+    }
+}
+
 /// The callout pipeline: everything needed to turn a request into a response.
 pub struct Pipeline {
     store: Store,
@@ -77,6 +114,7 @@ pub struct Pipeline {
     xkey: Option<XKeyPair>,
     cache: VerifiedCache,
     throttle: LoginThrottle,
+    argon: ArgonGate,
     sessions: Arc<SessionRegistry>,
     opts: PipelineOptions,
     /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
@@ -123,6 +161,7 @@ impl Pipeline {
             xkey,
             cache: VerifiedCache::new(opts.password_cache_size, opts.password_cache_ttl),
             throttle: LoginThrottle::new(users, hosts).map_err(CalloutError::Auth)?,
+            argon: ArgonGate::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
             sessions,
             opts,
             signers: Mutex::new(HashMap::new()),
@@ -139,6 +178,10 @@ impl Pipeline {
 
     pub(super) fn throttle(&self) -> &LoginThrottle {
         &self.throttle
+    }
+
+    pub(super) fn argon(&self) -> &ArgonGate {
+        &self.argon
     }
 
     /// The sessions this pipeline admits into.
@@ -361,4 +404,32 @@ fn check_user(user: &User, acc: &Account) -> Result<(), CalloutError> {
         return Err(CalloutError::InactiveAccount(acc.name.to_string()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ArgonGate;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn argon_gate_bounds_concurrency() {
+        let gate = Arc::new(ArgonGate::new(2));
+        let (inside, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (gate, inside, peak) = (gate.clone(), inside.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let _permit = gate.acquire();
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let peak = peak.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&peak), "{peak} hashes ran at once");
+    }
 }
