@@ -26,6 +26,9 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Header of a micro-service error reply (set beside the JSON error body, for generic clients).
 pub const SERVICE_ERROR_HEADER: &str = "Nats-Service-Error";
+/// Header of a successful reply whose follow-up was not confirmed (a push not yet applied on the
+/// servers, a session that could not be closed): the change is committed, the client says so.
+pub const WARNING_HEADER: &str = "Pbn-Warning";
 /// Header with the numeric code of a micro-service error reply.
 pub const SERVICE_ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
 

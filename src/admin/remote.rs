@@ -113,6 +113,15 @@ impl AdminClient {
 
     /// Sends `req` and returns the service's response, or its error as [`RemoteError::Refused`].
     pub async fn call(&self, req: &Request) -> Result<Response, RemoteError> {
+        Ok(self.call_with_warnings(req).await?.0)
+    }
+
+    /// Like [`AdminClient::call`], also returning the service's warnings: the change is
+    /// committed, but a follow-up (the push, closing sessions) was not confirmed.
+    pub async fn call_with_warnings(
+        &self,
+        req: &Request,
+    ) -> Result<(Response, Vec<String>), RemoteError> {
         // Invariant: requests are plain data (strings, numbers, lists), which always serialize.
         let payload = serde_json::to_vec(req).expect("admin requests always serialize");
         if payload.len() > MAX_REQUEST_BYTES {
@@ -132,8 +141,14 @@ impl AdminClient {
                 }
             }
         };
+        let warnings = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(super::api::WARNING_HEADER))
+            .map(|v| vec![v.as_str().to_string()])
+            .unwrap_or_default();
         match Reply::parse(&msg.payload).map_err(RemoteError::BadReply)? {
-            Reply::Ok(resp) => Ok(*resp),
+            Reply::Ok(resp) => Ok((*resp, warnings)),
             Reply::Error(e) => Err(RemoteError::Refused { class: e.class, message: e.message }),
         }
     }

@@ -214,9 +214,13 @@ fn remote_execute(url: &str, creds: &Path, req: &admin::Request) -> Result<Respo
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let client = AdminClient::connect(url, creds, remote::DEFAULT_TIMEOUT).await?;
-        let result = client.call(req).await;
+        let result = client.call_with_warnings(req).await;
         client.close().await;
-        Ok(result?)
+        let (resp, warnings) = result?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(resp)
     })
 }
 

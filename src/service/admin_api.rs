@@ -107,10 +107,15 @@ async fn handle(
     request: async_nats::service::Request,
 ) {
     let (reply, kicks, queued) = apply(api, &request.message.payload).await;
+    let mut warnings = Vec::new();
     if !queued.is_empty()
         && !lifecycle::wait_pushed(&api.store, &queued, lifecycle::PUSH_WAIT).await
     {
         warn!(accounts = queued.len(), "account JWTs not pushed yet; see `pbn admin outbox list`");
+        warnings.push(format!(
+            "{} account JWT(s) not confirmed on the servers yet; `pbn admin outbox list` shows them",
+            queued.len()
+        ));
     }
     if !kicks.is_empty() {
         let report = lifecycle::kick(client, &kicks, &api.sessions).await;
@@ -120,8 +125,14 @@ async fn handle(
             failed = report.failed,
             "sessions closed"
         );
+        if report.failed > 0 {
+            warnings.push(format!("{} live session(s) could not be closed", report.failed));
+        }
     }
     let mut headers = HeaderMap::new();
+    if !warnings.is_empty() {
+        headers.insert(api::WARNING_HEADER, warnings.join("; ").as_str());
+    }
     if let (Some(code), Reply::Error(e)) = (reply.error_code(), &reply) {
         // A header value is one line: control characters would break the protocol.
         let line: String =
