@@ -13,7 +13,6 @@ mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
@@ -21,8 +20,6 @@ use pbn::admin::init::SYS_ACCOUNT;
 use pbn::admin::remote::AdminClient;
 use pbn::admin::{self, Context, ListPatch, Request, RolePatch};
 use pbn::config::{RawConfig, Settings};
-use pbn::issue;
-use pbn::keys::{KeyKind, KeyPair};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -196,25 +193,10 @@ impl Live {
     /// The signing keys that issued the live connections of `user` in account `account` (from
     /// the server's CONNZ, asked as a system user).
     async fn issuers(&self, account: &str, user: &str) -> Vec<String> {
-        let sys = self.d.account(SYS_ACCOUNT);
-        let kp = Arc::new(KeyPair::generate(KeyKind::User));
-        let jwt = issue::internal_user_jwt(
-            &sys,
-            kp.public_key(),
-            "test-sys",
-            &[],
-            &[],
-            issue::unix_now(),
-            None,
-        )
-        .expect("mint a system user");
-        let client = ConnectOptions::with_jwt(jwt, move |nonce| {
-            let kp = kp.clone();
-            async move { Ok(kp.sign(&nonce)) }
-        })
-        .connect(self.d.url(self.home))
-        .await
-        .expect("system user connects");
+        let client = crate::support::deploy::sys_user_options(&self.d.account(SYS_ACCOUNT))
+            .connect(self.d.url(self.home))
+            .await
+            .expect("system user connects");
         let query =
             serde_json::json!({"acc": self.account_key(account), "user": user, "auth": true});
         let reply = client

@@ -217,25 +217,10 @@ impl Drop for Service {
 
 /// A connection of a fresh SYS user (for the claims API) to `url`.
 pub async fn sys_client(env: &Env, url: &str) -> Client {
-    let sys = env.account(SYS_ACCOUNT);
-    let kp = Arc::new(KeyPair::generate(KeyKind::User));
-    let jwt = issue::internal_user_jwt(
-        &sys,
-        kp.public_key(),
-        "test-sys",
-        &[],
-        &[],
-        issue::unix_now(),
-        None,
-    )
-    .expect("mint a system user JWT");
-    ConnectOptions::with_jwt(jwt, move |nonce| {
-        let kp = kp.clone();
-        async move { Ok(kp.sign(&nonce)) }
-    })
-    .connect(url)
-    .await
-    .unwrap_or_else(|e| panic!("system user connect to {url}: {e}"))
+    crate::support::deploy::sys_user_options(&env.account(SYS_ACCOUNT))
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("system user connect to {url}: {e}"))
 }
 
 /// The account JWT the server holds for account `name` (first reply), if any.

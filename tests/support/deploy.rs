@@ -380,6 +380,26 @@ pub fn service_options(store: &Store, name: &str) -> ConnectOptions {
     .reconnect_delay_callback(|_| Duration::from_millis(20))
 }
 
+/// Connect options of a fresh, unrestricted user of the system account `sys` (for the claims
+/// API, CONNZ and KICK requests in tests).
+pub fn sys_user_options(sys: &Account) -> ConnectOptions {
+    let kp = Arc::new(KeyPair::generate(KeyKind::User));
+    let jwt = issue::internal_user_jwt(
+        sys,
+        kp.public_key(),
+        "test-sys",
+        &[],
+        &[],
+        issue::unix_now(),
+        None,
+    )
+    .expect("mint a system user JWT");
+    ConnectOptions::with_jwt(jwt, move |nonce| {
+        let kp = kp.clone();
+        async move { Ok(kp.sign(&nonce)) }
+    })
+}
+
 /// A request/reply round trip with the server (`$SYS.REQ.USER.INFO`, answered by the server
 /// itself): afterwards every operation `client` sent before, subscriptions above all, has been
 /// processed. (`Client::flush` only writes the socket.) `client` must be allowed to publish on
