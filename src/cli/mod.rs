@@ -136,10 +136,23 @@ fn print_init_report(
     println!("next: pbn nats-conf --store {} --out DIR", store_path.display());
 }
 
+/// How long a local command waits for a store another process holds.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the store for writing as `pbn admin`, waiting for a busy lock.
 pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
-    Store::open(path).map_err(|e| {
+    store_context(path, Store::open_for(path, "pbn admin", STORE_LOCK_WAIT))
+}
+
+/// Opens the store read-only (a `0444` file works; nothing is written), waiting for a busy lock.
+fn open_store_read_only(path: &std::path::Path) -> Result<Store> {
+    store_context(path, Store::open_read_only(path, STORE_LOCK_WAIT))
+}
+
+fn store_context(path: &std::path::Path, opened: Result<Store, StoreError>) -> Result<Store> {
+    opened.map_err(|e| {
         let hint = match e {
-            StoreError::Locked(_) => {
+            StoreError::Locked { holder: Some(ref h), .. } if h.command == "pbn serve" => {
                 "\nhint: stop `pbn serve`, or administer it remotely: pbn admin --server URL --creds FILE ..."
             }
             _ => "",
@@ -180,7 +193,11 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
             (remote_execute(url, creds, &req), out)
         }
         _ => {
-            let store = open_store(&a.store.store)?;
+            let store = if req.is_read_only() {
+                open_store_read_only(&a.store.store)?
+            } else {
+                open_store(&a.store.store)?
+            };
             let out = creds_out(&a)?;
             (admin::execute(&store, &req, &Context::now()).map_err(anyhow::Error::from), out)
         }

@@ -57,7 +57,7 @@ fn create_makes_a_0600_file_with_the_schema_version() {
     let store = Store::create(&path).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(store.read(|tx| tx.schema_version()).unwrap(), 1);
+    assert_eq!(store.read(|tx| tx.schema_version()).unwrap(), tables::SCHEMA_VERSION);
     assert_eq!(store.path(), path.as_path());
 }
 
@@ -104,7 +104,10 @@ fn open_of_a_newer_schema_is_refused() {
         txn.commit().unwrap();
     }
     let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: 1, .. }));
+    assert!(matches!(
+        err,
+        StoreError::SchemaTooNew { found: 99, supported: tables::SCHEMA_VERSION, .. }
+    ));
 }
 
 #[test]
@@ -112,9 +115,16 @@ fn open_of_a_store_that_is_open_is_locked() {
     let (_dir, path) = temp_path();
     let first = Store::create(&path).unwrap();
     let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Locked(ref p) if *p == path));
-    assert!(err.to_string().contains("pbn serve"));
+    assert!(matches!(err, StoreError::Locked { path: ref p, .. } if *p == path));
+    // The holder is named from the lock-info file `create` wrote.
+    match &err {
+        StoreError::Locked { holder: Some(h), .. } => {
+            assert_eq!((h.pid, h.command.as_str()), (std::process::id(), "pbn init"))
+        }
+        other => panic!("expected a named holder, got {other:?}"),
+    }
     drop(first);
+    assert!(!lock::info_path(&path).exists(), "the lock-info file goes on close");
     Store::open(&path).unwrap();
 }
 
