@@ -9,6 +9,7 @@
 
 mod accounts;
 mod api;
+mod store;
 mod users;
 
 use std::path::{Path, PathBuf};
