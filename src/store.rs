@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, StorageError};
 
-pub use idempotency::Remembered;
+pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 pub use lock::Holder;
 pub use read::{ReadTx, StoreRead, TokenRef};
 pub use write::WriteTx;
@@ -430,6 +430,7 @@ impl Store {
         let txn = db.begin_write().map_err(backend("starting a write"))?;
         let mut tx = WriteTx::new(txn);
         let value = f(&mut tx)?;
+        idempotency::record_tag(&mut tx)?;
         tx.commit()?;
         Ok(value)
     }

@@ -152,7 +152,9 @@ fn open_store_read_only(path: &std::path::Path) -> Result<Store> {
 fn store_context(path: &std::path::Path, opened: Result<Store, StoreError>) -> Result<Store> {
     opened.map_err(|e| {
         let hint = match e {
-            StoreError::Locked { holder: Some(ref h), .. } if h.command == "pbn serve" => {
+            StoreError::Locked { ref holder, .. }
+                if holder.as_ref().is_none_or(|h| h.command != "pbn admin") =>
+            {
                 "\nhint: stop `pbn serve`, or administer it remotely: pbn admin --server URL --creds FILE ..."
             }
             _ => "",
@@ -190,7 +192,7 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
     let (result, out) = match (&a.server, &a.creds) {
         (Some(url), Some(creds)) => {
             let out = creds_out(&a)?;
-            (remote_execute(url, creds, &req), out)
+            (remote_execute(url, creds, a.idempotency_key.as_deref(), &req), out)
         }
         _ => {
             let store = if req.is_read_only() {
@@ -224,13 +226,21 @@ fn creds_out(a: &args::AdminArgs) -> Result<Option<secrets::SecretFile>> {
 }
 
 /// Sends `req` to the admin API through the server at `url`, as the user of `creds`.
-fn remote_execute(url: &str, creds: &Path, req: &admin::Request) -> Result<Response> {
+fn remote_execute(
+    url: &str,
+    creds: &Path,
+    key: Option<&str>,
+    req: &admin::Request,
+) -> Result<Response> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let client = AdminClient::connect(url, creds, remote::DEFAULT_TIMEOUT).await?;
+        let mut client = AdminClient::connect(url, creds, remote::DEFAULT_TIMEOUT).await?;
+        if let Some(key) = key {
+            client = client.with_idempotency_key(key)?;
+        }
         let result = client.call_with_warnings(req).await;
         client.close().await;
         let (resp, warnings) = result?;

@@ -5,10 +5,59 @@
 //! exactly when the change was committed, and survives a restart. The table is bounded by age
 //! and count, pruned oldest first whenever a result is remembered.
 
+use std::cell::RefCell;
+
 use redb::{ReadableTable, ReadableTableMetadata};
 
+use super::read::sealed::Source;
 use super::tables;
-use super::{backend, StoreError, WriteTx};
+use super::{backend, Store, StoreError, WriteTx};
+
+/// How long a remembered result is kept: a day covers any sensible retry of a lost reply.
+pub const REMEMBER_MAX_AGE_MS: i64 = 24 * 3600 * 1000;
+/// How many results are kept at most: bounds the table (results are at most a few KiB) even
+/// under a flood of distinct keys within a day.
+pub const REMEMBER_MAX_COUNT: u64 = 10_000;
+
+/// The key every write committed on this thread also records, while
+/// [`Store::with_idempotency_key`] runs.
+struct Tag {
+    key: String,
+    now_ms: i64,
+}
+
+thread_local! {
+    static TAG: RefCell<Option<Tag>> = const { RefCell::new(None) };
+}
+
+impl Store {
+    /// Runs `f` (on this thread) so that every write transaction it commits also records `key`
+    /// as applied at `now_ms`, with an empty result: the change and the proof that it was
+    /// applied are committed together, so a retry can never apply it twice. Record the result
+    /// afterwards with [`WriteTx::remember`] (a lost result leaves the empty one).
+    pub fn with_idempotency_key<T>(&self, key: &str, now_ms: i64, f: impl FnOnce() -> T) -> T {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                TAG.with(|t| t.borrow_mut().take());
+            }
+        }
+        TAG.with(|t| *t.borrow_mut() = Some(Tag { key: key.to_string(), now_ms }));
+        let _reset = Reset;
+        f()
+    }
+}
+
+/// Records the current thread's idempotency key (if any) in `tx`, just before it commits.
+pub(super) fn record_tag(tx: &mut WriteTx) -> Result<(), StoreError> {
+    let tag = TAG.with(|t| t.borrow().as_ref().map(|t| (t.key.clone(), t.now_ms)));
+    match tag {
+        Some((key, now_ms)) => {
+            tx.remember(&key, now_ms, b"", REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT)
+        }
+        None => Ok(()),
+    }
+}
 
 /// A result remembered under an idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,16 +69,6 @@ pub struct Remembered {
 }
 
 impl WriteTx {
-    /// The result remembered under `key`, if any (pruned ones are gone).
-    pub fn remembered(&self, key: &str) -> Result<Option<Remembered>, StoreError> {
-        let table = self.txn().open_table(tables::IDEMPOTENCY).map_err(backend("opening keys"))?;
-        let hit = table.get(key).map_err(backend("reading a key"))?;
-        Ok(hit.map(|g| {
-            let (at_ms, result) = g.value();
-            Remembered { at_ms, result: result.to_vec() }
-        }))
-    }
-
     /// Remembers `result` under `key` (applied at `now_ms`), first forgetting results older
     /// than `max_age_ms` and then the oldest ones beyond `max_count - 1`.
     pub fn remember(
@@ -79,4 +118,17 @@ impl WriteTx {
         }
         Ok(())
     }
+}
+
+/// The result remembered under `key` in `src`, if any (pruned ones are gone).
+pub(super) fn remembered<S: Source + ?Sized>(
+    src: &S,
+    key: &str,
+) -> Result<Option<Remembered>, StoreError> {
+    let table = src.table(tables::IDEMPOTENCY)?;
+    let hit = table.get(key).map_err(backend("reading a key"))?;
+    Ok(hit.map(|g| {
+        let (at_ms, result) = g.value();
+        Remembered { at_ms, result: result.to_vec() }
+    }))
 }

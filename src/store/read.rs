@@ -246,7 +246,14 @@ pub trait StoreRead: Source {
         }))
     }
 
+    /// The result remembered under idempotency key `key`, if any (see
+    /// [`Store::with_idempotency_key`](super::Store::with_idempotency_key)).
+    fn remembered(&self, key: &str) -> Result<Option<super::Remembered>, StoreError> {
+        super::idempotency::remembered(self, key)
+    }
+
     /// The name of the user who registered nkey `key`.
+
     fn user_by_nkey_name(&self, key: &str) -> Result<Option<String>, StoreError> {
         let table = self.table(tables::USER_NKEYS)?;
         let hit = table.get(key).map_err(backend("reading user nkeys"))?;

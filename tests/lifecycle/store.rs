@@ -5,8 +5,10 @@
 use std::path::Path;
 
 use async_nats::ConnectOptions;
+use pbn::admin::{self, Context, LimitPatch, Request};
 use serde_json::Value;
 
+use super::Live;
 use crate::support::deploy::{ClientEvents, DeployOptions, Deployment, USER_INFO_SUBJECT, WAIT};
 
 /// The nats.rs test user's public nkey, registered for `olga` in the v1 fixture (its seed is
@@ -29,4 +31,49 @@ async fn nkey_user_of_a_store_written_before_the_nkey_index_logs_in() {
         .expect("user info request");
     let info: Value = serde_json::from_slice(&reply.payload).expect("user info is JSON");
     assert_eq!(info["data"]["account"].as_str(), Some(d.account("APP").public_key.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_retried_with_its_key_is_applied_once_even_across_a_restart() {
+    let mut live = Live::start(DeployOptions::default(), |_| {}).await;
+    let add = ["--idempotency-key", "retry-1", "account", "add", "NEWACC", "--json"];
+    let first = live.admin(&add).await;
+    first.code(0);
+    let jwt_iat = |live: &Live| live.d.account("NEWACC").last_jwt_iat;
+    let iat = jwt_iat(&live);
+    // The retry answers with the first result instead of "already exists" (exit 4).
+    let again = live.admin(&add).await;
+    again.code(0);
+    assert_eq!(again.stdout, first.stdout);
+    // The key is in the store: a restarted service still knows it.
+    live.restart_service().await;
+    let after_restart = live.admin(&add).await;
+    after_restart.code(0);
+    assert_eq!(after_restart.stdout, first.stdout);
+    assert_eq!(jwt_iat(&live), iat, "the account was not written again");
+    // Without the key the same command is a new request, and a conflict.
+    live.admin(&["account", "add", "NEWACC"]).await.code(4);
+    // A malformed key is bad input.
+    live.admin(&["--idempotency-key", "no spaces", "account", "add", "X"]).await.code(2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_committed_before_its_answer_was_recorded_is_not_applied_again() {
+    let live = Live::start(DeployOptions::default(), |_| {}).await;
+    // The service stopped between committing a change and recording its answer: the key went
+    // into the change's own transaction, the answer never followed.
+    let store = live.d.store().clone();
+    let req = Request::AccountAdd {
+        name: "LOST".into(),
+        description: None,
+        limits: LimitPatch::default(),
+        disallow_bearer: false,
+    };
+    let ctx = Context::now();
+    store
+        .with_idempotency_key("lost-1", ctx.now_ms, || admin::execute(&store, &req, &ctx))
+        .expect("the first attempt is applied");
+    let retry = live.admin(&["--idempotency-key", "lost-1", "account", "add", "LOST"]).await;
+    retry.code(0);
+    assert!(retry.stdout.contains("already applied"), "{}", retry.streams());
 }
