@@ -2,14 +2,18 @@
 //! users after migration, and remote admin requests are idempotent across a lost reply and a
 //! service restart.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use async_nats::ConnectOptions;
 use pbn::admin::{self, Context, LimitPatch, Request};
+use pbn::store::Store;
 use serde_json::Value;
 
 use super::Live;
 use crate::support::deploy::{ClientEvents, DeployOptions, Deployment, USER_INFO_SUBJECT, WAIT};
+use crate::support::pbn::Pbn;
 
 /// The nats.rs test user's public nkey, registered for `olga` in the v1 fixture (its seed is
 /// `SUACH75…` in `tests/data/vectors.json`, a published test vector).
@@ -76,4 +80,42 @@ async fn a_change_committed_before_its_answer_was_recorded_is_not_applied_again(
     let retry = live.admin(&["--idempotency-key", "lost-1", "account", "add", "LOST"]).await;
     retry.code(0);
     assert!(retry.stdout.contains("already applied"), "{}", retry.streams());
+}
+
+/// A store made by `pbn init` in a temp dir, with one account.
+fn cli_store() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("pbn.redb");
+    Pbn::new(["init", "--store"]).args([&store]).run().code(0);
+    Pbn::new(["admin", "--store"]).args([&store]).args(["account", "add", "APP"]).run().code(0);
+    (dir, store)
+}
+
+#[test]
+fn read_only_commands_write_nothing_and_read_a_0444_store() {
+    let (_dir, store) = cli_store();
+    let before = std::fs::read(&store).expect("store bytes");
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o444)).unwrap();
+    for args in [&["account", "list"][..], &["account", "show", "APP"], &["user", "list"]] {
+        Pbn::new(["admin", "--store"]).args([&store]).args(args).run().code(0);
+    }
+    assert_eq!(std::fs::read(&store).unwrap(), before, "a read-only command changed the store");
+}
+
+#[test]
+fn a_second_local_command_waits_for_the_lock_and_names_the_holder() {
+    let (_dir, path) = cli_store();
+    // Held longer than the command waits: it fails with exit 5, naming the holder.
+    let held = Store::open_for(&path, "pbn serve", Duration::ZERO).expect("open");
+    let out = Pbn::new(["admin", "--store"]).args([&path]).args(["account", "add", "B"]).run();
+    out.code(5);
+    let pid = format!("pid {}", std::process::id());
+    assert!(out.stderr.contains("`pbn serve`") && out.stderr.contains(&pid), "{}", out.streams());
+    // Released while it waits: it succeeds.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        drop(held);
+    });
+    Pbn::new(["admin", "--store"]).args([&path]).args(["account", "add", "B"]).run().code(0);
+    releaser.join().unwrap();
 }
