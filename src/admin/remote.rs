@@ -170,8 +170,7 @@ impl AdminClient {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(IDEMPOTENCY_KEY_HEADER, key.as_str());
         let change_key = (!req.is_read_only()).then_some(key);
-        let request =
-            self.client.request_with_headers(REQUEST_SUBJECT, headers, payload.into());
+        let request = self.client.request_with_headers(REQUEST_SUBJECT, headers, payload.into());
         tokio::pin!(request);
         // A refused publish gets no reply, only an `-ERR`: watch for it instead of timing out.
         let msg = loop {

@@ -7,12 +7,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
-use pbn::admin::{self, Context, LimitPatch, Request};
+use pbn::admin::{self, Context, LimitPatch, Request, RolePatch};
+use pbn::sessions::CONFIRM_TIMEOUT;
 use pbn::store::Store;
 use serde_json::Value;
 
 use super::Live;
-use crate::support::deploy::{ClientEvents, DeployOptions, Deployment, USER_INFO_SUBJECT, WAIT};
+use crate::support::deploy::{
+    round_trip, ClientEvents, DeployOptions, Deployment, USER_INFO_SUBJECT, WAIT,
+};
+use crate::support::Deadline;
 use crate::support::pbn::Pbn;
 
 /// The nats.rs test user's public nkey, registered for `olga` in the v1 fixture (its seed is
@@ -118,4 +122,49 @@ fn a_second_local_command_waits_for_the_lock_and_names_the_holder() {
     });
     Pbn::new(["admin", "--store"]).args([&path]).args(["account", "add", "B"]).run().code(0);
     releaser.join().unwrap();
+}
+
+/// Tries a password login of `user` on server 0; the connection on success.
+async fn try_login(live: &Live, user: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let opts = ConnectOptions::with_user_and_password(user.into(), super::PW.into());
+    live.d.connect(0, opts, &ClientEvents::new()).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_the_server_refuses_after_the_callout_does_not_keep_the_user_slot() {
+    // Account FULL takes one connection; role `one` one connection per user.
+    let live = Live::start(DeployOptions::default(), |d| {
+        d.admin(Request::AccountAdd {
+            name: "FULL".into(),
+            description: None,
+            limits: LimitPatch { max_connections: Some(1), ..LimitPatch::default() },
+            disallow_bearer: false,
+        });
+        d.add_role("one", RolePatch { max_connections: Some(1), ..super::role_on("full") });
+        d.add_user("carl", "FULL", "one", super::PW);
+        d.add_user("dora", "FULL", "one", super::PW);
+        d.add_user("erin", "APP", "one", super::PW);
+    })
+    .await;
+    let dora = try_login(&live, "dora").await.expect("dora takes the account's connection");
+    // The callout admits carl (taking his slot), then the server refuses him: account full.
+    try_login(&live, "carl").await.expect_err("the account is full");
+    drop(dora);
+    // Once dora is gone, carl logs in well before his refused JWT (one hour) expires.
+    let deadline = Deadline::after(Duration::from_secs(30), "carl admitted again");
+    let carl = loop {
+        match try_login(&live, "carl").await {
+            Ok(client) => break client,
+            Err(_) => deadline.tick().await,
+        }
+    };
+    round_trip(&carl).await;
+
+    // A session the server did connect keeps its slot past the confirmation timeout: its
+    // connect event was seen, so it is never taken for a refused login.
+    let erin = try_login(&live, "erin").await.expect("erin's first connection");
+    round_trip(&erin).await;
+    tokio::time::sleep(CONFIRM_TIMEOUT + Duration::from_secs(2)).await;
+    try_login(&live, "erin").await.expect_err("erin's cap of one still holds");
+    round_trip(&erin).await;
 }
