@@ -21,7 +21,7 @@ use crate::model::User;
 pub(crate) type Step = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// Every migration step, in order of `from_version`.
-pub(crate) const MIGRATIONS: &[(u64, Step)] = &[(1, rebuild_user_nkeys)];
+pub(crate) const MIGRATIONS: &[(u64, Step)] = &[(1, to_v2)];
 
 /// Brings a store of version `found` (older than [`SCHEMA_VERSION`]) up to date inside `txn`.
 pub(crate) fn run(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
@@ -36,7 +36,14 @@ pub(crate) fn run(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Version 1 → 2: rebuilds the nkey index (`user_nkeys`) from the users table.
+/// Version 1 → 2: rebuilds the nkey index and drops the unused sessions table.
+fn to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    rebuild_user_nkeys(txn)?;
+    txn.delete_table(tables::V1_SESSIONS).map_err(backend("dropping the sessions table"))?;
+    Ok(())
+}
+
+/// Rebuilds the nkey index (`user_nkeys`) from the users table.
 ///
 /// Version-1 stores were written both before the index existed (their index is missing or
 /// empty although users have nkeys) and after (their index is complete). Rebuilding from the

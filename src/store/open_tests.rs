@@ -35,6 +35,10 @@ fn open_migrates_a_v1_store_and_backfills_the_nkey_index() {
     let user = store.read(|tx| tx.user_by_nkey(V1_NKEY)).unwrap().expect("indexed by migration");
     assert_eq!(user.name.as_str(), "olga");
     assert_eq!(schema_version(&store), tables::SCHEMA_VERSION);
+    let txn = store.inner.db.begin_read().unwrap();
+    let sessions = txn.open_table(tables::V1_SESSIONS).map(|_| ());
+    assert!(matches!(sessions, Err(redb::TableError::TableDoesNotExist(_))), "sessions dropped");
+    drop(txn);
     drop(store);
     // Opening again finds nothing to do and keeps the index.
     let store = Store::open(&path).unwrap();

@@ -54,8 +54,10 @@ pub(crate) const USER_NKEYS: TableDefinition<&str, &str> = TableDefinition::new(
 /// Outbox entries by account public key (one per account: coalesced).
 pub(crate) const OUTBOX: RecordTable = TableDefinition::new("outbox");
 
-/// Callout sessions by (server id, client id).
-pub(crate) const SESSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("sessions");
+/// Callout sessions of schema 1 (unused: sessions live in memory); dropped by the migration
+/// to schema 2.
+pub(crate) const V1_SESSIONS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("sessions");
 
 /// Remembered admin requests by idempotency key: (unix ms when applied, encoded result).
 pub(crate) const IDEMPOTENCY: TableDefinition<&str, (i64, &[u8])> =
@@ -76,7 +78,6 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(USERS_BY_ROLE)?;
     txn.open_table(TOKENS)?;
     txn.open_table(USER_NKEYS)?;
-    txn.open_table(SESSIONS)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(IDEMPOTENCY_BY_TIME)?;
     Ok(())

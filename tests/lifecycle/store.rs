@@ -16,8 +16,8 @@ use super::Live;
 use crate::support::deploy::{
     round_trip, ClientEvents, DeployOptions, Deployment, USER_INFO_SUBJECT, WAIT,
 };
-use crate::support::Deadline;
 use crate::support::pbn::Pbn;
+use crate::support::Deadline;
 
 /// The nats.rs test user's public nkey, registered for `olga` in the v1 fixture (its seed is
 /// `SUACH75…` in `tests/data/vectors.json`, a published test vector).
@@ -125,7 +125,10 @@ fn a_second_local_command_waits_for_the_lock_and_names_the_holder() {
 }
 
 /// Tries a password login of `user` on server 0; the connection on success.
-async fn try_login(live: &Live, user: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+async fn try_login(
+    live: &Live,
+    user: &str,
+) -> Result<async_nats::Client, async_nats::ConnectError> {
     let opts = ConnectOptions::with_user_and_password(user.into(), super::PW.into());
     live.d.connect(0, opts, &ClientEvents::new()).await
 }
