@@ -175,8 +175,9 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
     };
     // Checked before the store is touched: issuing the preload JWTs records their `iat`.
     layout.validate()?;
-    let store = open_store(&a.store.store)?;
-    let trust = admin::init::trust(&store, &Context::now()).context("cannot read the store")?;
+    let store = open_store_read_only(&a.store.store)?;
+    let trust =
+        admin::init::trust_read_only(&store, &Context::now()).context("cannot read the store")?;
     let files = natsconf::render(&trust, &layout)?;
     natsconf::write_configs(&files)?;
     for f in &files {
