@@ -249,7 +249,6 @@ pub trait StoreRead: Source {
     }
 
     /// The name of the user who registered nkey `key`.
-
     fn user_by_nkey_name(&self, key: &str) -> Result<Option<String>, StoreError> {
         let table = self.table(tables::USER_NKEYS)?;
         let hit = table.get(key).map_err(backend("reading user nkeys"))?;
