@@ -197,7 +197,29 @@ pub fn auth_account(tx: &impl StoreRead) -> Result<Account, AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::{decode, parse_creds, UserClaims};
+    use crate::claims::{decode, parse_creds, AccountClaims, UserClaims};
+
+    #[test]
+    fn read_only_trust_writes_nothing_and_stays_below_every_later_iat() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = Context::now();
+        let (store, _) = init_store(&dir.path().join("s.redb"), "t", false, &ctx).unwrap();
+        let iats = |t: &Trust| -> Vec<i64> {
+            let claims = t.preload.iter().map(|(_, jwt)| decode::<AccountClaims>(jwt).unwrap());
+            claims.map(|c| c.iat).collect()
+        };
+        let recorded = |s: &Store| s.read(|tx| tx.list_accounts()).unwrap();
+        let before = recorded(&store);
+        let read_only = trust_read_only(&store, &ctx).unwrap();
+        assert_eq!(recorded(&store), before, "nothing recorded");
+        // Issued in the same second, a recorded trust (or a push) still wins on the servers.
+        let written = trust(&store, &ctx).unwrap();
+        for (ro, rw) in iats(&read_only).iter().zip(iats(&written)) {
+            assert!(*ro < rw, "read-only iat {ro} must be older than {rw}");
+        }
+        let again = trust_read_only(&store, &ctx).unwrap();
+        assert_eq!(iats(&again), iats(&written), "the last recorded iat, not newer");
+    }
 
     #[test]
     fn admin_creds_are_a_system_user_with_the_admin_roles_permissions() {

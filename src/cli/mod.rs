@@ -150,17 +150,20 @@ fn open_store_read_only(path: &std::path::Path) -> Result<Store> {
 }
 
 fn store_context(path: &std::path::Path, opened: Result<Store, StoreError>) -> Result<Store> {
-    opened.map_err(|e| {
-        let hint = match e {
-            StoreError::Locked { ref holder, .. }
-                if holder.as_ref().is_none_or(|h| h.command != "pbn admin") =>
-            {
-                "\nhint: stop `pbn serve`, or administer it remotely: pbn admin --server URL --creds FILE ..."
-            }
-            _ => "",
-        };
-        anyhow::Error::new(e).context(format!("cannot open store {}{hint}", path.display()))
-    })
+    opened.map_err(|e| open_error(path, e))
+}
+
+/// The error of opening the store at `path`, with a hint when `pbn serve` may hold it.
+fn open_error(path: &std::path::Path, e: StoreError) -> anyhow::Error {
+    let hint = match e {
+        StoreError::Locked { ref holder, .. }
+            if holder.as_ref().is_none_or(|h| h.command != "pbn admin") =>
+        {
+            "\nhint: stop `pbn serve`, or administer it remotely: pbn admin --server URL --creds FILE ..."
+        }
+        _ => "",
+    };
+    anyhow::Error::new(e).context(format!("cannot open store {}{hint}", path.display()))
 }
 
 fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
@@ -175,9 +178,7 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
     };
     // Checked before the store is touched: issuing the preload JWTs records their `iat`.
     layout.validate()?;
-    let store = open_store_read_only(&a.store.store)?;
-    let trust =
-        admin::init::trust_read_only(&store, &Context::now()).context("cannot read the store")?;
+    let trust = nats_conf_trust(&a.store.store)?;
     let files = natsconf::render(&trust, &layout)?;
     natsconf::write_configs(&files)?;
     for f in &files {
@@ -185,6 +186,38 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// The trust for `nats-conf`: issued with recorded `iat`s when the store can be written (so
+/// configs generated again in the same second still win on the servers), else read-only.
+fn nats_conf_trust(path: &Path) -> Result<natsconf::Trust> {
+    let ctx = Context::now();
+    let unwritable = |e: &StoreError| match e {
+        StoreError::Io { source, .. } => {
+            source.kind() == std::io::ErrorKind::PermissionDenied
+                || source.raw_os_error() == Some(EROFS)
+        }
+        StoreError::Backend { .. } => true,
+        _ => false,
+    };
+    let store = match Store::open_for(path, "pbn nats-conf", STORE_LOCK_WAIT) {
+        Ok(store) => match admin::init::trust(&store, &ctx) {
+            Err(AdminError::Store(e)) if unwritable(&e) => {
+                eprintln!("warning: cannot record in {}: {e}; reading it only", path.display());
+                store
+            }
+            done => return done.context("cannot read the store"),
+        },
+        Err(e) if unwritable(&e) => {
+            eprintln!("warning: cannot write {}: {e}; reading it only", path.display());
+            open_store_read_only(path)?
+        }
+        Err(e) => return Err(open_error(path, e)),
+    };
+    admin::init::trust_read_only(&store, &ctx).context("cannot read the store")
+}
+
+/// `errno` of a write to a read-only file system.
+const EROFS: i32 = 30;
 
 /// `pbn admin`: the same request, executed on the local store or by the running service
 /// (`--server URL --creds FILE`), and the same output either way.
