@@ -57,10 +57,11 @@ const UNCONFIRMED_PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 /// Opens the store named in `settings` and runs the service until `shutdown` becomes true.
 pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<(), ServiceError> {
     let path = settings.store.clone();
-    let store =
-        tokio::task::spawn_blocking(move || Store::open_for(&path, "pbn serve", Duration::ZERO))
-            .await
-            .map_err(|e| ServiceError::Task(e.to_string()))??;
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open_for(&path, crate::store::SERVICE_COMMAND, Duration::ZERO)
+    })
+    .await
+    .map_err(|e| ServiceError::Task(e.to_string()))??;
     run_with_store(settings, store, shutdown).await
 }
 

@@ -246,6 +246,9 @@ struct Inner {
     _holder: HolderFile,
 }
 
+/// The command name the service records as the store's holder ([`Store::open_for`]).
+pub const SERVICE_COMMAND: &str = "pbn serve";
+
 /// The first pause between attempts to open a busy store; doubled up to [`MAX_LOCK_BACKOFF`].
 const FIRST_LOCK_BACKOFF: Duration = Duration::from_millis(20);
 /// The longest pause between attempts to open a busy store.
@@ -480,7 +483,11 @@ fn retry_while_locked<T>(
     let mut pause = FIRST_LOCK_BACKOFF;
     loop {
         match open().map_err(|e| open_error(path, e)) {
-            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
+            // A running service keeps the store until it stops: waiting for it is pointless.
+            Err(StoreError::Locked { .. })
+                if Instant::now() < deadline
+                    && !lock::holder(path).is_some_and(|h| h.command == SERVICE_COMMAND) =>
+            {
                 std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
                 pause = (pause * 2).min(MAX_LOCK_BACKOFF);
             }

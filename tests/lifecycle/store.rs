@@ -109,19 +109,30 @@ fn read_only_commands_write_nothing_and_read_a_0444_store() {
 #[test]
 fn a_second_local_command_waits_for_the_lock_and_names_the_holder() {
     let (_dir, path) = cli_store();
-    // Held longer than the command waits: it fails with exit 5, naming the holder.
-    let held = Store::open_for(&path, "pbn serve", Duration::ZERO).expect("open");
-    let out = Pbn::new(["admin", "--store"]).args([&path]).args(["account", "add", "B"]).run();
+    let add_b = || Pbn::new(["admin", "--store"]).args([&path]).args(["account", "add", "B"]);
+    // Held by another admin command for longer than the wait: exit 5, naming the holder.
+    let held = Store::open_for(&path, "pbn admin", Duration::ZERO).expect("open");
+    let started = std::time::Instant::now();
+    let out = add_b().run();
     out.code(5);
+    assert!(started.elapsed() >= Duration::from_secs(10), "it waited for the lock");
     let pid = format!("pid {}", std::process::id());
-    assert!(out.stderr.contains("`pbn serve`") && out.stderr.contains(&pid), "{}", out.streams());
+    assert!(out.stderr.contains("`pbn admin`") && out.stderr.contains(&pid), "{}", out.streams());
     // Released while it waits: it succeeds.
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(800));
         drop(held);
     });
-    Pbn::new(["admin", "--store"]).args([&path]).args(["account", "add", "B"]).run().code(0);
+    add_b().run().code(0);
     releaser.join().unwrap();
+    // A running service does not let go: no waiting, the service is named with the remote hint.
+    let _serve = Store::open_for(&path, "pbn serve", Duration::ZERO).expect("open");
+    let started = std::time::Instant::now();
+    let out = Pbn::new(["admin", "--store"]).args([&path]).args(["account", "list"]).run();
+    out.code(5);
+    assert!(started.elapsed() < Duration::from_secs(5), "no pointless wait");
+    assert!(out.stderr.contains("`pbn serve`"), "{}", out.streams());
+    assert!(out.stderr.contains("--server URL --creds FILE"), "{}", out.streams());
 }
 
 /// Tries a password login of `user` on server 0; the connection on success.
