@@ -486,7 +486,7 @@ fn retry_while_locked<T>(
             // A running service keeps the store until it stops: waiting for it is pointless.
             Err(StoreError::Locked { .. })
                 if Instant::now() < deadline
-                    && !lock::holder(path).is_some_and(|h| h.command == SERVICE_COMMAND) =>
+                    && lock::holder(path).is_none_or(|h| h.command != SERVICE_COMMAND) =>
             {
                 std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
                 pause = (pause * 2).min(MAX_LOCK_BACKOFF);
