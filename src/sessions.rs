@@ -4,9 +4,10 @@
 //! expiry ends it. nats-server may still refuse the connection after the callout (an account
 //! over its connection limit, say): a session is unconfirmed until the server's `$SYS` connect
 //! event for it arrives, and one still unconfirmed after the auth timeout is dropped, so a
-//! refused login does not hold a per-user slot until its JWT expires. The registry is in memory (it describes live connections of this process's
-//! lifetime) and is what per-user connection caps count and what the security operations use to
-//! find the connections of a user or an account.
+//! refused login does not hold a per-user slot until its JWT expires. The registry is in memory
+//! (it describes live connections of this process's lifetime) and is what per-user connection
+//! caps count and what the security operations use to find the connections of a user or an
+//! account.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
