@@ -6,8 +6,8 @@ use super::{AdminError, Context};
 use crate::issue;
 use crate::keys::{AccountPublicKey, KeyKind};
 use crate::model::{
-    Account, AccountKind, AccountLimits, Export, ExportKind, Import, Limit, Name, OutboxAction,
-    SigningKey, Subject,
+    clip, Account, AccountKind, AccountLimits, Export, ExportKind, Import, Limit, ModelError, Name,
+    OutboxAction, SigningKey, Subject,
 };
 use crate::store::{StoreRead, WriteTx};
 
@@ -165,6 +165,9 @@ pub(super) fn write(
 ) -> Result<Response, AdminError> {
     match req {
         Request::AccountAdd { name, description, limits, disallow_bearer } => {
+            if crate::model::is_reserved(name) {
+                return Err(ModelError::ReservedName(clip(name)).into());
+            }
             let mut acc = Account::generate(Name::parse(name)?, AccountKind::Managed, ctx.now);
             acc.description = description.clone().unwrap_or_default();
             apply_limits(&mut acc.limits, limits)?;
@@ -276,7 +279,7 @@ fn remove_signing_key(
 ) -> Result<Response, AdminError> {
     let mut acc = rekeyable(tx, name)?;
     let Some(pos) = acc.signing_keys.iter().position(|k| k.public() == key) else {
-        return Err(AdminError::NotFound { what: "signing key", name: key.to_string() });
+        return Err(AdminError::NotFound { what: "signing key", name: clip(key) });
     };
     if acc.signing_keys.len() == 1 {
         return Err(AdminError::Invalid(format!(
@@ -308,7 +311,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
     match req {
         Request::ExportAdd { kind, name: export_name, token_req, .. } => {
             if acc.exports.iter().any(|e| e.subject == subject) {
-                return Err(AdminError::Conflict { what: "export", name: subject.to_string() });
+                return Err(AdminError::Conflict { what: "export", name: clip(subject.as_str()) });
             }
             acc.exports.push(Export {
                 name: export_name.clone().unwrap_or_default(),
@@ -325,7 +328,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
             let before = acc.exports.len();
             acc.exports.retain(|e| e.subject != subject);
             if acc.exports.len() == before {
-                return Err(AdminError::NotFound { what: "export", name: subject.to_string() });
+                return Err(AdminError::NotFound { what: "export", name: clip(subject.as_str()) });
             }
         }
         Request::ImportAdd { from, kind, local_subject, name: import_name, .. } => {
@@ -339,7 +342,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
                 )));
             }
             if acc.imports.iter().any(|i| i.subject == subject && i.account == exporter) {
-                return Err(AdminError::Conflict { what: "import", name: subject.to_string() });
+                return Err(AdminError::Conflict { what: "import", name: clip(subject.as_str()) });
             }
             acc.imports.push(Import {
                 name: import_name.clone().unwrap_or_default(),
@@ -355,7 +358,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
             let before = acc.imports.len();
             acc.imports.retain(|i| i.subject != subject);
             if acc.imports.len() == before {
-                return Err(AdminError::NotFound { what: "import", name: subject.to_string() });
+                return Err(AdminError::NotFound { what: "import", name: clip(subject.as_str()) });
             }
         }
     }

@@ -109,7 +109,11 @@ pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
     if let Some(cidrs) = &p.source_cidrs {
         r.source_cidrs = cidrs
             .iter()
-            .map(|c| c.parse().map_err(|_| AdminError::Invalid(format!("invalid CIDR {c:?}"))))
+            .map(|c| {
+                c.parse().map_err(|_| {
+                    AdminError::Invalid(format!("invalid CIDR {:?}", crate::model::clip(c)))
+                })
+            })
             .collect::<Result<_, _>>()?;
     }
     if let Some(types) = &p.connection_types {
