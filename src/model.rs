@@ -94,6 +94,22 @@ pub enum ModelError {
     /// A name reserved for a record pbn creates itself (see [`RESERVED_NAMES`]).
     #[error("name {0:?} is reserved (SYS and AUTH, in any letter case)")]
     ReservedName(String),
+    /// A record whose JWT (or the callout response carrying it) would exceed the servers'
+    /// max payload: nats-server would drop the message, and logins or pushes would hang.
+    #[error(
+        "{what} {name:?} would need a message of {size} bytes; nats-server's max payload is \
+         {max} bytes"
+    )]
+    JwtTooLarge {
+        /// `role` or `account`.
+        what: &'static str,
+        /// The record's name.
+        name: String,
+        /// The message size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
     /// A free-text field with a control character (escape sequences, line breaks, NUL).
     #[error("{field} {text:?} contains the control character {ch:?}")]
     ControlChar {

@@ -138,13 +138,23 @@ fn apply_limits(l: &mut AccountLimits, p: &LimitPatch) -> Result<(), AdminError>
     Ok(())
 }
 
-/// Queues a push of `acc` (in this transaction).
+/// Queues a push of `acc` (in this transaction). An upsert whose account JWT would exceed
+/// nats-server's max payload is refused (the error aborts the transaction): the servers would
+/// drop the push and keep the old JWT.
 pub(crate) fn enqueue(
     tx: &mut WriteTx,
     acc: &Account,
     action: OutboxAction,
     ctx: &Context,
 ) -> Result<(), AdminError> {
+    if action == OutboxAction::Upsert {
+        let size = current_jwt(tx, acc, ctx.now.max(acc.last_jwt_iat))?.len();
+        let max = issue::DEFAULT_MAX_PAYLOAD;
+        if size > max {
+            let name = acc.name.to_string();
+            return Err(ModelError::JwtTooLarge { what: "account", name, size, max }.into());
+        }
+    }
     tx.enqueue_outbox(&acc.public_key, &acc.name, action, ctx.now_ms)?;
     Ok(())
 }

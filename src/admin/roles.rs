@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::request::{ListPatch, Request, RolePatch};
 use super::view::{Response, RoleView};
 use super::{AdminError, Context};
-use crate::model::{Limit, Name, ResponsePermission, Role, SubSubject, Subject};
+use crate::issue;
+use crate::model::{Limit, ModelError, Name, ResponsePermission, Role, SubSubject, Subject};
 use crate::store::{StoreRead, WriteTx};
 
 /// Reply permission lifetime when a role allows responses without saying how long (the server's
@@ -156,6 +157,18 @@ fn revoke_creds_of_role(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<(
     Ok(())
 }
 
+/// Refuses a role whose callout responses would exceed nats-server's max payload (run after
+/// the store accepted the role, so model errors come first; the error aborts the transaction).
+fn check_size(r: &Role, ctx: &Context) -> Result<(), AdminError> {
+    let size = issue::callout_response_size(r, &ctx.defaults, ctx.now)?;
+    let max = issue::DEFAULT_MAX_PAYLOAD;
+    if size > max {
+        let name = r.name.to_string();
+        return Err(ModelError::JwtTooLarge { what: "role", name, size, max }.into());
+    }
+    Ok(())
+}
+
 pub(super) fn write(
     tx: &mut WriteTx,
     req: &Request,
@@ -166,6 +179,7 @@ pub(super) fn write(
             let mut r = Role::new(Name::parse(name)?, ctx.now);
             apply(&mut r, role)?;
             tx.insert_role(&r)?;
+            check_size(&r, ctx)?;
             Ok(Response::Role(view(tx, &r)?))
         }
         Request::RoleEdit { name, role } => {
@@ -174,6 +188,7 @@ pub(super) fn write(
             apply(&mut r, role)?;
             r.updated = ctx.now;
             tx.update_role(&r)?;
+            check_size(&r, ctx)?;
             if changes_user_jwts(&before, &r) {
                 revoke_creds_of_role(tx, name, ctx)?;
             }

@@ -450,3 +450,22 @@ fn the_store_path_defaults_to_pbn_store_then_the_working_directory() {
     assert!(dir.path().join("pbn.redb").is_file());
     Pbn::new(["admin", "account", "list"]).current_dir(dir.path()).run().success();
 }
+
+#[test]
+fn a_role_too_large_to_mint_is_a_usage_error_naming_the_size() {
+    let d = populated();
+    let subjects: Vec<String> = (0..80).map(|i| format!("{i:02}.{}", "s".repeat(8_997))).collect();
+    let mut add = vec!["role", "add", "huge"];
+    let mut edit = vec!["role", "edit", "r"];
+    for s in &subjects {
+        add.extend(["--pub", s]);
+        edit.extend(["--pub", s]);
+    }
+    refused(
+        &d,
+        &[
+            (&add, USAGE, &["role \"huge\"", "message of", "max payload is 1048576 bytes"]),
+            (&edit, USAGE, &["role \"r\"", "max payload is 1048576 bytes"]),
+        ],
+    );
+}
