@@ -134,8 +134,10 @@ fn nats_conf_keeps_existing_files_unless_forced() {
 
 /// Runs `pbn ARGS` with standard output a pipe whose reading end is already closed.
 fn run_into_closed_pipe(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
+    // The writing end of a pipe whose only reader, a `true` process, has exited.
+    let mut reader = Command::new("true").stdin(Stdio::piped()).spawn().expect("run true");
+    let writer = reader.stdin.take().expect("piped stdin");
+    reader.wait().expect("true exits");
     let out = Command::new(pbn::binary())
         .args(args)
         .env_remove("PBN_LOG")
@@ -157,7 +159,7 @@ fn a_closed_standard_output_ends_pbn_quietly() {
         &["operator", "show", "--jwt"],
     ] {
         let mut full = vec!["admin".as_ref(), "--store".as_ref(), store];
-        full.extend(args.iter().map(|a| std::ffi::OsStr::new(a)));
+        full.extend(args.iter().map(std::ffi::OsStr::new));
         let (code, stderr) = run_into_closed_pipe(&full);
         assert_eq!(code, Some(141), "pbn {args:?}: {stderr}");
         assert!(stderr.is_empty(), "pbn {args:?} said something: {stderr}");
