@@ -221,7 +221,16 @@ fn names_and_long_input_get_clear_short_messages() {
             (&["role", "add", "x", "--pub", &format!("{long_subject}..")], USAGE, &["…"]),
         ],
     );
-    for args in [&["account", "add", &long][..], &["role", "add", "x", "--pub", &long_subject]] {
+    let lookups = [
+        &["account", "add", &long][..],
+        &["role", "add", "x", "--pub", &long_subject],
+        &["account", "show", &long],
+        &["user", "show", &long],
+        &["role", "delete", &long],
+        &["user", "creds", &long],
+        &["user", "add", "bob", "--account", &long, "--role", "r", "--no-password"],
+    ];
+    for args in lookups {
         let out = d.admin(args);
         assert!(out.stderr.len() < 400, "{} bytes of error:\n{}", out.stderr.len(), out.stderr);
     }
