@@ -50,13 +50,18 @@ pub enum ServiceError {
 
 /// How often expired sessions are dropped from the registry.
 const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
+/// How often sessions the server never connected are looked for: a refused login's slot is
+/// free at most this long after [`crate::sessions::CONFIRM_TIMEOUT`].
+const UNCONFIRMED_PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Opens the store named in `settings` and runs the service until `shutdown` becomes true.
 pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<(), ServiceError> {
     let path = settings.store.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&path))
-        .await
-        .map_err(|e| ServiceError::Task(e.to_string()))??;
+    let store = tokio::task::spawn_blocking(move || {
+        Store::open_for(&path, crate::store::SERVICE_COMMAND, Duration::ZERO)
+    })
+    .await
+    .map_err(|e| ServiceError::Task(e.to_string()))??;
     run_with_store(settings, store, shutdown).await
 }
 
@@ -201,9 +206,16 @@ async fn callout_loop(
 
 async fn prune_sessions(sessions: Arc<SessionRegistry>, mut shutdown: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SESSION_PRUNE_INTERVAL);
+    let mut unconfirmed = tokio::time::interval(UNCONFIRMED_PRUNE_INTERVAL);
     loop {
         tokio::select! {
             _ = tick.tick() => { sessions.prune(issue::unix_now()); }
+            _ = unconfirmed.tick() => {
+                let dropped = sessions.prune_unconfirmed(crate::sessions::CONFIRM_TIMEOUT);
+                if dropped > 0 {
+                    info!(dropped, "sessions the server never connected released");
+                }
+            }
             _ = crate::shutdown::requested(&mut shutdown) => return,
         }
     }

@@ -25,6 +25,11 @@
 //! ```
 
 mod codec;
+mod idempotency;
+mod lock;
+mod migrate;
+#[cfg(test)]
+mod open_tests;
 mod read;
 mod tables;
 #[cfg(test)]
@@ -38,9 +43,12 @@ use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use redb::{Builder, Database, DatabaseError, ReadableDatabase, StorageError};
+use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, StorageError};
 
+pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
+pub use lock::Holder;
 pub use read::{ReadTx, StoreRead, TokenRef};
 pub use write::WriteTx;
 
@@ -89,10 +97,29 @@ pub enum StoreError {
     #[error("store file {0} does not exist (create it with `pbn init`)")]
     FileNotFound(PathBuf),
     /// Another process (or handle) has the store open.
+    #[error("store file {path} is locked by {}", holder_text(.holder))]
+    Locked {
+        /// The file.
+        path: PathBuf,
+        /// Who holds it, when its lock-info file names a live process.
+        holder: Option<Holder>,
+    },
+    /// A write on a store opened with [`Store::open_read_only`].
+    #[error("store file {0} is open read-only")]
+    ReadOnly(PathBuf),
+    /// A read-only open of a store that needs a migration, which only a writer can run.
     #[error(
-        "store file {0} is locked by another process; a running `pbn serve` probably holds it"
+        "store file {path} has schema version {found}, older than the current {current}; \
+         open it once for writing (any change with `pbn admin`, or `pbn serve`) to upgrade it"
     )]
-    Locked(PathBuf),
+    SchemaTooOld {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u64,
+        /// The version this build writes.
+        current: u64,
+    },
     /// The file is not a pbn store or is damaged.
     #[error("store file {path} is not a valid pbn store: {detail}")]
     CorruptFile {
@@ -179,10 +206,53 @@ pub(crate) fn backend<E: std::error::Error + Send + Sync + 'static>(
     move |e| StoreError::Backend { op, source: Box::new(e) }
 }
 
-struct Inner {
-    db: Database,
-    path: PathBuf,
+fn holder_text(holder: &Option<Holder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "another process".to_string(),
+    }
 }
+
+/// The open database: writable, or opened with [`Store::open_read_only`].
+enum Db {
+    ReadWrite(Database),
+    ReadOnly(ReadOnlyDatabase),
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        match self {
+            Db::ReadWrite(db) => db.begin_read(),
+            Db::ReadOnly(db) => db.begin_read(),
+        }
+    }
+}
+
+/// Removes the lock-info file when dropped (after the database, which is declared before it).
+struct HolderFile(Option<PathBuf>);
+
+impl Drop for HolderFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            lock::remove(path);
+        }
+    }
+}
+
+struct Inner {
+    db: Db,
+    path: PathBuf,
+    // Declared after `db`, so the file goes only once the lock is released.
+    _holder: HolderFile,
+}
+
+/// The command name the service records as the store's holder ([`Store::open_for`]).
+pub const SERVICE_COMMAND: &str = "pbn serve";
+
+/// The first pause between attempts to open a busy store; doubled up to [`MAX_LOCK_BACKOFF`].
+const FIRST_LOCK_BACKOFF: Duration = Duration::from_millis(20);
+/// The longest pause between attempts to open a busy store.
+const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(500);
 
 /// A handle on an open store file. Cheap to clone; all clones share one database.
 #[derive(Clone)]
@@ -237,43 +307,81 @@ impl Store {
                 .map_err(backend("writing the schema version"))?;
         }
         txn.commit().map_err(backend("committing the initial transaction"))?;
-        Ok(Store { inner: Arc::new(Inner { db, path: path.to_path_buf() }) })
+        Ok(Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init")))
     }
 
-    /// Opens an existing store file and checks its schema version.
+    fn with_db(db: Db, path: &Path, holder: Option<PathBuf>) -> Store {
+        let inner = Inner { db, path: path.to_path_buf(), _holder: HolderFile(holder) };
+        Store { inner: Arc::new(inner) }
+    }
+
+    /// Opens an existing store file for writing, upgrading an older schema (see
+    /// [`Store::open_for`]); fails at once if the store is busy.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::open_for(path, "pbn", Duration::ZERO)
+    }
+
+    /// Opens an existing store file for writing as `command` (e.g. `pbn admin`), waiting up to
+    /// `wait` (polling with backoff) while another process holds it.
     ///
-    /// Errors: [`StoreError::FileNotFound`], [`StoreError::Locked`] when another handle has it
-    /// open, [`StoreError::CorruptFile`] for a file that is not a pbn store, and
+    /// A store of an older schema is migrated in one write transaction (see
+    /// `store::migrate`). While open, a lock-info file beside the store names `command`, so
+    /// a process that finds the store busy can say who holds it.
+    ///
+    /// Errors: [`StoreError::FileNotFound`], [`StoreError::Locked`] (naming the holder when
+    /// known), [`StoreError::CorruptFile`] for a file that is not a pbn store, and
     /// [`StoreError::SchemaTooNew`]. The integrity of the whole file is checked on open, so a
     /// damaged file is reported rather than trusted.
-    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+    pub fn open_for(
+        path: impl AsRef<Path>,
+        command: &str,
+        wait: Duration,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref();
-        match std::fs::metadata(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::FileNotFound(path.to_path_buf()))
-            }
-            Err(e) => return Err(StoreError::Io { path: path.to_path_buf(), source: e }),
-            Ok(_) => {}
+        let db = retry_while_locked(path, wait, || {
+            Builder::new().set_check_integrity_on_open(true).open(path)
+        })?;
+        let holder = lock::write(path, command);
+        let store = Store::with_db(Db::ReadWrite(db), path, holder);
+        let found = store.check_schema()?;
+        if found < tables::SCHEMA_VERSION {
+            store.migrate(found)?;
         }
-        let db = Builder::new()
-            .set_check_integrity_on_open(true)
-            .open(path)
-            .map_err(|e| open_error(path, e))?;
-        let store = Store { inner: Arc::new(Inner { db, path: path.to_path_buf() }) };
-        store.check_schema()?;
-        store.ensure_tables()?;
         Ok(store)
     }
 
-    /// Creates tables a store written by an earlier build of this schema version lacks (index
-    /// tables are added without changing record formats).
-    fn ensure_tables(&self) -> Result<(), StoreError> {
-        let txn = self.inner.db.begin_write().map_err(backend("starting a write"))?;
-        tables::create_all(&txn).map_err(backend("creating tables"))?;
-        txn.commit().map_err(backend("committing"))
+    /// Opens an existing store file read-only: nothing is written, so a `0444` file or one on
+    /// a full disk can be read. [`Store::write`] on it fails with [`StoreError::ReadOnly`].
+    ///
+    /// redb refuses a read-only open while a writer holds the file (and a writer while readers
+    /// do), so this waits like [`Store::open_for`]. A store of an older schema is refused with
+    /// [`StoreError::SchemaTooOld`]: only a writer can migrate it.
+    pub fn open_read_only(path: impl AsRef<Path>, wait: Duration) -> Result<Store, StoreError> {
+        let path = path.as_ref();
+        let db = retry_while_locked(path, wait, || Builder::new().open_read_only(path))?;
+        let store = Store::with_db(Db::ReadOnly(db), path, None);
+        let found = store.check_schema()?;
+        if found < tables::SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooOld {
+                path: path.to_path_buf(),
+                found,
+                current: tables::SCHEMA_VERSION,
+            });
+        }
+        Ok(store)
     }
 
-    fn check_schema(&self) -> Result<(), StoreError> {
+    fn migrate(&self, found: u64) -> Result<(), StoreError> {
+        let Db::ReadWrite(db) = &self.inner.db else {
+            return Err(StoreError::ReadOnly(self.inner.path.clone()));
+        };
+        let txn = db.begin_write().map_err(backend("starting a migration"))?;
+        migrate::run(&txn, found)?;
+        txn.commit().map_err(backend("committing a migration"))
+    }
+
+    /// The schema version of the open file; refuses one newer than this build.
+    fn check_schema(&self) -> Result<u64, StoreError> {
         let not_pbn = |detail: &str| StoreError::CorruptFile {
             path: self.inner.path.clone(),
             detail: detail.to_string(),
@@ -296,7 +404,7 @@ impl Store {
                 supported: tables::SCHEMA_VERSION,
             });
         }
-        Ok(())
+        Ok(found)
     }
 
     /// The path of the store file.
@@ -319,9 +427,13 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.inner.db.begin_write().map_err(backend("starting a write"))?;
+        let Db::ReadWrite(db) = &self.inner.db else {
+            return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
+        };
+        let txn = db.begin_write().map_err(backend("starting a write"))?;
         let mut tx = WriteTx::new(txn);
         let value = f(&mut tx)?;
+        idempotency::record_tag(&mut tx)?;
         tx.commit()?;
         Ok(value)
     }
@@ -353,16 +465,53 @@ impl Store {
     }
 }
 
+/// Runs `open` until it succeeds, fails other than by a held lock, or `wait` has passed; a
+/// final lock error names the holder from its lock-info file.
+fn retry_while_locked<T>(
+    path: &Path,
+    wait: Duration,
+    mut open: impl FnMut() -> Result<T, DatabaseError>,
+) -> Result<T, StoreError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::FileNotFound(path.to_path_buf()))
+        }
+        Err(e) => return Err(StoreError::Io { path: path.to_path_buf(), source: e }),
+        Ok(_) => {}
+    }
+    let deadline = Instant::now() + wait;
+    let mut pause = FIRST_LOCK_BACKOFF;
+    loop {
+        match open().map_err(|e| open_error(path, e)) {
+            // A running service keeps the store until it stops: waiting for it is pointless.
+            Err(StoreError::Locked { .. })
+                if Instant::now() < deadline
+                    && lock::holder(path).is_none_or(|h| h.command != SERVICE_COMMAND) =>
+            {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(MAX_LOCK_BACKOFF);
+            }
+            Err(StoreError::Locked { path, .. }) => {
+                let holder = lock::holder(&path);
+                return Err(StoreError::Locked { path, holder });
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Maps an error of opening or creating the database file.
 fn open_error(path: &Path, err: DatabaseError) -> StoreError {
     let path = path.to_path_buf();
     let corrupt = |detail: String| StoreError::CorruptFile { path: path.clone(), detail };
     match err {
         DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
-            StoreError::Locked(path)
+            StoreError::Locked { path, holder: None }
         }
         DatabaseError::UpgradeRequired(v) => corrupt(format!("unsupported file format {v}")),
-        DatabaseError::RepairAborted => corrupt("repair aborted".to_string()),
+        DatabaseError::RepairAborted => {
+            corrupt("it was not closed cleanly and needs a repair (open it for writing)".into())
+        }
         DatabaseError::Storage(StorageError::Corrupted(detail)) => corrupt(detail),
         DatabaseError::Storage(StorageError::Io(e)) => match e.kind() {
             io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof => corrupt(e.to_string()),

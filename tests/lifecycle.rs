@@ -9,6 +9,7 @@
 
 mod accounts;
 mod api;
+mod store;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -87,6 +88,30 @@ impl Live {
         live.d.wait_callout_ready().await;
         live.wait_admin_ready().await;
         live
+    }
+
+    /// Stops the service (as a shutdown does) and starts it again on the same store.
+    async fn restart_service(&mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(task) = self.service.take() {
+            task.await.expect("service task").expect("service stopped cleanly");
+        }
+        let settings = Settings::resolve(
+            None,
+            RawConfig::default(),
+            RawConfig {
+                store: Some(self.d.store().path().to_path_buf()),
+                servers: Some(vec![self.d.url(self.home)]),
+                ..RawConfig::default()
+            },
+        )
+        .expect("service settings");
+        let (shutdown, rx) = watch::channel(false);
+        self.shutdown = shutdown;
+        let store = self.d.store().clone();
+        self.service = Some(tokio::spawn(pbn::service::run_with_store(settings, store, rx)));
+        self.d.wait_callout_ready().await;
+        self.wait_admin_ready().await;
     }
 
     /// Waits until the admin API answers (the system connection is up and subscribed).

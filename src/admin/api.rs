@@ -29,6 +29,12 @@ pub const SERVICE_ERROR_HEADER: &str = "Nats-Service-Error";
 /// Header of a successful reply whose follow-up was not confirmed (a push not yet applied on the
 /// servers, a session that could not be closed): the change is committed, the client says so.
 pub const WARNING_HEADER: &str = "Pbn-Warning";
+/// Header of a request naming its idempotency key: a retry with the same key gets the first
+/// attempt's answer instead of being applied again (see [`check_idempotency_key`]).
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Pbn-Idempotency-Key";
+/// Longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
+
 /// Header with the numeric code of a micro-service error reply.
 pub const SERVICE_ERROR_CODE_HEADER: &str = "Nats-Service-Error-Code";
 
@@ -49,6 +55,30 @@ pub enum ApiError {
     /// A well-formed request whose `op` is not an admin operation.
     #[error("unknown operation {0:?}")]
     UnknownOp(String),
+    /// An idempotency key that is empty, too long or not made of `A-Z a-z 0-9 - _`.
+    #[error(
+        "invalid idempotency key {0:?}: use 1 to {MAX_IDEMPOTENCY_KEY_LEN} characters \
+         A-Z, a-z, 0-9, '-' or '_'"
+    )]
+    BadIdempotencyKey(String),
+}
+
+/// Checks an idempotency key (one the client chose, or the user gave).
+pub fn check_idempotency_key(key: &str) -> Result<(), ApiError> {
+    let ok = (1..=MAX_IDEMPOTENCY_KEY_LEN).contains(&key.len())
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        let shown: String = key.chars().take(MAX_IDEMPOTENCY_KEY_LEN + 1).collect();
+        Err(ApiError::BadIdempotencyKey(shown))
+    }
+}
+
+/// A fresh random idempotency key (128 bits, hex).
+pub fn new_idempotency_key() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The error half of a [`Reply`].
@@ -193,6 +223,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&usage.to_bytes()).unwrap();
         assert_eq!(v["error"]["class"], "usage");
         assert!(matches!(Reply::parse(b"{}"), Err(ApiError::Malformed(_))));
+    }
+
+    #[test]
+    fn idempotency_keys_are_checked() {
+        let key = new_idempotency_key();
+        assert_eq!(key.len(), 32);
+        assert_ne!(key, new_idempotency_key());
+        assert_eq!(check_idempotency_key(&key), Ok(()));
+        for bad in ["", "a b", "x\u{1b}[31m", &"k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1)] {
+            assert!(matches!(check_idempotency_key(bad), Err(ApiError::BadIdempotencyKey(_))));
+        }
     }
 
     #[test]

@@ -102,26 +102,50 @@ pub fn init_store(
 /// in the same second still wins on the servers).
 pub fn trust(store: &Store, ctx: &Context) -> Result<Trust, AdminError> {
     store.write(|tx| {
-        let op = tx.require_operator()?;
-        let allowed = allowed_accounts(tx)?;
-        let mut preload = Vec::new();
-        let mut sentinel = None;
-        for mut acc in tx.list_accounts()? {
+        let mut issued = Vec::new();
+        let trust = trust_from(tx, ctx, |acc| {
             let iat = acc.next_jwt_iat(ctx.now);
-            tx.update_account(&acc)?;
-            preload.push((acc.public_key.clone(), issue::account_jwt(&op, &acc, &allowed, iat)?));
-            if acc.kind == AccountKind::Auth {
-                sentinel = Some(issue::sentinel_jwt(&acc, ctx.now)?);
-            }
+            issued.push(acc.clone());
+            Ok(iat)
+        })?;
+        for acc in &issued {
+            tx.update_account(acc)?;
         }
-        let sentinel_jwt =
-            sentinel.ok_or_else(|| AdminError::Invalid("the store has no AUTH account".into()))?;
-        Ok(Trust {
-            operator_jwt: issue::operator_jwt(&op)?,
-            system_account: op.system_account.clone(),
-            preload,
-            sentinel_jwt,
-        })
+        Ok(trust)
+    })
+}
+
+/// [`trust`] without writing: for a store opened read-only. Each account JWT gets an `iat`
+/// below every later one pbn can issue (the last recorded `iat`, or a second before now when
+/// that is older), so any later push still wins on the servers.
+pub fn trust_read_only(store: &Store, ctx: &Context) -> Result<Trust, AdminError> {
+    store.read(|tx| trust_from(tx, ctx, |acc| Ok(acc.last_jwt_iat.max(ctx.now - 1))))
+}
+
+/// The trust of `tx`, the `iat` of each account JWT chosen by `iat_of`.
+fn trust_from<T: StoreRead>(
+    tx: &T,
+    ctx: &Context,
+    mut iat_of: impl FnMut(&mut crate::model::Account) -> Result<i64, AdminError>,
+) -> Result<Trust, AdminError> {
+    let op = tx.require_operator()?;
+    let allowed = allowed_accounts(tx)?;
+    let mut preload = Vec::new();
+    let mut sentinel = None;
+    for mut acc in tx.list_accounts()? {
+        let iat = iat_of(&mut acc)?;
+        preload.push((acc.public_key.clone(), issue::account_jwt(&op, &acc, &allowed, iat)?));
+        if acc.kind == AccountKind::Auth {
+            sentinel = Some(issue::sentinel_jwt(&acc, ctx.now)?);
+        }
+    }
+    let sentinel_jwt =
+        sentinel.ok_or_else(|| AdminError::Invalid("the store has no AUTH account".into()))?;
+    Ok(Trust {
+        operator_jwt: issue::operator_jwt(&op)?,
+        system_account: op.system_account.clone(),
+        preload,
+        sentinel_jwt,
     })
 }
 
@@ -173,7 +197,29 @@ pub fn auth_account(tx: &impl StoreRead) -> Result<Account, AdminError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::{decode, parse_creds, UserClaims};
+    use crate::claims::{decode, parse_creds, AccountClaims, UserClaims};
+
+    #[test]
+    fn read_only_trust_writes_nothing_and_stays_below_every_later_iat() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = Context::now();
+        let (store, _) = init_store(&dir.path().join("s.redb"), "t", false, &ctx).unwrap();
+        let iats = |t: &Trust| -> Vec<i64> {
+            let claims = t.preload.iter().map(|(_, jwt)| decode::<AccountClaims>(jwt).unwrap());
+            claims.map(|c| c.iat).collect()
+        };
+        let recorded = |s: &Store| s.read(|tx| tx.list_accounts()).unwrap();
+        let before = recorded(&store);
+        let read_only = trust_read_only(&store, &ctx).unwrap();
+        assert_eq!(recorded(&store), before, "nothing recorded");
+        // Issued in the same second, a recorded trust (or a push) still wins on the servers.
+        let written = trust(&store, &ctx).unwrap();
+        for (ro, rw) in iats(&read_only).iter().zip(iats(&written)) {
+            assert!(*ro < rw, "read-only iat {ro} must be older than {rw}");
+        }
+        let again = trust_read_only(&store, &ctx).unwrap();
+        assert_eq!(iats(&again), iats(&written), "the last recorded iat, not newer");
+    }
 
     #[test]
     fn admin_creds_are_a_system_user_with_the_admin_roles_permissions() {

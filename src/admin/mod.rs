@@ -109,7 +109,7 @@ pub fn store_class(e: &StoreError) -> ErrorClass {
             ErrorClass::Conflict
         }
         StoreError::Invalid(_) => ErrorClass::Usage,
-        StoreError::Locked(_) => ErrorClass::Locked,
+        StoreError::Locked { .. } => ErrorClass::Locked,
         _ => ErrorClass::Other,
     }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use async_nats::{ConnectOptions, Event, RequestErrorKind};
 
-use super::api::{ApiError, Reply, MAX_REQUEST_BYTES, REQUEST_SUBJECT};
+use super::api::{
+    check_idempotency_key, new_idempotency_key, ApiError, Reply, IDEMPOTENCY_KEY_HEADER,
+    MAX_REQUEST_BYTES, REQUEST_SUBJECT,
+};
 use super::{ErrorClass, Request, Response};
 use crate::connection::redact_url;
 
@@ -38,15 +41,24 @@ pub enum RemoteError {
     /// The request is over the size the service accepts.
     #[error(transparent)]
     TooLarge(ApiError),
+    /// The idempotency key given for a retry is malformed.
+    #[error(transparent)]
+    BadKey(ApiError),
     /// Nobody serves the admin API on that server's cluster.
     #[error("no pbn admin service answers at {0} (is `pbn serve` running and connected?)")]
     NoService(String),
     /// The server refused the request for the user's permissions.
     #[error("the server refused the request: {0} (are these admin creds?)")]
     NotPermitted(String),
-    /// No answer in time.
-    #[error("no answer from the pbn admin service within {0:?}")]
-    Timeout(Duration),
+    /// No answer in time. For a change (`key` is set) the outcome is unknown: it may have been
+    /// applied, and the same request with the same key is applied at most once.
+    #[error("no answer from the pbn admin service within {after:?}{}", retry_hint(.key))]
+    Timeout {
+        /// How long the client waited.
+        after: Duration,
+        /// The idempotency key of a change, to retry it safely.
+        key: Option<String>,
+    },
     /// The request could not be sent.
     #[error("admin request failed: {0}")]
     Request(String),
@@ -63,12 +75,25 @@ pub enum RemoteError {
     },
 }
 
+fn retry_hint(key: &Option<String>) -> String {
+    match key {
+        Some(key) => format!(
+            "; the change may have been applied: check with `show` or `list`, or run the same \
+             command again with `--idempotency-key {key}` (a request with the same key is \
+             applied at most once, and a retry answers with the first result)"
+        ),
+        None => String::new(),
+    }
+}
+
 impl RemoteError {
     /// The class of this error, for exit codes.
     pub fn class(&self) -> ErrorClass {
         match self {
             RemoteError::Refused { class, .. } => *class,
-            RemoteError::Creds { .. } | RemoteError::TooLarge(_) => ErrorClass::Usage,
+            RemoteError::Creds { .. } | RemoteError::TooLarge(_) | RemoteError::BadKey(_) => {
+                ErrorClass::Usage
+            }
             _ => ErrorClass::Other,
         }
     }
@@ -82,6 +107,8 @@ pub struct AdminClient {
     timeout: Duration,
     /// Server errors (`-ERR`) seen on this connection, e.g. a permissions violation.
     errors: Arc<Mutex<Vec<String>>>,
+    /// The idempotency key of the next change; a fresh random one when unset.
+    idempotency_key: Option<String>,
 }
 
 impl AdminClient {
@@ -108,7 +135,16 @@ impl AdminClient {
             .connect(url)
             .await
             .map_err(|e| RemoteError::Connect { url: redact_url(url), reason: e.to_string() })?;
-        Ok(AdminClient { client, url: redact_url(url), timeout, errors })
+        let url = redact_url(url);
+        Ok(AdminClient { client, url, timeout, errors, idempotency_key: None })
+    }
+
+    /// Sends changes with idempotency key `key` (the user's retry of a request whose answer
+    /// was lost) instead of a fresh random one. Errors for a malformed key.
+    pub fn with_idempotency_key(mut self, key: &str) -> Result<Self, RemoteError> {
+        check_idempotency_key(key).map_err(RemoteError::BadKey)?;
+        self.idempotency_key = Some(key.to_string());
+        Ok(self)
     }
 
     /// Sends `req` and returns the service's response, or its error as [`RemoteError::Refused`].
@@ -128,12 +164,18 @@ impl AdminClient {
             let size = payload.len();
             return Err(RemoteError::TooLarge(ApiError::TooLarge { size, max: MAX_REQUEST_BYTES }));
         }
-        let request = self.client.request(REQUEST_SUBJECT, payload.into());
+        // Every request carries a key (reads too: harmless, and one code path); the service
+        // applies a change with a given key at most once.
+        let key = self.idempotency_key.clone().unwrap_or_else(new_idempotency_key);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(IDEMPOTENCY_KEY_HEADER, key.as_str());
+        let change_key = (!req.is_read_only()).then_some(key);
+        let request = self.client.request_with_headers(REQUEST_SUBJECT, headers, payload.into());
         tokio::pin!(request);
         // A refused publish gets no reply, only an `-ERR`: watch for it instead of timing out.
         let msg = loop {
             tokio::select! {
-                r = &mut request => break r.map_err(|e| self.request_error(e))?,
+                r = &mut request => break r.map_err(|e| self.request_error(e, &change_key))?,
                 _ = tokio::time::sleep(VIOLATION_POLL) => {
                     if let Some(violation) = self.violation() {
                         return Err(RemoteError::NotPermitted(violation));
@@ -153,12 +195,12 @@ impl AdminClient {
         }
     }
 
-    fn request_error(&self, e: async_nats::RequestError) -> RemoteError {
+    fn request_error(&self, e: async_nats::RequestError, key: &Option<String>) -> RemoteError {
         match e.kind() {
             RequestErrorKind::NoResponders => RemoteError::NoService(self.url.clone()),
             RequestErrorKind::TimedOut => match self.violation() {
                 Some(violation) => RemoteError::NotPermitted(violation),
-                None => RemoteError::Timeout(self.timeout),
+                None => RemoteError::Timeout { after: self.timeout, key: key.clone() },
             },
             _ => RemoteError::Request(e.to_string()),
         }
@@ -195,10 +237,13 @@ mod tests {
         for other in [
             RemoteError::NoService("nats://h:4222".into()),
             RemoteError::NotPermitted("Permissions Violation".into()),
-            RemoteError::Timeout(DEFAULT_TIMEOUT),
+            RemoteError::Timeout { after: DEFAULT_TIMEOUT, key: None },
         ] {
             assert_eq!(other.class(), ErrorClass::Other, "{other}");
         }
+        let lost = RemoteError::Timeout { after: DEFAULT_TIMEOUT, key: Some("k-1".into()) };
+        assert!(lost.to_string().contains("may have been applied"), "{lost}");
+        assert!(lost.to_string().contains("--idempotency-key k-1"), "{lost}");
     }
 
     #[tokio::test]

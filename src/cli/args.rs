@@ -156,6 +156,11 @@ pub struct AdminArgs {
     /// lets only users with the `pbn-admin` role's permissions reach the admin API).
     #[arg(long, global = true, value_name = "FILE", requires = "server")]
     pub creds: Option<PathBuf>,
+    /// With --server: the idempotency key of this change, to retry one whose answer was lost
+    /// (the timeout message prints it); the service applies a key at most once and answers a
+    /// retry with the first result. A fresh random key is used when not given.
+    #[arg(long, global = true, value_name = "KEY", requires = "server")]
+    pub idempotency_key: Option<String>,
     /// What to manage.
     #[command(subcommand)]
     pub command: AdminCommand,

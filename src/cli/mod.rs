@@ -156,16 +156,34 @@ fn print_init_report(
     outln!("next: pbn nats-conf --store {} --out DIR", store_path.display())
 }
 
+/// How long a local command waits for a store another process holds.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the store for writing as `pbn admin`, waiting for a busy lock.
 pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
-    Store::open(path).map_err(|e| {
-        let hint = match e {
-            StoreError::Locked(_) => {
-                "\nhint: stop `pbn serve`, or administer it remotely: pbn admin --server URL --creds FILE ..."
-            }
-            _ => "",
-        };
-        anyhow::Error::new(e).context(format!("cannot open store {}{hint}", path.display()))
-    })
+    store_context(path, Store::open_for(path, "pbn admin", STORE_LOCK_WAIT))
+}
+
+/// Opens the store read-only (a `0444` file works; nothing is written), waiting for a busy lock.
+fn open_store_read_only(path: &std::path::Path) -> Result<Store> {
+    store_context(path, Store::open_read_only(path, STORE_LOCK_WAIT))
+}
+
+fn store_context(path: &std::path::Path, opened: Result<Store, StoreError>) -> Result<Store> {
+    opened.map_err(|e| open_error(path, e))
+}
+
+/// The error of opening the store at `path`, with a hint when `pbn serve` may hold it.
+fn open_error(path: &std::path::Path, e: StoreError) -> anyhow::Error {
+    let hint = match e {
+        StoreError::Locked { ref holder, .. }
+            if holder.as_ref().is_none_or(|h| h.command != "pbn admin") =>
+        {
+            "\nhint: stop `pbn serve`, or administer it remotely: pbn admin --server URL --creds FILE ..."
+        }
+        _ => "",
+    };
+    anyhow::Error::new(e).context(format!("cannot open store {}{hint}", path.display()))
 }
 
 fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
@@ -180,8 +198,7 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
     };
     // Checked before the store is touched: issuing the preload JWTs records their `iat`.
     layout.validate()?;
-    let store = open_store(&a.store.store)?;
-    let trust = admin::init::trust(&store, &Context::now()).context("cannot read the store")?;
+    let trust = nats_conf_trust(&a.store.store)?;
     let files = natsconf::render(&trust, &layout)?;
     natsconf::write_new_configs(&files, a.force)?;
     for f in &files {
@@ -190,6 +207,38 @@ fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
     Ok(())
 }
 
+/// The trust for `nats-conf`: issued with recorded `iat`s when the store can be written (so
+/// configs generated again in the same second still win on the servers), else read-only.
+fn nats_conf_trust(path: &Path) -> Result<natsconf::Trust> {
+    let ctx = Context::now();
+    let unwritable = |e: &StoreError| match e {
+        StoreError::Io { source, .. } => {
+            source.kind() == std::io::ErrorKind::PermissionDenied
+                || source.raw_os_error() == Some(EROFS)
+        }
+        StoreError::Backend { .. } => true,
+        _ => false,
+    };
+    let store = match Store::open_for(path, "pbn nats-conf", STORE_LOCK_WAIT) {
+        Ok(store) => match admin::init::trust(&store, &ctx) {
+            Err(AdminError::Store(e)) if unwritable(&e) => {
+                eprintln!("warning: cannot record in {}: {e}; reading it only", path.display());
+                store
+            }
+            done => return done.context("cannot read the store"),
+        },
+        Err(e) if unwritable(&e) => {
+            eprintln!("warning: cannot write {}: {e}; reading it only", path.display());
+            open_store_read_only(path)?
+        }
+        Err(e) => return Err(open_error(path, e)),
+    };
+    admin::init::trust_read_only(&store, &ctx).context("cannot read the store")
+}
+
+/// `errno` of a write to a read-only file system.
+const EROFS: i32 = 30;
+
 /// `pbn admin`: the same request, executed on the local store or by the running service
 /// (`--server URL --creds FILE`), and the same output either way.
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
@@ -197,10 +246,14 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
     let (result, out) = match (&a.server, &a.creds) {
         (Some(url), Some(creds)) => {
             let out = creds_out(&a)?;
-            (remote_execute(url, creds, &req), out)
+            (remote_execute(url, creds, a.idempotency_key.as_deref(), &req), out)
         }
         _ => {
-            let store = open_store(&a.store.store)?;
+            let store = if req.is_read_only() {
+                open_store_read_only(&a.store.store)?
+            } else {
+                open_store(&a.store.store)?
+            };
             let out = creds_out(&a)?;
             (admin::execute(&store, &req, &Context::now()).map_err(anyhow::Error::from), out)
         }
@@ -230,13 +283,21 @@ fn creds_out(a: &args::AdminArgs) -> Result<Option<secrets::SecretFile>> {
 }
 
 /// Sends `req` to the admin API through the server at `url`, as the user of `creds`.
-fn remote_execute(url: &str, creds: &Path, req: &admin::Request) -> Result<Response> {
+fn remote_execute(
+    url: &str,
+    creds: &Path,
+    key: Option<&str>,
+    req: &admin::Request,
+) -> Result<Response> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let client = AdminClient::connect(url, creds, remote::DEFAULT_TIMEOUT).await?;
+        let mut client = AdminClient::connect(url, creds, remote::DEFAULT_TIMEOUT).await?;
+        if let Some(key) = key {
+            client = client.with_idempotency_key(key)?;
+        }
         let result = client.call_with_warnings(req).await;
         client.close().await;
         let (resp, warnings) = result?;

@@ -19,12 +19,12 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::admin::api::{self, Reply};
-use crate::admin::{Context, ErrorClass};
+use crate::admin::{Context, ErrorClass, Response};
 use crate::keys::AccountPublicKey;
 use crate::lifecycle;
 use crate::model::Session;
 use crate::sessions::SessionRegistry;
-use crate::store::Store;
+use crate::store::{Store, StoreRead, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 
 /// What the admin API needs: the shared store handle and the callout's session registry.
 #[derive(Debug, Clone)]
@@ -106,7 +106,17 @@ async fn handle(
     api: &AdminApi,
     request: async_nats::service::Request,
 ) {
-    let (reply, kicks, queued) = apply(api, &request.message.payload).await;
+    let key = request
+        .message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(api::IDEMPOTENCY_KEY_HEADER))
+        .map(|v| v.as_str().to_string());
+    let (reply, kicks, queued) = match remembered(api, key.as_deref()).await {
+        Ok(Some(reply)) => (reply, vec![], vec![]),
+        Ok(None) => apply(api, &request.message.payload, key).await,
+        Err(reply) => (reply, vec![], vec![]),
+    };
     let mut warnings = Vec::new();
     if !queued.is_empty()
         && !lifecycle::wait_pushed(&api.store, &queued, lifecycle::PUSH_WAIT).await
@@ -145,9 +155,60 @@ async fn handle(
     }
 }
 
+/// The answer remembered for a request with idempotency key `key`, if one with that key was
+/// applied already; an error reply for a malformed key. Requests are handled one at a time, so
+/// no second attempt can run between this check and the first attempt's commit.
+async fn remembered(api: &AdminApi, key: Option<&str>) -> Result<Option<Reply>, Reply> {
+    let Some(key) = key else { return Ok(None) };
+    api::check_idempotency_key(key).map_err(|e| Reply::from(&e))?;
+    let owned = key.to_string();
+    let hit = api.store.read_async(move |tx| tx.remembered(&owned)).await;
+    match hit {
+        Ok(None) => Ok(None),
+        Ok(Some(r)) => {
+            info!(key, "admin request retried; answering with its first result");
+            Ok(Some(replay(key, &r)))
+        }
+        Err(e) => Err(Reply::error(ErrorClass::Other, format!("cannot read the store: {e}"))),
+    }
+}
+
+/// The reply for a request applied before: its recorded answer, or, when that was not
+/// recorded (the service stopped in between) or held a secret, a note saying it was applied.
+fn replay(key: &str, r: &crate::store::Remembered) -> Reply {
+    match Reply::parse(&r.result) {
+        Ok(reply) => reply,
+        Err(_) => Reply::Ok(Box::new(Response::Done {
+            message: format!(
+                "the request with idempotency key {key} was already applied (at unix ms {}); \
+                 its answer was not kept (it held a secret, or the service stopped before \
+                 recording it): check the result with `show` or `list`",
+                r.at_ms
+            ),
+        })),
+    }
+}
+
+/// The answer kept for a retry: none for a failure (nothing was applied, a retry runs again),
+/// nor for one holding a secret (creds, a token), which is never stored.
+fn answer_to_keep(reply: &Reply) -> Option<Vec<u8>> {
+    match reply {
+        Reply::Ok(resp) => match **resp {
+            Response::Creds { .. } | Response::Token { .. } => None,
+            _ => Some(reply.to_bytes()),
+        },
+        Reply::Error(_) => None,
+    }
+}
+
 /// Decodes and runs one request; returns the reply, the sessions to close and the accounts
-/// whose push it queued.
-async fn apply(api: &AdminApi, payload: &[u8]) -> (Reply, Vec<Session>, Vec<AccountPublicKey>) {
+/// whose push it queued. With an idempotency `key`, the change's transaction records the key,
+/// and the answer is recorded after it (see [`answer_to_keep`]).
+async fn apply(
+    api: &AdminApi,
+    payload: &[u8],
+    key: Option<String>,
+) -> (Reply, Vec<Session>, Vec<AccountPublicKey>) {
     let req = match api::decode_request(payload) {
         Ok(req) => req,
         Err(e) => {
@@ -158,21 +219,51 @@ async fn apply(api: &AdminApi, payload: &[u8]) -> (Reply, Vec<Session>, Vec<Acco
     let op = api::op_name(&req);
     let (store, sessions) = (api.store.clone(), api.sessions.clone());
     let done = tokio::task::spawn_blocking(move || {
-        lifecycle::apply(&store, &sessions, &req, &Context::now())
+        let ctx = Context::now();
+        match key {
+            Some(key) => {
+                let now_ms = ctx.now_ms;
+                let applied = store.with_idempotency_key(&key, now_ms, || {
+                    lifecycle::apply(&store, &sessions, &req, &ctx)
+                });
+                let reply = Reply::from_result(&applied.result);
+                keep_answer(&store, &key, now_ms, &reply);
+                (applied, reply)
+            }
+            None => {
+                let applied = lifecycle::apply(&store, &sessions, &req, &ctx);
+                let reply = Reply::from_result(&applied.result);
+                (applied, reply)
+            }
+        }
     })
     .await;
     match done {
-        Ok(applied) => {
+        Ok((applied, reply)) => {
             match &applied.result {
                 Ok(_) => info!(op, "admin request done"),
                 Err(e) => info!(op, error = %e, "admin request failed"),
             }
-            (Reply::from_result(&applied.result), applied.kicks, applied.queued)
+            (reply, applied.kicks, applied.queued)
         }
         Err(e) => {
             warn!(op, error = %e, "admin request task failed");
             let reply = Reply::error(ErrorClass::Other, format!("admin request {op} failed"));
             (reply, vec![], vec![])
         }
+    }
+}
+
+/// Records the answer of an applied request under its key, if it was applied (the key was
+/// committed with the change) and may be kept. Blocking. A failure is logged: a retry then
+/// gets the "already applied" note instead of the answer.
+fn keep_answer(store: &Store, key: &str, now_ms: i64, reply: &Reply) {
+    let Some(answer) = answer_to_keep(reply) else { return };
+    let kept = store.write(|tx| match tx.remembered(key)? {
+        Some(_) => tx.remember(key, now_ms, &answer, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT),
+        None => Ok(()),
+    });
+    if let Err(e) = kept {
+        warn!(error = %e, "cannot record the answer of an admin request");
     }
 }

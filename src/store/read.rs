@@ -7,7 +7,7 @@ use super::codec::decode;
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::keys::AccountPublicKey;
-use crate::model::{Account, ApiToken, Operator, OutboxEntry, Role, Session, User};
+use crate::model::{Account, ApiToken, Operator, OutboxEntry, Role, User};
 
 /// What the token index says about a token hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,10 +107,6 @@ pub(super) fn index_members<S: Source + ?Sized>(
 
 fn not_found(kind: RecordKind, name: &str) -> StoreError {
     StoreError::NotFound { kind, name: name.to_string() }
-}
-
-pub(super) fn session_key(server_id: &str, client_id: u64) -> String {
-    format!("{server_id}/{client_id}")
 }
 
 /// Typed reads, available on [`ReadTx`] and [`WriteTx`](super::WriteTx) alike.
@@ -246,6 +242,12 @@ pub trait StoreRead: Source {
         }))
     }
 
+    /// The result remembered under idempotency key `key`, if any (see
+    /// [`Store::with_idempotency_key`](super::Store::with_idempotency_key)).
+    fn remembered(&self, key: &str) -> Result<Option<super::Remembered>, StoreError> {
+        super::idempotency::remembered(self, key)
+    }
+
     /// The name of the user who registered nkey `key`.
     fn user_by_nkey_name(&self, key: &str) -> Result<Option<String>, StoreError> {
         let table = self.table(tables::USER_NKEYS)?;
@@ -290,37 +292,5 @@ pub trait StoreRead: Source {
             self.list_outbox()?.into_iter().filter(|e| e.is_due(now_ms)).collect();
         due.sort_by_key(|e| e.next_attempt);
         Ok(due)
-    }
-
-    /// The session (`server_id`, `client_id`).
-    fn get_session(&self, server_id: &str, client_id: u64) -> Result<Option<Session>, StoreError> {
-        let table = self.table(tables::SESSIONS)?;
-        let hit = table.get((server_id, client_id)).map_err(backend("reading sessions"))?;
-        hit.map(|g| decode("sessions", &session_key(server_id, client_id), g.value())).transpose()
-    }
-
-    /// Every session.
-    fn list_sessions(&self) -> Result<Vec<Session>, StoreError> {
-        let table = self.table(tables::SESSIONS)?;
-        let mut out = Vec::new();
-        for item in table.iter().map_err(backend("listing sessions"))? {
-            let (k, v) = item.map_err(backend("listing sessions"))?;
-            let (server, client) = k.value();
-            out.push(decode("sessions", &session_key(server, client), v.value())?);
-        }
-        Ok(out)
-    }
-
-    /// The sessions of user `user`.
-    fn list_sessions_of_user(&self, user: &str) -> Result<Vec<Session>, StoreError> {
-        Ok(self.list_sessions()?.into_iter().filter(|s| s.user.as_str() == user).collect())
-    }
-
-    /// The sessions placed in account `account`.
-    fn list_sessions_of_account(
-        &self,
-        account: &AccountPublicKey,
-    ) -> Result<Vec<Session>, StoreError> {
-        Ok(self.list_sessions()?.into_iter().filter(|s| &s.account == account).collect())
     }
 }

@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 1;
+pub(crate) const SCHEMA_VERSION: u64 = 2;
 
 /// The key of the schema version in [`META`].
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -54,8 +54,18 @@ pub(crate) const USER_NKEYS: TableDefinition<&str, &str> = TableDefinition::new(
 /// Outbox entries by account public key (one per account: coalesced).
 pub(crate) const OUTBOX: RecordTable = TableDefinition::new("outbox");
 
-/// Callout sessions by (server id, client id).
-pub(crate) const SESSIONS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("sessions");
+/// Callout sessions of schema 1 (unused: sessions live in memory); dropped by the migration
+/// to schema 2.
+pub(crate) const V1_SESSIONS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("sessions");
+
+/// Remembered admin requests by idempotency key: (unix ms when applied, encoded result).
+pub(crate) const IDEMPOTENCY: TableDefinition<&str, (i64, &[u8])> =
+    TableDefinition::new("idempotency");
+
+/// Index: (unix ms when applied, idempotency key), oldest first, for pruning.
+pub(crate) const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("idempotency_by_time");
 
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
@@ -68,6 +78,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(USERS_BY_ROLE)?;
     txn.open_table(TOKENS)?;
     txn.open_table(USER_NKEYS)?;
-    txn.open_table(SESSIONS)?;
+    txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(IDEMPOTENCY_BY_TIME)?;
     Ok(())
 }

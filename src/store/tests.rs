@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use redb::ReadableTable;
 
 use super::*;
-use crate::keys::{AccountPublicKey, KeyKind, KeyPair, ServerPublicKey, UserPublicKey};
-use crate::model::{
-    Account, AccountKind, ApiToken, Name, Operator, OutboxAction, Role, Session, User,
-};
+use crate::keys::{KeyKind, KeyPair, UserPublicKey};
+use crate::model::{Account, AccountKind, ApiToken, Name, Operator, OutboxAction, Role, User};
 
 fn temp_path() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -57,7 +55,7 @@ fn create_makes_a_0600_file_with_the_schema_version() {
     let store = Store::create(&path).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(store.read(|tx| tx.schema_version()).unwrap(), 1);
+    assert_eq!(store.read(|tx| tx.schema_version()).unwrap(), tables::SCHEMA_VERSION);
     assert_eq!(store.path(), path.as_path());
 }
 
@@ -104,7 +102,10 @@ fn open_of_a_newer_schema_is_refused() {
         txn.commit().unwrap();
     }
     let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { found: 99, supported: 1, .. }));
+    assert!(matches!(
+        err,
+        StoreError::SchemaTooNew { found: 99, supported: tables::SCHEMA_VERSION, .. }
+    ));
 }
 
 #[test]
@@ -112,9 +113,16 @@ fn open_of_a_store_that_is_open_is_locked() {
     let (_dir, path) = temp_path();
     let first = Store::create(&path).unwrap();
     let err = Store::open(&path).unwrap_err();
-    assert!(matches!(err, StoreError::Locked(ref p) if *p == path));
-    assert!(err.to_string().contains("pbn serve"));
+    assert!(matches!(err, StoreError::Locked { path: ref p, .. } if *p == path));
+    // The holder is named from the lock-info file `create` wrote.
+    match &err {
+        StoreError::Locked { holder: Some(h), .. } => {
+            assert_eq!((h.pid, h.command.as_str()), (std::process::id(), "pbn init"))
+        }
+        other => panic!("expected a named holder, got {other:?}"),
+    }
     drop(first);
+    assert!(!lock::info_path(&path).exists(), "the lock-info file goes on close");
     Store::open(&path).unwrap();
 }
 
@@ -386,48 +394,6 @@ fn concurrent_revocations_are_never_lost() {
     for key in keys.iter().flatten() {
         assert!(account.revocations.contains_key(key.as_str()));
     }
-}
-
-fn session(user: &str, account: &AccountPublicKey, client_id: u64, expires: i64) -> Session {
-    let server = ServerPublicKey::parse(KeyPair::generate(KeyKind::Server).public_key()).unwrap();
-    Session {
-        server_id: server,
-        client_id,
-        user: name(user),
-        account: account.clone(),
-        user_nkey: user_key(),
-        issued: 0,
-        expires,
-    }
-}
-
-#[test]
-fn sessions_list_delete_and_prune() {
-    let (_dir, store, account) = fixture();
-    let other = AccountPublicKey::parse(KeyPair::generate(KeyKind::Account).public_key()).unwrap();
-    let a1 = session("alice", &account.public_key, 1, 100);
-    let a2 = session("alice", &account.public_key, 2, 300);
-    let b1 = session("bob", &other, 1, 100);
-    store
-        .write(|tx| {
-            tx.relax_durability()?;
-            [&a1, &a2, &b1].into_iter().try_for_each(|s| tx.put_session(s))
-        })
-        .unwrap();
-    store
-        .read(|tx| {
-            assert_eq!(tx.list_sessions()?.len(), 3);
-            assert_eq!(tx.list_sessions_of_user("alice")?.len(), 2);
-            assert_eq!(tx.list_sessions_of_account(&other)?, vec![b1.clone()]);
-            assert_eq!(tx.get_session(a2.server_id.as_str(), 2)?, Some(a2.clone()));
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
-    assert_eq!(store.write(|tx| tx.prune_sessions(100)).unwrap(), 2);
-    assert_eq!(store.read(|tx| tx.list_sessions()).unwrap(), vec![a2.clone()]);
-    let removed = store.write(|tx| tx.delete_session(a2.server_id.as_str(), 2)).unwrap();
-    assert_eq!(removed, Some(a2));
-    assert!(store.read(|tx| tx.list_sessions()).unwrap().is_empty());
 }
 
 #[tokio::test]

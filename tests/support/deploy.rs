@@ -106,6 +106,16 @@ impl Deployment {
         Deployment { opts, store, runners: Vec::new(), services: 0, servers: Vec::new(), dir }
     }
 
+    /// A deployment of a copy of the store file `src` (e.g. one an older build wrote), opened
+    /// with [`Store::open`], which migrates it. No server runs yet.
+    pub fn from_store_file(opts: DeployOptions, src: &std::path::Path) -> Deployment {
+        let dir = tempfile::Builder::new().prefix("pbn-deploy-").tempdir().expect("temp dir");
+        let path = dir.path().join("store.redb");
+        std::fs::copy(src, &path).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+        let store = Store::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", src.display()));
+        Deployment { opts, store, runners: Vec::new(), services: 0, servers: Vec::new(), dir }
+    }
+
     /// The store (the callout reads it at every login).
     pub fn store(&self) -> &Store {
         &self.store

@@ -1,0 +1,111 @@
+//! Tests of opening: migrations, read-only opens, the lock wait, remembered results.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::store::StoreRead;
+
+fn temp_path() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pbn.redb");
+    (dir, path)
+}
+
+/// The store file a build before the nkey index wrote (schema 1, no `user_nkeys` entries):
+/// user `olga` with nkey [`V1_NKEY`]. See `tests/data/README.md`.
+fn v1_fixture() -> (tempfile::TempDir, std::path::PathBuf) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/store_v1_before_nkey_index.redb");
+    let (dir, path) = temp_path();
+    std::fs::copy(src, &path).unwrap();
+    (dir, path)
+}
+
+const V1_NKEY: &str = "UAFHG6FUD2UU4SDFVAFUL5LDFO2XM4WYM76UNXTPJYJK7EEMYRBHT2VE";
+
+fn schema_version(store: &Store) -> u64 {
+    store.check_schema().unwrap()
+}
+
+#[test]
+fn open_migrates_a_v1_store_and_backfills_the_nkey_index() {
+    let (_dir, path) = v1_fixture();
+    let store = Store::open(&path).unwrap();
+    let user = store.read(|tx| tx.user_by_nkey(V1_NKEY)).unwrap().expect("indexed by migration");
+    assert_eq!(user.name.as_str(), "olga");
+    assert_eq!(schema_version(&store), tables::SCHEMA_VERSION);
+    let txn = store.inner.db.begin_read().unwrap();
+    let sessions = txn.open_table(tables::V1_SESSIONS).map(|_| ());
+    assert!(matches!(sessions, Err(redb::TableError::TableDoesNotExist(_))), "sessions dropped");
+    drop(txn);
+    drop(store);
+    // Opening again finds nothing to do and keeps the index.
+    let store = Store::open(&path).unwrap();
+    assert!(store.read(|tx| tx.user_by_nkey(V1_NKEY)).unwrap().is_some());
+}
+
+#[test]
+fn read_only_open_reads_and_refuses_writes_and_old_schemas() {
+    let (_dir, path) = v1_fixture();
+    let err = Store::open_read_only(&path, Duration::ZERO).unwrap_err();
+    assert!(matches!(err, StoreError::SchemaTooOld { found: 1, .. }), "{err:?}");
+    drop(Store::open(&path).unwrap());
+    let before = std::fs::read(&path).unwrap();
+    let store = Store::open_read_only(&path, Duration::ZERO).unwrap();
+    assert_eq!(store.read(|tx| tx.list_users()).unwrap().len(), 1);
+    let err = store.write(|tx| tx.delete_user("olga")).unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly(ref p) if *p == path), "{err:?}");
+    // A second reader may share the file; a writer may not.
+    let second = Store::open_read_only(&path, Duration::ZERO).unwrap();
+    assert!(matches!(Store::open(&path), Err(StoreError::Locked { .. })));
+    drop((store, second));
+    assert_eq!(std::fs::read(&path).unwrap(), before, "a read-only open writes nothing");
+}
+
+#[test]
+fn open_waits_for_a_busy_store_then_names_the_holder() {
+    let (_dir, path) = temp_path();
+    let first = Store::create(&path).unwrap();
+    // Released while the second open waits: it gets the store.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(first);
+    });
+    let started = std::time::Instant::now();
+    let store = Store::open_for(&path, "pbn admin", Duration::from_secs(10)).unwrap();
+    releaser.join().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // Held for longer than the wait: the holder is named once the wait is over.
+    let started = std::time::Instant::now();
+    let err = Store::open_for(&path, "pbn admin", Duration::from_millis(200)).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    match err {
+        StoreError::Locked { holder: Some(h), .. } => assert_eq!(h.command, "pbn admin"),
+        other => panic!("expected a named holder, got {other:?}"),
+    }
+    drop(store);
+}
+
+#[test]
+fn remembered_results_are_bounded_by_age_and_count() {
+    let (_dir, path) = temp_path();
+    let store = Store::create(&path).unwrap();
+    store
+        .write(|tx| {
+            tx.remember("a", 1_000, b"one", 10_000, 2)?;
+            tx.remember("b", 2_000, b"two", 10_000, 2)?;
+            let hit = tx.remembered("a")?.expect("kept");
+            assert_eq!((hit.at_ms, hit.result.as_slice()), (1_000, &b"one"[..]));
+            // A third key pushes out the oldest (count bound).
+            tx.remember("c", 3_000, b"three", 10_000, 2)?;
+            assert!(tx.remembered("a")?.is_none());
+            assert!(tx.remembered("b")?.is_some());
+            // Much later, everything older than the age bound goes.
+            tx.remember("d", 20_000, b"four", 10_000, 100)?;
+            assert!(tx.remembered("b")?.is_none() && tx.remembered("c")?.is_none());
+            assert!(tx.remembered("d")?.is_some());
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+}
