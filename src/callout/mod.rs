@@ -12,6 +12,7 @@
 //! `$SYS.ACCOUNT.CLIENT.AUTH.ERR` advisory. [`service`] runs the pipeline on a NATS
 //! subscription with bounded concurrency.
 
+mod argon;
 mod authn;
 mod pipeline;
 pub mod service;
@@ -142,6 +143,27 @@ pub enum CalloutError {
     /// retries against the new state.
     #[error("user {0:?} changed during login")]
     ChangedDuringLogin(String),
+    /// Too many password checks already wait for argon2: refused at once rather than queued
+    /// past the auth timeout.
+    #[error(
+        "server busy: {waiting} password checks already waiting (at most {max}); retry shortly"
+    )]
+    Busy {
+        /// Checks waiting when this one arrived.
+        waiting: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The response with the minted JWT would not fit the server's max payload.
+    #[error("response for user {user:?} is {size} bytes, over the server's max payload of {max}")]
+    ResponseTooLarge {
+        /// The user.
+        user: String,
+        /// Size of the response.
+        size: usize,
+        /// The server's max payload.
+        max: usize,
+    },
     /// Reading the store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
