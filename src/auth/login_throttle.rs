@@ -18,7 +18,9 @@ use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::throttle::{host_key, Table, ThrottleConfig};
+use tokio::sync::Notify;
+
+use super::throttle::{host_key, Full, Table, ThrottleConfig};
 use super::AuthError;
 
 /// A user as seen from one client host (hosts grouped by [`host_key`]).
@@ -49,6 +51,8 @@ struct Tables {
 #[derive(Debug)]
 pub struct LoginThrottle {
     tables: Mutex<Tables>,
+    /// Woken whenever an attempt ends (see [`Self::begin_waiting`]).
+    ended: Notify,
 }
 
 impl LoginThrottle {
@@ -64,20 +68,51 @@ impl LoginThrottle {
         user.validate()?;
         let tables =
             Tables { pairs: Table::new(pair), hosts: Table::new(host), users: Table::new(user) };
-        Ok(LoginThrottle { tables: Mutex::new(tables) })
+        Ok(LoginThrottle { tables: Mutex::new(tables), ended: Notify::new() })
     }
 
     /// Checks every limit that applies and, if none is reached, reserves a slot in each: the
     /// returned [`Attempt`] must be ended with [`Attempt::failed`] or [`Attempt::succeeded`]
     /// (dropping it gives the slots back). `user` is `None` for credentials that name no user,
     /// such as API tokens (256 random bits: only their host is counted). The host is checked
-    /// first, so a spraying host learns nothing about which usernames exist.
+    /// first, so a spraying host learns nothing about which usernames exist. A limit whose last
+    /// slots are held by checks in flight refuses too; [`Self::begin_waiting`] waits instead.
     pub fn begin(
         &self,
         user: Option<&str>,
         host: Option<IpAddr>,
         now: Instant,
     ) -> Result<Attempt<'_>, AuthError> {
+        self.try_begin(user, host, now).map_err(Full::into_error)
+    }
+
+    /// [`Self::begin`], but when only checks in flight hold the last slots of a limit, waits
+    /// for one of them to end and checks again: many concurrent logins from one host (a NAT)
+    /// are not refused for being concurrent, and the limits stay exact. The wait is bounded by
+    /// the checks in flight, which are bounded by the callout's concurrency.
+    pub async fn begin_waiting(
+        &self,
+        user: Option<&str>,
+        host: Option<IpAddr>,
+    ) -> Result<Attempt<'_>, AuthError> {
+        loop {
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            match self.try_begin(user, host, Instant::now()) {
+                Ok(a) => return Ok(a),
+                Err(Full::Throttled(e)) => return Err(e),
+                Err(Full::InFlight(_)) => ended.await,
+            }
+        }
+    }
+
+    fn try_begin(
+        &self,
+        user: Option<&str>,
+        host: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<Attempt<'_>, Full> {
         let host = host.map(host_key);
         let pair = user.map(|u| PairKey { user: u.to_string(), host });
         let mut t = self.lock();
@@ -145,6 +180,8 @@ impl Attempt<'_> {
             t.pairs.fail(p, now);
             t.users.fail(&p.user, now);
         }
+        drop(t);
+        self.throttle.ended.notify_waiters();
     }
 
     /// The credential was accepted: the slots are given back and the user's failures from this
@@ -157,6 +194,8 @@ impl Attempt<'_> {
         if let Some(p) = &self.pair {
             t.pairs.clear(p);
         }
+        drop(t);
+        self.throttle.ended.notify_waiters();
     }
 }
 
@@ -166,6 +205,8 @@ impl Drop for Attempt<'_> {
         if self.open {
             let mut t = self.throttle.lock();
             release(&mut t, self.host.as_ref(), self.pair.as_ref());
+            drop(t);
+            self.throttle.ended.notify_waiters();
         }
     }
 }
@@ -341,6 +382,26 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(verified.load(Ordering::SeqCst), limit as usize);
+    }
+
+    #[tokio::test]
+    async fn a_limit_held_by_checks_in_flight_waits_for_them() {
+        let lt = Arc::new(LoginThrottle::new(config(1), config(1), config(5)).unwrap());
+        let held = lt.begin(Some("carol"), ip("10.0.0.1"), Instant::now()).unwrap();
+        assert!(lt.begin(Some("dave"), ip("10.0.0.1"), Instant::now()).is_err());
+        let waiter = {
+            let lt = lt.clone();
+            tokio::spawn(async move {
+                lt.begin_waiting(Some("dave"), ip("10.0.0.1")).await.map(Attempt::succeeded)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "admitted while the host's only slot was in flight");
+        held.succeeded();
+        waiter.await.unwrap().expect("admitted once the check in flight ended");
+        // A limit full of failures is refused at once, not waited on.
+        fail(&lt, "erin", ip("10.0.0.1"), Instant::now());
+        assert!(lt.begin_waiting(Some("erin"), ip("10.0.0.1")).await.is_err());
     }
 
     #[test]

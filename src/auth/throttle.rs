@@ -65,6 +65,28 @@ impl ThrottleConfig {
     }
 }
 
+/// Why a [`Table`] has no free slot for a key.
+#[derive(Debug)]
+pub(super) enum Full {
+    /// The key's recent failures reach the limit.
+    Throttled(AuthError),
+    /// Checks in flight for the key (named) hold the remaining slots.
+    InFlight(String),
+}
+
+impl Full {
+    /// As an error: a key full only of checks in flight is refused like a throttled one, with
+    /// a short retry (those checks end within the auth timeout).
+    pub(super) fn into_error(self) -> AuthError {
+        match self {
+            Full::Throttled(e) => e,
+            Full::InFlight(key) => {
+                AuthError::Throttled { key, retry_after: Duration::from_secs(1) }
+            }
+        }
+    }
+}
+
 /// One tracked key: its recent failures and the checks in flight that reserved a slot.
 #[derive(Debug)]
 struct Entry {
@@ -91,8 +113,10 @@ impl<K: Hash + Eq + Clone + Display> Table<K> {
     }
 
     /// `Ok` if `key` has a free slot at `now`: its recent failures plus its reserved slots are
-    /// below `max_failures`. Else the time until a slot frees up.
-    pub(super) fn check<Q>(&mut self, key: &Q, now: Instant) -> Result<(), AuthError>
+    /// below `max_failures`. Else [`Full::Throttled`] when the failures alone reach the limit,
+    /// or [`Full::InFlight`] when checks in flight hold the remaining slots (their outcome
+    /// decides, so the caller may wait for them).
+    pub(super) fn check<Q>(&mut self, key: &Q, now: Instant) -> Result<(), Full>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ?Sized,
@@ -107,15 +131,16 @@ impl<K: Hash + Eq + Clone + Display> Table<K> {
             }
             return Ok(());
         }
-        let retry_after = match e.times.front() {
+        match e.times.front() {
             // Full of failures: free when the oldest leaves the window.
-            Some(&oldest) if e.times.len() >= max => oldest
-                .checked_add(window)
-                .map_or(Duration::MAX, |free_at| free_at.saturating_duration_since(now)),
-            // Slots held by checks in flight, which end within the auth timeout.
-            _ => Duration::from_secs(1),
-        };
-        Err(AuthError::Throttled { key: key.to_string(), retry_after })
+            Some(&oldest) if e.times.len() >= max => {
+                let retry_after = oldest
+                    .checked_add(window)
+                    .map_or(Duration::MAX, |free_at| free_at.saturating_duration_since(now));
+                Err(Full::Throttled(AuthError::Throttled { key: key.to_string(), retry_after }))
+            }
+            _ => Err(Full::InFlight(key.to_string())),
+        }
     }
 
     /// Whether `key` has neither recent failures nor checks in flight.
@@ -268,7 +293,7 @@ impl<K: Hash + Eq + Clone + Display> Throttle<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ?Sized,
     {
-        self.lock().check(key, now)
+        self.lock().check(key, now).map_err(Full::into_error)
     }
 
     /// Counts a failed login of `key` at `now`. Only the newest `max_failures` times are kept, so

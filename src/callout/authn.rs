@@ -53,10 +53,8 @@ pub(super) async fn authenticate(
         Credential::Token(_) => None,
         Credential::Nkey { key, .. } => Some(*key),
     };
-    let attempt = p
-        .throttle()
-        .begin(user, client_ip(req), Instant::now())
-        .map_err(CalloutError::Throttled)?;
+    let attempt =
+        p.throttle().begin_waiting(user, client_ip(req)).await.map_err(CalloutError::Throttled)?;
     let result = match cred {
         Credential::Password { user, password } => by_password(p, user, password).await,
         Credential::Token(token) => by_token(p, token, now),

@@ -3,6 +3,7 @@
 //! too large for the server's max payload is answered with an error instead of a stalled login.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use pbn::admin::{ListPatch, RolePatch};
 use pbn::callout::CalloutError;
@@ -20,9 +21,21 @@ pub(super) async fn login_from(
     user: &str,
     pass: &str,
 ) -> Result<(), String> {
+    raw_login(d.server(0).port(), from, user, pass, WAIT).await
+}
+
+/// [`login_from`] against the server on loopback port `port`, waiting at most `wait` for each
+/// line of the server's answer.
+pub(crate) async fn raw_login(
+    port: u16,
+    from: Ipv4Addr,
+    user: &str,
+    pass: &str,
+    wait: Duration,
+) -> Result<(), String> {
     let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket.bind(SocketAddr::from((from, 0))).map_err(|e| e.to_string())?;
-    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, d.server(0).port()));
+    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let stream = socket.connect(server).await.map_err(|e| e.to_string())?;
     let mut conn = BufReader::new(stream);
     let connect = serde_json::json!({
@@ -34,7 +47,7 @@ pub(super) async fn login_from(
     let mut line = String::new();
     loop {
         line.clear();
-        let read = tokio::time::timeout(WAIT, conn.read_line(&mut line)).await;
+        let read = tokio::time::timeout(wait, conn.read_line(&mut line)).await;
         match read.map_err(|_| "no answer")?.map_err(|e| e.to_string())? {
             0 => return Err("connection closed".into()),
             _ if line.starts_with("-ERR") => return Err(line.trim().into()),
