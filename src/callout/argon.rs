@@ -138,8 +138,8 @@ mod tests {
     #[tokio::test]
     async fn verifies_and_reuses_one_area_per_permit() {
         let pool = ArgonPool::new(2, 8, 8);
-        assert_eq!(pool.verify(Secret::from("pw"), phc("pw")).await.unwrap(), true);
-        assert_eq!(pool.verify(Secret::from("no"), phc("pw")).await.unwrap(), false);
+        assert!(pool.verify(Secret::from("pw"), phc("pw")).await.unwrap());
+        assert!(!pool.verify(Secret::from("no"), phc("pw")).await.unwrap());
         let runs = (0..6).map(|_| pool.verify(Secret::from("pw"), phc("pw")));
         for r in futures::future::join_all(runs).await {
             assert!(r.unwrap());

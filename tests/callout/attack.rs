@@ -101,8 +101,8 @@ async fn an_attack_from_one_host_does_not_lock_the_user_out_of_another() {
 /// refused at once with the size in the advisory, not left to hit the auth timeout.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_response_over_the_max_payload_is_answered_with_an_error() {
-    let mut opts = DeployOptions::default();
-    opts.extra_config = "max_payload: 16384\n".into();
+    let opts =
+        DeployOptions { extra_config: "max_payload: 16384\n".into(), ..DeployOptions::default() };
     let mut d = setup(opts);
     let subjects: Vec<String> =
         (0..300).map(|i| format!("big.{i:04}.{}", "s".repeat(60))).collect();
