@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -91,31 +91,67 @@ fn build_store(path: &Path) -> Store {
     store
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pbn_serve_memory_stays_bounded_through_cold_logins_and_garbage() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("store.redb");
-    let store = build_store(&path);
+/// nats-server for the store at `path` (auth timeout [`AUTH_TIMEOUT`]) and `pbn serve` on it,
+/// once it admits the good user; returns the server, the service and the client port.
+async fn start(dir: &Path, path: &Path) -> (NatsServer, Serve, u16) {
+    let store = build_store(path);
     let trust = init::trust(&store, &Context::now()).expect("trust");
+    drop(store);
     let port = free_port();
-    let layout =
-        Layout { auth_timeout: AUTH_TIMEOUT, ..Layout::single(dir.path().join("nats"), port) };
+    let layout = Layout { auth_timeout: AUTH_TIMEOUT, ..Layout::single(dir.join("nats"), port) };
     let configs = natsconf::render(&trust, &layout).expect("render");
     natsconf::write_configs(&configs).expect("write configs");
     let server = NatsServer::builder(&configs[0].text).port(port).start().await;
-    drop(store);
-    let log = std::fs::File::create(dir.path().join("pbn.log")).expect("log file");
+    let log = std::fs::File::create(dir.join("pbn.log")).expect("log file");
     let mut command = Command::new(binary());
-    command.args(["serve", "--store"]).arg(&path).args(["--server", &server.client_url()]);
+    command.args(["serve", "--store"]).arg(path).args(["--server", &server.client_url()]);
     command.env_remove("PBN_STORE").env_remove("PBN_LOG").env_remove("PBN_CONFIG");
     command.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
     let serve = Serve(command.spawn().expect("spawn pbn serve"));
-    let pid = serve.0.id();
     let ready = Instant::now();
     while raw_login(port, GOOD_HOST, "good", PW, WAIT).await.is_err() {
         assert!(ready.elapsed() < Duration::from_secs(60), "pbn serve never admitted a login");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    (server, serve, port)
+}
+
+/// Logs the good user in from [`GOOD_HOST`] over and over until `stop`; counts the outcomes.
+fn good_logins(port: u16, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, usize)> {
+    tokio::spawn(async move {
+        let (mut good, mut bad) = (0, 0);
+        while !stop.load(Ordering::SeqCst) {
+            match raw_login(port, GOOD_HOST, "good", PW, WAIT).await {
+                Ok(()) => good += 1,
+                Err(e) => {
+                    eprintln!("memory: good login refused: {e}");
+                    bad += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (good, bad)
+    })
+}
+
+/// One round of [`GARBAGE`] wrong credentials from [`GARBAGE_HOST`], [`GARBAGE_IN_FLIGHT`] at once.
+async fn garbage_round(port: u16, round: usize) {
+    let garbage = futures::stream::iter(0..GARBAGE)
+        .map(|i| async move {
+            let user = format!("nobody{round}x{i}");
+            raw_login(port, GARBAGE_HOST, &user, "garbage", AUTH_TIMEOUT).await
+        })
+        .buffer_unordered(GARBAGE_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    assert!(garbage.iter().all(Result::is_err), "a garbage credential was admitted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pbn_serve_memory_stays_bounded_through_cold_logins_and_garbage() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, serve, port) = start(dir.path(), &dir.path().join("store.redb")).await;
+    let pid = serve.0.id();
     eprintln!("memory: idle after the first login {} KiB", vm_hwm_kib(pid));
 
     // (a) Cold password logins at once: each needs a full argon2id verification.
@@ -130,45 +166,20 @@ async fn pbn_serve_memory_stays_bounded_through_cold_logins_and_garbage() {
     eprintln!("memory: {COLD_USERS} cold logins in {:?}, peak {cold} KiB", started.elapsed());
     assert!(cold <= HWM_LIMIT_KIB, "peak RSS {cold} KiB after the cold storm");
 
-    // A good user on another host logs in over and over while the garbage rounds go on.
+    // (b) Rounds of garbage credentials, while the good user keeps logging in from another
+    // host: peak RSS must level off.
     let stop = Arc::new(AtomicBool::new(false));
-    let (good, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let watcher = {
-        let (stop, good, bad) = (stop.clone(), good.clone(), bad.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::SeqCst) {
-                match raw_login(port, GOOD_HOST, "good", PW, WAIT).await {
-                    Ok(()) => good.fetch_add(1, Ordering::SeqCst),
-                    Err(e) => {
-                        eprintln!("memory: good login refused: {e}");
-                        bad.fetch_add(1, Ordering::SeqCst)
-                    }
-                };
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-
-    // (b) Rounds of garbage credentials: peak RSS must level off.
+    let watcher = good_logins(port, stop.clone());
     let mut peaks = Vec::new();
     for round in 0..3 {
-        let garbage = futures::stream::iter(0..GARBAGE)
-            .map(|i| async move {
-                let user = format!("nobody{round}x{i}");
-                raw_login(port, GARBAGE_HOST, &user, "garbage", AUTH_TIMEOUT).await
-            })
-            .buffer_unordered(GARBAGE_IN_FLIGHT)
-            .collect::<Vec<_>>()
-            .await;
-        assert!(garbage.iter().all(Result::is_err), "a garbage credential was admitted");
+        garbage_round(port, round).await;
         peaks.push(vm_hwm_kib(pid));
         eprintln!("memory: garbage round {} peak {} KiB", round + 1, peaks[round]);
     }
     stop.store(true, Ordering::SeqCst);
-    watcher.await.expect("the good-login task");
+    let (good, bad) = watcher.await.expect("the good-login task");
     assert!(peaks[2] <= HWM_LIMIT_KIB, "peak RSS {} KiB after the garbage rounds", peaks[2]);
     assert!(peaks[2] * 10 <= peaks[0] * 11, "peak RSS grew from {} to {} KiB", peaks[0], peaks[2]);
-    assert_eq!(bad.load(Ordering::SeqCst), 0, "the good user was refused");
-    assert!(good.load(Ordering::SeqCst) >= 3, "the good user logged in throughout");
-    drop(serve);
+    assert_eq!(bad, 0, "the good user was refused");
+    assert!(good >= 3, "the good user logged in throughout");
 }
