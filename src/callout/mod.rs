@@ -1,6 +1,7 @@
 //! The auth callout: nats-server asks on `$SYS.REQ.USER.AUTH`, pbn answers with a user JWT.
 //!
-//! [`Pipeline`] is the synchronous heart, one call per request:
+//! [`Pipeline`] is the heart, one (async) call per request; only the argon2 verification leaves
+//! the caller's task (it waits for a permit, then runs on the blocking pool):
 //! open (xkey) → decode + verify → check (issuer, audience, expiry, account, user nkey) →
 //! authenticate (password, API token, nkey) → authorize (user and account active, source
 //! CIDRs, per-user connection cap) → mint (user JWT signed by the account's newest signing key) →
