@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 mod cache;
+mod login_throttle;
 mod nkey;
 mod password;
 mod source;
@@ -21,12 +22,14 @@ mod throttle;
 mod token;
 
 pub use cache::VerifiedCache;
+pub use login_throttle::{Attempt, LoginThrottle};
 pub use nkey::{decode_signature, verify_nkey_signature};
 pub use password::{
-    hash_password, hash_password_with, verify_password, PasswordParams, Secret, MAX_PASSWORD_LEN,
+    default_verify_blocks, hash_password, hash_password_with, verify_password, verify_password_in,
+    PasswordParams, Secret, VerifyMemory, MAX_PASSWORD_LEN,
 };
 pub use source::{parse_client_host, source_allowed};
-pub use throttle::{host_key, LoginThrottle, Throttle, ThrottleConfig};
+pub use throttle::{host_key, Throttle, ThrottleConfig};
 pub use token::{is_token_format, token_hash, tokens_equal, ApiTokenSecret};
 
 /// Errors of the auth module.

@@ -84,11 +84,16 @@ pub struct RawCallout {
     /// How long a verified password is trusted without argon2, e.g. `"10m"`.
     #[serde(default, with = "opt_duration")]
     pub password_cache_ttl: Option<Duration>,
-    /// Failed logins allowed per user and per host within `throttle_window`.
+    /// Failed logins allowed per (user, client host) within `throttle_window`; a host gets five
+    /// times as many over all users.
     pub throttle_max_failures: Option<u32>,
+    /// Failed logins per user within `throttle_window` from hosts that already failed for it.
+    pub throttle_user_budget: Option<u32>,
     /// Window of the failure throttle, e.g. `"1m"`.
     #[serde(default, with = "opt_duration")]
     pub throttle_window: Option<Duration>,
+    /// Password checks that may wait for argon2 before logins are refused as busy.
+    pub argon_max_waiting: Option<usize>,
 }
 
 /// `[publisher]` section.
@@ -142,10 +147,14 @@ pub struct CalloutSettings {
     pub password_cache_size: usize,
     /// Verified-password cache TTL.
     pub password_cache_ttl: Duration,
-    /// Failures allowed per window.
+    /// Failures allowed per (user, host) per window (five times it per host).
     pub throttle_max_failures: u32,
+    /// Failures per user per window from hosts that already failed for it.
+    pub throttle_user_budget: u32,
     /// Throttle window.
     pub throttle_window: Duration,
+    /// Password checks that may wait for argon2 before logins are refused as busy.
+    pub argon_max_waiting: usize,
 }
 
 /// Checked publisher settings.
@@ -222,7 +231,9 @@ impl RawConfig {
         c.password_cache_size = o.password_cache_size.or(c.password_cache_size);
         c.password_cache_ttl = o.password_cache_ttl.or(c.password_cache_ttl);
         c.throttle_max_failures = o.throttle_max_failures.or(c.throttle_max_failures);
+        c.throttle_user_budget = o.throttle_user_budget.or(c.throttle_user_budget);
         c.throttle_window = o.throttle_window.or(c.throttle_window);
+        c.argon_max_waiting = o.argon_max_waiting.or(c.argon_max_waiting);
         let (p, o) = (&mut self.publisher, other.publisher);
         p.debounce = o.debounce.or(p.debounce);
         p.backoff_base = o.backoff_base.or(p.backoff_base);
@@ -292,9 +303,18 @@ fn callout_settings(c: RawCallout) -> Result<CalloutSettings, ConfigError> {
             c.throttle_max_failures.unwrap_or(10),
             MAX_THROTTLE_FAILURES,
         )?,
+        throttle_user_budget: bounded(
+            "callout.throttle_user_budget",
+            c.throttle_user_budget.unwrap_or(100),
+            MAX_USER_BUDGET,
+        )?,
         throttle_window: nonzero(
             "callout.throttle_window",
             c.throttle_window.unwrap_or(Duration::from_secs(60)),
+        )?,
+        argon_max_waiting: positive(
+            "callout.argon_max_waiting",
+            c.argon_max_waiting.unwrap_or(DEFAULT_ARGON_MAX_WAITING),
         )?,
     })
 }
@@ -342,6 +362,14 @@ fn check_url(s: &str) -> Result<(), ConfigError> {
 /// Largest failure budget per user: the per-host budget is five times it, and the throttle
 /// tracks at most 1,000 failures per key.
 const MAX_THROTTLE_FAILURES: u32 = 200;
+
+/// Largest per-user budget: the throttle tracks at most 1,000 failures per key.
+const MAX_USER_BUDGET: u32 = 1000;
+
+/// Default bound on password checks waiting for argon2: the default `max_concurrent`, so a full
+/// burst of handlers queues (each waiting check is a parked task of a few hundred bytes; the
+/// memory is in the argon2 work areas, one per core). Lower it to shed load sooner.
+const DEFAULT_ARGON_MAX_WAITING: usize = 64;
 
 fn bounded(name: &'static str, v: u32, max: u32) -> Result<u32, ConfigError> {
     if v == 0 || v > max {

@@ -7,6 +7,7 @@
 //! callout in this process). The advisory reason is the only place the callout's error text
 //! reaches, so rejections compare it with the `Display` of the expected [`CalloutError`].
 
+pub(crate) mod attack;
 mod forged;
 mod storm;
 

@@ -7,6 +7,7 @@ mod callout;
 mod cli;
 mod connection;
 mod lifecycle;
+mod memory;
 mod operator;
 mod publisher;
 mod service;

@@ -112,6 +112,6 @@ async fn storms(
     report.fact(
         &format!("pbn serve peak RSS, {}-client cold password storm", password.len()),
         peak,
-        format!("{note}; argon2id needs 19 MiB per verification in flight"),
+        format!("{note}; one reused 19 MiB argon2id work area per core"),
     );
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use zeroize::Zeroizing;
@@ -159,6 +159,80 @@ pub fn verify_password(password: &Secret, phc: &str) -> Result<bool, AuthError> 
     }
 }
 
+/// Memory blocks (1 KiB each) that hold the argon2 work area of the default
+/// [`PasswordParams`]: the size of one pooled verification buffer.
+pub fn default_verify_blocks() -> usize {
+    let d = PasswordParams::default();
+    // The default parameters are valid; block_count is m_cost rounded to the lane layout.
+    Params::new(d.m_cost_kib, d.t_cost, d.p_cost, None)
+        .map_or(d.m_cost_kib as usize, |p| p.block_count())
+}
+
+/// A reusable argon2 work area for [`verify_password_in`]: allocated once, so verifications that
+/// reuse it allocate nothing (a fresh 19 MiB area per login is what lets the allocator's
+/// per-thread arenas grow without bound under a storm).
+pub struct VerifyMemory(Vec<Block>);
+
+impl VerifyMemory {
+    /// A zeroed work area of `blocks` KiB.
+    pub fn new(blocks: usize) -> Self {
+        VerifyMemory(vec![Block::default(); blocks])
+    }
+
+    /// Its size in blocks (KiB).
+    pub fn blocks(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for VerifyMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifyMemory({} KiB)", self.0.len())
+    }
+}
+
+/// [`verify_password`] in the work area `memory`.
+///
+/// A stored hash whose parameters need more than `memory` holds (a hash made with a higher
+/// memory cost) still verifies correctly: it gets a temporary area of its own for this call,
+/// bounded by the 256 MiB cap on stored memory costs. The caller's concurrency bound (one call
+/// per pooled area) therefore also bounds these.
+pub fn verify_password_in(
+    password: &Secret,
+    phc: &str,
+    memory: &mut VerifyMemory,
+) -> Result<bool, AuthError> {
+    let hash = parse_phc(phc)?;
+    let malformed = |e: &dyn fmt::Display| AuthError::MalformedHash { reason: e.to_string() };
+    let params = Params::try_from(&hash).map_err(|e| malformed(&e))?;
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| malformed(&e))?
+        .unwrap_or_default();
+    // parse_phc checked that both are present.
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return Err(AuthError::MalformedHash { reason: "salt or hash output missing".into() });
+    };
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf).map_err(|e| malformed(&e))?;
+    let needed = params.block_count();
+    let argon = Argon2::new(Algorithm::Argon2id, version, params);
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    let pwd = password.expose().as_bytes();
+    let result = if needed <= memory.0.len() {
+        argon.hash_password_into_with_memory(pwd, salt, &mut out, &mut memory.0[..])
+    } else {
+        let mut own = vec![Block::default(); needed];
+        argon.hash_password_into_with_memory(pwd, salt, &mut out, &mut own[..])
+    };
+    result.map_err(|e| malformed(&e))?;
+    // Output's equality is constant-time.
+    let computed = argon2::password_hash::Output::new(&out).map_err(|e| malformed(&e))?;
+    Ok(computed == expected)
+}
+
 /// Parses and sanity-checks a stored PHC string: argon2id, salt and output present, parameters
 /// in range.
 fn parse_phc(phc: &str) -> Result<PasswordHash<'_>, AuthError> {
@@ -263,6 +337,27 @@ mod tests {
             hash_password_with(&Secret::from("pw"), &params),
             Err(AuthError::InvalidParams { m_cost_kib: 1, t_cost: 0, .. })
         ));
+    }
+
+    #[test]
+    fn pooled_memory_verifies_like_the_plain_check() {
+        let phc = hash("correct horse");
+        let mut memory = VerifyMemory::new(8);
+        let right = Secret::from("correct horse");
+        assert_eq!(verify_password_in(&right, &phc, &mut memory), Ok(true));
+        assert_eq!(verify_password_in(&Secret::from("wrong"), &phc, &mut memory), Ok(false));
+        // A hash needing more memory than the area still verifies, with an area of its own.
+        let params = PasswordParams { m_cost_kib: 64, t_cost: 1, p_cost: 2 };
+        let bigger = hash_password_with(&right, &params).unwrap();
+        assert_eq!(verify_password_in(&right, &bigger, &mut memory), Ok(true));
+        assert_eq!(verify_password_in(&Secret::from("x"), &bigger, &mut memory), Ok(false));
+        assert_eq!(memory.blocks(), 8, "the pooled area keeps its size");
+        let huge = phc.replacen("m=8,", "m=4194304,", 1);
+        assert!(matches!(
+            verify_password_in(&right, &huge, &mut memory),
+            Err(AuthError::MalformedHash { .. })
+        ));
+        assert!(default_verify_blocks() >= 19 * 1024);
     }
 
     #[test]

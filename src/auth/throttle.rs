@@ -8,6 +8,10 @@
 //! tracked (at most `max_keys × max_failures` timestamps). When the table is full of live entries
 //! the keys with the oldest latest failure are forgotten first, so evicting an actively failing
 //! key takes `max_keys` fresher keys within one window.
+//!
+//! A [`Table`] also counts reserved slots of checks in flight, so a caller that checks and
+//! reserves under one lock (see [`LoginThrottle`](super::LoginThrottle)) cannot overshoot its
+//! limit under concurrency.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
@@ -61,17 +65,220 @@ impl ThrottleConfig {
     }
 }
 
+/// Why a [`Table`] has no free slot for a key.
+#[derive(Debug)]
+pub(super) enum Full {
+    /// The key's recent failures reach the limit.
+    Throttled(AuthError),
+    /// Checks in flight for the key (named) hold the remaining slots.
+    InFlight(String),
+}
+
+impl Full {
+    /// As an error: a key full only of checks in flight is refused like a throttled one, with
+    /// a short retry (those checks end within the auth timeout).
+    pub(super) fn into_error(self) -> AuthError {
+        match self {
+            Full::Throttled(e) => e,
+            Full::InFlight(key) => {
+                AuthError::Throttled { key, retry_after: Duration::from_secs(1) }
+            }
+        }
+    }
+}
+
+/// One tracked key: its recent failures and the checks in flight that reserved a slot.
+#[derive(Debug)]
+struct Entry {
+    /// Failure times, oldest first, at most `max_failures`.
+    times: VecDeque<Instant>,
+    /// Reserved slots of checks in flight (see [`Table::reserve`]).
+    pending: u32,
+    /// The latest failure or reservation: eviction order.
+    last: Instant,
+}
+
+/// The unlocked table of a throttle; callers hold one lock across everything one login does
+/// to it, so a check and its reservation are one atomic step.
+#[derive(Debug)]
+pub(super) struct Table<K> {
+    config: ThrottleConfig,
+    map: HashMap<K, Entry>,
+}
+
+impl<K: Hash + Eq + Clone + Display> Table<K> {
+    /// An empty table (`config` already validated).
+    pub(super) fn new(config: ThrottleConfig) -> Self {
+        Table { config, map: HashMap::new() }
+    }
+
+    /// `Ok` if `key` has a free slot at `now`: its recent failures plus its reserved slots are
+    /// below `max_failures`. Else [`Full::Throttled`] when the failures alone reach the limit,
+    /// or [`Full::InFlight`] when checks in flight hold the remaining slots (their outcome
+    /// decides, so the caller may wait for them).
+    pub(super) fn check<Q>(&mut self, key: &Q, now: Instant) -> Result<(), Full>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + Display + ?Sized,
+    {
+        let window = self.config.window;
+        let max = self.config.max_failures as usize;
+        let Some(e) = self.map.get_mut(key) else { return Ok(()) };
+        drop_old(&mut e.times, now, window);
+        if e.times.len() + (e.pending as usize) < max {
+            if e.times.is_empty() && e.pending == 0 {
+                self.map.remove(key);
+            }
+            return Ok(());
+        }
+        match e.times.front() {
+            // Full of failures: free when the oldest leaves the window.
+            Some(&oldest) if e.times.len() >= max => {
+                let retry_after = oldest
+                    .checked_add(window)
+                    .map_or(Duration::MAX, |free_at| free_at.saturating_duration_since(now));
+                Err(Full::Throttled(AuthError::Throttled { key: key.to_string(), retry_after }))
+            }
+            _ => Err(Full::InFlight(key.to_string())),
+        }
+    }
+
+    /// Whether `key` has neither recent failures nor checks in flight.
+    pub(super) fn is_clean<Q>(&mut self, key: &Q, now: Instant) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let window = self.config.window;
+        match self.map.get_mut(key) {
+            None => true,
+            Some(e) => {
+                drop_old(&mut e.times, now, window);
+                e.times.is_empty() && e.pending == 0
+            }
+        }
+    }
+
+    /// Reserves a slot of `key` for a check about to run; end it with [`Self::release`] or
+    /// [`Self::fail`].
+    pub(super) fn reserve(&mut self, key: &K, now: Instant) {
+        if let Some(e) = self.map.get_mut(key) {
+            e.pending = e.pending.saturating_add(1);
+            e.last = now;
+            return;
+        }
+        self.make_room(now);
+        self.map.insert(key.clone(), Entry { times: VecDeque::new(), pending: 1, last: now });
+    }
+
+    /// Gives back a reserved slot (the check did not fail).
+    pub(super) fn release<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(e) = self.map.get_mut(key) {
+            e.pending = e.pending.saturating_sub(1);
+            if e.pending == 0 && e.times.is_empty() {
+                self.map.remove(key);
+            }
+        }
+    }
+
+    /// Turns a reserved slot into a failure at `now`.
+    pub(super) fn fail(&mut self, key: &K, now: Instant) {
+        if let Some(e) = self.map.get_mut(key) {
+            e.pending = e.pending.saturating_sub(1);
+        }
+        self.record_failure(key, now);
+    }
+
+    /// Counts a failure of `key` at `now`; only the newest `max_failures` times are kept.
+    pub(super) fn record_failure(&mut self, key: &K, now: Instant) {
+        let (window, max) = (self.config.window, self.config.max_failures as usize);
+        if !self.map.contains_key(key) {
+            self.make_room(now);
+        }
+        let e = self.map.entry(key.clone()).or_insert_with(|| Entry {
+            times: VecDeque::with_capacity(1),
+            pending: 0,
+            last: now,
+        });
+        drop_old(&mut e.times, now, window);
+        e.times.push_back(now);
+        e.last = now;
+        while e.times.len() > max {
+            e.times.pop_front();
+        }
+    }
+
+    /// Forgets the failures of `key` (slots in flight stay reserved).
+    pub(super) fn clear<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some(e) = self.map.get_mut(key) {
+            e.times.clear();
+            if e.pending == 0 {
+                self.map.remove(key);
+            }
+        }
+    }
+
+    /// Drops every key without recent failures or slots in flight.
+    pub(super) fn prune(&mut self, now: Instant) {
+        let window = self.config.window;
+        self.map.retain(|_, e| {
+            e.pending > 0 || e.times.back().is_some_and(|&t| is_recent(t, now, window))
+        });
+    }
+
+    /// Number of keys tracked.
+    pub(super) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Keeps the table below `max_keys` before a new key goes in: first stale keys go, then, if
+    /// still full, the eighth of idle keys with the oldest latest activity (amortised O(1) per
+    /// insert). Keys with checks in flight stay: there are at most as many as requests in flight.
+    fn make_room(&mut self, now: Instant) {
+        if self.map.len() < self.config.max_keys {
+            return;
+        }
+        self.prune(now);
+        if self.map.len() < self.config.max_keys {
+            return;
+        }
+        let evict = (self.config.max_keys / 8).max(1);
+        let mut by_age: Vec<(Instant, K)> = self
+            .map
+            .iter()
+            .filter(|(_, e)| e.pending == 0)
+            .map(|(k, e)| (e.last, k.clone()))
+            .collect();
+        if by_age.is_empty() {
+            return;
+        }
+        let evict = evict.min(by_age.len());
+        by_age.select_nth_unstable_by_key(evict - 1, |(last, _)| *last);
+        for (_, key) in by_age.into_iter().take(evict) {
+            self.map.remove(&key);
+        }
+    }
+}
+
 /// Counts failed logins per key `K` and refuses keys with too many recent failures.
 pub struct Throttle<K> {
     config: ThrottleConfig,
-    failures: Mutex<HashMap<K, VecDeque<Instant>>>,
+    table: Mutex<Table<K>>,
 }
 
 impl<K: Hash + Eq + Clone + Display> Throttle<K> {
     /// A throttle with `config` (validated).
     pub fn new(config: ThrottleConfig) -> Result<Self, AuthError> {
         config.validate()?;
-        Ok(Throttle { config, failures: Mutex::new(HashMap::new()) })
+        Ok(Throttle { config, table: Mutex::new(Table::new(config)) })
     }
 
     /// The settings in use.
@@ -86,21 +293,7 @@ impl<K: Hash + Eq + Clone + Display> Throttle<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + Display + ?Sized,
     {
-        let mut failures = self.lock();
-        let Some(times) = failures.get_mut(key) else { return Ok(()) };
-        self.drop_old(times, now);
-        if times.len() < self.config.max_failures as usize {
-            if times.is_empty() {
-                failures.remove(key);
-            }
-            return Ok(());
-        }
-        // Invariant: max_failures >= 1 and the length reached it, so there is a front.
-        let oldest = *times.front().expect("a full failure window has an oldest entry");
-        let retry_after = oldest
-            .checked_add(self.config.window)
-            .map_or(Duration::MAX, |free_at| free_at.saturating_duration_since(now));
-        Err(AuthError::Throttled { key: key.to_string(), retry_after })
+        self.lock().check(key, now).map_err(Full::into_error)
     }
 
     /// Counts a failed login of `key` at `now`. Only the newest `max_failures` times are kept, so
@@ -110,16 +303,7 @@ impl<K: Hash + Eq + Clone + Display> Throttle<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        let mut failures = self.lock();
-        if let Some(times) = failures.get_mut(key) {
-            self.drop_old(times, now);
-            self.push(times, now);
-            return;
-        }
-        self.make_room(&mut failures, now);
-        let mut times = VecDeque::with_capacity(1);
-        times.push_back(now);
-        failures.insert(key.to_owned(), times);
+        self.lock().record_failure(&key.to_owned(), now);
     }
 
     /// Forgets the failures of `key` after a successful login.
@@ -128,13 +312,12 @@ impl<K: Hash + Eq + Clone + Display> Throttle<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.lock().remove(key);
+        self.lock().clear(key);
     }
 
     /// Drops every key whose failures have all left the window (for a periodic cleanup task).
     pub fn prune(&self, now: Instant) {
-        let window = self.config.window;
-        self.lock().retain(|_, times| times.back().is_some_and(|&t| is_recent(t, now, window)));
+        self.lock().prune(now);
     }
 
     /// Number of keys tracked.
@@ -147,49 +330,22 @@ impl<K: Hash + Eq + Clone + Display> Throttle<K> {
         self.len() == 0
     }
 
-    fn drop_old(&self, times: &mut VecDeque<Instant>, now: Instant) {
-        while times.front().is_some_and(|&t| !is_recent(t, now, self.config.window)) {
-            times.pop_front();
-        }
-    }
-
-    fn push(&self, times: &mut VecDeque<Instant>, now: Instant) {
-        times.push_back(now);
-        while times.len() > self.config.max_failures as usize {
-            times.pop_front();
-        }
-    }
-
-    /// Keeps the table below `max_keys` before a new key goes in: first stale keys go, then, if
-    /// still full, the eighth of keys with the oldest latest failure (amortised O(1) per insert).
-    fn make_room(&self, failures: &mut HashMap<K, VecDeque<Instant>>, now: Instant) {
-        if failures.len() < self.config.max_keys {
-            return;
-        }
-        let window = self.config.window;
-        failures.retain(|_, times| times.back().is_some_and(|&t| is_recent(t, now, window)));
-        if failures.len() < self.config.max_keys {
-            return;
-        }
-        let evict = (self.config.max_keys / 8).max(1);
-        let mut by_age: Vec<(Instant, K)> =
-            failures.iter().filter_map(|(k, t)| t.back().map(|&last| (last, k.clone()))).collect();
-        by_age.select_nth_unstable_by_key(evict - 1, |(last, _)| *last);
-        for (_, key) in by_age.into_iter().take(evict) {
-            failures.remove(&key);
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, VecDeque<Instant>>> {
+    fn lock(&self) -> MutexGuard<'_, Table<K>> {
         // Every mutation leaves the table consistent before anything that can panic, so a
         // poisoned lock still guards usable data.
-        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl<K> std::fmt::Debug for Throttle<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Throttle").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+fn drop_old(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
+    while times.front().is_some_and(|&t| !is_recent(t, now, window)) {
+        times.pop_front();
     }
 }
 
@@ -207,76 +363,6 @@ pub fn host_key(ip: IpAddr) -> IpAddr {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(Ipv6Addr::from(prefix))
         }
-    }
-}
-
-/// The login throttle the callout uses: one [`Throttle`] per username and one per client host.
-#[derive(Debug)]
-pub struct LoginThrottle {
-    users: Throttle<String>,
-    hosts: Throttle<IpAddr>,
-}
-
-impl LoginThrottle {
-    /// A login throttle with separate settings for usernames and hosts.
-    pub fn new(users: ThrottleConfig, hosts: ThrottleConfig) -> Result<Self, AuthError> {
-        Ok(LoginThrottle { users: Throttle::new(users)?, hosts: Throttle::new(hosts)? })
-    }
-
-    /// `Ok` if neither the host (when known) nor the user is throttled; checked before any
-    /// credential is verified. The host is checked first, so a spraying host learns nothing about
-    /// which usernames exist.
-    pub fn check(&self, user: &str, host: Option<IpAddr>, now: Instant) -> Result<(), AuthError> {
-        if let Some(ip) = host {
-            self.hosts.check(&host_key(ip), now)?;
-        }
-        self.users.check(user, now)
-    }
-
-    /// Counts a failed login against the user and the host (when known). Call it only after a
-    /// credential was really checked and refused, not for a request refused by [`Self::check`].
-    pub fn record_failure(&self, user: &str, host: Option<IpAddr>, now: Instant) {
-        if let Some(ip) = host {
-            self.hosts.record_failure(&host_key(ip), now);
-        }
-        self.users.record_failure(user, now);
-    }
-
-    /// Clears the user's failures after a successful login. The host's count is kept: one valid
-    /// account must not reset the budget of a host that is guessing at others.
-    pub fn record_success(&self, user: &str) {
-        self.users.record_success(user);
-    }
-
-    /// `Ok` if the host (when known) is not throttled: the check for credentials that name no
-    /// user, such as API tokens (256 random bits: a per-user count adds nothing, and one shared
-    /// count would let anyone lock every token user out).
-    pub fn check_host(&self, host: Option<IpAddr>, now: Instant) -> Result<(), AuthError> {
-        match host {
-            Some(ip) => self.hosts.check(&host_key(ip), now),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failed login against the host only (see [`Self::check_host`]).
-    pub fn record_host_failure(&self, host: Option<IpAddr>, now: Instant) {
-        if let Some(ip) = host {
-            self.hosts.record_failure(&host_key(ip), now);
-        }
-    }
-
-    /// Drops stale entries of both throttles.
-    pub fn prune(&self, now: Instant) {
-        self.users.prune(now);
-        self.hosts.prune(now);
-    }
-}
-
-impl Default for LoginThrottle {
-    fn default() -> Self {
-        // Both default configs pass validation.
-        LoginThrottle::new(ThrottleConfig::users(), ThrottleConfig::hosts())
-            .expect("default throttle configs are valid")
     }
 }
 
@@ -407,43 +493,5 @@ mod tests {
         assert_ne!(host_key(ip("2001:db8:1:3::1")), host_key(ip("2001:db8:1:2::1")));
         assert_eq!(host_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
         assert_eq!(host_key(ip("192.0.2.1")), ip("192.0.2.1"));
-    }
-
-    fn login_throttle() -> LoginThrottle {
-        LoginThrottle::new(config(2), config(4)).unwrap()
-    }
-
-    #[test]
-    fn per_user_throttle_follows_the_user_across_hosts() {
-        let lt = login_throttle();
-        let (a, b) = (Some("10.0.0.1".parse().unwrap()), Some("10.0.0.2".parse().unwrap()));
-        let t0 = Instant::now();
-        lt.record_failure("alice", a, t0);
-        lt.record_failure("alice", a, t0);
-        assert!(
-            matches!(lt.check("alice", b, t0), Err(AuthError::Throttled { key, .. }) if key == "alice")
-        );
-        assert_eq!(lt.check("bob", a, t0), Ok(()), "host a is below its own limit");
-    }
-
-    #[test]
-    fn per_host_throttle_is_independent_of_users() {
-        let lt = login_throttle();
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let b: IpAddr = "10.0.0.2".parse().unwrap();
-        let t0 = Instant::now();
-        for user in ["u1", "u2", "u3", "u4"] {
-            lt.record_failure(user, Some(a), t0);
-        }
-        assert!(matches!(
-            lt.check("carol", Some(a), t0),
-            Err(AuthError::Throttled { key, .. }) if key == "10.0.0.1"
-        ));
-        assert_eq!(lt.check("carol", Some(b), t0), Ok(()));
-        assert_eq!(lt.check("carol", None, t0), Ok(()));
-        // A success clears the user, not the host.
-        lt.record_success("u1");
-        assert!(lt.check("u1", Some(a), t0).is_err());
-        assert_eq!(lt.check("u1", Some(b), t0), Ok(()));
     }
 }

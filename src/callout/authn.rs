@@ -3,9 +3,10 @@
 use std::net::IpAddr;
 use std::time::Instant;
 
+use super::argon::Phc;
 use super::pipeline::Pipeline;
 use super::CalloutError;
-use crate::auth::{parse_client_host, token_hash, verify_nkey_signature, verify_password, Secret};
+use crate::auth::{parse_client_host, token_hash, verify_nkey_signature, Secret};
 use crate::claims::AuthorizationRequestClaims;
 use crate::keys::UserPublicKey;
 use crate::model::User;
@@ -37,85 +38,60 @@ pub(super) fn client_ip(req: &AuthorizationRequestClaims) -> Option<IpAddr> {
     parse_client_host(&req.client.host).ok()
 }
 
-/// Finds and checks the user the request's credentials name; throttles repeated failures per
-/// user name and per client host.
-pub(super) fn authenticate(
+/// Finds and checks the user the request's credentials name. Failures are throttled per (user,
+/// client host), per host and per user (see [`LoginThrottle`](crate::auth::LoginThrottle)); the
+/// throttle slot is reserved before any verification, so the limits hold under concurrency.
+pub(super) async fn authenticate(
     p: &Pipeline,
     req: &AuthorizationRequestClaims,
     now: i64,
 ) -> Result<User, CalloutError> {
     let cred = credential(req)?;
-    let host = client_ip(req);
     // Tokens name no user: only their host is throttled.
-    let throttle_key = match &cred {
+    let user = match &cred {
         Credential::Password { user, .. } => Some(*user),
         Credential::Token(_) => None,
         Credential::Nkey { key, .. } => Some(*key),
     };
-    let instant = Instant::now();
-    let throttle = p.throttle();
-    match throttle_key {
-        Some(key) => throttle.check(key, host, instant),
-        None => throttle.check_host(host, instant),
-    }
-    .map_err(CalloutError::Throttled)?;
+    let attempt =
+        p.throttle().begin_waiting(user, client_ip(req)).await.map_err(CalloutError::Throttled)?;
     let result = match cred {
-        Credential::Password { user, password } => by_password(p, user, password),
+        Credential::Password { user, password } => by_password(p, user, password).await,
         Credential::Token(token) => by_token(p, token, now),
         Credential::Nkey { key, sig } => by_nkey(p, key, sig, &req.client.nonce),
     };
-    match (&result, throttle_key) {
-        (Err(e), Some(key)) if e.is_credential_failure() => {
-            throttle.record_failure(key, host, instant)
-        }
-        (Err(e), None) if e.is_credential_failure() => throttle.record_host_failure(host, instant),
-        (Ok(_), Some(key)) => throttle.record_success(key),
-        _ => {}
+    match &result {
+        Err(e) if e.is_credential_failure() => attempt.failed(Instant::now()),
+        Ok(_) => attempt.succeeded(),
+        // Not a verdict on the credential (busy, store error): the slots are given back.
+        Err(_) => drop(attempt),
     }
     result
 }
 
-/// A hash no password matches, verified in place of a missing one so that an unknown user (or
-/// one without a password) costs as much as a wrong password: timing tells no names.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        let random = crate::auth::ApiTokenSecret::generate();
-        // Hashing a fresh random secret with the default parameters cannot fail.
-        crate::auth::hash_password(&Secret::new(random.expose())).unwrap_or_default()
-    })
-}
-
-fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, CalloutError> {
+async fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, CalloutError> {
     let secret = Secret::new(password);
     let found = p.store().read(|tx| tx.get_user(name))?;
     let (user, phc) = match found {
         Some(u) => match u.password_hash.clone() {
             Some(phc) => (u, phc),
             None => {
-                let _permit = p.argon().acquire();
-                let _ = verify_password(&secret, decoy_hash());
+                p.argon().verify(secret, Phc::Decoy).await?;
                 return Err(CalloutError::BadPassword(name.into()));
             }
         },
         None => {
-            let _permit = p.argon().acquire();
-            let _ = verify_password(&secret, decoy_hash());
+            p.argon().verify(secret, Phc::Decoy).await?;
             return Err(CalloutError::UnknownUser(name.into()));
         }
     };
-    let phc = phc.as_str();
-    if p.cache().check(name, &secret, phc) {
+    if p.cache().check(name, &secret, &phc) {
         return Ok(user);
     }
-    let ok = {
-        let _permit = p.argon().acquire();
-        verify_password(&secret, phc).map_err(CalloutError::Auth)?
-    };
-    if !ok {
+    if !p.argon().verify(secret.clone(), Phc::Stored(phc.clone())).await? {
         return Err(CalloutError::BadPassword(name.into()));
     }
-    p.cache().insert(name, &secret, phc);
+    p.cache().insert(name, &secret, &phc);
     Ok(user)
 }
 

@@ -1,6 +1,7 @@
 //! The auth callout: nats-server asks on `$SYS.REQ.USER.AUTH`, pbn answers with a user JWT.
 //!
-//! [`Pipeline`] is the synchronous heart, one call per request:
+//! [`Pipeline`] is the heart, one (async) call per request; only the argon2 verification leaves
+//! the caller's task (it waits for a permit, then runs on the blocking pool):
 //! open (xkey) → decode + verify → check (issuer, audience, expiry, account, user nkey) →
 //! authenticate (password, API token, nkey) → authorize (user and account active, source
 //! CIDRs, per-user connection cap) → mint (user JWT signed by the account's newest signing key) →
@@ -12,6 +13,7 @@
 //! `$SYS.ACCOUNT.CLIENT.AUTH.ERR` advisory. [`service`] runs the pipeline on a NATS
 //! subscription with bounded concurrency.
 
+mod argon;
 mod authn;
 mod pipeline;
 pub mod service;
@@ -142,6 +144,27 @@ pub enum CalloutError {
     /// retries against the new state.
     #[error("user {0:?} changed during login")]
     ChangedDuringLogin(String),
+    /// Too many password checks already wait for argon2: refused at once rather than queued
+    /// past the auth timeout.
+    #[error(
+        "server busy: {waiting} password checks already waiting (at most {max}); retry shortly"
+    )]
+    Busy {
+        /// Checks waiting when this one arrived.
+        waiting: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The response with the minted JWT would not fit the server's max payload.
+    #[error("response for user {user:?} is {size} bytes, over the server's max payload of {max}")]
+    ResponseTooLarge {
+        /// The user.
+        user: String,
+        /// Size of the response.
+        size: usize,
+        /// The server's max payload.
+        max: usize,
+    },
     /// Reading the store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),

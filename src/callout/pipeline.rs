@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::argon::ArgonPool;
 use super::authn::{authenticate, client_ip};
 use super::CalloutError;
 use crate::admin::init::AUTH_ACCOUNT;
@@ -29,10 +30,16 @@ pub struct PipelineOptions {
     pub password_cache_size: usize,
     /// Verified-password cache TTL.
     pub password_cache_ttl: Duration,
-    /// Failed logins allowed per user name within the window.
+    /// Failed logins allowed per (user, client host) within the window; a host gets five
+    /// times as many over all its users.
     pub throttle_max_failures: u32,
+    /// Failed logins per user within the window, from hosts that already failed for it,
+    /// after which only hosts with a clean record for the user are checked.
+    pub throttle_user_budget: u32,
     /// Throttle window.
     pub throttle_window: Duration,
+    /// Password checks that may wait for argon2 before logins are refused as busy.
+    pub argon_max_waiting: usize,
     /// Lists for permission lists a role leaves unset.
     pub defaults: PermissionDefaults,
 }
@@ -45,7 +52,9 @@ impl PipelineOptions {
             password_cache_size: s.password_cache_size,
             password_cache_ttl: s.password_cache_ttl,
             throttle_max_failures: s.throttle_max_failures,
+            throttle_user_budget: s.throttle_user_budget,
             throttle_window: s.throttle_window,
+            argon_max_waiting: s.argon_max_waiting,
             defaults: issue::default_permissions(),
         }
     }
@@ -69,43 +78,6 @@ struct Verified {
     server_xkey: Option<CurvePublicKey>,
 }
 
-/// A counting gate in front of argon2id: at most one password hash per core is computed at a
-/// time. More in flight only share the cores (every cold login finishes equally late) and hold
-/// 19 MiB each; queued ones finish in order instead. Blocking: callers run on the blocking pool.
-pub(super) struct ArgonGate {
-    free: std::sync::Mutex<usize>,
-    released: std::sync::Condvar,
-}
-
-/// A permit of the [`ArgonGate`], returned on drop.
-pub(super) struct ArgonPermit<'a>(&'a ArgonGate);
-
-impl ArgonGate {
-    fn new(permits: usize) -> Self {
-        ArgonGate {
-            free: std::sync::Mutex::new(permits.max(1)),
-            released: std::sync::Condvar::new(),
-        }
-    }
-
-    /// Waits for a free permit.
-    pub(super) fn acquire(&self) -> ArgonPermit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.released.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        ArgonPermit(self)
-    }
-}
-
-impl Drop for ArgonPermit<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.released.notify_one();
-    }
-}
-
 /// The callout pipeline: everything needed to turn a request into a response.
 pub struct Pipeline {
     store: Store,
@@ -114,7 +86,7 @@ pub struct Pipeline {
     xkey: Option<XKeyPair>,
     cache: VerifiedCache,
     throttle: LoginThrottle,
-    argon: ArgonGate,
+    argon: ArgonPool,
     sessions: Arc<SessionRegistry>,
     opts: PipelineOptions,
     /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
@@ -144,24 +116,31 @@ impl Pipeline {
             Some(seed) => Some(XKeyPair::from_seed(seed).map_err(CalloutError::Open)?),
             None => None,
         };
-        let users = ThrottleConfig {
-            window: opts.throttle_window,
+        let window = opts.throttle_window;
+        let pairs = ThrottleConfig {
+            window,
             max_failures: opts.throttle_max_failures,
             ..ThrottleConfig::users()
         };
         let hosts = ThrottleConfig {
-            window: opts.throttle_window,
+            window,
             max_failures: opts.throttle_max_failures.saturating_mul(5),
             ..ThrottleConfig::hosts()
         };
+        let users = ThrottleConfig {
+            window,
+            max_failures: opts.throttle_user_budget,
+            ..ThrottleConfig::users()
+        };
+        let throttle = LoginThrottle::new(pairs, hosts, users).map_err(CalloutError::Auth)?;
         Ok(Pipeline {
             store,
             auth_key: auth.public_key,
             signer,
             xkey,
             cache: VerifiedCache::new(opts.password_cache_size, opts.password_cache_ttl),
-            throttle: LoginThrottle::new(users, hosts).map_err(CalloutError::Auth)?,
-            argon: ArgonGate::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            throttle,
+            argon: ArgonPool::for_this_machine(opts.argon_max_waiting),
             sessions,
             opts,
             signers: Mutex::new(HashMap::new()),
@@ -180,7 +159,7 @@ impl Pipeline {
         &self.throttle
     }
 
-    pub(super) fn argon(&self) -> &ArgonGate {
+    pub(super) fn argon(&self) -> &ArgonPool {
         &self.argon
     }
 
@@ -189,25 +168,43 @@ impl Pipeline {
         &self.sessions
     }
 
-    /// Handles one request at time `now` (unix seconds).
-    pub fn handle(&self, payload: &[u8], xkey_header: Option<&str>, now: i64) -> Outcome {
+    /// Handles one request at time `now` (unix seconds). `max_reply` is the largest response
+    /// the server takes (its max payload): a success response above it is replaced by a small
+    /// error response, so the login fails at once with the reason instead of timing out.
+    ///
+    /// Everything but the argon2 verification runs on the caller's thread (it is cheap); the
+    /// verification waits for a permit here and then runs on the blocking pool.
+    pub async fn handle(
+        &self,
+        payload: &[u8],
+        xkey_header: Option<&str>,
+        now: i64,
+        max_reply: usize,
+    ) -> Outcome {
         let verified = match self.verify(payload, xkey_header, now) {
             Ok(v) => v,
             Err(e) => return Outcome { reply: None, admitted: None, error: Some(e) },
         };
-        match self.admit(&verified.claims.nats, now) {
+        let admitted = self.admit(&verified.claims.nats, now).await;
+        let e = match admitted {
             Ok((jwt, session)) => match self.respond(&verified, Ok(&jwt)) {
-                Ok(reply) => Outcome { reply: Some(reply), admitted: Some(session), error: None },
+                Ok(reply) if reply.len() <= max_reply => {
+                    return Outcome { reply: Some(reply), admitted: Some(session), error: None };
+                }
+                Ok(reply) => {
+                    self.sessions.remove(session.server_id.as_str(), session.client_id);
+                    let (user, size) = (session.user.to_string(), reply.len());
+                    CalloutError::ResponseTooLarge { user, size, max: max_reply }
+                }
                 Err(e) => {
                     self.sessions.remove(session.server_id.as_str(), session.client_id);
-                    Outcome { reply: None, admitted: None, error: Some(e) }
+                    return Outcome { reply: None, admitted: None, error: Some(e) };
                 }
             },
-            Err(e) => {
-                let reply = self.respond(&verified, Err(&e)).ok();
-                Outcome { reply, admitted: None, error: Some(e) }
-            }
-        }
+            Err(e) => e,
+        };
+        let reply = self.respond(&verified, Err(&e)).ok();
+        Outcome { reply, admitted: None, error: Some(e) }
     }
 
     fn open(
@@ -281,12 +278,12 @@ impl Pipeline {
         Ok(kp)
     }
 
-    fn admit(
+    async fn admit(
         &self,
         req: &AuthorizationRequestClaims,
         now: i64,
     ) -> Result<(String, Session), CalloutError> {
-        let user = authenticate(self, req, now)?;
+        let user = authenticate(self, req, now).await?;
         let (acc, role) = self.store.read(|tx| -> Result<_, CalloutError> {
             Ok((tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?))
         })?;
@@ -404,32 +401,4 @@ fn check_user(user: &User, acc: &Account) -> Result<(), CalloutError> {
         return Err(CalloutError::InactiveAccount(acc.name.to_string()));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ArgonGate;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    #[test]
-    fn argon_gate_bounds_concurrency() {
-        let gate = Arc::new(ArgonGate::new(2));
-        let (inside, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let (gate, inside, peak) = (gate.clone(), inside.clone(), peak.clone());
-                std::thread::spawn(move || {
-                    let _permit = gate.acquire();
-                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    inside.fetch_sub(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        threads.into_iter().for_each(|t| t.join().unwrap());
-        let peak = peak.load(Ordering::SeqCst);
-        assert!((1..=2).contains(&peak), "{peak} hashes ran at once");
-    }
 }

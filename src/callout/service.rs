@@ -18,8 +18,9 @@ pub const XKEY_HEADER: &str = "Nats-Server-Xkey";
 ///
 /// At most `max_concurrent` requests are handled at once: each spawned handler holds a
 /// semaphore permit, and the subscription is not read while none is free, so a burst queues in
-/// the (bounded) subscription buffer instead of in unbounded tasks. Password checks (argon2)
-/// run on the blocking pool, so the bound also caps argon2 memory (one hash in flight per permit).
+/// the (bounded) subscription buffer instead of in unbounded tasks. A handler waits for an argon2
+/// permit as a task and uses a blocking thread only for the hash itself, in a pooled work area,
+/// so argon2 memory is bounded by the number of argon2 permits, not by `max_concurrent`.
 pub async fn serve(
     client: async_nats::Client,
     pipeline: Arc<Pipeline>,
@@ -59,16 +60,11 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
         msg.headers.as_ref().and_then(|h| h.get(XKEY_HEADER)).map(|v| v.as_str().to_string());
     let now = crate::issue::unix_now();
     let payload = msg.payload;
-    let worker = pipeline.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || worker.handle(&payload, header.as_deref(), now)).await;
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => {
-            warn!(error = %e, "callout handler failed");
-            return;
-        }
+    let max_reply = match client.server_info().max_payload {
+        0 => usize::MAX,
+        max => max,
     };
+    let outcome = pipeline.handle(&payload, header.as_deref(), now, max_reply).await;
     match (&outcome.error, &outcome.admitted) {
         (None, Some(s)) => debug!(user = %s.user, client = s.client_id, "callout admitted"),
         (Some(e), _) if e.is_request_failure() => warn!(error = %e, "callout request refused"),
