@@ -5,9 +5,13 @@
 //!   account deactivation, clusters).
 //! - `bad_input`: every refused input gives a clear message, the documented exit code, and leaves
 //!   the store unchanged; secrets never show up in output; files get mode 0600.
+//! - `serve`: the real `pbn serve` logs its start and connection changes, and refuses old servers.
+//! - `up`: `pbn up` supervises its nats-server (ports, versions, leftovers, exits, `kill -9`).
 
 mod bad_input;
 mod deploy;
+mod serve;
+mod up;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
