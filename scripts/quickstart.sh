@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pbn quickstart: installs nats-server if missing, builds pbn, creates a demo account, role and
-# user (the password is generated and printed once), runs `pbn up`, proves a publish/subscribe
-# round trip as the demo user through the auth callout, and prints how to connect.
+# user, runs `pbn up`, proves a publish/subscribe round trip as the demo user through the auth
+# callout, and prints how to connect. The demo password is generated on the first run and kept in
+# $PBN_DIR/demo.password (mode 0600), so reruns keep the same password and URL.
 # Ctrl-C stops pbn and nats-server. Environment: PBN_DIR (default pbn-data), PBN_PORT (4222).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,7 +13,7 @@ store="$dir/pbn.redb"
 
 scripts/install-nats-server.sh
 echo "building pbn (release)..."
-cargo build --release --quiet --bin pbn
+cargo build --release --bin pbn
 pbn="${CARGO_TARGET_DIR:-target}/release/pbn"
 export PBN_NATS_SERVER="$PWD/.tools/bin/nats-server"
 
@@ -22,11 +23,20 @@ admin() { "$pbn" admin --store "$store" "$@"; }
 admin account show demo >/dev/null 2>&1 || admin account add demo --description "quickstart demo" >/dev/null
 admin role show demo >/dev/null 2>&1 ||
   admin role add demo --pub 'demo.>' --sub 'demo.>' --sub '_INBOX.>' --allow-responses >/dev/null
-password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
-if admin user show demo >/dev/null 2>&1; then
-  printf '%s\n' "$password" | admin user passwd demo --password-stdin >/dev/null
+password_file="$dir/demo.password"
+if [ -s "$password_file" ]; then
+  password=$(cat "$password_file")
 else
+  password=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24)
+  (umask 077 && printf '%s\n' "$password" >"$password_file.tmp")
+  mv -f "$password_file.tmp" "$password_file"
+fi
+chmod 0600 "$password_file"
+if ! admin user show demo >/dev/null 2>&1; then
   printf '%s\n' "$password" | admin user add demo --account demo --role demo --password-stdin >/dev/null
+else
+  # The user exists: make its password the kept one (a no-op when it already is).
+  printf '%s\n' "$password" | admin user passwd demo --password-stdin >/dev/null
 fi
 
 "$pbn" up --dir "$dir" --port "$port" &
@@ -40,7 +50,7 @@ for _ in $(seq 1 60); do
     ok=1
     break
   fi
-  kill -0 "$up_pid" 2>/dev/null || { echo "pbn up exited; see $dir/nats-server.log" >&2; exit 1; }
+  kill -0 "$up_pid" 2>/dev/null || { echo "pbn up exited (its error is above)" >&2; exit 1; }
   sleep 0.5
 done
 [ "${ok:-}" = 1 ] || { echo "the demo login did not succeed in time" >&2; exit 1; }
@@ -48,7 +58,7 @@ done
 cat <<MSG
 
 pbn is running: nats-server on 127.0.0.1:$port, pbn answering its auth callout.
-Demo user (password shown once):
+Demo user (the password is kept in $password_file and stays the same on reruns):
   nats://demo:$password@127.0.0.1:$port
 It may publish and subscribe on demo.> (and receive replies on _INBOX.>).
 Manage records while it runs (through the service, with the admin creds pbn wrote):

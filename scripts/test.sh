@@ -14,6 +14,8 @@ step() {
 
 step "nats-server"
 scripts/install-nats-server.sh
+# An unsupported version, for the tests that prove pbn refuses it.
+scripts/install-nats-server.sh 2.10.26
 export PBN_NATS_SERVER="$repo_root/.tools/bin/nats-server"
 
 step "cargo fmt --all -- --check"

@@ -2,11 +2,27 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+
+/// The log filter when neither `--log` nor `PBN_LOG` is given: warnings, plus one line when the
+/// service starts and stops and one per connection state change. async-nats' own events are
+/// off: pbn reconnects itself and logs that, and async-nats would report a routine server
+/// restart as an error. `--log debug` shows everything, async-nats included.
+const DEFAULT_FILTER: &str =
+    "warn,pbn::service=info,pbn::connection=info,pbn::cli=info,async_nats=off";
 
 fn main() -> ExitCode {
-    let cli = pbn::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+    let matches = pbn::cli::Cli::command().get_matches();
+    let cli = match pbn::cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    let spec = match matches.value_source("log") {
+        Some(ValueSource::DefaultValue) | None => DEFAULT_FILTER,
+        Some(_) => cli.log.as_str(),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

@@ -7,12 +7,13 @@
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
 mod admin_api;
+pub mod version;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::admin::init::{AUTH_ACCOUNT, SYS_ACCOUNT};
 use crate::callout::{self, Pipeline, PipelineOptions};
@@ -46,6 +47,14 @@ pub enum ServiceError {
     /// A background task failed.
     #[error("task failed: {0}")]
     Task(String),
+    /// A server pbn connected to is older than pbn supports.
+    #[error("refusing nats server {url}: {source}")]
+    Version {
+        /// The server's URL (user-info hidden).
+        url: String,
+        /// What is wrong with its version.
+        source: version::VersionError,
+    },
 }
 
 /// How often expired sessions are dropped from the registry.
@@ -66,11 +75,59 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<
 }
 
 /// Runs the service on an open store (which the caller may keep using: the handle is shared)
-/// until `shutdown` becomes true. `settings.store` is only reported.
+/// until `shutdown` becomes true, or until a connection reaches a server older than
+/// [`version::MINIMUM`] (then it stops and returns [`ServiceError::Version`]).
+/// `settings.store` is only reported.
 pub async fn run_with_store(
     settings: Settings,
     store: Store,
     shutdown: watch::Receiver<bool>,
+) -> Result<(), ServiceError> {
+    let (stop_tx, stop) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let forward = tokio::spawn(forward_shutdown(shutdown, stop_tx.clone()));
+    let result = serve(settings, store, stop, stop_tx).await;
+    forward.abort();
+    result
+}
+
+/// Sets `stop` once `shutdown` becomes true (or its sender is gone).
+async fn forward_shutdown(mut shutdown: watch::Receiver<bool>, stop: Arc<watch::Sender<bool>>) {
+    let _ = shutdown.wait_for(|s| *s).await;
+    let _ = stop.send(true);
+}
+
+/// Checks the version of every server `client` connects to; on a server older than
+/// [`version::MINIMUM`] sets `stop` and returns the error.
+async fn refuse_old_servers(
+    mut client: watch::Receiver<Option<async_nats::Client>>,
+    stop: Arc<watch::Sender<bool>>,
+) -> Result<(), ServiceError> {
+    let mut stopped = stop.subscribe();
+    loop {
+        let checked = client.borrow_and_update().as_ref().map(|c| {
+            let info = c.server_info();
+            let url = format!("{}:{}", info.host, info.port);
+            version::check(&info.version).map_err(|source| ServiceError::Version { url, source })
+        });
+        if let Some(Err(err)) = checked {
+            error!(error = %err, "stopping");
+            let _ = stop.send(true);
+            return Err(err);
+        }
+        tokio::select! {
+            changed = client.changed() => if changed.is_err() { return Ok(()) },
+            _ = stopped.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+}
+
+/// [`run_with_store`] with its internal stop signal.
+async fn serve(
+    settings: Settings,
+    store: Store,
+    shutdown: watch::Receiver<bool>,
+    stop: Arc<watch::Sender<bool>>,
 ) -> Result<(), ServiceError> {
     let (auth, sys) = store.read(|tx| -> Result<_, StoreError> {
         Ok((tx.require_account(AUTH_ACCOUNT)?, tx.require_account(SYS_ACCOUNT)?))
@@ -88,8 +145,13 @@ pub async fn run_with_store(
         ConnectionAuth::Jwt(system_credentials(sys)),
         shutdown.clone(),
     )?;
+    let guards = [
+        tokio::spawn(refuse_old_servers(service.client(), stop.clone())),
+        tokio::spawn(refuse_old_servers(system.client(), stop)),
+    ];
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
-    info!(store = %settings.store.display(), ?servers, "pbn serve started");
+    info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
+        serves = "auth callout, account claims, admin API", "pbn serve started");
     let callout_task = tokio::spawn(callout_loop(
         service.client(),
         pipeline,
@@ -114,6 +176,9 @@ pub async fn run_with_store(
     }
     service.join().await?;
     system.join().await?;
+    for guard in guards {
+        guard.await.map_err(|e| ServiceError::Task(e.to_string()))??;
+    }
     info!("pbn serve stopped");
     Ok(())
 }

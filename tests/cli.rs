@@ -7,10 +7,14 @@
 //!   the store unchanged; secrets never show up in output; files get mode 0600.
 //! - `output`: files written with `--out` (never through a symlink, never over an existing file
 //!   without `--force`), a closed standard output, and what error messages and tables echo.
+//! - `serve`: the real `pbn serve` logs its start and connection changes, and refuses old servers.
+//! - `up`: `pbn up` supervises its nats-server (ports, versions, leftovers, exits, `kill -9`).
 
 mod bad_input;
 mod deploy;
 mod output;
+mod serve;
+mod up;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -8,6 +8,7 @@ pub mod output;
 mod requests;
 mod secrets;
 mod serve;
+mod up;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,7 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::NatsConf(a) => nats_conf(a),
         Command::Admin(a) => admin_cmd(*a),
         Command::Serve(a) => serve::serve(a),
-        Command::Up(a) => serve::up(a),
+        Command::Up(a) => up::up(a),
         Command::Check(a) => serve::check(a),
     }
 }

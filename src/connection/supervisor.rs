@@ -85,7 +85,7 @@ impl Supervisor {
 
     /// Runs until shutdown, then drains every client and sets [`ConnState::Stopped`].
     pub async fn run(mut self) {
-        info!(connection = %self.name(), servers = ?self.shown_servers(), "connection starting");
+        debug!(connection = %self.name(), servers = ?self.shown_servers(), "connection starting");
         self.pending = Some(self.round(Duration::ZERO));
         loop {
             tokio::select! {
@@ -117,8 +117,10 @@ impl Supervisor {
         if !changed {
             return;
         }
+        // A loss is logged (at warn) where it is detected, with its reason; `Reconnecting`
+        // adds nothing to that line.
         match &state {
-            ConnState::Reconnecting => warn!(connection = %self.name(), "connection {state}"),
+            ConnState::Reconnecting => debug!(connection = %self.name(), "connection {state}"),
             _ => info!(connection = %self.name(), "connection {state}"),
         }
     }
@@ -133,7 +135,7 @@ impl Supervisor {
     fn lose_active(&mut self, why: &str) {
         if let Some(old) = self.active.take() {
             let url = &self.dialer.servers()[old.server].shown;
-            warn!(connection = %self.name(), url = %url, why, "connection lost");
+            warn!(connection = %self.name(), url = %url, why, "connection lost; reconnecting");
             self.client_tx.send_replace(None);
             self.retire(old.client, Duration::ZERO);
         }

@@ -170,3 +170,24 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// The unsupported nats-server version the version checks are tested with.
+pub const OLD_NATS_SERVER_VERSION: &str = "2.10.26";
+
+/// The nats-server 2.10 binary `scripts/install-nats-server.sh 2.10.26` installs (under
+/// `.tools/versions/`), for the tests that prove pbn refuses servers older than 2.11.
+///
+/// # Panics
+/// When it is missing, with the command that installs it.
+pub fn old_nats_server_binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".tools/versions")
+        .join(OLD_NATS_SERVER_VERSION)
+        .join("nats-server");
+    assert!(
+        is_executable(&path),
+        "{} is missing: run scripts/install-nats-server.sh {OLD_NATS_SERVER_VERSION}",
+        path.display()
+    );
+    path
+}

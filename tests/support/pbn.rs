@@ -155,3 +155,99 @@ impl PbnOutput {
         format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
     }
 }
+
+/// A long-running `pbn` (serve, up) started by [`Pbn::spawn`]; killed when dropped.
+#[derive(Debug)]
+pub struct Running {
+    child: std::process::Child,
+    stderr: tempfile::NamedTempFile,
+}
+
+impl Pbn {
+    /// Starts the binary without waiting; standard error goes to a temp file read by
+    /// [`Running::stderr`].
+    ///
+    /// # Panics
+    /// If the binary cannot be started (a broken test setup).
+    pub fn spawn(&self) -> Running {
+        let stderr = tempfile::NamedTempFile::new().expect("create a temp file");
+        let mut command = Command::new(binary());
+        command.args(&self.args).stdin(Stdio::null()).stdout(Stdio::null());
+        command.stderr(stderr.reopen().expect("reopen the temp file"));
+        for key in PBN_ENV {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        let child = super::process::spawn(command)
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary().display()));
+        Running { child, stderr }
+    }
+}
+
+impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything written to standard error so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.stderr.path()).unwrap_or_default()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGKILL`) to the process.
+    pub fn signal(&self, signal: libc::c_int) {
+        super::process::signal(&self.child, signal).expect("signal a live child");
+    }
+
+    /// The exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait on a child")
+    }
+
+    /// Waits (polling) up to `timeout` for the process to exit; returns its exit status.
+    ///
+    /// # Panics
+    /// When it is still running at the deadline (with its standard error).
+    pub async fn wait_exit(&mut self, timeout: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = super::Deadline::after(timeout, "pbn to exit");
+        loop {
+            if let Some(status) = self.try_wait() {
+                return status;
+            }
+            if deadline.expired() {
+                panic!("pbn still runs after {timeout:?}; stderr:\n{}", self.stderr());
+            }
+            deadline.tick().await;
+        }
+    }
+
+    /// Waits (polling) up to `timeout` until standard error contains `needle`.
+    ///
+    /// # Panics
+    /// At the deadline, or when the process exits first (with its standard error).
+    pub async fn wait_stderr(&mut self, needle: &str, timeout: std::time::Duration) {
+        let deadline = super::Deadline::after(timeout, format!("{needle:?} on pbn's stderr"));
+        while !self.stderr().contains(needle) {
+            if let Some(status) = self.try_wait() {
+                panic!("pbn exited ({status}) before printing {needle:?}:\n{}", self.stderr());
+            }
+            if deadline.expired() {
+                panic!("no {needle:?} on pbn's stderr after {timeout:?}:\n{}", self.stderr());
+            }
+            deadline.tick().await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
