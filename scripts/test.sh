@@ -15,6 +15,7 @@ step() {
 step "nats-server"
 scripts/install-nats-server.sh
 export PBN_NATS_SERVER="$repo_root/.tools/bin/nats-server"
+scripts/install-node-clients.sh
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check

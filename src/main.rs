@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = pbn::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+    let filter = tracing_subscriber::EnvFilter::try_new(pbn::cli::log_filter(&cli))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

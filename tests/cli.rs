@@ -8,6 +8,7 @@
 
 mod bad_input;
 mod deploy;
+mod readme;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

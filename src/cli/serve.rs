@@ -6,7 +6,7 @@ use std::process::{Child, Command as Process, Stdio};
 use anyhow::{bail, Context as _, Result};
 use tokio::sync::watch;
 
-use super::args::{CheckArgs, ServeArgs, UpArgs};
+use super::args::{ServeArgs, UpArgs};
 use crate::admin::{self, Context};
 use crate::config::{RawConfig, Settings};
 use crate::natsconf::{self, Layout};
@@ -161,44 +161,4 @@ pub fn up(a: UpArgs) -> Result<()> {
         bail!("nats-server exited early ({status}); see {}", dir.join("nats-server.log").display());
     }
     result
-}
-
-/// `pbn check`: connect as a user (through the callout) and round-trip one message.
-pub fn check(a: CheckArgs) -> Result<()> {
-    let password = super::secrets::read_password(&a.password)?;
-    runtime()?.block_on(async move {
-        let started = std::time::Instant::now();
-        let client = tokio::time::timeout(
-            a.timeout,
-            async_nats::ConnectOptions::with_user_and_password(
-                a.user.clone(),
-                password.to_string(),
-            )
-            .connect(&a.server),
-        )
-        .await
-        .context("timed out connecting")?
-        .with_context(|| format!("cannot log in as {} at {}", a.user, a.server))?;
-        let connected = started.elapsed();
-        let mut sub = client.subscribe(a.subject.clone()).await?;
-        client.flush().await?;
-        client.publish(a.subject.clone(), "pbn check".into()).await?;
-        client.flush().await?;
-        use futures::StreamExt;
-        let msg = tokio::time::timeout(a.timeout, sub.next())
-            .await
-            .context("timed out waiting for the message (do the role's permissions allow it?)")?
-            .context("subscription closed")?;
-        if msg.payload.as_ref() != b"pbn check" {
-            bail!("received an unexpected message on {}", a.subject);
-        }
-        println!(
-            "ok: logged in as {} in {} ms, round trip on {} in {} ms",
-            a.user,
-            connected.as_millis(),
-            a.subject,
-            (started.elapsed() - connected).as_millis()
-        );
-        Ok(())
-    })
 }
