@@ -59,7 +59,9 @@ cat <<MSG
 
 pbn is running: nats-server on 127.0.0.1:$port, pbn answering its auth callout.
 Demo user (the password is kept in $password_file and stays the same on reruns):
-  nats://demo:$password@127.0.0.1:$port
+  Go, Python, C, Rust, NATS CLI:  nats://demo:$password@127.0.0.1:$port
+  JavaScript (ignores credentials in the URL):
+    connect({servers: "nats://127.0.0.1:$port", user: "demo", pass: "$password"})
 It may publish and subscribe on demo.> (and receive replies on _INBOX.>).
 Manage records while it runs (through the service, with the admin creds pbn wrote):
   $pbn admin --server nats://127.0.0.1:$port --creds $dir/admin.creds user list

@@ -17,6 +17,7 @@ scripts/install-nats-server.sh
 # An unsupported version, for the tests that prove pbn refuses it.
 scripts/install-nats-server.sh 2.10.26
 export PBN_NATS_SERVER="$repo_root/.tools/bin/nats-server"
+scripts/install-node-clients.sh
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Some(ValueSource::DefaultValue) | None => DEFAULT_FILTER,
         Some(_) => cli.log.as_str(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(spec)
+    let filter = tracing_subscriber::EnvFilter::try_new(pbn::cli::log_filter(&cli, spec))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

@@ -13,6 +13,7 @@
 mod bad_input;
 mod deploy;
 mod output;
+mod readme;
 mod serve;
 mod up;
 

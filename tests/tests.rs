@@ -5,6 +5,7 @@ mod support;
 
 mod callout;
 mod cli;
+mod clients;
 mod connection;
 mod lifecycle;
 mod memory;

@@ -13,6 +13,10 @@ Exit codes:
   3  not found (store, account, role, user, token)
   4  conflict (name exists, record still in use, store exists)
   5  store locked (a running `pbn serve` holds it; use `pbn admin --server URL --creds FILE`)
+  6  `pbn check`: login refused (wrong password, unknown or disabled user)
+  7  `pbn check`: permission violation reported by the server
+  8  `pbn check`: no answer within --timeout
+
 141  standard output closed early (e.g. piped into `head`), as for a process ended by SIGPIPE";
 
 /// pbn: NATS auth callout and account-claims publisher on an embedded store.
@@ -20,7 +24,13 @@ Exit codes:
 #[command(name = "pbn", version, about, after_help = EXIT_CODES)]
 pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `pbn=debug`.
-    #[arg(long, global = true, env = "PBN_LOG", default_value = "warn")]
+    #[arg(
+        long,
+        global = true,
+        env = "PBN_LOG",
+        default_value = "warn",
+        help_heading = "Global options"
+    )]
     pub log: String,
     /// The command to run.
     #[command(subcommand)]
@@ -59,7 +69,8 @@ pub struct CheckArgs {
     /// How to read the password.
     #[command(flatten)]
     pub password: PasswordArgs,
-    /// Give up after this long, e.g. `10s`.
+    /// Give up after this long, e.g. `10s` (a refused login or a permission violation is
+    /// reported as soon as the server sends it).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
 }
@@ -147,19 +158,37 @@ pub struct AdminArgs {
     #[command(flatten)]
     pub store: StoreArg,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Admin options (any admin command)")]
     pub json: bool,
     /// Administer a running `pbn serve` through this NATS server instead of opening the store.
-    #[arg(long, global = true, value_name = "URL", requires = "creds")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        requires = "creds",
+        help_heading = "Admin options (any admin command)"
+    )]
     pub server: Option<String>,
     /// Creds of an admin user for --server (the `admin.creds` written by `pbn init`; the server
     /// lets only users with the `pbn-admin` role's permissions reach the admin API).
-    #[arg(long, global = true, value_name = "FILE", requires = "server")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        requires = "server",
+        help_heading = "Admin options (any admin command)"
+    )]
     pub creds: Option<PathBuf>,
     /// With --server: the idempotency key of this change, to retry one whose answer was lost
     /// (the timeout message prints it); the service applies a key at most once and answers a
     /// retry with the first result. A fresh random key is used when not given.
-    #[arg(long, global = true, value_name = "KEY", requires = "server")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEY",
+        requires = "server",
+        help_heading = "Admin options (any admin command)"
+    )]
     pub idempotency_key: Option<String>,
     /// What to manage.
     #[command(subcommand)]
@@ -431,10 +460,10 @@ pub struct RoleArgs {
     /// Deny subscribing to SUBJECT (repeatable).
     #[arg(long = "sub-deny", value_name = "SUBJECT")]
     pub sub_deny: Vec<String>,
-    /// Publish nothing at all (an explicitly empty allow list).
+    /// Publish nothing at all (written as `deny: [">"]`; replaces any allow list).
     #[arg(long, conflicts_with = "pub_allow")]
     pub no_pub: bool,
-    /// Subscribe to nothing at all (an explicitly empty allow list).
+    /// Subscribe to nothing at all (written as `deny: [">"]`; replaces any allow list).
     #[arg(long, conflicts_with = "sub_allow")]
     pub no_sub: bool,
     /// Allow replies to requests: MAX messages per request (-1 = unlimited; default 1).

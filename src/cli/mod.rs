@@ -4,6 +4,7 @@
 //! typed errors underneath to the documented exit codes.
 
 pub mod args;
+mod check;
 pub mod output;
 mod requests;
 mod secrets;
@@ -21,8 +22,18 @@ use crate::fsutil::FsError;
 use crate::natsconf::{self, Layout};
 use crate::store::{Store, StoreError};
 pub use args::{Cli, Command};
+pub use check::CheckError;
 use output::outln;
 pub use output::{is_closed_output, CLOSED_EXIT_CODE};
+
+/// The log filter for a command line from `base` (`--log` or the default), adjusted for `pbn check` (which reports the
+/// server's reason itself rather than through the client library's log lines).
+pub fn log_filter(cli: &Cli, base: &str) -> String {
+    match cli.command {
+        Command::Check(_) => check::log_filter(base),
+        _ => base.to_string(),
+    }
+}
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -32,12 +43,15 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Admin(a) => admin_cmd(*a),
         Command::Serve(a) => serve::serve(a),
         Command::Up(a) => up::up(a),
-        Command::Check(a) => serve::check(a),
+        Command::Check(a) => check::check(a),
     }
 }
 
 /// The exit code for an error (see [`args::EXIT_CODES`]).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if let Some(c) = err.chain().find_map(|e| e.downcast_ref::<CheckError>()) {
+        return c.exit_code();
+    }
     let class = err.chain().find_map(|e| {
         if let Some(a) = e.downcast_ref::<AdminError>() {
             Some(a.class())

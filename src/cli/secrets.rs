@@ -31,9 +31,22 @@ const MIN_PASSWORD_LEN: usize = 8;
 /// Longest password accepted (argon2 input is bounded to keep hashing cost predictable).
 const MAX_PASSWORD_LEN: usize = 1024;
 
-/// Reads a password from stdin, a file, or a terminal prompt (asked twice), in that order.
+/// Reads a new password from stdin, a file, or a terminal prompt (asked twice), in that order,
+/// and applies the password policy.
 pub fn read_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
-    let pw = if args.password_stdin {
+    let pw = read(args, true)?;
+    check_password(&pw)?;
+    Ok(pw)
+}
+
+/// Reads an existing password (to log in with) the same way, asked once at a prompt. The policy
+/// is not applied: it governs new passwords, and the server is the judge of an existing one.
+pub fn read_existing_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
+    read(args, false)
+}
+
+fn read(args: &PasswordArgs, confirm: bool) -> Result<Zeroizing<String>> {
+    Ok(if args.password_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin().lock().read_line(&mut line).context("cannot read password from stdin")?;
         Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string())
@@ -48,14 +61,15 @@ pub fn read_password(args: &PasswordArgs) -> Result<Zeroizing<String>> {
             return Err(PasswordError::NotGiven.into());
         }
         let first = Zeroizing::new(rpassword::prompt_password("password: ")?);
+        if !confirm {
+            return Ok(first);
+        }
         let second = Zeroizing::new(rpassword::prompt_password("repeat password: ")?);
         if first != second {
             return Err(PasswordError::Mismatch.into());
         }
         first
-    };
-    check_password(&pw)?;
-    Ok(pw)
+    })
 }
 
 fn check_password(pw: &str) -> Result<(), PasswordError> {

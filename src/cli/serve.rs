@@ -1,11 +1,11 @@
-//! `pbn serve` and `pbn check`, and the runtime and signal handling `pbn up` shares.
+//! `pbn serve`, and the runtime and signal handling `pbn up` shares.
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use tokio::sync::watch;
 
-use super::args::{CheckArgs, ServeArgs};
+use super::args::ServeArgs;
 use crate::config::{RawConfig, Settings};
 
 /// The multi-threaded runtime the long-running commands run on.
@@ -57,45 +57,5 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     runtime()?.block_on(async move {
         let shutdown = signal_shutdown()?;
         crate::service::run(settings, shutdown).await.context("pbn serve failed")
-    })
-}
-
-/// `pbn check`: connect as a user (through the callout) and round-trip one message.
-pub fn check(a: CheckArgs) -> Result<()> {
-    let password = super::secrets::read_password(&a.password)?;
-    runtime()?.block_on(async move {
-        let started = std::time::Instant::now();
-        let client = tokio::time::timeout(
-            a.timeout,
-            async_nats::ConnectOptions::with_user_and_password(
-                a.user.clone(),
-                password.to_string(),
-            )
-            .connect(&a.server),
-        )
-        .await
-        .context("timed out connecting")?
-        .with_context(|| format!("cannot log in as {} at {}", a.user, a.server))?;
-        let connected = started.elapsed();
-        let mut sub = client.subscribe(a.subject.clone()).await?;
-        client.flush().await?;
-        client.publish(a.subject.clone(), "pbn check".into()).await?;
-        client.flush().await?;
-        use futures::StreamExt;
-        let msg = tokio::time::timeout(a.timeout, sub.next())
-            .await
-            .context("timed out waiting for the message (do the role's permissions allow it?)")?
-            .context("subscription closed")?;
-        if msg.payload.as_ref() != b"pbn check" {
-            bail!("received an unexpected message on {}", a.subject);
-        }
-        println!(
-            "ok: logged in as {} in {} ms, round trip on {} in {} ms",
-            a.user,
-            connected.as_millis(),
-            a.subject,
-            (started.elapsed() - connected).as_millis()
-        );
-        Ok(())
     })
 }
