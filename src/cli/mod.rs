@@ -4,18 +4,18 @@
 //! typed errors underneath to the documented exit codes.
 
 pub mod args;
+mod nats_conf;
 mod requests;
 mod secrets;
 mod serve;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
 use crate::admin::remote::{self, AdminClient, RemoteError};
 use crate::admin::{self, AdminError, Context, ErrorClass, Response};
-use crate::natsconf::{self, Layout};
+use crate::natsconf;
 use crate::store::{Store, StoreError};
 pub use args::{Cli, Command};
 
@@ -23,7 +23,7 @@ pub use args::{Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init(a),
-        Command::NatsConf(a) => nats_conf(a),
+        Command::NatsConf(a) => nats_conf::nats_conf(a),
         Command::Admin(a) => admin_cmd(*a),
         Command::Serve(a) => serve::serve(a),
         Command::Up(a) => serve::up(a),
@@ -146,28 +146,6 @@ pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
         };
         anyhow::Error::new(e).context(format!("cannot open store {}{hint}", path.display()))
     })
-}
-
-fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
-    let out = std::path::absolute(&a.out)
-        .with_context(|| format!("invalid output directory {}", a.out.display()))?;
-    let layout = Layout {
-        out_dir: out,
-        port: a.port,
-        cluster: a.cluster,
-        auth_timeout: Duration::from_secs(a.auth_timeout),
-        host: "127.0.0.1".into(),
-    };
-    // Checked before the store is touched: issuing the preload JWTs records their `iat`.
-    layout.validate()?;
-    let store = open_store(&a.store.store)?;
-    let trust = admin::init::trust(&store, &Context::now()).context("cannot read the store")?;
-    let files = natsconf::render(&trust, &layout)?;
-    natsconf::write_configs(&files)?;
-    for f in &files {
-        println!("wrote {} (client port {})", f.path.display(), f.client_port);
-    }
-    Ok(())
 }
 
 /// `pbn admin`: the same request, executed on the local store or by the running service
