@@ -5,9 +5,12 @@
 //!   account deactivation, clusters).
 //! - `bad_input`: every refused input gives a clear message, the documented exit code, and leaves
 //!   the store unchanged; secrets never show up in output; files get mode 0600.
+//! - `production`: TLS, monitoring and one file per server of a cluster, run as written, with
+//!   `pbn serve`; `pbn nats-conf --server` while the service holds the store.
 
 mod bad_input;
 mod deploy;
+mod production;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
