@@ -261,3 +261,96 @@ async fn remote_nats_conf_renders_what_local_rendered_while_the_store_is_locked(
     assert_eq!(local.lines().count(), remote.lines().count());
     drop(serve);
 }
+
+#[test]
+fn every_bad_production_value_is_refused_with_exit_2_naming_it() {
+    let d = Deployment::init();
+    let dir = d.dir().display().to_string();
+    let missing = format!("{dir}/missing.pem");
+    let junk = d.dir().join("junk.pem");
+    std::fs::write(&junk, "not pem").expect("write junk");
+    let junk = junk.display().to_string();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--listen", "::1:4222"], "listen"),
+        (vec!["--listen", "host:0"], "listen"),
+        (vec!["--http", "127.0.0.1:70000"], "http"),
+        (vec!["--http", "127.0.0.1:4222"], "http"),
+        (vec!["--server-name", "two words"], "server_name"),
+        (vec!["--cluster-listen", "0.0.0.0:6222"], "server_name"),
+        (vec!["--server-name", "a", "--routes", "b:6222"], "cluster.listen"),
+        (vec!["--server-name", "a", "--cluster-listen", "h:1", "--routes", "b"], "cluster.routes"),
+        (vec!["--jetstream-max-mem", "1G"], "jetstream.store_dir"),
+        (vec!["--jetstream-dir", "/js", "--jetstream-max-file", "lots"], "jetstream.max_file"),
+        (vec!["--leafnodes-listen", "[zz]:7422"], "leafnodes.listen"),
+        (vec!["--tls-key", &junk], "tls.cert_file"),
+        (vec!["--tls-cert", &missing, "--tls-key", &junk], "tls.cert_file"),
+        (vec!["--tls-cert", &junk, "--tls-key", &junk], "tls.cert_file"),
+        (vec!["--tls-timeout", "0s"], "tls.cert_file"),
+    ];
+    for (args, name) in cases {
+        let out = Pbn::new(["nats-conf", "--store"])
+            .args([&d.store])
+            .args(["--out", &dir])
+            .args(args.iter().copied())
+            .run();
+        out.code(2);
+        assert!(out.stderr.contains(name), "{args:?} must name {name}:\n{}", out.streams());
+    }
+    // TLS files are checked for what they hold; the timeouts against each other.
+    let pki = Pki::make(d.dir());
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    for (extra, name) in [
+        (vec!["--tls-timeout", "5s"], "auth_timeout"),
+        (vec!["--tls-timeout", "10ms"], "tls.timeout"),
+        (vec!["--tls-verify"], "tls.ca_file"),
+        (vec!["--tls-ca", key], "tls.ca_file"),
+    ] {
+        let out = Pbn::new(["nats-conf", "--store"])
+            .args([&d.store])
+            .args(["--out", &dir, "--tls-cert", cert, "--tls-key", key])
+            .args(extra.iter().copied())
+            .run();
+        out.code(2);
+        assert!(out.stderr.contains(name), "{extra:?} must name {name}:\n{}", out.streams());
+    }
+    assert!(!d.dir().join("nats.conf").exists(), "nothing is written for a bad value");
+}
+
+#[test]
+fn the_nats_conf_section_of_a_shared_config_file_sets_what_the_flags_set() {
+    let d = Deployment::init();
+    let file = d.dir().join("pbn.toml");
+    let text = format!(
+        "store = \"{}\"\nservers = [\"nats://127.0.0.1:4222\"]\n[callout]\nmax_concurrent = 8\n\
+         [nats_conf]\nserver_name = \"n1\"\nlisten = \"[::]:4333\"\nhttp = \"127.0.0.1:8333\"\n\
+         auth_timeout = \"7s\"\n[nats_conf.cluster]\nlisten = \"0.0.0.0:6333\"\n\
+         routes = [\"nats-2.example.com:6333\"]\n[nats_conf.jetstream]\nstore_dir = \"/var/js\"\n\
+         max_mem = \"1G\"\n[nats_conf.leafnodes]\nlisten = \"0.0.0.0:7333\"\n",
+        d.store.display()
+    );
+    std::fs::write(&file, text).expect("write config");
+    let out = d.dir().join("conf");
+    let cmd = Pbn::new(["nats-conf", "--config"]).args([&file]).args(["--out"]).args([&out]);
+    cmd.args(["--server-name", "n9"]).run().success();
+    let conf = out.join("nats.conf");
+    assert_config_valid(&conf);
+    let text = read(&conf);
+    for needle in [
+        "server_name: \"n9\"",
+        "listen: \"[::]:4333\"",
+        "http: \"127.0.0.1:8333\"",
+        "authorization { timeout: 7 }",
+        "\"nats-route://nats-2.example.com:6333\"",
+        "max_mem: 1073741824",
+        "leafnodes {\n  listen: \"0.0.0.0:7333\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    // A bad value in the file is refused like the same flag (`config::tests` checks that
+    // `pbn serve` reads a file with this section).
+    let bad = d.dir().join("bad.toml");
+    std::fs::write(&bad, "[nats_conf]\nlisten = \"nowhere\"\n").expect("write");
+    let out = Pbn::new(["nats-conf", "--config"]).args([&bad]).args(["--out"]).args([&out]).run();
+    out.code(2);
+    assert!(out.stderr.contains("listen"), "{}", out.streams());
+}
