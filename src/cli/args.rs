@@ -32,7 +32,7 @@ pub enum Command {
     /// Create a new store: operator, SYS, AUTH, service user, sentinel, admin role.
     Init(InitArgs),
     /// Write nats-server config files for the store's operator and accounts.
-    NatsConf(NatsConfArgs),
+    NatsConf(Box<NatsConfArgs>),
     /// Manage records (accounts, roles, users, tokens, creds).
     Admin(Box<AdminArgs>),
     /// Run the auth callout service (and, with it, the claims publisher).

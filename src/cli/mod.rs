@@ -23,7 +23,7 @@ pub use args::{Cli, Command};
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init(a),
-        Command::NatsConf(a) => nats_conf::nats_conf(a),
+        Command::NatsConf(a) => nats_conf::nats_conf(*a),
         Command::Admin(a) => admin_cmd(*a),
         Command::Serve(a) => serve::serve(a),
         Command::Up(a) => serve::up(a),

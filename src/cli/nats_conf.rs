@@ -88,7 +88,7 @@ fn fetch_trust(a: &NatsConfArgs, store: &Path) -> Result<Trust> {
         };
     }
     let store = crate::store::Store::open(store).map_err(|e| locked_hint(e, store))?;
-    Ok(admin::init::trust(&store, &Context::now()).context("cannot read the store")?)
+    admin::init::trust(&store, &Context::now()).context("cannot read the store")
 }
 
 fn locked_hint(e: StoreError, path: &Path) -> anyhow::Error {
