@@ -151,55 +151,54 @@ pub struct NatsConfArgs {
 
 /// The production settings of `pbn nats-conf` (the `[nats_conf]` keys in brackets).
 #[derive(Debug, Args, Default)]
-#[group(multiple = true, conflicts_with = "cluster")]
 pub struct NatsConfServerArgs {
     /// This server's name, unique in its cluster [server_name].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, conflicts_with = "cluster", value_name = "NAME")]
     pub server_name: Option<String>,
     /// Client listen address, e.g. `0.0.0.0:4222` or `[::]:4222` [listen].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
     pub listen: Option<String>,
     /// Directory of the account JWT resolver on the server [resolver_dir].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, conflicts_with = "cluster", value_name = "DIR")]
     pub resolver_dir: Option<PathBuf>,
     /// Server certificate (PEM) for client TLS [tls.cert_file].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, conflicts_with = "cluster", value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
     /// Its private key (PEM) [tls.key_file].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, conflicts_with = "cluster", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
     /// CA (PEM) that client certificates are checked against [tls.ca_file].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, conflicts_with = "cluster", value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
     /// Require a client certificate signed by --tls-ca (mutual TLS) [tls.verify].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cluster")]
     pub tls_verify: bool,
     /// TLS handshake timeout, e.g. `2s` (below the auth timeout) [tls.timeout].
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, conflicts_with = "cluster", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub tls_timeout: Option<std::time::Duration>,
     /// HTTP monitoring address, e.g. `127.0.0.1:8222` [http].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
     pub http: Option<String>,
     /// Cluster name, the same on every server [cluster.name].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, conflicts_with = "cluster", value_name = "NAME")]
     pub cluster_name: Option<String>,
     /// Where this server accepts routes, e.g. `0.0.0.0:6222` [cluster.listen].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
     pub cluster_listen: Option<String>,
     /// Route addresses of the cluster's servers, comma-separated [cluster.routes].
-    #[arg(long, value_name = "HOST:PORT,...", value_delimiter = ',')]
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT,...", value_delimiter = ',')]
     pub routes: Vec<String>,
     /// Enable JetStream on the server with this store directory [jetstream.store_dir].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, conflicts_with = "cluster", value_name = "DIR")]
     pub jetstream_dir: Option<PathBuf>,
     /// JetStream memory limit, e.g. `1G` [jetstream.max_mem].
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, conflicts_with = "cluster", value_name = "SIZE")]
     pub jetstream_max_mem: Option<String>,
     /// JetStream file limit, e.g. `100G` [jetstream.max_file].
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, conflicts_with = "cluster", value_name = "SIZE")]
     pub jetstream_max_file: Option<String>,
     /// Leaf node listen address, e.g. `0.0.0.0:7422` [leafnodes.listen].
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
     pub leafnodes_listen: Option<String>,
 }
 
