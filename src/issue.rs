@@ -330,6 +330,50 @@ pub fn internal_user_jwt(
     Ok(c.encode(&signer)?)
 }
 
+/// nats-server's default `max_payload` (1 MiB). The configs pbn writes keep it, so it bounds
+/// every callout response (which carries a user JWT) and every account JWT pushed with
+/// `$SYS.REQ.CLAIMS.UPDATE`; a larger one is dropped by the server and the login or push hangs.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// The size in bytes of the largest callout response a login with `role` can produce: a user
+/// JWT minted for a user name of the longest length, inside the signed authorization response
+/// JWT, sealed for an encrypting server. Every variable part (keys, times, names) takes its
+/// longest form, so a real response is never larger.
+pub fn callout_response_size(
+    role: &Role,
+    defaults: &PermissionDefaults,
+    now: i64,
+) -> Result<usize, IssueError> {
+    use crate::claims::AuthorizationResponseClaims;
+    use crate::keys::{CurvePublicKey, KeyKind, XKeyPair};
+    use crate::model::{Name, NAME_MAX_LEN};
+    let longest = "x".repeat(NAME_MAX_LEN);
+    let account = Account::generate(Name::parse(&longest)?, AccountKind::Managed, now);
+    let user = KeyPair::generate(KeyKind::User);
+    let user_key = UserPublicKey::parse(user.public_key())?;
+    // Ten years from now, the longest lifetime accepted: as many digits as any real expiry.
+    let exp = now.saturating_add(10 * 366 * 24 * 3600);
+    let spec = UserSpec {
+        account: &account,
+        role,
+        user_key: &user_key,
+        name: &longest,
+        iat: now,
+        exp,
+        defaults,
+    };
+    let jwt = user_jwt(&spec)?;
+    let body =
+        AuthorizationResponseClaims::success(jwt).with_issuer_account(account.public_key.as_str());
+    let server = KeyPair::generate(KeyKind::Server);
+    let mut c =
+        Claims::new(user_key.as_str(), body).with_audience(server.public_key()).with_issued_at(now);
+    let token = c.encode(&account_signer(&account)?)?;
+    let (ours, theirs) = (XKeyPair::generate(), XKeyPair::generate());
+    let recipient = CurvePublicKey::parse(theirs.public_key())?;
+    Ok(ours.seal(token.as_bytes(), &recipient)?.len())
+}
+
 /// Creds file text for a user JWT and its seed.
 pub fn creds(jwt: &str, seed: &Seed) -> zeroize::Zeroizing<String> {
     claims::format_user_creds(jwt, seed)

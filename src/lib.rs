@@ -19,6 +19,7 @@ pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod fsutil;
 pub mod issue;
 pub mod keys;
 pub mod lifecycle;

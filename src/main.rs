@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         .init();
     match pbn::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if pbn::cli::is_closed_output(&err) => ExitCode::from(pbn::cli::exit_code(&err)),
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(pbn::cli::exit_code(&err))

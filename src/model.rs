@@ -22,11 +22,12 @@ pub use account::{
     ResponseType, SigningKey, EXPORT_NAME_MAX_LEN, REVOKE_ALL,
 };
 pub use limits::{AccountLimits, Limit};
-pub use names::{Name, SubSubject, Subject, NAME_MAX_LEN};
+pub use names::{is_reserved, Name, SubSubject, Subject, NAME_MAX_LEN, RESERVED_NAMES};
 pub use permissions::{PermissionDefaults, Permissions, ResolvedPermissions, ResponsePermission};
 pub use runtime::{OutboxAction, OutboxEntry, Session, OUTBOX_ERROR_MAX_LEN};
 pub use user::{
-    ApiToken, IssuedCreds, Role, User, CONNECTION_TYPES, EMAIL_MAX_LEN, TOKEN_ID_MAX_LEN,
+    ApiToken, IssuedCreds, Role, User, CONNECTION_TYPES, EMAIL_MAX_LEN, MIN_JWT_TTL_SECS,
+    TOKEN_ID_MAX_LEN,
 };
 
 use crate::keys::{KeyError, KeyKind};
@@ -47,11 +48,11 @@ pub enum ModelError {
     /// A name that is empty or longer than [`NAME_MAX_LEN`].
     #[error("name {0:?} must be 1 to 64 characters long")]
     NameLength(String),
-    /// A name that does not start with a letter or a digit.
-    #[error("name {0:?} must start with a letter or a digit")]
+    /// A name that does not start with an ASCII letter or digit.
+    #[error("name {0:?} must start with an ASCII letter (a-z, A-Z) or digit")]
     NameStart(String),
     /// A name with a character outside `[A-Za-z0-9_-]`.
-    #[error("name {name:?} contains {ch:?}; only letters, digits, '_' and '-' are allowed")]
+    #[error("name {name:?} contains {ch:?}; only ASCII letters, digits, '_' and '-' are allowed")]
     NameChar {
         /// The offending name.
         name: String,
@@ -76,9 +77,9 @@ pub enum ModelError {
     /// A response permission with `max` below `-1`.
     #[error("response permission max {0} is below -1")]
     ResponseMaxBelowMinusOne(i64),
-    /// A role JWT lifetime of zero.
-    #[error("role {0:?} has a JWT lifetime of zero")]
-    ZeroJwtTtl(String),
+    /// A role JWT lifetime below [`MIN_JWT_TTL_SECS`].
+    #[error("role {0:?} has a JWT lifetime below the minimum of {MIN_JWT_TTL_SECS} s")]
+    JwtTtlTooShort(String),
     /// A connection type NATS does not know.
     #[error("unknown connection type {0:?}")]
     ConnectionType(String),
@@ -89,6 +90,35 @@ pub enum ModelError {
         field: &'static str,
         /// Its maximum length.
         max: usize,
+    },
+    /// A name reserved for a record pbn creates itself (see [`RESERVED_NAMES`]).
+    #[error("name {0:?} is reserved (SYS and AUTH, in any letter case)")]
+    ReservedName(String),
+    /// A record whose JWT (or the callout response carrying it) would exceed the servers'
+    /// max payload: nats-server would drop the message, and logins or pushes would hang.
+    #[error(
+        "{what} {name:?} would need a message of {size} bytes; nats-server's max payload is \
+         {max} bytes"
+    )]
+    JwtTooLarge {
+        /// `role` or `account`.
+        what: &'static str,
+        /// The record's name.
+        name: String,
+        /// The message size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A free-text field with a control character (escape sequences, line breaks, NUL).
+    #[error("{field} {text:?} contains the control character {ch:?}")]
+    ControlChar {
+        /// Which field.
+        field: &'static str,
+        /// The text (cut, see [`clip`]).
+        text: String,
+        /// The first control character.
+        ch: char,
     },
     /// An operator name that is empty, too long or has control characters.
     #[error("operator name {0:?} must be 1 to 128 printable characters")]
@@ -139,10 +169,26 @@ pub enum ModelError {
     DuplicateToken(String),
 }
 
-/// Checks that `text` has at most `max` characters.
+/// Longest piece of user input an error message quotes, in characters.
+pub const QUOTE_MAX_CHARS: usize = 64;
+
+/// `text` cut to [`QUOTE_MAX_CHARS`] characters (with `…` when cut): what error messages quote,
+/// so a 10,000-character value does not flood the terminal or a log line.
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// Checks that `text` has at most `max` characters and no control characters (a description
+/// is printed on terminals: an escape sequence in it would drive them).
 pub(crate) fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), ModelError> {
     if text.chars().count() > max {
         return Err(ModelError::TextTooLong { field, max });
+    }
+    if let Some(ch) = text.chars().find(|c| c.is_control()) {
+        return Err(ModelError::ControlChar { field, text: clip(text), ch });
     }
     Ok(())
 }

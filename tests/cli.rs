@@ -5,11 +5,14 @@
 //!   account deactivation, clusters).
 //! - `bad_input`: every refused input gives a clear message, the documented exit code, and leaves
 //!   the store unchanged; secrets never show up in output; files get mode 0600.
+//! - `output`: files written with `--out` (never through a symlink, never over an existing file
+//!   without `--force`), a closed standard output, and what error messages and tables echo.
 //! - `production`: TLS, monitoring and one file per server of a cluster, run as written, with
 //!   `pbn serve`; `pbn nats-conf --server` while the service holds the store.
 
 mod bad_input;
 mod deploy;
+mod output;
 mod production;
 
 use std::path::{Path, PathBuf};
@@ -75,13 +78,14 @@ impl Deployment {
         path
     }
 
-    /// `pbn nats-conf --store S --out <tmp>/conf --port PORT [--cluster N]`; returns the files
-    /// written, each checked with `nats-server -t -c`.
+    /// `pbn nats-conf --store S --out <tmp>/conf --port PORT [--cluster N] --force` (it
+    /// regenerates the same files); returns the files written, each checked with
+    /// `nats-server -t -c`.
     #[track_caller]
     fn nats_conf(&self, port: u16, cluster: Option<u16>) -> Vec<PathBuf> {
         let out_dir = self.dir().join("conf");
         let mut cmd = Pbn::new(["nats-conf", "--store"]).args([&self.store]).args(["--out"]);
-        cmd = cmd.args([&out_dir]).args(["--port", &port.to_string()]);
+        cmd = cmd.args([&out_dir]).args(["--port", &port.to_string(), "--force"]);
         if let Some(n) = cluster {
             cmd = cmd.args(["--cluster", &n.to_string()]);
         }

@@ -6,8 +6,8 @@ use super::{AdminError, Context};
 use crate::issue;
 use crate::keys::{AccountPublicKey, KeyKind};
 use crate::model::{
-    Account, AccountKind, AccountLimits, Export, ExportKind, Import, Limit, Name, OutboxAction,
-    SigningKey, Subject,
+    clip, Account, AccountKind, AccountLimits, Export, ExportKind, Import, Limit, ModelError, Name,
+    OutboxAction, SigningKey, Subject,
 };
 use crate::store::{StoreRead, WriteTx};
 
@@ -138,13 +138,23 @@ fn apply_limits(l: &mut AccountLimits, p: &LimitPatch) -> Result<(), AdminError>
     Ok(())
 }
 
-/// Queues a push of `acc` (in this transaction).
+/// Queues a push of `acc` (in this transaction). An upsert whose account JWT would exceed
+/// nats-server's max payload is refused (the error aborts the transaction): the servers would
+/// drop the push and keep the old JWT.
 pub(crate) fn enqueue(
     tx: &mut WriteTx,
     acc: &Account,
     action: OutboxAction,
     ctx: &Context,
 ) -> Result<(), AdminError> {
+    if action == OutboxAction::Upsert {
+        let size = current_jwt(tx, acc, ctx.now.max(acc.last_jwt_iat))?.len();
+        let max = issue::DEFAULT_MAX_PAYLOAD;
+        if size > max {
+            let name = acc.name.to_string();
+            return Err(ModelError::JwtTooLarge { what: "account", name, size, max }.into());
+        }
+    }
     tx.enqueue_outbox(&acc.public_key, &acc.name, action, ctx.now_ms)?;
     Ok(())
 }
@@ -165,6 +175,9 @@ pub(super) fn write(
 ) -> Result<Response, AdminError> {
     match req {
         Request::AccountAdd { name, description, limits, disallow_bearer } => {
+            if crate::model::is_reserved(name) {
+                return Err(ModelError::ReservedName(clip(name)).into());
+            }
             let mut acc = Account::generate(Name::parse(name)?, AccountKind::Managed, ctx.now);
             acc.description = description.clone().unwrap_or_default();
             apply_limits(&mut acc.limits, limits)?;
@@ -276,7 +289,7 @@ fn remove_signing_key(
 ) -> Result<Response, AdminError> {
     let mut acc = rekeyable(tx, name)?;
     let Some(pos) = acc.signing_keys.iter().position(|k| k.public() == key) else {
-        return Err(AdminError::NotFound { what: "signing key", name: key.to_string() });
+        return Err(AdminError::NotFound { what: "signing key", name: clip(key) });
     };
     if acc.signing_keys.len() == 1 {
         return Err(AdminError::Invalid(format!(
@@ -308,7 +321,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
     match req {
         Request::ExportAdd { kind, name: export_name, token_req, .. } => {
             if acc.exports.iter().any(|e| e.subject == subject) {
-                return Err(AdminError::Conflict { what: "export", name: subject.to_string() });
+                return Err(AdminError::Conflict { what: "export", name: clip(subject.as_str()) });
             }
             acc.exports.push(Export {
                 name: export_name.clone().unwrap_or_default(),
@@ -325,7 +338,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
             let before = acc.exports.len();
             acc.exports.retain(|e| e.subject != subject);
             if acc.exports.len() == before {
-                return Err(AdminError::NotFound { what: "export", name: subject.to_string() });
+                return Err(AdminError::NotFound { what: "export", name: clip(subject.as_str()) });
             }
         }
         Request::ImportAdd { from, kind, local_subject, name: import_name, .. } => {
@@ -339,7 +352,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
                 )));
             }
             if acc.imports.iter().any(|i| i.subject == subject && i.account == exporter) {
-                return Err(AdminError::Conflict { what: "import", name: subject.to_string() });
+                return Err(AdminError::Conflict { what: "import", name: clip(subject.as_str()) });
             }
             acc.imports.push(Import {
                 name: import_name.clone().unwrap_or_default(),
@@ -355,7 +368,7 @@ fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, Ad
             let before = acc.imports.len();
             acc.imports.retain(|i| i.subject != subject);
             if acc.imports.len() == before {
-                return Err(AdminError::NotFound { what: "import", name: subject.to_string() });
+                return Err(AdminError::NotFound { what: "import", name: clip(subject.as_str()) });
             }
         }
     }

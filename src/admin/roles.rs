@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::request::{ListPatch, Request, RolePatch};
 use super::view::{Response, RoleView};
 use super::{AdminError, Context};
-use crate::model::{Limit, Name, ResponsePermission, Role, SubSubject, Subject};
+use crate::issue;
+use crate::model::{Limit, ModelError, Name, ResponsePermission, Role, SubSubject, Subject};
 use crate::store::{StoreRead, WriteTx};
 
 /// Reply permission lifetime when a role allows responses without saying how long (the server's
@@ -109,7 +110,11 @@ pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
     if let Some(cidrs) = &p.source_cidrs {
         r.source_cidrs = cidrs
             .iter()
-            .map(|c| c.parse().map_err(|_| AdminError::Invalid(format!("invalid CIDR {c:?}"))))
+            .map(|c| {
+                c.parse().map_err(|_| {
+                    AdminError::Invalid(format!("invalid CIDR {:?}", crate::model::clip(c)))
+                })
+            })
             .collect::<Result<_, _>>()?;
     }
     if let Some(types) = &p.connection_types {
@@ -152,6 +157,18 @@ fn revoke_creds_of_role(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<(
     Ok(())
 }
 
+/// Refuses a role whose callout responses would exceed nats-server's max payload (run after
+/// the store accepted the role, so model errors come first; the error aborts the transaction).
+fn check_size(r: &Role, ctx: &Context) -> Result<(), AdminError> {
+    let size = issue::callout_response_size(r, &ctx.defaults, ctx.now)?;
+    let max = issue::DEFAULT_MAX_PAYLOAD;
+    if size > max {
+        let name = r.name.to_string();
+        return Err(ModelError::JwtTooLarge { what: "role", name, size, max }.into());
+    }
+    Ok(())
+}
+
 pub(super) fn write(
     tx: &mut WriteTx,
     req: &Request,
@@ -162,6 +179,7 @@ pub(super) fn write(
             let mut r = Role::new(Name::parse(name)?, ctx.now);
             apply(&mut r, role)?;
             tx.insert_role(&r)?;
+            check_size(&r, ctx)?;
             Ok(Response::Role(view(tx, &r)?))
         }
         Request::RoleEdit { name, role } => {
@@ -170,6 +188,7 @@ pub(super) fn write(
             apply(&mut r, role)?;
             r.updated = ctx.now;
             tx.update_role(&r)?;
+            check_size(&r, ctx)?;
             if changes_user_jwts(&before, &r) {
                 revoke_creds_of_role(tx, name, ctx)?;
             }

@@ -278,8 +278,14 @@ fn list(v: &Option<Vec<String>>) -> String {
 }
 
 impl Response {
-    /// Human-readable text (tables for lists, key: value for one record).
+    /// Human-readable text (tables for lists, key: value for one record). Control characters
+    /// other than the line breaks of the layout are shown escaped (`\u{1b}`), so a stored value
+    /// (older stores, outbox errors) can never drive the terminal.
     pub fn to_text(&self) -> String {
+        escape_controls(&self.raw_text())
+    }
+
+    fn raw_text(&self) -> String {
         let mut s = String::new();
         match self {
             Response::Operator(o) => {
@@ -471,6 +477,18 @@ impl std::fmt::Debug for Response {
     }
 }
 
+/// `text` with every control character except `\n` written as a Rust escape (`\u{1b}`, `\t`).
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() && c != '\n') {
+        return text.to_string();
+    }
+    text.chars()
+        .map(
+            |c| if c.is_control() && c != '\n' { c.escape_default().to_string() } else { c.into() },
+        )
+        .collect()
+}
+
 #[cfg(test)]
 mod debug_tests {
     use super::Response;
@@ -488,5 +506,13 @@ mod debug_tests {
         let shown = format!("{creds:?} {token:?}");
         assert!(!shown.contains("SUSECRET") && !shown.contains("pbn_x"), "{shown}");
         assert!(shown.contains("UKEY") && shown.contains("tok_1"), "{shown}");
+    }
+
+    #[test]
+    fn text_output_escapes_control_characters() {
+        let done = Response::Done { message: "evil \u{1b}[31mred\u{7} tab\there\nnext".into() };
+        let text = done.to_text();
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("evil \\u{1b}[31mred\\u{7} tab\\there\nnext"), "{text:?}");
     }
 }

@@ -12,7 +12,8 @@ Exit codes:
   2  usage error (bad flags or values)
   3  not found (store, account, role, user, token)
   4  conflict (name exists, record still in use, store exists)
-  5  store locked (a running `pbn serve` holds it; use `pbn admin --server URL --creds FILE`)";
+  5  store locked (a running `pbn serve` holds it; use `pbn admin --server URL --creds FILE`)
+141  standard output closed early (e.g. piped into `head`), as for a process ended by SIGPIPE";
 
 /// pbn: NATS auth callout and account-claims publisher on an embedded store.
 #[derive(Debug, Parser)]
@@ -144,6 +145,9 @@ pub struct NatsConfArgs {
     /// Admin creds for --server (the `admin.creds` written by `pbn init`).
     #[arg(long, value_name = "FILE", requires = "server")]
     pub creds: Option<PathBuf>,
+    /// Replace config files that exist already (symlinks are always refused).
+    #[arg(long)]
+    pub force: bool,
     /// What the server's file says.
     #[command(flatten)]
     pub server_opts: NatsConfServerArgs,
@@ -270,6 +274,9 @@ pub enum OperatorCommand {
         /// Write to FILE (mode 0600) instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace FILE if it exists (symlinks are always refused).
+        #[arg(long, requires = "out")]
+        force: bool,
     },
 }
 
@@ -510,8 +517,8 @@ pub struct RoleArgs {
     /// Max simultaneous connections per user (checked by the callout).
     #[arg(long, allow_negative_numbers = true)]
     pub max_connections: Option<i64>,
-    /// Lifetime of minted user JWTs, e.g. `1h`.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// Lifetime of minted user JWTs, e.g. `1h` (at least 1s).
+    #[arg(long, value_parser = parse_jwt_ttl)]
     pub jwt_ttl: Option<std::time::Duration>,
     /// Source network allowed to connect, e.g. `10.0.0.0/8` (repeatable).
     #[arg(long, value_name = "CIDR")]
@@ -646,6 +653,9 @@ pub enum UserCommand {
         /// Write to FILE (mode 0600) instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace FILE if it exists (symlinks are always refused).
+        #[arg(long, requires = "out")]
+        force: bool,
         /// Keep the user's previous creds valid.
         #[arg(long)]
         keep_previous: bool,
@@ -681,4 +691,27 @@ pub enum TokenCommand {
         /// Token id (from `token list`).
         id: String,
     },
+}
+
+/// Parses `--jwt-ttl`: a duration of at least [`crate::model::MIN_JWT_TTL_SECS`] seconds.
+fn parse_jwt_ttl(text: &str) -> Result<std::time::Duration, String> {
+    let ttl = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let min = crate::model::MIN_JWT_TTL_SECS;
+    if ttl.as_secs() < min {
+        return Err(format!("{text} is below the minimum JWT lifetime of {min}s"));
+    }
+    Ok(ttl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_jwt_ttl;
+
+    #[test]
+    fn jwt_ttl_below_the_minimum_names_it() {
+        let err = parse_jwt_ttl("1ms").unwrap_err();
+        assert!(err.contains("minimum") && err.contains("1s"), "{err}");
+        assert_eq!(parse_jwt_ttl("1s").unwrap().as_secs(), 1);
+        assert_eq!(parse_jwt_ttl("2h").unwrap().as_secs(), 7200);
+    }
 }

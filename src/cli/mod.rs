@@ -5,6 +5,7 @@
 
 pub mod args;
 mod nats_conf;
+pub mod output;
 mod requests;
 mod secrets;
 mod serve;
@@ -15,9 +16,12 @@ use anyhow::{Context as _, Result};
 
 use crate::admin::remote::{self, AdminClient, RemoteError};
 use crate::admin::{self, AdminError, Context, ErrorClass, Response};
+use crate::fsutil::FsError;
 use crate::natsconf;
 use crate::store::{Store, StoreError};
 pub use args::{Cli, Command};
+use output::outln;
+pub use output::{is_closed_output, CLOSED_EXIT_CODE};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -45,18 +49,35 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         } else if let Some(n) = e.downcast_ref::<natsconf::NatsConfError>() {
             Some(match n {
                 natsconf::NatsConfError::Io { .. } => ErrorClass::Other,
+                natsconf::NatsConfError::File(f) => fs_class(f),
                 _ => ErrorClass::Usage,
             })
+        } else if let Some(f) = e.downcast_ref::<FsError>() {
+            Some(fs_class(f))
         } else {
             e.downcast_ref::<StoreError>().map(admin::store_class)
         }
     });
+    if output::is_closed_output(err) {
+        return CLOSED_EXIT_CODE;
+    }
     match class {
         Some(ErrorClass::Usage) => 2,
         Some(ErrorClass::NotFound) => 3,
         Some(ErrorClass::Conflict) => 4,
         Some(ErrorClass::Locked) => 5,
         Some(ErrorClass::Other) | None => 1,
+    }
+}
+
+/// The class of an output file error: an existing file is a conflict (exit 4), a link or a
+/// folder where a file should go is a bad `--out` value (exit 2).
+fn fs_class(e: &FsError) -> ErrorClass {
+    match e {
+        FsError::Exists(_) => ErrorClass::Conflict,
+        FsError::Symlink(_) | FsError::NotAFile(_) | FsError::NoFileName(_) => ErrorClass::Usage,
+        FsError::Kept { source, .. } => fs_class(source),
+        FsError::Io { .. } => ErrorClass::Other,
     }
 }
 
@@ -81,7 +102,7 @@ fn init(a: args::InitArgs) -> Result<()> {
     let creds_path = a.admin_creds.clone().unwrap_or_else(|| admin_creds_path(store_path));
     // Never overwrite a secret: an existing file may be another store's admin creds. Named with
     // --admin-creds that is a mistake; beside the store it is skipped (a warning says so).
-    let creds_exist = creds_path.exists();
+    let creds_exist = crate::fsutil::occupied(&creds_path);
     if creds_exist && a.admin_creds.is_some() && !store_path.exists() {
         let name = creds_path.display().to_string();
         return Err(AdminError::Conflict { what: "admin creds file", name }.into());
@@ -101,8 +122,7 @@ fn init(a: args::InitArgs) -> Result<()> {
     if let Some(file) = file {
         write_admin_creds(&store, file)?;
     }
-    print_init_report(&report, &creds_path, creds_exist, store_path);
-    Ok(())
+    print_init_report(&report, &creds_path, creds_exist, store_path)
 }
 
 /// What `pbn init` made, and where the admin creds are (or why they were not written).
@@ -111,14 +131,14 @@ fn print_init_report(
     creds_path: &Path,
     creds_exist: bool,
     store_path: &Path,
-) {
-    println!("created store {}", report.store);
-    println!("operator:       {}", report.operator);
-    println!("system account: {}", report.system_account);
-    println!("auth account:   {}", report.auth_account);
-    println!("service user:   {}", report.service_user);
+) -> Result<()> {
+    outln!("created store {}", report.store)?;
+    outln!("operator:       {}", report.operator)?;
+    outln!("system account: {}", report.system_account)?;
+    outln!("auth account:   {}", report.auth_account)?;
+    outln!("service user:   {}", report.service_user)?;
     if let Some(x) = &report.xkey {
-        println!("callout xkey:   {x}");
+        outln!("callout xkey:   {x}")?;
     }
     if creds_exist {
         eprintln!(
@@ -128,12 +148,12 @@ fn print_init_report(
             store_path.display()
         );
     } else {
-        println!(
+        outln!(
             "admin creds:    {} (for pbn admin --server URL --creds FILE)",
             creds_path.display()
-        );
+        )?;
     }
-    println!("next: pbn nats-conf --store {} --out DIR", store_path.display());
+    outln!("next: pbn nats-conf --store {} --out DIR", store_path.display())
 }
 
 pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
@@ -174,12 +194,15 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
     }
 }
 
-/// The file `user creds --out FILE` writes, opened before the request runs.
+/// The file `user creds --out FILE` writes, prepared before the request runs: a bad path, an
+/// existing file without `--force` or a symlink fails before the old creds are revoked.
 fn creds_out(a: &args::AdminArgs) -> Result<Option<secrets::SecretFile>> {
     use args::{AdminCommand as C, OperatorCommand as O, UserCommand as U};
     Ok(match &a.command {
-        C::User(U::Creds { out: Some(path), .. })
-        | C::Operator(O::AdminCreds { out: Some(path) }) => Some(secrets::SecretFile::open(path)?),
+        C::User(U::Creds { out: Some(path), force, .. })
+        | C::Operator(O::AdminCreds { out: Some(path), force }) => {
+            Some(secrets::SecretFile::open_with(path, *force)?)
+        }
         _ => None,
     })
 }
@@ -210,10 +233,10 @@ fn print_response(
     use args::{AccountCommand as A, AdminCommand as C, OperatorCommand as O};
     match (&a.command, resp, out) {
         (C::Operator(O::Show { jwt: true }), Response::Operator(o), _) if !a.json => {
-            println!("{}", o.jwt)
+            outln!("{}", o.jwt)
         }
         (C::Account(A::Show { jwt: true, .. }), Response::Account(acc), _) if !a.json => {
-            println!("{}", acc.jwt.as_deref().unwrap_or_default())
+            outln!("{}", acc.jwt.as_deref().unwrap_or_default())
         }
         (_, Response::Creds { creds, public_key, revoked, .. }, Some(file)) => {
             let path = file.path().to_path_buf();
@@ -221,17 +244,16 @@ fn print_response(
             if a.json {
                 let v =
                     serde_json::json!({"file": path, "public_key": public_key, "revoked": revoked});
-                println!("{v}");
+                outln!("{v}")
             } else {
-                println!(
+                outln!(
                     "wrote {} (user key {public_key}; {} previous creds revoked)",
                     path.display(),
                     revoked.len()
-                );
+                )
             }
         }
-        _ if a.json => println!("{}", serde_json::to_string_pretty(resp)?),
-        _ => print!("{}", resp.to_text()),
+        _ if a.json => outln!("{}", serde_json::to_string_pretty(resp)?),
+        _ => output::out(&resp.to_text()),
     }
-    Ok(())
 }

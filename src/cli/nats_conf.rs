@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 
 use super::args::{NatsConfArgs, NatsConfServerArgs};
+use super::output::outln;
 use crate::admin::{self, Context, Request, Response};
 use crate::natsconf::{
     self, Layout, RawCluster, RawFile, RawJetStream, RawLeafnodes, RawNatsConf, RawTls,
@@ -38,15 +39,15 @@ pub(super) fn nats_conf(a: NatsConfArgs) -> Result<()> {
             vec![natsconf::render_server(&trust, &opts, out.join("nats.conf"))]
         }
     };
-    natsconf::write_configs(&files)?;
-    print_written(&files);
-    Ok(())
+    natsconf::write_new_configs(&files, a.force)?;
+    print_written(&files)
 }
 
-fn print_written(files: &[RenderedConfig]) {
+fn print_written(files: &[RenderedConfig]) -> Result<()> {
     for f in files {
-        println!("wrote {} (client port {})", f.path.display(), f.client_port);
+        outln!("wrote {} (client port {})", f.path.display(), f.client_port)?;
     }
+    Ok(())
 }
 
 /// The settings given as flags, as a raw section (unset flags are `None`).

@@ -9,22 +9,36 @@ use super::args::{
     TokenCommand, UserCommand,
 };
 use super::secrets::read_password;
-use crate::admin::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
+use crate::admin::{AdminError, ExportKind, LimitPatch, ListPatch, Request, RolePatch};
 use crate::auth::{hash_password, Secret};
+use crate::model::{clip, ModelError, NAME_MAX_LEN};
 
 /// Builds the request for an admin command (reading a password where one is needed).
 pub fn build(cmd: &AdminCommand) -> Result<Request> {
     Ok(match cmd {
         AdminCommand::Operator(OperatorCommand::Show { .. }) => Request::OperatorShow,
         AdminCommand::Operator(OperatorCommand::AdminCreds { .. }) => Request::OperatorAdminCreds,
-        AdminCommand::Account(a) => account(a),
-        AdminCommand::Role(r) => role(r),
+        AdminCommand::Account(a) => account(a)?,
+        AdminCommand::Role(r) => role(r)?,
         AdminCommand::User(u) => user(u)?,
         AdminCommand::Outbox(OutboxCommand::List) => Request::OutboxList,
-        AdminCommand::Outbox(OutboxCommand::Retry { id }) => {
-            Request::OutboxRetry { id: id.clone() }
-        }
+        AdminCommand::Outbox(OutboxCommand::Retry { id }) => Request::OutboxRetry { id: n(id)? },
     })
+}
+
+/// A record name or id from the command line. One longer than any name can be is refused here
+/// (quoted cut short), so no error message echoes a flood of input; the rest of the name rules
+/// are the store's.
+fn n(text: &str) -> Result<String> {
+    if text.chars().count() > NAME_MAX_LEN {
+        return Err(AdminError::Model(ModelError::NameLength(clip(text))).into());
+    }
+    Ok(text.to_string())
+}
+
+/// [`n`] for an optional name.
+fn opt(text: &Option<String>) -> Result<Option<String>> {
+    text.as_deref().map(n).transpose()
 }
 
 fn limits(a: &AccountLimitArgs) -> LimitPatch {
@@ -50,34 +64,34 @@ fn kind(k: ExportKindArg) -> ExportKind {
     }
 }
 
-fn account(a: &AccountCommand) -> Request {
-    match a {
+fn account(a: &AccountCommand) -> Result<Request> {
+    Ok(match a {
         AccountCommand::Add { name, description, limits: l, disallow_bearer } => {
             Request::AccountAdd {
-                name: name.clone(),
+                name: n(name)?,
                 description: description.clone(),
                 limits: limits(l),
                 disallow_bearer: *disallow_bearer,
             }
         }
         AccountCommand::List => Request::AccountList,
-        AccountCommand::Show { name, .. } => Request::AccountShow { name: name.clone() },
+        AccountCommand::Show { name, .. } => Request::AccountShow { name: n(name)? },
         AccountCommand::Edit { name, description, limits: l, active, disallow_bearer } => {
             Request::AccountEdit {
-                name: name.clone(),
+                name: n(name)?,
                 description: description.clone(),
                 limits: limits(l),
                 active: *active,
                 disallow_bearer: *disallow_bearer,
             }
         }
-        AccountCommand::Delete { name } => Request::AccountDelete { name: name.clone() },
-        AccountCommand::RotateKeys { name } => Request::AccountRotateKeys { name: name.clone() },
+        AccountCommand::Delete { name } => Request::AccountDelete { name: n(name)? },
+        AccountCommand::RotateKeys { name } => Request::AccountRotateKeys { name: n(name)? },
         AccountCommand::SigningKey(SigningKeyCommand::Add { name }) => {
-            Request::AccountSigningKeyAdd { name: name.clone() }
+            Request::AccountSigningKeyAdd { name: n(name)? }
         }
         AccountCommand::SigningKey(SigningKeyCommand::Remove { name, key }) => {
-            Request::AccountSigningKeyRemove { name: name.clone(), key: key.clone() }
+            Request::AccountSigningKeyRemove { name: n(name)?, key: key.clone() }
         }
         AccountCommand::Export(ExportCommand::Add {
             account,
@@ -86,14 +100,14 @@ fn account(a: &AccountCommand) -> Request {
             name,
             token_req,
         }) => Request::ExportAdd {
-            account: account.clone(),
+            account: n(account)?,
             subject: subject.clone(),
             kind: kind(*k),
             name: name.clone(),
             token_req: *token_req,
         },
         AccountCommand::Export(ExportCommand::Remove { account, subject }) => {
-            Request::ExportRemove { account: account.clone(), subject: subject.clone() }
+            Request::ExportRemove { account: n(account)?, subject: subject.clone() }
         }
         AccountCommand::Import(ImportCommand::Add {
             account,
@@ -103,17 +117,17 @@ fn account(a: &AccountCommand) -> Request {
             local_subject,
             name,
         }) => Request::ImportAdd {
-            account: account.clone(),
+            account: n(account)?,
             subject: subject.clone(),
-            from: from.clone(),
+            from: n(from)?,
             kind: kind(*k),
             local_subject: local_subject.clone(),
             name: name.clone(),
         },
         AccountCommand::Import(ImportCommand::Remove { account, subject }) => {
-            Request::ImportRemove { account: account.clone(), subject: subject.clone() }
+            Request::ImportRemove { account: n(account)?, subject: subject.clone() }
         }
-    }
+    })
 }
 
 fn list(values: &[String], nothing: bool) -> ListPatch {
@@ -145,18 +159,18 @@ fn role_patch(a: &RoleArgs) -> RolePatch {
     }
 }
 
-fn role(r: &RoleCommand) -> Request {
-    match r {
+fn role(r: &RoleCommand) -> Result<Request> {
+    Ok(match r {
         RoleCommand::Add { name, args } => {
-            Request::RoleAdd { name: name.clone(), role: role_patch(args) }
+            Request::RoleAdd { name: n(name)?, role: role_patch(args) }
         }
         RoleCommand::List => Request::RoleList,
-        RoleCommand::Show { name } => Request::RoleShow { name: name.clone() },
+        RoleCommand::Show { name } => Request::RoleShow { name: n(name)? },
         RoleCommand::Edit { name, args } => {
-            Request::RoleEdit { name: name.clone(), role: role_patch(args) }
+            Request::RoleEdit { name: n(name)?, role: role_patch(args) }
         }
-        RoleCommand::Delete { name } => Request::RoleDelete { name: name.clone() },
-    }
+        RoleCommand::Delete { name } => Request::RoleDelete { name: n(name)? },
+    })
 }
 
 fn password_hash(p: &PasswordArgs) -> Result<String> {
@@ -169,44 +183,42 @@ fn user(u: &UserCommand) -> Result<Request> {
     Ok(match u {
         UserCommand::Add { name, account, role, email, description, password, no_password } => {
             Request::UserAdd {
-                name: name.clone(),
-                account: account.clone(),
-                role: role.clone(),
+                name: n(name)?,
+                account: n(account)?,
+                role: n(role)?,
                 email: email.clone(),
                 description: description.clone(),
                 password_hash: if *no_password { None } else { Some(password_hash(password)?) },
             }
         }
-        UserCommand::List { account } => Request::UserList { account: account.clone() },
-        UserCommand::Show { name } => Request::UserShow { name: name.clone() },
+        UserCommand::List { account } => Request::UserList { account: opt(account)? },
+        UserCommand::Show { name } => Request::UserShow { name: n(name)? },
         UserCommand::Edit { name, account, role, active, email, description, nkey } => {
             Request::UserEdit {
-                name: name.clone(),
-                account: account.clone(),
-                role: role.clone(),
+                name: n(name)?,
+                account: opt(account)?,
+                role: opt(role)?,
                 active: *active,
                 email: email.clone(),
                 description: description.clone(),
                 nkey: nkey.clone(),
             }
         }
-        UserCommand::Delete { name } => Request::UserDelete { name: name.clone() },
+        UserCommand::Delete { name } => Request::UserDelete { name: n(name)? },
         UserCommand::Passwd { name, password } => {
-            Request::UserPasswd { name: name.clone(), password_hash: password_hash(password)? }
+            Request::UserPasswd { name: n(name)?, password_hash: password_hash(password)? }
         }
         UserCommand::Creds { name, keep_previous, .. } => {
-            Request::UserCreds { name: name.clone(), keep_previous: *keep_previous }
+            Request::UserCreds { name: n(name)?, keep_previous: *keep_previous }
         }
         UserCommand::Token(TokenCommand::Add { name, label, expires }) => Request::TokenAdd {
-            name: name.clone(),
+            name: n(name)?,
             label: label.clone(),
             expires_secs: expires.map(|d| d.as_secs()),
         },
-        UserCommand::Token(TokenCommand::List { name }) => {
-            Request::TokenList { name: name.clone() }
-        }
+        UserCommand::Token(TokenCommand::List { name }) => Request::TokenList { name: n(name)? },
         UserCommand::Token(TokenCommand::Revoke { name, id }) => {
-            Request::TokenRevoke { name: name.clone(), id: id.clone() }
+            Request::TokenRevoke { name: n(name)?, id: n(id)? }
         }
     })
 }

@@ -1,13 +1,13 @@
 //! Reading passwords (never from argv) and writing secret files (always 0600).
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use zeroize::Zeroizing;
 
 use super::args::PasswordArgs;
+use crate::fsutil::{Mode, PendingFile};
 
 /// A password that was not given, or not acceptable: a usage error (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -69,51 +69,33 @@ fn check_password(pw: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
-/// A file for a secret (creds), opened with mode 0600 *before* the operation that produces the
-/// secret, so an unwritable path fails before anything changes in the store.
+/// A file for a secret (creds), prepared with mode 0600 *before* the operation that produces the
+/// secret, so an unwritable path, an existing file (without `--force`) or a symlink fails before
+/// anything changes in the store. Written through [`crate::fsutil`]: temp file, sync, rename.
 #[derive(Debug)]
-pub struct SecretFile {
-    file: std::fs::File,
-    path: PathBuf,
-    created: bool,
-}
+pub struct SecretFile(PendingFile);
 
 impl SecretFile {
-    /// Opens (or creates) `path` with mode 0600, tightening an existing file; its content stays
-    /// until [`SecretFile::write`].
+    /// Prepares `path`, refusing an existing file.
     pub fn open(path: &Path) -> Result<Self> {
-        let existed = path.exists();
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("cannot set mode 0600 on {}", path.display()))?;
-        Ok(SecretFile { file, path: path.to_path_buf(), created: !existed })
+        Self::open_with(path, false)
+    }
+
+    /// Prepares `path`; an existing regular file is replaced only with `force`.
+    pub fn open_with(path: &Path, force: bool) -> Result<Self> {
+        Ok(SecretFile(PendingFile::create(path, Mode::Secret, force)?))
     }
 
     /// The path of the file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.0.path()
     }
 
-    /// Replaces the file's content with `contents` and syncs it.
-    pub fn write(mut self, contents: &str) -> Result<()> {
-        let path = self.path.display().to_string();
-        self.file.set_len(0).with_context(|| format!("cannot write {path}"))?;
-        self.file.write_all(contents.as_bytes()).with_context(|| format!("cannot write {path}"))?;
-        self.file.sync_all().with_context(|| format!("cannot write {path}"))?;
-        Ok(())
+    /// Puts `contents` in place (synced, mode 0600).
+    pub fn write(self, contents: &str) -> Result<()> {
+        Ok(self.0.commit(contents.as_bytes())?)
     }
 
-    /// Removes the file again if [`SecretFile::open`] created it (the operation failed).
-    pub fn discard(self) {
-        if self.created {
-            // Best effort: an empty 0600 file left behind holds no secret.
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
+    /// Drops the prepared file: nothing is written and the target is untouched.
+    pub fn discard(self) {}
 }

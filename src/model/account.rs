@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_text, AccountLimits, ModelError, Name, Subject, DESCRIPTION_MAX_LEN};
+use super::{check_text, clip, AccountLimits, ModelError, Name, Subject, DESCRIPTION_MAX_LEN};
 use crate::keys::{AccountPublicKey, KeyKind, KeyPair, OperatorPublicKey, Seed, UserPublicKey};
 
 /// Longest export or import name, in characters.
@@ -134,7 +134,7 @@ impl Operator {
             || self.name.chars().count() > 128
             || self.name.chars().any(char::is_control)
         {
-            return Err(ModelError::OperatorName(self.name.clone()));
+            return Err(ModelError::OperatorName(clip(&self.name)));
         }
         check_seed(&self.identity, self.public_key.as_str(), KeyKind::Operator)?;
         check_signing_keys(&self.signing_keys, KeyKind::Operator, &self.name)
@@ -215,12 +215,12 @@ impl Export {
         check_text("export name", &self.name, EXPORT_NAME_MAX_LEN)?;
         check_text("export description", &self.description, DESCRIPTION_MAX_LEN)?;
         if self.response_type.is_some() && self.kind != ExportKind::Service {
-            return Err(ModelError::ResponseTypeOnStream(self.name.clone()));
+            return Err(ModelError::ResponseTypeOnStream(clip(&self.name)));
         }
         if let Some(pos) = self.account_token_position {
             let token = self.subject.as_str().split('.').nth((pos as usize).wrapping_sub(1));
             if token != Some("*") {
-                return Err(ModelError::TokenPosition { export: self.name.clone(), position: pos });
+                return Err(ModelError::TokenPosition { export: clip(&self.name), position: pos });
             }
         }
         Ok(())
@@ -385,7 +385,7 @@ impl Account {
             .keys()
             .find(|k| k.as_str() != REVOKE_ALL && UserPublicKey::parse(k).is_err())
         {
-            return Err(ModelError::RevocationKey(bad.clone()));
+            return Err(ModelError::RevocationKey(clip(bad)));
         }
         self.validate_callout()
     }

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::ModelError;
+use super::{clip, ModelError};
 
 /// One NATS limit: `-1` means unlimited, `0` means disabled (nothing allowed), `N > 0` is a cap.
 ///
@@ -28,8 +28,7 @@ impl Limit {
             "unlimited" => Ok(Limit::UNLIMITED),
             "disabled" => Ok(Limit::DISABLED),
             other => {
-                let n: i64 =
-                    other.parse().map_err(|_| ModelError::LimitNotANumber(text.to_string()))?;
+                let n: i64 = other.parse().map_err(|_| ModelError::LimitNotANumber(clip(text)))?;
                 Limit::try_from(n)
             }
         }

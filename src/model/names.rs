@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::ModelError;
+use super::{clip, ModelError};
 
 /// Longest allowed [`Name`], in characters.
 pub const NAME_MAX_LEN: usize = 64;
@@ -29,17 +29,17 @@ impl Name {
 
     fn check(text: &str) -> Result<(), ModelError> {
         if text.is_empty() || text.len() > NAME_MAX_LEN {
-            return Err(ModelError::NameLength(text.to_string()));
+            return Err(ModelError::NameLength(clip(text)));
         }
         // Invariant: text is non-empty, checked just above.
         let first = text.chars().next().expect("name is non-empty");
         if !first.is_ascii_alphanumeric() {
-            return Err(ModelError::NameStart(text.to_string()));
+            return Err(ModelError::NameStart(clip(text)));
         }
         if let Some(ch) =
             text.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
         {
-            return Err(ModelError::NameChar { name: text.to_string(), ch });
+            return Err(ModelError::NameChar { name: clip(text), ch });
         }
         Ok(())
     }
@@ -97,6 +97,15 @@ impl fmt::Debug for Name {
     }
 }
 
+/// Account names pbn creates itself (`pbn init`): refused for new accounts in any letter case, so
+/// `sys` cannot pass for the system account in listings and logs.
+pub const RESERVED_NAMES: [&str; 2] = ["SYS", "AUTH"];
+
+/// Whether `name` is one of [`RESERVED_NAMES`], ignoring ASCII case.
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
+
 /// A NATS subject or subject pattern, as used in permissions, exports and imports.
 ///
 /// Rules: not empty; no whitespace or control characters; tokens (separated by `.`) are never
@@ -128,18 +137,18 @@ fn check_subject(text: &str) -> Result<(), ModelError> {
         return Err(ModelError::SubjectEmpty);
     }
     if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ModelError::SubjectWhitespace(text.to_string()));
+        return Err(ModelError::SubjectWhitespace(clip(text)));
     }
     let mut tokens = text.split('.').peekable();
     while let Some(token) = tokens.next() {
         if token.is_empty() {
-            return Err(ModelError::SubjectEmptyToken(text.to_string()));
+            return Err(ModelError::SubjectEmptyToken(clip(text)));
         }
         let is_last = tokens.peek().is_none();
         let misplaced_wildcard =
             (token.len() > 1 && token.contains(['*', '>'])) || (token == ">" && !is_last);
         if misplaced_wildcard {
-            return Err(ModelError::SubjectWildcard(text.to_string()));
+            return Err(ModelError::SubjectWildcard(clip(text)));
         }
     }
     Ok(())
@@ -203,8 +212,8 @@ impl SubSubject {
             None => Ok(SubSubject { subject: Subject::parse(text)?, queue: None }),
             Some((subject, queue)) => {
                 let subject = Subject::parse(subject)?;
-                let queue = Subject::parse(queue)
-                    .map_err(|_| ModelError::QueueInvalid(text.to_string()))?;
+                let queue =
+                    Subject::parse(queue).map_err(|_| ModelError::QueueInvalid(clip(text)))?;
                 Ok(SubSubject { subject, queue: Some(queue) })
             }
         }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{
-    check_text, Limit, ModelError, Name, Permissions, ResponsePermission, DESCRIPTION_MAX_LEN,
+    check_text, clip, Limit, ModelError, Name, Permissions, ResponsePermission, DESCRIPTION_MAX_LEN,
 };
 use crate::keys::UserPublicKey;
 
@@ -19,6 +19,10 @@ pub const CONNECTION_TYPES: [&str; 7] =
 
 /// Longest email address, in characters.
 pub const EMAIL_MAX_LEN: usize = 254;
+
+/// Shortest lifetime of a minted user JWT, in seconds (JWT times are whole seconds; a shorter
+/// lifetime would expire before the client has connected).
+pub const MIN_JWT_TTL_SECS: u64 = 1;
 
 /// Longest API token id, in characters.
 pub const TOKEN_ID_MAX_LEN: usize = 64;
@@ -81,13 +85,13 @@ impl Role {
         if let Some(resp) = &self.allow_responses {
             resp.validate()?;
         }
-        if self.jwt_ttl.is_some_and(|t| t.is_zero()) {
-            return Err(ModelError::ZeroJwtTtl(self.name.to_string()));
+        if self.jwt_ttl.is_some_and(|t| t.as_secs() < MIN_JWT_TTL_SECS) {
+            return Err(ModelError::JwtTtlTooShort(self.name.to_string()));
         }
         if let Some(bad) =
             self.connection_types.iter().find(|t| !CONNECTION_TYPES.contains(&t.as_str()))
         {
-            return Err(ModelError::ConnectionType(bad.clone()));
+            return Err(ModelError::ConnectionType(clip(bad)));
         }
         Ok(())
     }
@@ -140,7 +144,7 @@ impl ApiToken {
             && self.id.len() <= TOKEN_ID_MAX_LEN
             && self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if !id_ok {
-            return Err(ModelError::TokenId(self.id.clone()));
+            return Err(ModelError::TokenId(clip(&self.id)));
         }
         check_text("token label", &self.label, DESCRIPTION_MAX_LEN)?;
         let hash_ok =
@@ -258,7 +262,7 @@ fn check_email(email: &str) -> Result<(), ModelError> {
     };
     let chars_ok = !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if !shape_ok || !chars_ok || email.chars().count() > EMAIL_MAX_LEN {
-        return Err(ModelError::Email(email.to_string()));
+        return Err(ModelError::Email(clip(email)));
     }
     Ok(())
 }
@@ -321,7 +325,7 @@ mod tests {
         role.connection_types = CONNECTION_TYPES.iter().map(|s| s.to_string()).collect();
         role.validate().unwrap();
         role.jwt_ttl = Some(Duration::ZERO);
-        assert!(matches!(role.validate(), Err(ModelError::ZeroJwtTtl(_))));
+        assert!(matches!(role.validate(), Err(ModelError::JwtTtlTooShort(_))));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fsutil::{Mode, PendingFile};
 use crate::keys::AccountPublicKey;
 
 mod options;
@@ -70,7 +71,7 @@ pub enum NatsConfError {
     },
     /// A file a setting names cannot be read.
     #[error("cannot read {name} {path}: {source}")]
-    File {
+    Unreadable {
         /// The setting.
         name: &'static str,
         /// The file.
@@ -94,6 +95,9 @@ pub enum NatsConfError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A config file was not written (exists without `--force`, a symlink, ...).
+    #[error(transparent)]
+    File(#[from] crate::fsutil::FsError),
 }
 
 /// What the servers must trust and preload, taken from the store: public data only (JWTs and
@@ -295,14 +299,26 @@ fn quote(v: &str) -> String {
     q
 }
 
-/// Writes rendered files and creates each node's resolver directory (mode 0700) when it lies
-/// inside the output directory.
+/// Writes rendered files (replacing existing ones) and creates each node's resolver directory
+/// (mode 0700). For a folder pbn owns (`pbn up`), where the config is regenerated on each start.
 pub fn write_configs(configs: &[RenderedConfig]) -> Result<(), NatsConfError> {
+    write_new_configs(configs, true)
+}
+
+/// Writes rendered files through [`crate::fsutil`] (temp file, sync, rename; never through a
+/// symlink) and creates each node's resolver directory (mode 0700). Every target is checked
+/// before any is written: with an existing file and no `force`, nothing is written.
+pub fn write_new_configs(configs: &[RenderedConfig], force: bool) -> Result<(), NatsConfError> {
     use std::os::unix::fs::DirBuilderExt;
+    let mut pending = Vec::with_capacity(configs.len());
     for c in configs {
         let parent = c.path.parent().unwrap_or(Path::new("."));
         let io = |source| NatsConfError::Io { path: parent.to_path_buf(), source };
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io)?;
+        pending.push(PendingFile::create(&c.path, Mode::Public, force)?);
+    }
+    for (c, file) in configs.iter().zip(pending) {
+        let parent = c.path.parent().unwrap_or(Path::new("."));
         for line in c.text.lines() {
             if let Some(dir) = line.trim().strip_prefix("dir: ") {
                 let dir = PathBuf::from(dir.trim_matches('"'));
@@ -317,8 +333,7 @@ pub fn write_configs(configs: &[RenderedConfig]) -> Result<(), NatsConfError> {
                     .map_err(|source| NatsConfError::Io { path: dir.clone(), source })?;
             }
         }
-        std::fs::write(&c.path, &c.text)
-            .map_err(|source| NatsConfError::Io { path: c.path.clone(), source })?;
+        file.commit(c.text.as_bytes())?;
     }
     Ok(())
 }

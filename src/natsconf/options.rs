@@ -118,7 +118,7 @@ pub const DEFAULT_TLS_TIMEOUT: Duration = Duration::from_secs(2);
 /// returns it absolute (nats-server resolves relative paths against its own working directory).
 pub fn check_pem(name: &'static str, path: &Path, marker: &str) -> Result<PathBuf, NatsConfError> {
     let abs = absolute(name, path)?;
-    let text = std::fs::read(&abs).map_err(|source| NatsConfError::File {
+    let text = std::fs::read(&abs).map_err(|source| NatsConfError::Unreadable {
         name,
         path: abs.clone(),
         source,
@@ -144,7 +144,7 @@ pub fn absolute(name: &'static str, path: &Path) -> Result<PathBuf, NatsConfErro
     if path.as_os_str().is_empty() {
         return Err(NatsConfError::Invalid { name, value: String::new(), reason: "empty path" });
     }
-    std::path::absolute(path).map_err(|source| NatsConfError::File {
+    std::path::absolute(path).map_err(|source| NatsConfError::Unreadable {
         name,
         path: path.to_path_buf(),
         source,
@@ -304,7 +304,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.pem");
         let err = check_pem("tls.cert_file", &missing, "CERTIFICATE").unwrap_err();
-        assert!(matches!(err, NatsConfError::File { name: "tls.cert_file", .. }));
+        assert!(matches!(err, NatsConfError::Unreadable { name: "tls.cert_file", .. }));
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, "not pem").unwrap();
         let err = check_pem("tls.key_file", &junk, "PRIVATE KEY").unwrap_err();

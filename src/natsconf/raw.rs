@@ -28,7 +28,7 @@ pub struct RawFile {
 impl RawFile {
     /// Reads and parses `path`.
     pub fn from_file(path: &Path) -> Result<RawFile, NatsConfError> {
-        let text = std::fs::read_to_string(path).map_err(|source| NatsConfError::File {
+        let text = std::fs::read_to_string(path).map_err(|source| NatsConfError::Unreadable {
             name: "--config",
             path: path.to_path_buf(),
             source,

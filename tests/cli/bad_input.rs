@@ -10,14 +10,14 @@ use super::Deployment;
 use crate::support::pbn::{Pbn, PbnOutput};
 
 /// Exit codes documented in `pbn --help`.
-const USAGE: i32 = 2;
-const NOT_FOUND: i32 = 3;
-const CONFLICT: i32 = 4;
-const LOCKED: i32 = 5;
-const OTHER: i32 = 1;
+pub(super) const USAGE: i32 = 2;
+pub(super) const NOT_FOUND: i32 = 3;
+pub(super) const CONFLICT: i32 = 4;
+pub(super) const LOCKED: i32 = 5;
+pub(super) const OTHER: i32 = 1;
 
 /// A deployment with account `app`, role `r` and user `alice` (no password).
-fn populated() -> Deployment {
+pub(super) fn populated() -> Deployment {
     let d = Deployment::init();
     d.ok(&["account", "add", "app"]);
     d.ok(&["role", "add", "r", "--pub", "app.>"]);
@@ -28,7 +28,7 @@ fn populated() -> Deployment {
 /// Runs each `(args, exit code, words)` against `d`: the code must match, stderr must contain
 /// every word, and the store must be unchanged afterwards.
 #[track_caller]
-fn refused(d: &Deployment, cases: &[(&[&str], i32, &[&str])]) {
+pub(super) fn refused(d: &Deployment, cases: &[(&[&str], i32, &[&str])]) {
     let before = d.snapshot();
     for (args, code, words) in cases {
         let out = d.admin(args);
@@ -41,7 +41,7 @@ fn refused(d: &Deployment, cases: &[(&[&str], i32, &[&str])]) {
 /// Asserts stdout is empty and stderr is one `error: ...` message naming every word and saying
 /// nothing twice.
 #[track_caller]
-fn assert_clear(out: &PbnOutput, words: &[&str]) {
+pub(super) fn assert_clear(out: &PbnOutput, words: &[&str]) {
     assert!(out.stdout.is_empty(), "a failure printed to stdout:\n{}", out.streams());
     assert!(out.stderr.starts_with("error: "), "no error message:\n{}", out.streams());
     let first_line = out.stderr.lines().next().unwrap_or_default();
@@ -137,7 +137,8 @@ fn values_breaking_a_model_rule_are_usage_errors() {
             (&["role", "add", "x", "--connection-type", "carrier-pigeon"], USAGE, &["PIGEON"]),
             (&["role", "add", "x", "--source-cidr", "10.0.0.0/33"], USAGE, &["10.0.0.0/33"]),
             (&["role", "add", "x", "--jwt-ttl", ten_thousand_years], USAGE, &["JWT lifetime"]),
-            (&["role", "edit", "r", "--jwt-ttl", "0s"], USAGE, &["lifetime of zero"]),
+            (&["role", "edit", "r", "--jwt-ttl", "0s"], USAGE, &["minimum", "1s"]),
+            (&["role", "edit", "r", "--jwt-ttl", "1ms"], USAGE, &["minimum", "1s"]),
             (&bad_email, USAGE, &["\"not-an-address\""]),
             (&["account", "add", "has space"], USAGE, &["\"has space\""]),
             (&["user", "edit", "alice", "--nkey", "UNOTAKEY"], USAGE, &["\"UNOTAKEY\""]),
@@ -370,7 +371,12 @@ fn store_and_creds_files_are_mode_0600() {
     let existing = d.dir().join("open.creds");
     std::fs::write(&existing, "old").expect("write");
     std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    d.ok(&["user", "creds", "alice", "--out", existing.to_str().expect("utf-8 path")]);
+    let out = d.admin(&["user", "creds", "alice", "--out", existing.to_str().expect("utf-8 path")]);
+    out.code(CONFLICT);
+    assert_clear(&out, &["open.creds", "--force"]);
+    assert_eq!(std::fs::read_to_string(&existing).expect("read"), "old");
+    let existing_arg = existing.to_str().expect("utf-8 path");
+    d.ok(&["user", "creds", "alice", "--out", existing_arg, "--force"]);
     assert_eq!(mode(&existing), 0o600);
     assert!(std::fs::read_to_string(&existing).expect("read").contains("BEGIN NATS USER JWT"));
 }
@@ -443,4 +449,23 @@ fn the_store_path_defaults_to_pbn_store_then_the_working_directory() {
     Pbn::new(["init"]).current_dir(dir.path()).run().success();
     assert!(dir.path().join("pbn.redb").is_file());
     Pbn::new(["admin", "account", "list"]).current_dir(dir.path()).run().success();
+}
+
+#[test]
+fn a_role_too_large_to_mint_is_a_usage_error_naming_the_size() {
+    let d = populated();
+    let subjects: Vec<String> = (0..80).map(|i| format!("{i:02}.{}", "s".repeat(8_997))).collect();
+    let mut add = vec!["role", "add", "huge"];
+    let mut edit = vec!["role", "edit", "r"];
+    for s in &subjects {
+        add.extend(["--pub", s]);
+        edit.extend(["--pub", s]);
+    }
+    refused(
+        &d,
+        &[
+            (&add, USAGE, &["role \"huge\"", "message of", "max payload is 1048576 bytes"]),
+            (&edit, USAGE, &["role \"r\"", "max payload is 1048576 bytes"]),
+        ],
+    );
 }

@@ -5,7 +5,7 @@ use crate::admin::{
     execute, AdminError, Context, ErrorClass, LimitPatch, Request, Response, RolePatch,
 };
 use crate::claims::{decode, parse_creds, AccountClaims, UserClaims};
-use crate::model::{Account, OutboxAction};
+use crate::model::{Account, ModelError, OutboxAction};
 use crate::store::{Store, StoreRead};
 
 const NOW: i64 = 1_800_000_000;
@@ -225,4 +225,69 @@ fn rotation_text_lists_the_users_who_need_new_creds() {
     assert!(text.contains("pbn admin user creds") && text.contains("  holder\n"), "{text}");
     let none = rotated(vec![]).to_text();
     assert!(none.contains("no user holds creds"), "{none}");
+}
+
+/// `n` distinct subjects of `len` characters each.
+fn long_subjects(n: usize, len: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{i:04}.{}", "s".repeat(len - 5))).collect()
+}
+
+#[test]
+fn a_role_whose_callout_response_exceeds_the_max_payload_is_refused() {
+    let (_dir, store, ctx) = setup();
+    let huge = RolePatch {
+        pub_allow: crate::admin::ListPatch::Set(long_subjects(80, 9_000)),
+        ..RolePatch::default()
+    };
+    let err = fail(&store, &ctx, Request::RoleAdd { name: "huge".into(), role: huge.clone() });
+    let AdminError::Model(ModelError::JwtTooLarge { what: "role", size, max, .. }) = err else {
+        panic!("{err}");
+    };
+    assert_eq!(max, crate::issue::DEFAULT_MAX_PAYLOAD);
+    assert!(size > max, "{size}");
+    assert_eq!(
+        err_class(&store, &ctx, Request::RoleAdd { name: "huge".into(), role: huge.clone() }),
+        ErrorClass::Usage
+    );
+    assert!(store.read(|tx| tx.get_role("huge")).expect("read").is_none());
+
+    let before = store.read(|tx| tx.require_role("r")).expect("role r");
+    let err = fail(&store, &ctx, Request::RoleEdit { name: "r".into(), role: huge });
+    assert!(matches!(err, AdminError::Model(ModelError::JwtTooLarge { .. })), "{err}");
+    assert_eq!(store.read(|tx| tx.require_role("r")).expect("role r"), before);
+
+    // A large role that fits is accepted; the estimate grows with what the JWT carries.
+    let fits = RolePatch {
+        pub_allow: crate::admin::ListPatch::Set(long_subjects(20, 9_000)),
+        ..RolePatch::default()
+    };
+    run(&store, &ctx, Request::RoleAdd { name: "big".into(), role: fits });
+    let big = store.read(|tx| tx.require_role("big")).expect("role big");
+    let size = crate::issue::callout_response_size(&big, &ctx.defaults, NOW).expect("size");
+    assert!(size > 4 * 20 * 9_000 / 3 && size < crate::issue::DEFAULT_MAX_PAYLOAD, "{size}");
+}
+
+fn err_class(store: &Store, ctx: &Context, req: Request) -> ErrorClass {
+    fail(store, ctx, req).class()
+}
+
+#[test]
+fn an_account_whose_jwt_exceeds_the_max_payload_is_refused() {
+    let (_dir, store, ctx) = setup();
+    let before = account(&store, "app");
+    let export = |subject: String| Request::ExportAdd {
+        account: "app".into(),
+        subject,
+        kind: crate::admin::ExportKind::Stream,
+        name: None,
+        token_req: false,
+    };
+    let huge = format!("a.{}", "b".repeat(crate::issue::DEFAULT_MAX_PAYLOAD));
+    let err = fail(&store, &ctx, export(huge));
+    let AdminError::Model(ModelError::JwtTooLarge { what: "account", size, .. }) = err else {
+        panic!("{err}");
+    };
+    assert!(size > crate::issue::DEFAULT_MAX_PAYLOAD);
+    assert_eq!(account(&store, "app"), before, "a refused edit changed the account");
+    run(&store, &ctx, export(format!("a.{}", "b".repeat(100_000))));
 }
