@@ -64,6 +64,12 @@ pub struct RawConfig {
     /// Publisher tuning.
     #[serde(default)]
     pub publisher: RawPublisher,
+    /// CA (PEM) that the NATS servers' TLS certificates are checked against, for a private
+    /// CA; public CAs are trusted without it. Set, every connection requires TLS.
+    pub tls_ca: Option<PathBuf>,
+    /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
+    #[serde(default, rename = "nats_conf")]
+    pub _nats_conf: Option<toml::Table>,
 }
 
 /// `[callout]` section.
@@ -187,6 +193,8 @@ pub struct Settings {
     pub callout: CalloutSettings,
     /// Publisher settings.
     pub publisher: PublisherSettings,
+    /// CA of the servers' TLS certificates (checked readable PEM); `None`: system roots only.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl RawConfig {
@@ -198,13 +206,15 @@ impl RawConfig {
             .map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().into() })
     }
 
-    /// Reads `PBN_STORE` and `PBN_SERVERS` (comma-separated) from `vars`.
+    /// Reads `PBN_STORE`, `PBN_SERVERS` (comma-separated), `PBN_TLS_CA` and
+    /// `PBN_DEFAULT_JWT_TTL` from `vars`.
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut raw = RawConfig::default();
         for (name, value) in vars {
             match name.as_str() {
                 "PBN_STORE" if !value.is_empty() => raw.store = Some(value.into()),
                 "PBN_SERVERS" => raw.servers = Some(split_list(&value)),
+                "PBN_TLS_CA" if !value.is_empty() => raw.tls_ca = Some(value.into()),
                 "PBN_DEFAULT_JWT_TTL" => {
                     let ttl = humantime::parse_duration(&value).map_err(|e| ConfigError::Env {
                         name: name.clone(),
@@ -223,6 +233,7 @@ impl RawConfig {
     pub fn overlay(mut self, other: RawConfig) -> Self {
         self.store = other.store.or(self.store);
         self.servers = other.servers.or(self.servers);
+        self.tls_ca = other.tls_ca.or(self.tls_ca);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -278,7 +289,9 @@ impl Settings {
                 message: "at least one server URL is required",
             });
         }
-        Ok(Settings { store: raw.store.unwrap_or("pbn.redb".into()), servers, callout, publisher })
+        let tls_ca = raw.tls_ca.as_deref().map(check_ca).transpose()?;
+        let store = raw.store.unwrap_or("pbn.redb".into());
+        Ok(Settings { store, servers, callout, publisher, tls_ca })
     }
 }
 
@@ -357,6 +370,21 @@ fn check_url(s: &str) -> Result<(), ConfigError> {
             message: "a server URL starts with nats://, tls://, ws:// or wss:// and names a host",
         })
     }
+}
+
+/// Checks that the CA file is readable and holds a PEM certificate; returns it absolute.
+fn check_ca(path: &Path) -> Result<PathBuf, ConfigError> {
+    let text =
+        std::fs::read(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    let pem = String::from_utf8_lossy(&text).contains("-----BEGIN CERTIFICATE-----");
+    if !pem {
+        return Err(ConfigError::Invalid {
+            name: "tls_ca",
+            value: path.display().to_string(),
+            message: "the file holds no PEM certificate",
+        });
+    }
+    std::path::absolute(path).map_err(|source| ConfigError::Read { path: path.into(), source })
 }
 
 /// Largest failure budget per user: the per-host budget is five times it, and the throttle
@@ -450,5 +478,22 @@ mod tests {
         ));
         let env = RawConfig::from_env([("PBN_DEFAULT_JWT_TTL".into(), "soon".into())]);
         assert!(matches!(env, Err(ConfigError::Env { .. })));
+    }
+
+    #[test]
+    fn tls_ca_must_be_a_readable_pem_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let env = |v: &Path| RawConfig::from_env([("PBN_TLS_CA".into(), v.display().to_string())]);
+        let err = Settings::resolve(None, env(&ca).unwrap(), RawConfig::default());
+        assert!(matches!(err, Err(ConfigError::Read { .. })), "{err:?}");
+        std::fs::write(&ca, "junk").unwrap();
+        let err = Settings::resolve(None, env(&ca).unwrap(), RawConfig::default());
+        assert!(matches!(err, Err(ConfigError::Invalid { name: "tls_ca", .. })), "{err:?}");
+        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nx\n").unwrap();
+        let s = Settings::resolve(None, env(&ca).unwrap(), RawConfig::default()).unwrap();
+        assert_eq!(s.tls_ca, Some(ca));
+        let shared: RawConfig = toml::from_str("[nats_conf]\nlisten = \"0.0.0.0:4222\"\n").unwrap();
+        assert!(Settings::resolve(Some(shared), RawConfig::default(), RawConfig::default()).is_ok());
     }
 }

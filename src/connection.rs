@@ -78,6 +78,9 @@ pub struct ConnectionSettings {
     /// consumer. The callout sets this from its settings: a connect storm queues here while the
     /// bounded handlers catch up, rather than in unbounded tasks.
     pub subscription_capacity: usize,
+    /// CA (PEM) trusted for the servers' certificates besides the system roots; when set,
+    /// every connection requires TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ConnectionSettings {
@@ -95,6 +98,7 @@ impl Default for ConnectionSettings {
     ///   does not bounce the connection back and forth;
     /// - `request_timeout` 10 s: async-nats' default; a full resolver answering a claims update
     ///   under load can take seconds, and a timeout is never taken as a dead connection;
+    /// - `tls_ca` none: public CAs are trusted through the system roots;
     /// - `ping_interval` 10 s: a silently dead server (no TCP reset) is noticed after about
     ///   30 s instead of the 3 minutes async-nats' 60 s default would take.
     fn default() -> Self {
@@ -109,6 +113,7 @@ impl Default for ConnectionSettings {
             request_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
             subscription_capacity: 65_536,
+            tls_ca: None,
         }
     }
 }

@@ -188,6 +188,7 @@ fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {
         servers: settings.servers.clone(),
         name: name.into(),
         subscription_capacity: settings.callout.subscription_capacity,
+        tls_ca: settings.tls_ca.clone(),
         ..ConnectionSettings::default()
     }
 }

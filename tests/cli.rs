@@ -9,10 +9,13 @@
 //!   without `--force`), a closed standard output, and what error messages and tables echo.
 //! - `serve`: the real `pbn serve` logs its start and connection changes, and refuses old servers.
 //! - `up`: `pbn up` supervises its nats-server (ports, versions, leftovers, exits, `kill -9`).
+//! - `production`: TLS, monitoring and one file per server of a cluster, run as written, with
+//!   `pbn serve`; `pbn nats-conf --server` while the service holds the store.
 
 mod bad_input;
 mod deploy;
 mod output;
+mod production;
 mod readme;
 mod serve;
 mod up;

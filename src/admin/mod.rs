@@ -185,6 +185,7 @@ fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, Adm
         R::UserShow { name } => store.read(|tx| users::show(tx, name)),
         R::TokenList { name } => store.read(|tx| users::tokens(tx, name)),
         R::OutboxList => store.read(outbox::list),
+        R::NatsConfTrust => init::trust(store, ctx).map(|t| Response::Trust(Box::new(t))),
         R::OutboxRetry { id } => store.write(|tx| outbox::retry(tx, id, ctx)),
         _ => store.write(|tx| users::write(tx, req, ctx)),
     }

@@ -307,6 +307,10 @@ pub enum Request {
     },
     /// List the claims outbox: pending and failed pushes with their last error.
     OutboxList,
+    /// What `pbn nats-conf` renders from: the operator JWT, the system account and the account
+    /// JWTs to preload, and the sentinel JWT (public data only). Changes no record; it reserves
+    /// fresh `iat`s so the preloaded JWTs are newer than any pushed before.
+    NatsConfTrust,
     /// Re-queue an outbox entry (a failed one, typically) for an immediate push.
     OutboxRetry {
         /// The account's name or public key.

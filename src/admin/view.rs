@@ -252,6 +252,8 @@ pub enum Response {
     },
     /// The claims outbox.
     Outbox(Vec<OutboxView>),
+    /// What the servers trust and preload (for `pbn nats-conf --server`).
+    Trust(Box<crate::natsconf::Trust>),
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -346,6 +348,10 @@ impl Response {
                 let _ = writeln!(s, "(shown once: store it now)");
             }
             Response::Outbox(v) => outbox_text(&mut s, v),
+            Response::Trust(t) => {
+                let _ = writeln!(s, "system account: {}", t.system_account);
+                let _ = writeln!(s, "preloaded accounts: {}", t.preload.len());
+            }
             Response::Done { message } => {
                 let _ = writeln!(s, "{message}");
             }

@@ -43,7 +43,7 @@ pub enum Command {
     /// Create a new store: operator, SYS, AUTH, service user, sentinel, admin role.
     Init(InitArgs),
     /// Write nats-server config files for the store's operator and accounts.
-    NatsConf(NatsConfArgs),
+    NatsConf(Box<NatsConfArgs>),
     /// Manage records (accounts, roles, users, tokens, creds).
     Admin(Box<AdminArgs>),
     /// Run the auth callout service (and, with it, the claims publisher).
@@ -131,24 +131,90 @@ pub struct InitArgs {
 /// `pbn nats-conf`.
 #[derive(Debug, Args)]
 pub struct NatsConfArgs {
-    /// Flattened options.
-    #[command(flatten)]
-    pub store: StoreArg,
-    /// Directory for the config files and resolver directories.
+    /// Store file; defaults to `$PBN_STORE`, then the config file's `store`, else `./pbn.redb`.
+    #[arg(long, env = "PBN_STORE")]
+    pub store: Option<PathBuf>,
+    /// TOML file: its `store` and `[nats_conf]` section set what the flags set (flags win).
+    #[arg(long, value_name = "FILE", conflicts_with = "cluster")]
+    pub config: Option<PathBuf>,
+    /// Directory for the config files (and resolver directories unless --resolver-dir).
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
-    /// Client port (of the first node with --cluster).
-    #[arg(long, default_value_t = 4222, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-    /// Write N clustered nodes on loopback (N >= 2).
+    /// Client port on 127.0.0.1 (of the first node with --cluster); see --listen.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..), conflicts_with = "listen")]
+    pub port: Option<u16>,
+    /// Write N test nodes routed on loopback (N >= 2); for real machines use --server-name,
+    /// --cluster-listen and --routes, one file per server.
     #[arg(long, value_parser = clap::value_parser!(u16).range(2..=64))]
     pub cluster: Option<u16>,
-    /// Client auth timeout in seconds (also the callout's deadline).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
-    pub auth_timeout: u64,
+    /// Client auth timeout in seconds (also the callout's deadline; above --tls-timeout).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub auth_timeout: Option<u64>,
+    /// Remote mode: fetch what the file needs from the running `pbn serve` through this server.
+    #[arg(long, value_name = "URL", requires = "creds")]
+    pub server: Option<String>,
+    /// Admin creds for --server (the `admin.creds` written by `pbn init`).
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub creds: Option<PathBuf>,
     /// Replace config files that exist already (symlinks are always refused).
     #[arg(long)]
     pub force: bool,
+    /// What the server's file says.
+    #[command(flatten)]
+    pub server_opts: NatsConfServerArgs,
+}
+
+/// The production settings of `pbn nats-conf` (the `[nats_conf]` keys in brackets).
+#[derive(Debug, Args, Default)]
+pub struct NatsConfServerArgs {
+    /// This server's name, unique in its cluster [server_name].
+    #[arg(long, conflicts_with = "cluster", value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// Client listen address, e.g. `0.0.0.0:4222` or `[::]:4222` [listen].
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Directory of the account JWT resolver on the server [resolver_dir].
+    #[arg(long, conflicts_with = "cluster", value_name = "DIR")]
+    pub resolver_dir: Option<PathBuf>,
+    /// Server certificate (PEM) for client TLS [tls.cert_file].
+    #[arg(long, conflicts_with = "cluster", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM) [tls.key_file].
+    #[arg(long, conflicts_with = "cluster", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that client certificates are checked against [tls.ca_file].
+    #[arg(long, conflicts_with = "cluster", value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Require a client certificate signed by --tls-ca (mutual TLS) [tls.verify].
+    #[arg(long, conflicts_with = "cluster")]
+    pub tls_verify: bool,
+    /// TLS handshake timeout, e.g. `2s` (below the auth timeout) [tls.timeout].
+    #[arg(long, conflicts_with = "cluster", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub tls_timeout: Option<std::time::Duration>,
+    /// HTTP monitoring address, e.g. `127.0.0.1:8222` [http].
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
+    pub http: Option<String>,
+    /// Cluster name, the same on every server [cluster.name].
+    #[arg(long, conflicts_with = "cluster", value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// Where this server accepts routes, e.g. `0.0.0.0:6222` [cluster.listen].
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
+    pub cluster_listen: Option<String>,
+    /// Route addresses of the cluster's servers, comma-separated [cluster.routes].
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT,...", value_delimiter = ',')]
+    pub routes: Vec<String>,
+    /// Enable JetStream on the server with this store directory [jetstream.store_dir].
+    #[arg(long, conflicts_with = "cluster", value_name = "DIR")]
+    pub jetstream_dir: Option<PathBuf>,
+    /// JetStream memory limit, e.g. `1G` [jetstream.max_mem].
+    #[arg(long, conflicts_with = "cluster", value_name = "SIZE")]
+    pub jetstream_max_mem: Option<String>,
+    /// JetStream file limit, e.g. `100G` [jetstream.max_file].
+    #[arg(long, conflicts_with = "cluster", value_name = "SIZE")]
+    pub jetstream_max_file: Option<String>,
+    /// Leaf node listen address, e.g. `0.0.0.0:7422` [leafnodes.listen].
+    #[arg(long, conflicts_with = "cluster", value_name = "HOST:PORT")]
+    pub leafnodes_listen: Option<String>,
 }
 
 /// `pbn admin`.

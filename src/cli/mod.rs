@@ -5,6 +5,7 @@
 
 pub mod args;
 mod check;
+mod nats_conf;
 pub mod output;
 mod requests;
 mod secrets;
@@ -19,7 +20,7 @@ use anyhow::{Context as _, Result};
 use crate::admin::remote::{self, AdminClient, RemoteError};
 use crate::admin::{self, AdminError, Context, ErrorClass, Response};
 use crate::fsutil::FsError;
-use crate::natsconf::{self, Layout};
+use crate::natsconf;
 use crate::store::{Store, StoreError};
 pub use args::{Cli, Command};
 pub use check::CheckError;
@@ -39,7 +40,7 @@ pub fn log_filter(cli: &Cli, base: &str) -> String {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => init(a),
-        Command::NatsConf(a) => nats_conf(a),
+        Command::NatsConf(a) => nats_conf::nats_conf(*a),
         Command::Admin(a) => admin_cmd(*a),
         Command::Serve(a) => serve::serve(a),
         Command::Up(a) => up::up(a),
@@ -172,7 +173,7 @@ fn print_init_report(
 }
 
 /// How long a local command waits for a store another process holds.
-const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
+pub(super) const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Opens the store for writing as `pbn admin`, waiting for a busy lock.
 pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
@@ -180,7 +181,7 @@ pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
 }
 
 /// Opens the store read-only (a `0444` file works; nothing is written), waiting for a busy lock.
-fn open_store_read_only(path: &std::path::Path) -> Result<Store> {
+pub(super) fn open_store_read_only(path: &std::path::Path) -> Result<Store> {
     store_context(path, Store::open_read_only(path, STORE_LOCK_WAIT))
 }
 
@@ -200,59 +201,6 @@ fn open_error(path: &std::path::Path, e: StoreError) -> anyhow::Error {
     };
     anyhow::Error::new(e).context(format!("cannot open store {}{hint}", path.display()))
 }
-
-fn nats_conf(a: args::NatsConfArgs) -> Result<()> {
-    let out = std::path::absolute(&a.out)
-        .with_context(|| format!("invalid output directory {}", a.out.display()))?;
-    let layout = Layout {
-        out_dir: out,
-        port: a.port,
-        cluster: a.cluster,
-        auth_timeout: Duration::from_secs(a.auth_timeout),
-        host: "127.0.0.1".into(),
-    };
-    // Checked before the store is touched: issuing the preload JWTs records their `iat`.
-    layout.validate()?;
-    let trust = nats_conf_trust(&a.store.store)?;
-    let files = natsconf::render(&trust, &layout)?;
-    natsconf::write_new_configs(&files, a.force)?;
-    for f in &files {
-        outln!("wrote {} (client port {})", f.path.display(), f.client_port)?;
-    }
-    Ok(())
-}
-
-/// The trust for `nats-conf`: issued with recorded `iat`s when the store can be written (so
-/// configs generated again in the same second still win on the servers), else read-only.
-fn nats_conf_trust(path: &Path) -> Result<natsconf::Trust> {
-    let ctx = Context::now();
-    let unwritable = |e: &StoreError| match e {
-        StoreError::Io { source, .. } => {
-            source.kind() == std::io::ErrorKind::PermissionDenied
-                || source.raw_os_error() == Some(EROFS)
-        }
-        StoreError::Backend { .. } => true,
-        _ => false,
-    };
-    let store = match Store::open_for(path, "pbn nats-conf", STORE_LOCK_WAIT) {
-        Ok(store) => match admin::init::trust(&store, &ctx) {
-            Err(AdminError::Store(e)) if unwritable(&e) => {
-                eprintln!("warning: cannot record in {}: {e}; reading it only", path.display());
-                store
-            }
-            done => return done.context("cannot read the store"),
-        },
-        Err(e) if unwritable(&e) => {
-            eprintln!("warning: cannot write {}: {e}; reading it only", path.display());
-            open_store_read_only(path)?
-        }
-        Err(e) => return Err(open_error(path, e)),
-    };
-    admin::init::trust_read_only(&store, &ctx).context("cannot read the store")
-}
-
-/// `errno` of a write to a read-only file system.
-const EROFS: i32 = 30;
 
 /// `pbn admin`: the same request, executed on the local store or by the running service
 /// (`--server URL --creds FILE`), and the same output either way.

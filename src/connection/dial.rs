@@ -115,11 +115,12 @@ impl Dialer {
 
     /// Options for one client: pinned to its server, one reconnect attempt at most (the
     /// minimum async-nats allows; the supervisor handles failover), events tagged with
-    /// `generation`, and credentials from the provider when JWT auth is configured.
+    /// `generation`, TLS required and the CA trusted when one is configured, and credentials
+    /// from the provider when JWT auth is configured.
     async fn options(&self, generation: u64) -> Result<ConnectOptions, ConnectionError> {
         let settings = &self.inner.settings;
         let events = self.inner.events.clone();
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .name(&settings.name)
             .connection_timeout(settings.connect_timeout)
             .request_timeout(Some(settings.request_timeout))
@@ -141,6 +142,9 @@ impl Dialer {
                 }
                 async {}
             });
+        if let Some(ca) = &settings.tls_ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
         match &self.inner.auth {
             ConnectionAuth::Plain => Ok(options),
             ConnectionAuth::Jwt(provider) => self.with_credentials(options, provider.clone()).await,

@@ -105,6 +105,58 @@ impl Pbn {
     }
 }
 
+impl Pbn {
+    /// Starts the binary in the background (e.g. `pbn serve`), its output appended to `log`;
+    /// the process is killed when the handle drops, and with the test process.
+    ///
+    /// # Panics
+    /// If the binary cannot be started or the log not opened.
+    pub fn spawn_logged(&self, log: &std::path::Path) -> PbnChild {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|err| panic!("open {}: {err}", log.display()));
+        let err = out.try_clone().expect("duplicate a log handle");
+        let mut command = Command::new(binary());
+        command.args(&self.args).stdin(Stdio::null()).stdout(out).stderr(err);
+        for key in PBN_ENV {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let child = super::process::spawn(command)
+            .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary().display()));
+        PbnChild { child, log: log.to_path_buf() }
+    }
+}
+
+/// A `pbn` running in the background (see [`Pbn::spawn_logged`]).
+#[derive(Debug)]
+pub struct PbnChild {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl PbnChild {
+    /// Its output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for PbnChild {
+    fn drop(&mut self) {
+        // Errors mean it already exited; wait() reaps it either way.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- pbn log {} ----\n{}", self.log.display(), self.log());
+        }
+    }
+}
+
 /// What one run of `pbn` produced.
 #[derive(Debug, Clone)]
 pub struct PbnOutput {

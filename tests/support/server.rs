@@ -38,6 +38,7 @@ pub struct NatsServerBuilder {
     http_port: Option<u16>,
     args: Vec<String>,
     startup_timeout: Duration,
+    config_ports: bool,
 }
 
 impl NatsServerBuilder {
@@ -52,7 +53,16 @@ impl NatsServerBuilder {
             http_port: None,
             args: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            config_ports: false,
         }
+    }
+
+    /// Lets the config's own `listen` and `http` stand: no `-a`, `-p` and `-m` are passed, so
+    /// a rendered file is run as written. The client and HTTP ports given with
+    /// [`NatsServerBuilder::port`] and [`NatsServerBuilder::http_port`] must be the config's.
+    pub fn config_ports(mut self) -> Self {
+        self.config_ports = true;
+        self
     }
 
     /// Uses this client port instead of a free one picked by [`free_port`].
@@ -83,7 +93,7 @@ impl NatsServerBuilder {
     ///
     /// Ports picked by the harness are re-picked when another process took one meanwhile.
     pub async fn try_start(self) -> Result<NatsServer, HarnessError> {
-        let repickable = self.port.is_none() || self.http_port.is_none();
+        let repickable = !self.config_ports && (self.port.is_none() || self.http_port.is_none());
         let mut attempt = 1;
         loop {
             let port = self.port.unwrap_or_else(free_port);
@@ -112,6 +122,7 @@ impl NatsServerBuilder {
             http_port,
             args: self.args.clone(),
             startup_timeout: self.startup_timeout,
+            config_ports: self.config_ports,
             child: None,
             run_start: 0,
         };
@@ -134,6 +145,8 @@ pub struct NatsServer {
     http_port: u16,
     args: Vec<String>,
     startup_timeout: Duration,
+    /// The config's `listen` and `http` are used as written (no `-a`, `-p`, `-m`).
+    config_ports: bool,
     child: Option<Child>,
     /// Byte offset in the log where the current (or last) run's output starts.
     run_start: u64,
@@ -368,11 +381,12 @@ impl NatsServer {
         let stderr = log.try_clone().map_err(|source| io_err("duplicate log handle", source))?;
         let binary = nats_server_binary();
         let mut command = Command::new(&binary);
+        command.arg("-c").arg(self.config_path());
+        if !self.config_ports {
+            command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+            command.args(["-m", &self.http_port.to_string()]);
+        }
         command
-            .arg("-c")
-            .arg(self.config_path())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-m", &self.http_port.to_string()])
             .args(&self.args)
             .current_dir(self.dir())
             .stdin(Stdio::null())

@@ -5,13 +5,29 @@
 //! the servers must know before pbn connects (SYS, AUTH and the active managed accounts),
 //! `default_sentinel` so plain `user:password` clients reach the callout, and the auth timeout
 //! (which is also the callout's deadline). Rendering is pure; [`write_configs`] does the I/O.
+//!
+//! Two layouts: [`render`] writes the loopback files of a test or a quickstart (one server, or
+//! `--cluster N` nodes routed on 127.0.0.1); [`render_server`] writes the file of one production
+//! server from [`ServerOptions`] (listen address, TLS, monitoring, cluster routes to real
+//! machines, JetStream, leaf nodes), which [`RawNatsConf::resolve`] checks from the flags and the
+//! `[nats_conf]` section of a TOML file.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::fsutil::{Mode, PendingFile};
 use crate::keys::AccountPublicKey;
+
+mod options;
+mod raw;
+
+pub use options::{
+    ClusterOptions, HostPort, JetStreamOptions, ServerOptions, TlsOptions, DEFAULT_TLS_TIMEOUT,
+};
+pub use raw::{RawCluster, RawFile, RawJetStream, RawLeafnodes, RawNatsConf, RawTls};
 
 /// Errors of config rendering and writing.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +41,52 @@ pub enum NatsConfError {
     /// The auth timeout must be a whole number of seconds between 1 and 60.
     #[error("auth timeout {0:?} is out of range (1 to 60 seconds)")]
     AuthTimeout(Duration),
+    /// A setting has a bad value.
+    #[error("invalid {name} {value:?}: {reason}")]
+    Invalid {
+        /// The setting, as named in the `[nats_conf]` section.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+    /// A setting another one needs is not given.
+    #[error("{name} is missing: {reason}")]
+    Missing {
+        /// The missing setting.
+        name: &'static str,
+        /// Why it is needed.
+        reason: &'static str,
+    },
+    /// Two listeners want the same port.
+    #[error("{name} {value} uses the port of {other}")]
+    PortClash {
+        /// The later listener.
+        name: &'static str,
+        /// The earlier listener it clashes with.
+        other: &'static str,
+        /// Its address.
+        value: String,
+    },
+    /// A file a setting names cannot be read.
+    #[error("cannot read {name} {path}: {source}")]
+    Unreadable {
+        /// The setting.
+        name: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for pbn.
+    #[error("invalid config file {path}: {message}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
     /// Writing a file or directory failed (the cause is the error's source).
     #[error("cannot write {path}")]
     Io {
@@ -38,8 +100,9 @@ pub enum NatsConfError {
     File(#[from] crate::fsutil::FsError),
 }
 
-/// What the servers must trust and preload, taken from the store.
-#[derive(Debug, Clone)]
+/// What the servers must trust and preload, taken from the store: public data only (JWTs and
+/// public keys), so the admin API can hand it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trust {
     /// The operator JWT (self-signed by the operator identity key).
     pub operator_jwt: String,
@@ -96,10 +159,7 @@ const ROUTE_PORT_OFFSET: u16 = 2000;
 impl Layout {
     /// Checks the auth timeout, cluster size and port range; returns the number of nodes.
     pub fn validate(&self) -> Result<u16, NatsConfError> {
-        let secs = self.auth_timeout.as_secs();
-        if !(1..=60).contains(&secs) || self.auth_timeout.subsec_nanos() != 0 {
-            return Err(NatsConfError::AuthTimeout(self.auth_timeout));
-        }
+        options::check_auth_timeout(self.auth_timeout)?;
         let nodes = match self.cluster {
             None => 1,
             Some(n) if n < 2 => return Err(NatsConfError::ClusterTooSmall(n)),
@@ -113,9 +173,11 @@ impl Layout {
     }
 }
 
-/// Renders one file per node (one file for a single server).
+/// Renders one file per node (one file for a single server) of the loopback layout.
 pub fn render(trust: &Trust, layout: &Layout) -> Result<Vec<RenderedConfig>, NatsConfError> {
     let nodes = layout.validate()?;
+    let listen = |port| HostPort { host: layout.host.clone(), port };
+    let route_port = |i| layout.port + ROUTE_PORT_OFFSET + i;
     let mut out = Vec::with_capacity(usize::from(nodes));
     for i in 0..nodes {
         let (file, name, dir) = match layout.cluster {
@@ -125,28 +187,52 @@ pub fn render(trust: &Trust, layout: &Layout) -> Result<Vec<RenderedConfig>, Nat
                 (format!("{name}.conf"), name.clone(), layout.out_dir.join(&name).join("jwt"))
             }
         };
-        let text = render_node(trust, layout, i, nodes, &name, &dir);
-        out.push(RenderedConfig {
-            path: layout.out_dir.join(file),
-            client_port: layout.port + i,
-            text,
+        let cluster = layout.cluster.map(|_| ClusterOptions {
+            name: "pbn".into(),
+            listen: listen(route_port(i)),
+            routes: (0..nodes).filter(|j| *j != i).map(|j| listen(route_port(j))).collect(),
         });
+        let opts = ServerOptions {
+            server_name: name,
+            listen: listen(layout.port + i),
+            auth_timeout: layout.auth_timeout,
+            resolver_dir: dir,
+            tls: None,
+            http: None,
+            cluster,
+            jetstream: None,
+            leafnodes: None,
+        };
+        out.push(render_server(trust, &opts, layout.out_dir.join(file)));
     }
     Ok(out)
 }
 
-fn render_node(
-    trust: &Trust,
-    layout: &Layout,
-    index: u16,
-    nodes: u16,
-    name: &str,
-    resolver_dir: &Path,
-) -> String {
+/// Renders the file of one server at `path` from checked options.
+pub fn render_server(trust: &Trust, opts: &ServerOptions, path: PathBuf) -> RenderedConfig {
     let mut s = String::with_capacity(4096);
     let _ = writeln!(s, "# Written by `pbn nats-conf`. Regenerate rather than edit.");
-    let _ = writeln!(s, "server_name: {}", quote(name));
-    let _ = writeln!(s, "listen: {}", quote(&format!("{}:{}", layout.host, layout.port + index)));
+    let _ = writeln!(s, "server_name: {}", quote(&opts.server_name));
+    let _ = writeln!(s, "listen: {}", quote(&opts.listen.render()));
+    render_trust(&mut s, trust, &opts.resolver_dir);
+    let _ = writeln!(s, "authorization {{ timeout: {} }}", opts.auth_timeout.as_secs());
+    if let Some(c) = &opts.cluster {
+        let _ = writeln!(s, "cluster {{");
+        let _ = writeln!(s, "  name: {}", quote(&c.name));
+        let _ = writeln!(s, "  listen: {}", quote(&c.listen.render()));
+        let _ = writeln!(s, "  routes: [");
+        for r in &c.routes {
+            let _ = writeln!(s, "    {}", quote(&format!("nats-route://{}", r.render())));
+        }
+        let _ = writeln!(s, "  ]");
+        let _ = writeln!(s, "}}");
+    }
+    render_extras(&mut s, opts);
+    RenderedConfig { path, client_port: opts.listen.port, text: s }
+}
+
+/// Operator, system account, resolver, preload and sentinel: what every server must trust.
+fn render_trust(s: &mut String, trust: &Trust, resolver_dir: &Path) {
     let _ = writeln!(s, "operator: {}", quote(&trust.operator_jwt));
     let _ = writeln!(s, "system_account: {}", trust.system_account);
     let _ = writeln!(s, "resolver: {{");
@@ -162,21 +248,40 @@ fn render_node(
     }
     let _ = writeln!(s, "}}");
     let _ = writeln!(s, "default_sentinel: {}", quote(&trust.sentinel_jwt));
-    let _ = writeln!(s, "authorization {{ timeout: {} }}", layout.auth_timeout.as_secs());
-    if nodes > 1 {
-        let _ = writeln!(s, "cluster {{");
-        let _ = writeln!(s, "  name: \"pbn\"");
-        let route_port = layout.port + ROUTE_PORT_OFFSET + index;
-        let _ = writeln!(s, "  listen: {}", quote(&format!("{}:{route_port}", layout.host)));
-        let _ = writeln!(s, "  routes: [");
-        for j in (0..nodes).filter(|j| *j != index) {
-            let peer = layout.port + ROUTE_PORT_OFFSET + j;
-            let _ = writeln!(s, "    {}", quote(&format!("nats-route://{}:{peer}", layout.host)));
+}
+
+/// TLS, monitoring, JetStream and leaf nodes, each only when set.
+fn render_extras(s: &mut String, opts: &ServerOptions) {
+    if let Some(t) = &opts.tls {
+        let _ = writeln!(s, "tls {{");
+        let _ = writeln!(s, "  cert_file: {}", quote(&t.cert_file.to_string_lossy()));
+        let _ = writeln!(s, "  key_file: {}", quote(&t.key_file.to_string_lossy()));
+        if let Some(ca) = &t.ca_file {
+            let _ = writeln!(s, "  ca_file: {}", quote(&ca.to_string_lossy()));
         }
-        let _ = writeln!(s, "  ]");
+        let _ = writeln!(s, "  verify: {}", t.verify);
+        let _ = writeln!(s, "  timeout: {}", t.timeout.as_secs_f64());
         let _ = writeln!(s, "}}");
     }
-    s
+    if let Some(h) = &opts.http {
+        let _ = writeln!(s, "http: {}", quote(&h.render()));
+    }
+    if let Some(js) = &opts.jetstream {
+        let _ = writeln!(s, "jetstream {{");
+        let _ = writeln!(s, "  store_dir: {}", quote(&js.store_dir.to_string_lossy()));
+        if let Some(m) = js.max_mem {
+            let _ = writeln!(s, "  max_mem: {m}");
+        }
+        if let Some(f) = js.max_file {
+            let _ = writeln!(s, "  max_file: {f}");
+        }
+        let _ = writeln!(s, "}}");
+    }
+    if let Some(l) = &opts.leafnodes {
+        let _ = writeln!(s, "leafnodes {{");
+        let _ = writeln!(s, "  listen: {}", quote(&l.render()));
+        let _ = writeln!(s, "}}");
+    }
 }
 
 /// Quotes a value for the nats-server config syntax.
@@ -213,9 +318,14 @@ pub fn write_new_configs(configs: &[RenderedConfig], force: bool) -> Result<(), 
         pending.push(PendingFile::create(&c.path, Mode::Public, force)?);
     }
     for (c, file) in configs.iter().zip(pending) {
+        let parent = c.path.parent().unwrap_or(Path::new("."));
         for line in c.text.lines() {
             if let Some(dir) = line.trim().strip_prefix("dir: ") {
                 let dir = PathBuf::from(dir.trim_matches('"'));
+                // A resolver directory elsewhere is the server machine's: nats-server creates it.
+                if !dir.starts_with(parent) {
+                    continue;
+                }
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
@@ -286,6 +396,59 @@ mod tests {
         let mut layout = Layout::single("/tmp/c", 5000);
         layout.auth_timeout = Duration::from_secs(0);
         assert!(matches!(render(&trust(), &layout), Err(NatsConfError::AuthTimeout(_))));
+    }
+
+    fn production(dir: &Path) -> ServerOptions {
+        let pem = dir.join("c.pem");
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\n").unwrap();
+        let raw = RawNatsConf {
+            server_name: Some("n1".into()),
+            listen: Some("[::]:4222".into()),
+            http: Some("127.0.0.1:8222".into()),
+            tls: RawTls {
+                cert_file: Some(pem.clone()),
+                key_file: Some(pem.clone()),
+                ca_file: Some(pem),
+                verify: Some(true),
+                timeout: Some(Duration::from_millis(1500)),
+            },
+            cluster: RawCluster {
+                name: Some("eu".into()),
+                listen: Some("0.0.0.0:6222".into()),
+                routes: Some(vec!["nats-2.example.com:6222".into(), "10.0.0.3:6222".into()]),
+            },
+            jetstream: RawJetStream {
+                store_dir: Some("/var/lib/nats/js".into()),
+                max_mem: Some("1G".into()),
+                max_file: None,
+            },
+            leafnodes: RawLeafnodes { listen: Some("0.0.0.0:7422".into()) },
+            ..Default::default()
+        };
+        raw.resolve(dir).unwrap()
+    }
+
+    #[test]
+    fn production_server_has_every_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = render_server(&trust(), &production(dir.path()), dir.path().join("nats.conf"));
+        let pem = dir.path().join("c.pem").display().to_string();
+        let t = &c.text;
+        for needle in [
+            "server_name: \"n1\"".to_string(),
+            "listen: \"[::]:4222\"".into(),
+            "authorization { timeout: 5 }".into(),
+            format!("tls {{\n  cert_file: \"{pem}\"\n  key_file: \"{pem}\"\n  ca_file: \"{pem}\"\n  verify: true\n  timeout: 1.5\n}}"),
+            "http: \"127.0.0.1:8222\"".into(),
+            "  name: \"eu\"\n  listen: \"0.0.0.0:6222\"".into(),
+            "\"nats-route://nats-2.example.com:6222\"".into(),
+            "\"nats-route://10.0.0.3:6222\"".into(),
+            "jetstream {\n  store_dir: \"/var/lib/nats/js\"\n  max_mem: 1073741824\n}".into(),
+            "leafnodes {\n  listen: \"0.0.0.0:7422\"\n}".into(),
+        ] {
+            assert!(t.contains(&needle), "missing {needle} in\n{t}");
+        }
+        assert_eq!(c.client_port, 4222);
     }
 
     #[test]
