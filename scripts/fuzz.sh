@@ -30,6 +30,9 @@ if [ ${#targets[@]} -eq 0 ]; then
     targets=(callout callout_signed jwt creds admin_request config)
 fi
 
+echo "== building the targets (address sanitizer, nightly)"
+cargo +nightly fuzz build
+
 summary=()
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"

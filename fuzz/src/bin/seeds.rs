@@ -14,7 +14,7 @@ use pbn::claims::{
     AUTH_REQUEST_AUDIENCE,
 };
 use pbn::keys::{KeyKind, KeyPair, XKeyPair};
-use pbn_fuzz::{fixture, fixture_dir, Fixture, NOW, AUTH_PLACEHOLDER, SERVER_PLACEHOLDER};
+use pbn_fuzz::{fixture, fixture_dir, Fixture, Side, NOW, AUTH_PLACEHOLDER, SERVER_PLACEHOLDER};
 
 const PASSWORD: &str = "correct horse battery staple";
 const NONCE: &str = "fuzz-nonce-QTLWX7c8aNQGzdIb";
@@ -93,7 +93,7 @@ enum Cred<'a> {
 }
 
 /// The payload JSON of a request, with placeholders for the store's and server's keys.
-fn request_json(f: &Fixture, cred: &Cred, sealed: bool, id: u64) -> Vec<u8> {
+fn request_json(f: &Fixture, side: &Side, cred: &Cred, sealed: bool, id: u64) -> Vec<u8> {
     let mut connect = ConnectOptions { protocol: 1, lang: "rust".into(), ..Default::default() };
     let mut client = ClientInfo {
         host: "127.0.0.1".into(),
@@ -117,7 +117,7 @@ fn request_json(f: &Fixture, cred: &Cred, sealed: bool, id: u64) -> Vec<u8> {
     let server = ServerId {
         name: "fuzz".into(),
         host: "127.0.0.1".into(),
-        id: SERVER_PLACEHOLDER.into(),
+        id: f.server.public_key().into(),
         version: "2.15.1".into(),
         xkey: if sealed { pbn_fuzz::SERVER_XKEY_PLACEHOLDER.into() } else { String::new() },
         ..Default::default()
@@ -129,13 +129,20 @@ fn request_json(f: &Fixture, cred: &Cred, sealed: bool, id: u64) -> Vec<u8> {
         connect_opts: connect,
         ..Default::default()
     };
-    let mut claims = Claims::new(AUTH_PLACEHOLDER, body)
+    // Encoded as pbn encodes (type, version, jti), then the keys put back as placeholders.
+    let token = Claims::new(side.auth_key.as_str(), body)
         .with_audience(AUTH_REQUEST_AUDIENCE)
         .with_issued_at(NOW)
-        .with_expires(NOW + 10 * 365 * 24 * 3600);
-    claims.iss = SERVER_PLACEHOLDER.into();
-    let _ = f;
-    claims.to_json().expect("a request encodes")
+        .with_expires(NOW + 10 * 365 * 24 * 3600)
+        .encode(&f.server)
+        .expect("a request encodes");
+    let payload = token.split('.').nth(1).expect("three parts");
+    let json = BASE64URL_NOPAD.decode(payload.as_bytes()).expect("base64url");
+    String::from_utf8(json)
+        .expect("JSON")
+        .replace(&side.auth_key, AUTH_PLACEHOLDER)
+        .replace(f.server.public_key(), SERVER_PLACEHOLDER)
+        .into_bytes()
 }
 
 fn main() {
@@ -164,7 +171,7 @@ fn main() {
         let tag = if sealed { "sealed" } else { "plain" };
         for (name, cred) in &creds {
             id += 1;
-            let json = request_json(f, cred, sealed, id);
+            let json = request_json(f, side, cred, sealed, id);
             let mode = u8::from(sealed);
             write("callout_signed", &format!("{tag}_{name}"), &[&[mode], &json[..]].concat());
             let token = f.sign(&f.fill(side, &json));
