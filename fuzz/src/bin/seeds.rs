@@ -14,7 +14,7 @@ use pbn::claims::{
     AUTH_REQUEST_AUDIENCE,
 };
 use pbn::keys::{KeyKind, KeyPair, XKeyPair};
-use pbn_fuzz::{fixture, fixture_dir, Fixture, Side, NOW, AUTH_PLACEHOLDER, SERVER_PLACEHOLDER};
+use pbn_fuzz::{fixture, fixture_dir, Fixture, Side, AUTH_PLACEHOLDER, NOW, SERVER_PLACEHOLDER};
 
 const PASSWORD: &str = "correct horse battery staple";
 const NONCE: &str = "fuzz-nonce-QTLWX7c8aNQGzdIb";
@@ -184,10 +184,22 @@ fn main() {
             assert_eq!(out.error.is_none(), expect_ok, "{tag} {name}: {:?}", out.error);
             write("jwt", &format!("request_{tag}_{name}"), token.as_bytes());
             if sealed {
-                write("callout", &format!("sealed_{name}"), &[&[1], &f.seal(token.as_bytes())[..]].concat());
-                write("callout", &format!("harness_sealed_{name}"), &[&[2], token.as_bytes()].concat());
+                write(
+                    "callout",
+                    &format!("sealed_{name}"),
+                    &[&[1], &f.seal(token.as_bytes())[..]].concat(),
+                );
+                write(
+                    "callout",
+                    &format!("harness_sealed_{name}"),
+                    &[&[2], token.as_bytes()].concat(),
+                );
                 let hdr = format!("{header}\n");
-                write("callout", &format!("header_{name}"), &[&[3], hdr.as_bytes(), &f.seal(token.as_bytes())].concat());
+                write(
+                    "callout",
+                    &format!("header_{name}"),
+                    &[&[3], hdr.as_bytes(), &f.seal(token.as_bytes())].concat(),
+                );
             } else {
                 write("callout", &format!("plain_{name}"), &[&[0], token.as_bytes()].concat());
             }
@@ -210,7 +222,11 @@ fn vectors(requests: &[Request], user: &KeyPair) {
     let v: serde_json::Value =
         serde_json::from_slice(&fs::read(data.join("vectors.json")).expect("vectors")).unwrap();
     for j in v["jwts"].as_array().expect("jwts") {
-        write("jwt", &format!("go_{}", j["id"].as_str().unwrap()), j["jwt"].as_str().unwrap().as_bytes());
+        write(
+            "jwt",
+            &format!("go_{}", j["id"].as_str().unwrap()),
+            j["jwt"].as_str().unwrap().as_bytes(),
+        );
     }
     for name in ["natsrs_TestUser.creds", "natsserver_one.creds"] {
         write("creds", name, &fs::read(data.join(name)).expect("a creds file"));
