@@ -8,7 +8,7 @@ use pbn::admin::api::{decode_request, op_name};
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = decode_request(data) else { return };
     drop(op_name(&req));
-    drop(req.is_read_only());
+    let _ = req.is_read_only();
     let again = serde_json::to_vec(&req).expect("a request encodes");
     if again.len() <= data.len() {
         decode_request(&again).expect("a re-encoded request decodes");
