@@ -32,6 +32,8 @@ pub fn fixture_dir() -> PathBuf {
 
 /// One served store: a pipeline over a copy of it and its AUTH account's keys.
 pub struct Side {
+    /// Drives the async pipeline; current-thread, with the blocking pool argon2 runs on.
+    runtime: tokio::runtime::Runtime,
     /// The pipeline under test.
     pub pipeline: Pipeline,
     /// The AUTH account's public key (`sub` of a request).
@@ -84,7 +86,11 @@ fn side(dir: &Path, name: &str) -> Side {
     let auth_xkey = std::fs::read_to_string(fixture_dir().join(format!("{name}.auth_xkey")))
         .ok()
         .map(|k| CurvePublicKey::parse(k.trim()).expect("an xkey public key"));
-    Side { pipeline, auth_key: read_text(&format!("{name}.auth")), auth_xkey }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    Side { runtime, pipeline, auth_key: read_text(&format!("{name}.auth")), auth_xkey }
 }
 
 fn load() -> Fixture {
@@ -128,13 +134,16 @@ impl Side {
     /// Hands one request to the pipeline and forgets the session it admitted, so the registry
     /// stays small however long the fuzzer runs.
     pub fn handle(&self, payload: &[u8], header: Option<&str>, now: i64) -> Outcome {
-        let out = self.pipeline.handle(payload, header, now);
+        let out = self.runtime.block_on(self.pipeline.handle(payload, header, now, MAX_REPLY));
         if let Some(s) = &out.admitted {
             self.pipeline.sessions().remove(&s.server_id.to_string(), s.client_id);
         }
         out
     }
 }
+
+/// The largest response the fuzzed server takes: nats-server's default max payload (1 MiB).
+pub const MAX_REPLY: usize = 1024 * 1024;
 
 /// The time every target hands the pipeline (fixed, so a crash replays the same way); the
 /// seed requests expire ten years later.
