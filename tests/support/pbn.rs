@@ -69,14 +69,11 @@ impl Pbn {
         self
     }
 
-    /// Runs the binary to completion.
-    ///
-    /// # Panics
-    /// If the binary cannot be started or its stdin not written (a broken test setup).
-    pub fn run(&self) -> PbnOutput {
+    /// The command for the binary: its arguments, a clean `PBN_*` environment plus what was set,
+    /// and the working directory.
+    fn command(&self) -> Command {
         let mut command = Command::new(binary());
-        command.args(&self.args).stdin(Stdio::piped()).stdout(Stdio::piped());
-        command.stderr(Stdio::piped());
+        command.args(&self.args);
         for key in PBN_ENV {
             command.env_remove(key);
         }
@@ -86,6 +83,16 @@ impl Pbn {
         if let Some(dir) = &self.dir {
             command.current_dir(dir);
         }
+        command
+    }
+
+    /// Runs the binary to completion.
+    ///
+    /// # Panics
+    /// If the binary cannot be started or its stdin not written (a broken test setup).
+    pub fn run(&self) -> PbnOutput {
+        let mut command = self.command();
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command
             .spawn()
             .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary().display()));
@@ -118,14 +125,8 @@ impl Pbn {
             .open(log)
             .unwrap_or_else(|err| panic!("open {}: {err}", log.display()));
         let err = out.try_clone().expect("duplicate a log handle");
-        let mut command = Command::new(binary());
-        command.args(&self.args).stdin(Stdio::null()).stdout(out).stderr(err);
-        for key in PBN_ENV {
-            command.env_remove(key);
-        }
-        for (key, value) in &self.env {
-            command.env(key, value);
-        }
+        let mut command = self.command();
+        command.stdin(Stdio::null()).stdout(out).stderr(err);
         let child = super::process::spawn(command)
             .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary().display()));
         PbnChild { child, log: log.to_path_buf() }
@@ -223,18 +224,9 @@ impl Pbn {
     /// If the binary cannot be started (a broken test setup).
     pub fn spawn(&self) -> Running {
         let stderr = tempfile::NamedTempFile::new().expect("create a temp file");
-        let mut command = Command::new(binary());
-        command.args(&self.args).stdin(Stdio::null()).stdout(Stdio::null());
+        let mut command = self.command();
+        command.stdin(Stdio::null()).stdout(Stdio::null());
         command.stderr(stderr.reopen().expect("reopen the temp file"));
-        for key in PBN_ENV {
-            command.env_remove(key);
-        }
-        for (key, value) in &self.env {
-            command.env(key, value);
-        }
-        if let Some(dir) = &self.dir {
-            command.current_dir(dir);
-        }
         let child = super::process::spawn(command)
             .unwrap_or_else(|err| panic!("cannot run {}: {err}", binary().display()));
         Running { child, stderr }
