@@ -193,7 +193,9 @@ fn a_missing_store_is_not_found_and_not_created() {
 fn a_locked_store_exits_5_and_points_to_remote_administration() {
     let d = populated();
     let before = d.snapshot();
-    let held = Store::open(&d.store).expect("open the store in the test process");
+    // Held as a running `pbn serve` holds it: commands fail at once instead of waiting.
+    let held = Store::open_for(&d.store, pbn::store::SERVICE_COMMAND, std::time::Duration::ZERO)
+        .expect("open the store in the test process");
     for args in [&["account", "list"][..], &["account", "add", "other"]] {
         let out = d.admin(args);
         out.code(LOCKED);
