@@ -13,6 +13,7 @@
 
 mod support;
 
+use pbn::admin::{TokenAdd, UserAdd, UserEdit};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -71,14 +72,14 @@ struct Bench {
 }
 
 fn add_user(store: &Store, ctx: &Context, name: &str, password_hash: Option<String>) {
-    let req = Request::UserAdd {
+    let req = Request::UserAdd(UserAdd {
         name: name.into(),
         account: ACCOUNT.into(),
         role: ROLE.into(),
         email: None,
         description: None,
         password_hash,
-    };
+    });
     admin::execute(store, &req, ctx).expect("a valid user");
 }
 
@@ -91,13 +92,15 @@ fn setup(xkey: bool) -> Bench {
     add_user(&store, &ctx, "pw-user", Some(phc));
     add_user(&store, &ctx, "token-user", None);
     let add_token =
-        Request::TokenAdd { name: "token-user".into(), label: None, expires_secs: None };
-    let Ok(Response::Token { token, .. }) = admin::execute(&store, &add_token, &ctx) else {
+        Request::TokenAdd(TokenAdd { name: "token-user".into(), label: None, expires_secs: None });
+    let Ok(Response::Token { token, .. }) =
+        admin::execute(&store, &add_token, &ctx).map(|o| o.response)
+    else {
         panic!("token add answers with the token");
     };
     add_user(&store, &ctx, "nkey-user", None);
     let nkey_user = KeyPair::generate(KeyKind::User);
-    let register = Request::UserEdit {
+    let register = Request::UserEdit(UserEdit {
         name: "nkey-user".into(),
         account: None,
         role: None,
@@ -105,7 +108,7 @@ fn setup(xkey: bool) -> Bench {
         email: None,
         description: None,
         nkey: Some(nkey_user.public_key().into()),
-    };
+    });
     admin::execute(&store, &register, &ctx).expect("a valid nkey");
     let auth = store.read(init::auth_account).expect("init made AUTH");
     let auth_xkey = auth.callout.as_ref().and_then(|c| c.xkey.as_ref()).map(|seed| {

@@ -10,6 +10,7 @@
 
 mod support;
 
+use pbn::admin::UserEdit;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -48,7 +49,7 @@ fn bench_store(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("admin_write_user_edit", size), |b| {
                 b.iter(|| {
                     flip = !flip;
-                    let req = Request::UserEdit {
+                    let req = Request::UserEdit(UserEdit {
                         name: name.clone(),
                         account: None,
                         role: None,
@@ -56,7 +57,7 @@ fn bench_store(c: &mut Criterion) {
                         email: None,
                         description: Some(if flip { "on call" } else { "off duty" }.into()),
                         nkey: None,
-                    };
+                    });
                     black_box(admin::execute(&store, &req, &ctx).expect("a valid edit"))
                 })
             });

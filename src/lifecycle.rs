@@ -1,28 +1,25 @@
-//! Live effects of admin operations: which callout sessions an operation invalidates, and
-//! closing them at once.
+//! Applying the live effects of an admin change: waiting for its pushes, closing the sessions
+//! it invalidates.
 //!
 //! A pushed account JWT closes some connections by itself (signing key removed, creds revoked,
 //! account disabled), but only once the publisher has pushed it, and a user deactivated, moved
-//! or given another role keeps a valid JWT until it expires. So after a successful request the
-//! service kicks (`$SYS.REQ.SERVER.<id>.KICK {"cid":N}`) every live session the change affects,
-//! as recorded by the callout in the [`SessionRegistry`]; clients reconnect through the callout
-//! and get the new permissions, or are refused.
+//! or given another role keeps a valid JWT until it expires. So after a successful change the
+//! service kicks (`$SYS.REQ.SERVER.<id>.KICK {"cid":N}`) every live session its [`Effects`]
+//! name, as recorded by the callout in the [`SessionRegistry`]; clients reconnect through the
+//! callout and get the new permissions, or are refused.
 //!
-//! [`apply`] runs one request: it notes what the request may affect from the records as they
-//! were ([`Impact`]), executes it, and resolves the impact against the records as they are now.
-//! Requests must be applied one at a time (the admin API does) for the two reads to bracket the
-//! write. Sessions admitted by another `pbn serve` replica are not in this registry; the pushed
-//! account JWT still reaches those where the server enforces it.
+//! The effects were decided by the change itself, inside its transaction; nothing here reads
+//! the records or knows which command ran, so changes can be applied concurrently. Sessions
+//! admitted by another `pbn serve` replica are not in this registry; the pushed account JWT
+//! still reaches those where the server enforces it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Deserialize;
 
-use crate::admin::{self, AdminError, Context, Request, Response};
-use crate::keys::AccountPublicKey;
-use crate::model::{Role, Session};
+use crate::model::{CloseSessions, Effects, QueuedPush, Session};
+use crate::publisher::PushWatch;
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, StoreRead};
 
@@ -56,221 +53,86 @@ pub enum LifecycleError {
     },
 }
 
-/// What a request may invalidate, noted before it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Impact {
-    /// Nothing live.
-    None,
-    /// Every session of these users (deactivated, deleted, moved or given another role).
-    Users(Vec<String>),
-    /// Every session of the role's users, if what the role grants changed.
-    Role(Box<Role>),
-    /// Every session in the account (deactivated).
-    Account(AccountPublicKey),
-    /// Sessions of the account signed by a signing key that is then gone (as far as issue times
-    /// tell, see [`signed_by_removed`]); the keys the account had before, as (public key,
-    /// created) in stored order.
-    Keys {
-        /// Account name.
-        name: String,
-        /// Account key.
-        account: AccountPublicKey,
-        /// Signing keys before the change.
-        before: Vec<(String, i64)>,
-    },
-}
-
-/// Notes what `req` may affect, from the records as they are before it runs. A record that does
-/// not exist affects nothing (the request will fail on it).
-pub fn impact(tx: &impl StoreRead, req: &Request) -> Result<Impact, StoreError> {
-    Ok(match req {
-        Request::UserDelete { name } => Impact::Users(vec![name.clone()]),
-        Request::UserEdit { name, account, role, active, .. } => match tx.get_user(name)? {
-            Some(u) => {
-                let moves = account.as_deref().is_some_and(|a| a != u.account.as_str());
-                let new_role = role.as_deref().is_some_and(|r| r != u.role.as_str());
-                let deactivates = *active == Some(false) && u.active;
-                if moves || new_role || deactivates {
-                    Impact::Users(vec![name.clone()])
-                } else {
-                    Impact::None
-                }
+/// The live sessions `effects` close, each once.
+pub fn sessions_to_close(effects: &Effects, registry: &SessionRegistry) -> Vec<Session> {
+    let mut found: Vec<Session> = Vec::new();
+    for close in &effects.close {
+        let candidates = match close {
+            CloseSessions::User(name) => registry.of_user(name.as_str()),
+            CloseSessions::Account(key) | CloseSessions::SignedBy { account: key, .. } => {
+                registry.of_account(key.as_str())
             }
-            None => Impact::None,
-        },
-        Request::RoleEdit { name, .. } => {
-            tx.get_role(name)?.map_or(Impact::None, |r| Impact::Role(Box::new(r)))
-        }
-        Request::AccountEdit { name, active: Some(false), .. } => match tx.get_account(name)? {
-            Some(acc) if acc.active => Impact::Account(acc.public_key),
-            _ => Impact::None,
-        },
-        Request::AccountRotateKeys { name } | Request::AccountSigningKeyRemove { name, .. } => {
-            match tx.get_account(name)? {
-                Some(acc) => Impact::Keys {
-                    name: name.clone(),
-                    before: acc
-                        .signing_keys
-                        .iter()
-                        .map(|k| (k.public().to_string(), k.created))
-                        .collect(),
-                    account: acc.public_key,
-                },
-                None => Impact::None,
+        };
+        for s in candidates.into_iter().filter(|s| close.matches(s)) {
+            if !found.iter().any(|f| f.server_id == s.server_id && f.client_id == s.client_id) {
+                found.push(s);
             }
         }
-        _ => Impact::None,
-    })
-}
-
-/// Whether user JWTs minted for `after` differ from those for `before`, or the callout would now
-/// judge a login differently (sources, types). The description and the per-user connection cap
-/// change nothing for a live session.
-fn role_grants_changed(before: &Role, after: &Role) -> bool {
-    let mut same = before.clone();
-    same.description.clone_from(&after.description);
-    same.max_connections = after.max_connections;
-    same.updated = after.updated;
-    same != *after
-}
-
-/// Whether a user JWT issued at `issued` was certainly signed by one of `removed`. `keys` are
-/// the account's keys before the change as (public key, created) in stored order: the newest
-/// signs (the later entry on a tie), so key `k` signed from its creation until the next newer
-/// key was created. A JWT issued in the very second a key was added may come from either key:
-/// it is not counted, and is left to the pushed account JWT, on which the server closes exactly
-/// the connections of removed keys.
-pub fn signed_by_removed(keys: &[(String, i64)], removed: &[String], issued: i64) -> bool {
-    let mut order: Vec<(usize, &(String, i64))> = keys.iter().enumerate().collect();
-    order.sort_by_key(|(i, (_, created))| (*created, *i));
-    order.iter().enumerate().any(|(pos, (_, (key, created)))| {
-        // The oldest key also stands for anything older (keys removed earlier, clock skew).
-        let after_start = pos == 0 || *created < issued;
-        let before_next = order.get(pos + 1).is_none_or(|(_, (_, next))| issued < *next);
-        removed.contains(key) && after_start && before_next
-    })
-}
-
-/// The live sessions `impact` invalidates, judged against the records as they are after the
-/// request succeeded at `now`.
-pub fn sessions_to_kick(
-    impact: &Impact,
-    tx: &impl StoreRead,
-    registry: &SessionRegistry,
-    now: i64,
-) -> Result<Vec<Session>, StoreError> {
-    Ok(match impact {
-        Impact::None => vec![],
-        Impact::Users(names) => names.iter().flat_map(|n| registry.of_user(n)).collect(),
-        Impact::Role(before) => match tx.get_role(before.name.as_str())? {
-            Some(after) if role_grants_changed(before, &after) => tx
-                .list_user_names_of_role(after.name.as_str())?
-                .iter()
-                .flat_map(|n| registry.of_user(n))
-                .collect(),
-            _ => vec![],
-        },
-        Impact::Account(key) => registry.of_account(key.as_str()),
-        Impact::Keys { name, account, before } => {
-            let after: Vec<String> = tx
-                .get_account(name)?
-                .map(|a| a.signing_keys.iter().map(|k| k.public().to_string()).collect())
-                .unwrap_or_default();
-            let removed: Vec<String> =
-                before.iter().map(|(k, _)| k.clone()).filter(|k| !after.contains(k)).collect();
-            registry
-                .of_account(account.as_str())
-                .into_iter()
-                .filter(|s| s.issued < now && signed_by_removed(before, &removed, s.issued))
-                .collect()
-        }
-    })
-}
-
-/// What applying one request did.
-#[derive(Debug)]
-pub struct Applied {
-    /// The outcome of the request.
-    pub result: Result<Response, AdminError>,
-    /// Live sessions it invalidated (none when it failed).
-    pub kicks: Vec<Session>,
-    /// Accounts whose push it queued (new or re-enqueued outbox entries).
-    pub queued: Vec<AccountPublicKey>,
-}
-
-/// Executes `req` (one store transaction) and works out what it invalidated and queued.
-/// Blocking: run it off the async runtime.
-pub fn apply(store: &Store, registry: &SessionRegistry, req: &Request, ctx: &Context) -> Applied {
-    let before = store.read(|tx| Ok::<_, StoreError>((impact(tx, req)?, outbox_revisions(tx)?)));
-    let (noted, revisions) = before.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read what an admin request affects; no kicks");
-        (Impact::None, HashMap::new())
-    });
-    let result = admin::execute(store, req, ctx);
-    if result.is_err() {
-        return Applied { result, kicks: vec![], queued: vec![] };
     }
-    let after = store.read(|tx| {
-        let kicks = sessions_to_kick(&noted, tx, registry, ctx.now)?;
-        let queued = tx
-            .list_outbox()?
-            .into_iter()
-            .filter(|e| revisions.get(e.account.as_str()) != Some(&e.revision))
-            .map(|e| e.account)
-            .collect();
-        Ok::<_, StoreError>((kicks, queued))
-    });
-    let (kicks, queued) = after.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read what an admin request changed; no kicks");
-        (vec![], vec![])
-    });
-    Applied { result, kicks, queued }
-}
-
-fn outbox_revisions(tx: &impl StoreRead) -> Result<HashMap<String, u64>, StoreError> {
-    Ok(tx.list_outbox()?.into_iter().map(|e| (e.account.to_string(), e.revision)).collect())
+    found
 }
 
 /// How long the admin API waits for the publisher to push what a request queued.
 pub const PUSH_WAIT: Duration = Duration::from_secs(5);
-/// How often that wait looks at the outbox.
-const PUSH_POLL: Duration = Duration::from_millis(25);
 
-/// Waits until the publisher has pushed the accounts in `queued` (their outbox entries are gone)
-/// or given up on them (marked failed), at most `timeout`. Returns whether all were pushed.
+/// Where a queued push stands in the store.
+enum PushState {
+    /// The entry is gone: pushed (or superseded by a delete that went through).
+    Done,
+    /// The publisher gave up on it (marked failed).
+    Failed,
+    /// Still queued (this revision or a later one).
+    Pending,
+}
+
+async fn push_state(store: &Store, push: &QueuedPush) -> Result<PushState, StoreError> {
+    let key = push.account.clone();
+    store
+        .read_async(move |tx| {
+            Ok(match tx.get_outbox(&key)? {
+                None => PushState::Done,
+                Some(e) if e.failed_at.is_some() => PushState::Failed,
+                Some(_) => PushState::Pending,
+            })
+        })
+        .await
+}
+
+/// Waits until the publisher has pushed every entry of `pushes` (their outbox entries are gone)
+/// or given up on one (marked failed), at most `timeout`. Returns whether all were pushed.
+/// Woken by the publisher's [`PushWatch`] each time it settles an entry of the account, so it
+/// reads the store only when something happened.
 ///
 /// The admin API replies only after this, so that when `pbn admin` returns the servers hold the
 /// new account JWTs: kicked clients reconnect with JWTs the servers can verify (a new signing
 /// key), and revocations are in force.
-pub async fn wait_pushed(store: &Store, queued: &[AccountPublicKey], timeout: Duration) -> bool {
+pub async fn wait_pushed(
+    store: &Store,
+    watch: &PushWatch,
+    pushes: &[QueuedPush],
+    timeout: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let keys = queued.to_vec();
-        let pending = store
-            .read_async(move |tx| {
-                let mut pending = 0;
-                let mut failed = 0;
-                for key in &keys {
-                    match tx.get_outbox(key)? {
-                        Some(e) if e.failed_at.is_some() => failed += 1,
-                        Some(_) => pending += 1,
-                        None => {}
-                    }
+    for push in pushes {
+        // Subscribed before the store is read, so a push settled in between still wakes us.
+        let mut settled = watch.subscribe(&push.account);
+        loop {
+            match push_state(store, push).await {
+                Ok(PushState::Done) => break,
+                Ok(PushState::Failed) => return false,
+                Ok(PushState::Pending) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the outbox");
+                    return false;
                 }
-                Ok::<_, StoreError>((pending, failed))
-            })
-            .await;
-        match pending {
-            Ok((0, 0)) => return true,
-            Ok((0, _)) => return false,
-            Ok(_) if tokio::time::Instant::now() >= deadline => return false,
-            Ok(_) => tokio::time::sleep(PUSH_POLL).await,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the outbox");
-                return false;
+            }
+            match tokio::time::timeout_at(deadline, settled.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return false,
             }
         }
     }
+    true
 }
 
 /// What became of a batch of kicks.

@@ -11,6 +11,7 @@
 //!   and is run by the store on every write, not on reads.
 
 mod account;
+mod effects;
 mod limits;
 mod names;
 mod permissions;
@@ -21,8 +22,11 @@ pub use account::{
     current_signing_key, Account, AccountKind, CalloutConfig, Export, ExportKind, Import, Operator,
     ResponseType, SigningKey, EXPORT_NAME_MAX_LEN, REVOKE_ALL,
 };
+pub use effects::{signed_by_removed, CloseSessions, Effects, QueuedPush};
 pub use limits::{AccountLimits, Limit};
-pub use names::{is_reserved, Name, SubSubject, Subject, NAME_MAX_LEN, RESERVED_NAMES};
+pub use names::{
+    is_reserved, Name, SubSubject, Subject, AUTH_ACCOUNT, NAME_MAX_LEN, RESERVED_NAMES, SYS_ACCOUNT,
+};
 pub use permissions::{PermissionDefaults, Permissions, ResolvedPermissions, ResponsePermission};
 pub use runtime::{OutboxAction, OutboxEntry, Session, OUTBOX_ERROR_MAX_LEN};
 pub use user::{

@@ -36,10 +36,12 @@
 
 mod nats;
 mod outbox;
+mod push_watch;
 mod reconcile;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::connection::State;
@@ -48,7 +50,6 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, error, info, warn};
 
-use crate::admin::AdminError;
 use crate::claims::ClaimsError;
 use crate::config::PublisherSettings;
 use crate::issue::IssueError;
@@ -59,6 +60,7 @@ use crate::store::{Store, StoreError, StoreRead};
 pub use nats::{CLAIMS_DELETE, CLAIMS_UPDATE, SERVER_PING};
 pub use outbox::disabled_account_jwt;
 use outbox::FailureOutcome;
+pub use push_watch::PushWatch;
 
 /// Errors of the publisher. A failed push is recorded on its outbox entry with this message.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +68,6 @@ pub enum PublisherError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Reading the records an account JWT is built from failed.
-    #[error(transparent)]
-    Admin(#[from] AdminError),
     /// Building or signing a JWT failed.
     #[error(transparent)]
     Issue(#[from] IssueError),
@@ -192,12 +191,18 @@ impl Session {
 pub struct Publisher {
     store: Store,
     settings: PublisherSettings,
+    pushes: Arc<PushWatch>,
 }
 
 impl Publisher {
     /// A publisher draining the outbox of `store` with `settings`.
     pub fn new(store: Store, settings: PublisherSettings) -> Self {
-        Publisher { store, settings }
+        Publisher { store, settings, pushes: Arc::new(PushWatch::new()) }
+    }
+
+    /// Where this publisher announces every outbox entry it settles.
+    pub fn push_watch(&self) -> Arc<PushWatch> {
+        self.pushes.clone()
     }
 
     /// Runs until `shutdown`, pushing through whichever client `clients` holds (the system
@@ -300,6 +305,7 @@ impl Publisher {
             }
             Err(e) => self.record_failure(&entry, &e).await,
         }
+        self.pushes.settled(&entry.account);
     }
 
     async fn upsert(&self, s: &mut Session, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {

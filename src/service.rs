@@ -15,7 +15,6 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::admin::init::{AUTH_ACCOUNT, SYS_ACCOUNT};
 use crate::callout::{self, Pipeline, PipelineOptions};
 use crate::config::Settings;
 use crate::connection::{
@@ -25,6 +24,7 @@ use crate::connection::{
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair};
 use crate::model::Account;
+use crate::model::{AUTH_ACCOUNT, SYS_ACCOUNT};
 use crate::publisher::Publisher;
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, StoreRead};
@@ -164,10 +164,15 @@ async fn serve(
         sessions.clone(),
         shutdown.clone(),
     ));
-    let admin = admin_api::AdminApi { store: store.clone(), sessions: sessions.clone() };
+    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
+    let admin = admin_api::AdminApi {
+        store: store.clone(),
+        sessions: sessions.clone(),
+        pushes: publisher.push_watch(),
+        keys: Default::default(),
+    };
     let admin_task = tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone()));
     let prune_task = tokio::spawn(prune_sessions(sessions, shutdown.clone()));
-    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
     let publisher_task = tokio::spawn(publisher.run(system.client(), shutdown.clone()));
     for task in [callout_task, events_task, admin_task, prune_task, publisher_task] {
         if let Err(e) = task.await {
@@ -234,12 +239,32 @@ fn system_credentials(sys: Account) -> CredentialsProvider {
 
 /// Runs the callout on the current service connection, restarting it on every new client.
 async fn callout_loop(
-    mut clients: watch::Receiver<Option<async_nats::Client>>,
+    clients: watch::Receiver<Option<async_nats::Client>>,
     pipeline: Arc<Pipeline>,
     queue_group: String,
     max_concurrent: usize,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    on_each_client("callout subscription", clients, shutdown, |client, stop| {
+        let (pipeline, group) = (pipeline.clone(), queue_group.clone());
+        async move { callout::service::serve(client, pipeline, &group, max_concurrent, stop).await }
+    })
+    .await;
+}
+
+/// Runs `serve` on the current client of `clients`, and again on each new client (stopping the
+/// previous run through its stop signal and waiting for it first), until `shutdown`. The one
+/// restart loop of every task bound to a managed connection.
+pub(crate) async fn on_each_client<F, Fut, E>(
+    what: &'static str,
+    mut clients: watch::Receiver<Option<async_nats::Client>>,
+    mut shutdown: watch::Receiver<bool>,
+    mut serve: F,
+) where
+    F: FnMut(async_nats::Client, watch::Receiver<bool>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     loop {
         if *shutdown.borrow() {
             return;
@@ -247,20 +272,21 @@ async fn callout_loop(
         let current = clients.borrow_and_update().clone();
         if let Some(client) = current {
             let (stop_tx, stop_rx) = watch::channel(false);
-            let serve = callout::service::serve(
-                client,
-                pipeline.clone(),
-                &queue_group,
-                max_concurrent,
-                stop_rx,
-            );
-            tokio::pin!(serve);
+            let run = serve(client, stop_rx);
+            tokio::pin!(run);
             tokio::select! {
-                r = &mut serve => {
-                    if let Err(e) = r { warn!(error = %e, "callout subscription failed"); }
+                r = &mut run => if let Err(e) = r { warn!(error = %e, "{what} failed") },
+                r = clients.changed() => {
+                    let _ = stop_tx.send(true);
+                    let _ = run.await;
+                    if r.is_err() { return }
+                    continue;
                 }
-                _ = clients.changed() => { let _ = stop_tx.send(true); let _ = serve.await; continue; }
-                _ = crate::shutdown::requested(&mut shutdown) => { let _ = stop_tx.send(true); let _ = serve.await; return; }
+                _ = crate::shutdown::requested(&mut shutdown) => {
+                    let _ = stop_tx.send(true);
+                    let _ = run.await;
+                    return;
+                }
             }
         }
         tokio::select! {

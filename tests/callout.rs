@@ -11,6 +11,7 @@ pub(crate) mod attack;
 mod forged;
 mod storm;
 
+use pbn::admin::{AccountEdit, TokenAdd, UserEdit};
 use std::time::{Duration, Instant};
 
 use async_nats::{ConnectErrorKind, ConnectOptions};
@@ -146,7 +147,7 @@ async fn password_login_lands_in_its_account_with_exactly_the_role_permissions()
 #[tokio::test(flavor = "multi_thread")]
 async fn token_login_is_admitted() {
     let d = started(DeployOptions::default()).await;
-    let req = Request::TokenAdd { name: "alice".into(), label: None, expires_secs: None };
+    let req = Request::TokenAdd(TokenAdd { name: "alice".into(), label: None, expires_secs: None });
     let Response::Token { token, .. } = d.admin(req) else { panic!("token add answers a token") };
     let client = d.connect(0, ConnectOptions::with_token(token), &ClientEvents::new()).await;
     assert_account(&d, &client.expect("token login"), "APP").await;
@@ -156,7 +157,7 @@ async fn token_login_is_admitted() {
 async fn nkey_login_is_admitted() {
     let d = started(DeployOptions::default()).await;
     let key = KeyPair::generate(KeyKind::User);
-    d.admin(Request::UserEdit {
+    d.admin(Request::UserEdit(UserEdit {
         name: "olga".into(),
         account: None,
         role: None,
@@ -164,7 +165,7 @@ async fn nkey_login_is_admitted() {
         email: None,
         description: None,
         nkey: Some(key.public_key().into()),
-    });
+    }));
     let opts = ConnectOptions::with_nkey(key.seed().expose().to_string());
     let client = d.connect(0, opts, &ClientEvents::new()).await.expect("nkey login");
     assert_account(&d, &client, "OTHER").await;
@@ -242,7 +243,7 @@ async fn unknown_user_is_rejected() {
 async fn inactive_user_is_rejected() {
     let d = started(DeployOptions::default()).await;
     d.login("alice", PW, &ClientEvents::new()).await;
-    d.admin(Request::UserEdit {
+    d.admin(Request::UserEdit(UserEdit {
         name: "alice".into(),
         account: None,
         role: None,
@@ -250,7 +251,7 @@ async fn inactive_user_is_rejected() {
         email: None,
         description: None,
         nkey: None,
-    });
+    }));
     let mut errors = d.auth_errors(0).await;
     let reason = callout_reason(&CalloutError::InactiveUser("alice".into()));
     assert_rejected(&d, &mut errors, password("alice", PW), &reason).await;
@@ -260,13 +261,13 @@ async fn inactive_user_is_rejected() {
 async fn user_of_an_inactive_account_is_rejected() {
     let d = started(DeployOptions::default()).await;
     d.login("alice", PW, &ClientEvents::new()).await;
-    d.admin(Request::AccountEdit {
+    d.admin(Request::AccountEdit(AccountEdit {
         name: "APP".into(),
         description: None,
         limits: Default::default(),
         active: Some(false),
         disallow_bearer: None,
-    });
+    }));
     let mut errors = d.auth_errors(0).await;
     let reason = callout_reason(&CalloutError::InactiveAccount("APP".into()));
     assert_rejected(&d, &mut errors, password("alice", PW), &reason).await;
@@ -275,7 +276,8 @@ async fn user_of_an_inactive_account_is_rejected() {
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_token_is_rejected() {
     let d = started(DeployOptions::default()).await;
-    let req = Request::TokenAdd { name: "alice".into(), label: None, expires_secs: Some(1) };
+    let req =
+        Request::TokenAdd(TokenAdd { name: "alice".into(), label: None, expires_secs: Some(1) });
     let Response::Token { token, id, .. } = d.admin(req) else { panic!("token add answers") };
     let expires = issue::unix_now() + 1;
     wait_until(Duration::from_secs(5), "the token to expire", || issue::unix_now() > expires).await;
@@ -339,11 +341,11 @@ async fn failed_tokens_do_not_lock_out_other_token_users() {
     let mut opts = DeployOptions::default();
     opts.pipeline.throttle_max_failures = 3;
     let d = started(opts).await;
-    let token = match d.admin(Request::TokenAdd {
+    let token = match d.admin(Request::TokenAdd(TokenAdd {
         name: "alice".into(),
         label: None,
         expires_secs: None,
-    }) {
+    })) {
         Response::Token { token, .. } => token,
         other => panic!("token add answered {other:?}"),
     };

@@ -2,6 +2,7 @@
 //! options, `pbn check`'s verdicts and exit codes, `$SYS.REQ.USER.INFO` of a callout user, and
 //! the help texts. Each test runs a real nats-server with the callout answering from the store.
 
+use pbn::admin::RoleEdit;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,10 +36,10 @@ async fn deployment() -> Deployment {
         "nosub",
         RolePatch { pub_allow: ListPatch::Set(vec!["svc.>".into()]), ..RolePatch::default() },
     );
-    d.admin(pbn::admin::Request::RoleEdit {
+    d.admin(pbn::admin::Request::RoleEdit(RoleEdit {
         name: "nosub".into(),
         role: RolePatch { sub_deny: ListPatch::Set(vec![">".into()]), ..RolePatch::default() },
-    });
+    }));
     d.add_user("alice", "APP", "svc", PW);
     d.add_user("mia", "APP", "nosub", PW);
     d.start().await;

@@ -12,6 +12,7 @@ mod api;
 mod store;
 mod users;
 
+use pbn::admin::OperatorShow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -118,7 +119,7 @@ impl Live {
     async fn wait_admin_ready(&self) {
         let client = self.admin_client().await;
         let deadline = Deadline::after(Duration::from_secs(30), "the admin API to answer");
-        while client.call(&Request::OperatorShow).await.is_err() {
+        while client.call(&Request::OperatorShow(OperatorShow {})).await.is_err() {
             deadline.tick().await;
         }
         client.close().await;

@@ -2,6 +2,7 @@
 //! a storm of cold password logins with production argon2id parameters, and rounds of garbage
 //! credentials, while a good user on another host keeps logging in.
 
+use pbn::admin::{AccountAdd, RoleAdd};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -60,19 +61,20 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 fn build_store(path: &Path) -> Store {
     let ctx = Context::now();
     let (store, _) = init::init_store(path, "test", false, &ctx).expect("init store");
-    let account = Request::AccountAdd {
+    let account = Request::AccountAdd(AccountAdd {
         name: "APP".into(),
         description: None,
         limits: LimitPatch::default(),
         disallow_bearer: false,
-    };
+    });
     admin::execute(&store, &account, &ctx).expect("account");
     let role = RolePatch {
         pub_allow: ListPatch::Set(vec!["app.>".into()]),
         sub_allow: ListPatch::Set(vec!["app.>".into()]),
         ..RolePatch::default()
     };
-    admin::execute(&store, &Request::RoleAdd { name: "app".into(), role }, &ctx).expect("role");
+    admin::execute(&store, &Request::RoleAdd(RoleAdd { name: "app".into(), role }), &ctx)
+        .expect("role");
     let phc = hash_password(&Secret::new(PW)).expect("hash");
     let (acc, role) = (Name::parse("APP").unwrap(), Name::parse("app").unwrap());
     let names = (0..COLD_USERS).map(|i| format!("cold{i}")).chain(["good".to_string()]);

@@ -5,6 +5,7 @@
 mod env;
 mod fake;
 
+use pbn::admin::{AccountDelete, OutboxList};
 use std::time::{Duration, Instant};
 
 use pbn::admin::init::AUTH_ACCOUNT;
@@ -133,7 +134,7 @@ async fn a_push_the_server_refuses_ends_as_a_failed_entry() {
     assert!(error.contains("jwt store is full"), "last error: {error}");
     let sys = sys_client(&env, &server.client_url()).await;
     assert!(lookup(&sys, &env, "overflow").await.is_none(), "nothing was stored");
-    let text = env.admin(Request::OutboxList).to_text();
+    let text = env.admin(Request::OutboxList(OutboxList {})).to_text();
     assert!(text.contains("failed") && text.contains("jwt store is full"), "{text}");
     service.stop().await;
 }
@@ -155,7 +156,7 @@ async fn delete_locks_everyone_out(allow_delete: bool) -> (NatsServer, Option<St
     let live = connect_creds(&server.client_url(), &creds, &live_events).await.expect("connect");
     live.flush().await.expect("the account works before the delete");
 
-    env.admin(Request::AccountDelete { name: "doomed".into() });
+    env.admin(Request::AccountDelete(AccountDelete { name: "doomed".into() }));
     wait_until_async(WAIT, "the live connection to be closed", || async {
         live_events.disconnected()
     })

@@ -4,6 +4,7 @@
 //! publisher (when this build has one) pushes the changed account JWTs. Without a publisher
 //! nothing reaches the server: the scenario says so and is skipped, not failed.
 
+use pbn::admin::{AccountAdd, UserAdd, UserCreds};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +35,8 @@ async fn execute(store: &Store, req: Request) -> Result<Response, LoadError> {
 }
 
 async fn creds_of(store: &Store, name: &str, keep_previous: bool) -> Result<String, LoadError> {
-    match execute(store, Request::UserCreds { name: name.into(), keep_previous }).await? {
+    match execute(store, Request::UserCreds(UserCreds { name: name.into(), keep_previous })).await?
+    {
         Response::Creds { creds, .. } => Ok(creds),
         other => Err(LoadError::Setup(format!("user creds answered {other:?}"))),
     }
@@ -45,14 +47,14 @@ async fn creds_of(store: &Store, name: &str, keep_previous: bool) -> Result<Stri
 /// (i.e. whether this build publishes claims).
 pub async fn revocation(d: &Deployment, report: &mut Report) -> Result<bool, LoadError> {
     let store = &d.ws.store;
-    let add = Request::UserAdd {
+    let add = Request::UserAdd(UserAdd {
         name: "revokee".into(),
         account: ACCOUNT.into(),
         role: ROLE.into(),
         email: None,
         description: None,
         password_hash: None,
-    };
+    });
     execute(store, add).await?;
     let creds = creds_of(store, "revokee", true).await?;
     let lost = Arc::new(AtomicBool::new(false));
@@ -145,12 +147,12 @@ pub async fn push(
 async fn create_accounts(store: &Store, n: usize) -> Result<(), LoadError> {
     let bar = progress("claims: create accounts", n);
     for i in 0..n {
-        let req = Request::AccountAdd {
+        let req = Request::AccountAdd(AccountAdd {
             name: format!("push{i}"),
             description: None,
             limits: LimitPatch::default(),
             disallow_bearer: false,
-        };
+        });
         execute(store, req).await?;
         bar.inc(1);
     }

@@ -4,6 +4,7 @@
 //! Each bench target compiles this module on its own and uses a part of it.
 #![allow(dead_code)]
 
+use pbn::admin::{AccountAdd, RoleAdd};
 use std::path::Path;
 
 use pbn::admin::{self, init, Context, LimitPatch, Request, RolePatch};
@@ -27,13 +28,13 @@ pub fn served_store(path: &Path, xkey: bool) -> Store {
     let ctx = Context::now();
     let (store, _) = init::init_store(path, "bench", xkey, &ctx).expect("a fresh temp path");
     let requests = [
-        Request::AccountAdd {
+        Request::AccountAdd(AccountAdd {
             name: ACCOUNT.into(),
             description: Some("bench users".into()),
             limits: LimitPatch::default(),
             disallow_bearer: false,
-        },
-        Request::RoleAdd { name: ROLE.into(), role: RolePatch::default() },
+        }),
+        Request::RoleAdd(RoleAdd { name: ROLE.into(), role: RolePatch::default() }),
     ];
     for req in &requests {
         admin::execute(&store, req, &ctx).expect("bench records are valid");

@@ -1,40 +1,16 @@
-//! Operator and account operations.
+//! Account commands, and the account view and outbox helpers the other commands share.
 
-use super::request::{ExportKind as ReqKind, LimitPatch, Request};
-use super::view::{AccountView, LimitsView, OperatorView, Response, ShareView};
-use super::{AdminError, Context};
+use serde::{Deserialize, Serialize};
+
+use super::request::LimitPatch;
+use super::view::{AccountView, LimitsView, Response, ShareView};
+use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::issue;
-use crate::keys::{AccountPublicKey, KeyKind};
 use crate::model::{
-    clip, Account, AccountKind, AccountLimits, Export, ExportKind, Import, Limit, ModelError, Name,
-    OutboxAction, SigningKey, Subject,
+    clip, Account, AccountKind, AccountLimits, CloseSessions, Effects, Export, ExportKind, Import,
+    Limit, ModelError, Name, OutboxAction,
 };
-use crate::store::{StoreRead, WriteTx};
-
-pub(super) fn operator_show(tx: &impl StoreRead) -> Result<Response, AdminError> {
-    let op = tx.require_operator()?;
-    Ok(Response::Operator(OperatorView {
-        name: op.name.clone(),
-        public_key: op.public_key.to_string(),
-        signing_keys: op.signing_keys.iter().map(|k| k.public().to_string()).collect(),
-        system_account: op.system_account.to_string(),
-        jwt: issue::operator_jwt(&op)?,
-    }))
-}
-
-pub(super) fn list(tx: &impl StoreRead) -> Result<Response, AdminError> {
-    let mut out = Vec::new();
-    for acc in tx.list_accounts()? {
-        out.push(view(tx, &acc, None)?);
-    }
-    Ok(Response::Accounts(out))
-}
-
-pub(super) fn show(tx: &impl StoreRead, name: &str, ctx: &Context) -> Result<Response, AdminError> {
-    let acc = tx.require_account(name)?;
-    let jwt = current_jwt(tx, &acc, ctx.now.max(acc.last_jwt_iat))?;
-    Ok(Response::Account(view(tx, &acc, Some(jwt))?))
-}
+use crate::store::{Store, StoreRead, WriteTx};
 
 /// The JWT `acc` has now (for display and config files), issued at `iat`.
 pub(crate) fn current_jwt(
@@ -43,20 +19,14 @@ pub(crate) fn current_jwt(
     iat: i64,
 ) -> Result<String, AdminError> {
     let op = tx.require_operator()?;
-    Ok(issue::account_jwt(&op, acc, &allowed_accounts(tx)?, iat)?)
+    Ok(issue::account_jwt(&op, acc, &tx.allowed_accounts()?, iat)?)
 }
 
-/// The accounts the callout may place users in: the active managed accounts.
-pub(crate) fn allowed_accounts(tx: &impl StoreRead) -> Result<Vec<AccountPublicKey>, AdminError> {
-    Ok(tx
-        .list_accounts()?
-        .into_iter()
-        .filter(|a| a.kind == AccountKind::Managed && a.active)
-        .map(|a| a.public_key)
-        .collect())
-}
-
-fn view(tx: &impl StoreRead, a: &Account, jwt: Option<String>) -> Result<AccountView, AdminError> {
+pub(super) fn view(
+    tx: &impl StoreRead,
+    a: &Account,
+    jwt: Option<String>,
+) -> Result<AccountView, AdminError> {
     let l = &a.limits;
     Ok(AccountView {
         name: a.name.to_string(),
@@ -141,8 +111,9 @@ fn apply_limits(l: &mut AccountLimits, p: &LimitPatch) -> Result<(), AdminError>
 /// Queues a push of `acc` (in this transaction). An upsert whose account JWT would exceed
 /// nats-server's max payload is refused (the error aborts the transaction): the servers would
 /// drop the push and keep the old JWT.
-pub(crate) fn enqueue(
+pub(super) fn enqueue(
     tx: &mut WriteTx,
+    fx: &mut Effects,
     acc: &Account,
     action: OutboxAction,
     ctx: &Context,
@@ -155,227 +126,169 @@ pub(crate) fn enqueue(
             return Err(ModelError::JwtTooLarge { what: "account", name, size, max }.into());
         }
     }
-    tx.enqueue_outbox(&acc.public_key, &acc.name, action, ctx.now_ms)?;
+    let entry = tx.enqueue_outbox(&acc.public_key, &acc.name, action, ctx.now_ms)?;
+    fx.pushed(&entry.account, entry.revision);
     Ok(())
 }
 
 /// Queues a push of the AUTH account, whose `allowed_accounts` follows the active accounts.
-pub(crate) fn enqueue_auth(tx: &mut WriteTx, ctx: &Context) -> Result<(), AdminError> {
+pub(super) fn enqueue_auth(
+    tx: &mut WriteTx,
+    fx: &mut Effects,
+    ctx: &Context,
+) -> Result<(), AdminError> {
     let auth = tx.list_accounts()?.into_iter().find(|a| a.kind == AccountKind::Auth);
     if let Some(auth) = auth {
-        enqueue(tx, &auth, OutboxAction::Upsert, ctx)?;
+        enqueue(tx, fx, &auth, OutboxAction::Upsert, ctx)?;
     }
     Ok(())
 }
 
-pub(super) fn write(
-    tx: &mut WriteTx,
-    req: &Request,
-    ctx: &Context,
-) -> Result<Response, AdminError> {
-    match req {
-        Request::AccountAdd { name, description, limits, disallow_bearer } => {
-            if crate::model::is_reserved(name) {
-                return Err(ModelError::ReservedName(clip(name)).into());
+/// Create an account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountAdd {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Limits (unset ones default to unlimited, JetStream off).
+    pub limits: LimitPatch,
+    /// Refuse bearer users.
+    pub disallow_bearer: bool,
+}
+
+impl Command for AccountAdd {
+    const NAME: &'static str = "account_add";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| {
+            if crate::model::is_reserved(&self.name) {
+                return Err(ModelError::ReservedName(clip(&self.name)).into());
             }
-            let mut acc = Account::generate(Name::parse(name)?, AccountKind::Managed, ctx.now);
-            acc.description = description.clone().unwrap_or_default();
-            apply_limits(&mut acc.limits, limits)?;
-            acc.disallow_bearer = *disallow_bearer;
+            let name = Name::parse(&self.name)?;
+            let mut acc = Account::generate(name, AccountKind::Managed, ctx.now);
+            acc.description = self.description.clone().unwrap_or_default();
+            apply_limits(&mut acc.limits, &self.limits)?;
+            acc.disallow_bearer = self.disallow_bearer;
             tx.insert_account(&acc)?;
-            enqueue(tx, &acc, OutboxAction::Upsert, ctx)?;
-            enqueue_auth(tx, ctx)?;
+            enqueue(tx, fx, &acc, OutboxAction::Upsert, ctx)?;
+            enqueue_auth(tx, fx, ctx)?;
             Ok(Response::Account(view(tx, &acc, None)?))
-        }
-        Request::AccountEdit { name, description, limits, active, disallow_bearer } => {
+        })
+    }
+}
+
+/// List accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountList {}
+
+impl Command for AccountList {
+    const NAME: &'static str = "account_list";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| {
+            let mut out = Vec::new();
+            for acc in tx.list_accounts()? {
+                out.push(view(tx, &acc, None)?);
+            }
+            Ok(Response::Accounts(out))
+        })
+    }
+}
+
+/// Show an account, with its current JWT.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountShow {
+    /// Name.
+    pub name: String,
+}
+
+impl Command for AccountShow {
+    const NAME: &'static str = "account_show";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| {
+            let acc = tx.require_account(&self.name)?;
+            let jwt = current_jwt(tx, &acc, ctx.now.max(acc.last_jwt_iat))?;
+            Ok(Response::Account(view(tx, &acc, Some(jwt))?))
+        })
+    }
+}
+
+/// Change an account. Deactivating it closes every session in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEdit {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Limits to change.
+    pub limits: LimitPatch,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
+    /// Refuse bearer users.
+    pub disallow_bearer: Option<bool>,
+}
+
+impl Command for AccountEdit {
+    const NAME: &'static str = "account_edit";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| {
+            let name = &self.name;
             let mut acc = tx.require_account(name)?;
-            if active == &Some(false) && acc.kind != AccountKind::Managed {
+            if self.active == Some(false) && acc.kind != AccountKind::Managed {
                 return Err(AdminError::Protected(format!("account {name:?}"), "deactivated"));
             }
-            if let Some(d) = description {
+            if let Some(d) = &self.description {
                 acc.description = d.clone();
             }
-            apply_limits(&mut acc.limits, limits)?;
-            acc.disallow_bearer = disallow_bearer.unwrap_or(acc.disallow_bearer);
-            let toggled = active.is_some_and(|a| a != acc.active);
-            acc.active = active.unwrap_or(acc.active);
+            apply_limits(&mut acc.limits, &self.limits)?;
+            acc.disallow_bearer = self.disallow_bearer.unwrap_or(acc.disallow_bearer);
+            let toggled = self.active.is_some_and(|a| a != acc.active);
+            if toggled && acc.active {
+                fx.close(CloseSessions::Account(acc.public_key.clone()));
+            }
+            acc.active = self.active.unwrap_or(acc.active);
             acc.updated = ctx.now;
             tx.update_account(&acc)?;
-            enqueue(tx, &acc, OutboxAction::Upsert, ctx)?;
+            enqueue(tx, fx, &acc, OutboxAction::Upsert, ctx)?;
             if toggled {
-                enqueue_auth(tx, ctx)?;
+                enqueue_auth(tx, fx, ctx)?;
             }
             Ok(Response::Account(view(tx, &acc, None)?))
-        }
-        Request::AccountDelete { name } => delete(tx, name, ctx),
-        Request::AccountRotateKeys { name } => rotate_keys(tx, name, ctx),
-        Request::AccountSigningKeyAdd { name } => add_signing_key(tx, name, ctx),
-        Request::AccountSigningKeyRemove { name, key } => remove_signing_key(tx, name, key, ctx),
-        _ => shares(tx, req, ctx),
+        })
     }
 }
 
-fn delete(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<Response, AdminError> {
-    let acc = tx.require_account(name)?;
-    if acc.kind != AccountKind::Managed {
-        return Err(AdminError::Protected(format!("account {name:?}"), "deleted"));
-    }
-    let acc = tx.delete_account(name)?;
-    enqueue(tx, &acc, OutboxAction::Delete, ctx)?;
-    enqueue_auth(tx, ctx)?;
-    Ok(Response::Done { message: format!("account {name} deleted ({})", acc.public_key) })
+/// Delete an account with no users.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDelete {
+    /// Name.
+    pub name: String,
 }
 
-/// A managed account about to get new signing keys. SYS and AUTH are refused: AUTH's key signs
-/// the sentinel in every server config and the callout responses, SYS's the service's own users.
-fn rekeyable(tx: &WriteTx, name: &str) -> Result<Account, AdminError> {
-    let acc = tx.require_account(name)?;
-    if acc.kind != AccountKind::Managed {
-        return Err(AdminError::Protected(format!("account {name:?}"), "re-keyed"));
-    }
-    Ok(acc)
-}
+impl Command for AccountDelete {
+    const NAME: &'static str = "account_delete";
+    const READ_ONLY: bool = false;
 
-/// A fresh account signing key that is the newest of `acc` (so it signs), created at `now` or,
-/// should a stored key claim a later time, at that time (the later entry wins a tie).
-fn newest_key(acc: &Account, now: i64) -> SigningKey {
-    let created = acc.signing_keys.iter().map(|k| k.created).fold(now, i64::max);
-    SigningKey::generate(KeyKind::Account, created)
-}
-
-/// Stores `acc` with its new signing keys and queues its push.
-fn store_rekeyed(tx: &mut WriteTx, acc: &mut Account, ctx: &Context) -> Result<(), AdminError> {
-    acc.updated = ctx.now;
-    tx.update_account(acc)?;
-    enqueue(tx, acc, OutboxAction::Upsert, ctx)
-}
-
-/// Emergency rotation: one new key replaces all. Connections signed by an old key are closed by
-/// the servers when the push arrives; creds were signed by an old key, so their holders are
-/// listed (creds stay recorded so their revocation stays possible).
-fn rotate_keys(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<Response, AdminError> {
-    let mut acc = rekeyable(tx, name)?;
-    let key = newest_key(&acc, ctx.now);
-    let signing_key = key.public().to_string();
-    let removed = std::mem::replace(&mut acc.signing_keys, vec![key]);
-    store_rekeyed(tx, &mut acc, ctx)?;
-    let creds_users = tx
-        .list_users_of_account(name)?
-        .into_iter()
-        .filter(|u| !u.creds.is_empty())
-        .map(|u| u.name.to_string())
-        .collect();
-    Ok(Response::KeysRotated {
-        account: name.to_string(),
-        signing_key,
-        removed: removed.iter().map(|k| k.public().to_string()).collect(),
-        creds_users,
-    })
-}
-
-fn add_signing_key(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<Response, AdminError> {
-    let mut acc = rekeyable(tx, name)?;
-    let key = newest_key(&acc, ctx.now);
-    acc.signing_keys.push(key);
-    store_rekeyed(tx, &mut acc, ctx)?;
-    Ok(Response::Account(view(tx, &acc, None)?))
-}
-
-fn remove_signing_key(
-    tx: &mut WriteTx,
-    name: &str,
-    key: &str,
-    ctx: &Context,
-) -> Result<Response, AdminError> {
-    let mut acc = rekeyable(tx, name)?;
-    let Some(pos) = acc.signing_keys.iter().position(|k| k.public() == key) else {
-        return Err(AdminError::NotFound { what: "signing key", name: clip(key) });
-    };
-    if acc.signing_keys.len() == 1 {
-        return Err(AdminError::Invalid(format!(
-            "signing key {key} is the last one of account {name}; add another first \
-             (or use `account rotate-keys`)"
-        )));
-    }
-    acc.signing_keys.remove(pos);
-    store_rekeyed(tx, &mut acc, ctx)?;
-    Ok(Response::Account(view(tx, &acc, None)?))
-}
-
-fn export_kind(k: ReqKind) -> ExportKind {
-    match k {
-        ReqKind::Stream => ExportKind::Stream,
-        ReqKind::Service => ExportKind::Service,
-    }
-}
-
-fn shares(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, AdminError> {
-    let (name, subject) = match req {
-        Request::ExportAdd { account, subject, .. }
-        | Request::ExportRemove { account, subject }
-        | Request::ImportAdd { account, subject, .. }
-        | Request::ImportRemove { account, subject } => (account, Subject::parse(subject)?),
-        _ => return Err(AdminError::Invalid("not an account operation".into())),
-    };
-    let mut acc = tx.require_account(name)?;
-    match req {
-        Request::ExportAdd { kind, name: export_name, token_req, .. } => {
-            if acc.exports.iter().any(|e| e.subject == subject) {
-                return Err(AdminError::Conflict { what: "export", name: clip(subject.as_str()) });
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| {
+            let name = &self.name;
+            let acc = tx.require_account(name)?;
+            if acc.kind != AccountKind::Managed {
+                return Err(AdminError::Protected(format!("account {name:?}"), "deleted"));
             }
-            acc.exports.push(Export {
-                name: export_name.clone().unwrap_or_default(),
-                subject,
-                kind: export_kind(*kind),
-                token_req: *token_req,
-                response_type: None,
-                account_token_position: None,
-                description: String::new(),
-                advertise: false,
-            });
-        }
-        Request::ExportRemove { .. } => {
-            let before = acc.exports.len();
-            acc.exports.retain(|e| e.subject != subject);
-            if acc.exports.len() == before {
-                return Err(AdminError::NotFound { what: "export", name: clip(subject.as_str()) });
-            }
-        }
-        Request::ImportAdd { from, kind, local_subject, name: import_name, .. } => {
-            let exporter = match AccountPublicKey::parse(from) {
-                Ok(key) => key,
-                Err(_) => tx.require_account(from)?.public_key,
-            };
-            if exporter == acc.public_key {
-                return Err(AdminError::Invalid(format!(
-                    "account {name} cannot import from itself"
-                )));
-            }
-            if acc.imports.iter().any(|i| i.subject == subject && i.account == exporter) {
-                return Err(AdminError::Conflict { what: "import", name: clip(subject.as_str()) });
-            }
-            acc.imports.push(Import {
-                name: import_name.clone().unwrap_or_default(),
-                subject,
-                account: exporter,
-                kind: export_kind(*kind),
-                local_subject: local_subject.as_deref().map(Subject::parse).transpose()?,
-                share: false,
-                token: None,
-            });
-        }
-        _ => {
-            let before = acc.imports.len();
-            acc.imports.retain(|i| i.subject != subject);
-            if acc.imports.len() == before {
-                return Err(AdminError::NotFound { what: "import", name: clip(subject.as_str()) });
-            }
-        }
+            let acc = tx.delete_account(name)?;
+            enqueue(tx, fx, &acc, OutboxAction::Delete, ctx)?;
+            enqueue_auth(tx, fx, ctx)?;
+            Ok(Response::Done { message: format!("account {name} deleted ({})", acc.public_key) })
+        })
     }
-    acc.updated = ctx.now;
-    tx.update_account(&acc)?;
-    enqueue(tx, &acc, OutboxAction::Upsert, ctx)?;
-    Ok(Response::Account(view(tx, &acc, None)?))
 }
 
 #[cfg(test)]

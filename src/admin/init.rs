@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::accounts::allowed_accounts;
-use super::{AdminError, Context, Response};
+use super::view::OperatorView;
+use super::{reading, AdminError, Command, Context, Outcome, Response};
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair, UserPublicKey, XKeyPair};
 use crate::model::{
@@ -15,10 +15,7 @@ use crate::model::{
 use crate::natsconf::Trust;
 use crate::store::{Store, StoreRead};
 
-/// Name of the system account.
-pub const SYS_ACCOUNT: &str = "SYS";
-/// Name of the callout account.
-pub const AUTH_ACCOUNT: &str = "AUTH";
+pub use crate::model::{AUTH_ACCOUNT, SYS_ACCOUNT};
 /// Name of the role whose permissions the admin creds carry (see [`admin_creds`]).
 pub const ADMIN_ROLE: &str = "pbn-admin";
 /// Subjects of the admin API (served in the SYS account, on the service's system connection).
@@ -129,7 +126,7 @@ fn trust_from<T: StoreRead>(
     mut iat_of: impl FnMut(&mut crate::model::Account) -> Result<i64, AdminError>,
 ) -> Result<Trust, AdminError> {
     let op = tx.require_operator()?;
-    let allowed = allowed_accounts(tx)?;
+    let allowed = tx.allowed_accounts()?;
     let mut preload = Vec::new();
     let mut sentinel = None;
     for mut acc in tx.list_accounts()? {
@@ -160,11 +157,59 @@ pub fn admin_creds(store: &Store, ctx: &Context) -> Result<Zeroizing<String>, Ad
     Ok(mint_admin_creds(store, ctx)?.1)
 }
 
-/// [`admin_creds`] as the answer of `pbn admin operator admin-creds`.
-pub(super) fn admin_creds_response(store: &Store, ctx: &Context) -> Result<Response, AdminError> {
-    let (public_key, creds) = mint_admin_creds(store, ctx)?;
-    let creds = creds.to_string();
-    Ok(Response::Creds { user: ADMIN_USER.into(), public_key, creds, revoked: vec![] })
+/// Show the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorShow {}
+
+impl Command for OperatorShow {
+    const NAME: &'static str = "operator_show";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| {
+            let op = tx.require_operator()?;
+            Ok(Response::Operator(OperatorView {
+                name: op.name.clone(),
+                public_key: op.public_key.to_string(),
+                signing_keys: op.signing_keys.iter().map(|k| k.public().to_string()).collect(),
+                system_account: op.system_account.to_string(),
+                jwt: issue::operator_jwt(&op)?,
+            }))
+        })
+    }
+}
+
+/// Mint admin creds (see [`admin_creds`]). Records nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAdminCreds {}
+
+impl Command for OperatorAdminCreds {
+    const NAME: &'static str = "operator_admin_creds";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        let (public_key, creds) = mint_admin_creds(store, ctx)?;
+        let creds = creds.to_string();
+        let response =
+            Response::Creds { user: ADMIN_USER.into(), public_key, creds, revoked: vec![] };
+        Ok(Outcome { response, effects: Default::default() })
+    }
+}
+
+/// What `pbn nats-conf` renders from: the operator JWT, the system account and the account
+/// JWTs to preload, and the sentinel JWT (public data only). Changes no record; it reserves
+/// fresh `iat`s so the preloaded JWTs are newer than any pushed before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatsConfTrust {}
+
+impl Command for NatsConfTrust {
+    const NAME: &'static str = "nats_conf_trust";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        let response = Response::Trust(Box::new(trust(store, ctx)?));
+        Ok(Outcome { response, effects: Default::default() })
+    }
 }
 
 fn mint_admin_creds(

@@ -1,4 +1,9 @@
-//! Admin operations: typed requests executed against the store, one write transaction each.
+//! Admin commands: each its own type ([`Command`]), executed against the store in one
+//! transaction, returning its answer and its effects ([`Outcome`]) as data.
+//!
+//! A write command decides inside its transaction what its change means live: the account JWT
+//! pushes it queued, the sessions it invalidates, the creds it revoked ([`Effects`]). The
+//! runtime applies them; it never looks at which command ran.
 //!
 //! The same [`execute`] serves `pbn admin` on a local store file and the admin API of a running
 //! service ([`api`] is its wire format, [`remote`] its client), so local and remote answers are
@@ -13,21 +18,30 @@ mod outbox;
 pub mod remote;
 mod request;
 mod roles;
+mod shares;
+mod signing_keys;
+mod tokens;
 mod users;
 mod view;
 
+pub use accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
+pub use init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
+pub use outbox::{OutboxList, OutboxRetry};
 pub use request::{ExportKind, LimitPatch, ListPatch, Request, RolePatch};
+pub use roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
+pub use shares::{ExportAdd, ExportRemove, ImportAdd, ImportRemove};
+pub use signing_keys::{AccountRotateKeys, AccountSigningKeyAdd, AccountSigningKeyRemove};
+pub use tokens::{TokenAdd, TokenList, TokenRevoke};
+pub use users::{UserAdd, UserCreds, UserDelete, UserEdit, UserList, UserPasswd, UserShow};
 pub use view::{
     AccountView, LimitsView, OperatorView, OutboxView, Response, RoleView, ShareView, TokenView,
     UserView,
 };
 
-pub(crate) use accounts::allowed_accounts;
-
 use crate::issue::IssueError;
 use crate::keys::KeyError;
-use crate::model::{ModelError, PermissionDefaults};
-use crate::store::{Store, StoreError};
+use crate::model::{Effects, ModelError, PermissionDefaults};
+use crate::store::{ReadTx, Store, StoreError, WriteTx};
 
 /// Errors of admin operations.
 #[derive(Debug, thiserror::Error)]
@@ -150,45 +164,57 @@ impl Context {
     }
 }
 
-/// Executes one request: reads in a read transaction, writes in one write transaction.
-pub fn execute(store: &Store, req: &Request, ctx: &Context) -> Result<Response, AdminError> {
-    dispatch(store, req, ctx).map_err(|e| match e {
+/// What a command produced: its answer and the live effects of its change (nothing for reads
+/// and failures), both decided inside its one transaction.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The answer.
+    pub response: Response,
+    /// What the runtime must do now (pushes to wait for, sessions to close).
+    pub effects: Effects,
+}
+
+/// One admin command: its own type (fields as given on the wire), its name and how it runs.
+pub trait Command {
+    /// The `op` of its JSON form.
+    const NAME: &'static str;
+    /// Whether it only reads.
+    const READ_ONLY: bool;
+    /// Runs it against `store`: one read or one write transaction (see [`reading`],
+    /// [`writing`]).
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError>;
+}
+
+/// Runs `f` in one read transaction: an answer with no effects.
+fn reading(
+    store: &Store,
+    f: impl FnOnce(&ReadTx) -> Result<Response, AdminError>,
+) -> Result<Outcome, AdminError> {
+    let response = store.read(f)?;
+    Ok(Outcome { response, effects: Effects::default() })
+}
+
+/// Runs `f` in one write transaction, which commits only when `f` succeeds; `f` records the
+/// change's effects as it makes it.
+fn writing(
+    store: &Store,
+    f: impl FnOnce(&mut WriteTx, &mut Effects) -> Result<Response, AdminError>,
+) -> Result<Outcome, AdminError> {
+    store.write(|tx| {
+        let mut effects = Effects::default();
+        let response = f(tx, &mut effects)?;
+        Ok(Outcome { response, effects })
+    })
+}
+
+/// Executes one request: one read or one write transaction. The outcome carries the response
+/// and the change's effects, decided inside that transaction.
+pub fn execute(store: &Store, req: &Request, ctx: &Context) -> Result<Outcome, AdminError> {
+    req.run(store, ctx).map_err(|e| match e {
         // A record the store refused for a model rule is that rule's error, said once.
         AdminError::Store(StoreError::Invalid(m)) => AdminError::Model(m),
         e => e,
     })
-}
-
-fn dispatch(store: &Store, req: &Request, ctx: &Context) -> Result<Response, AdminError> {
-    use Request as R;
-    match req {
-        R::OperatorShow => store.read(accounts::operator_show),
-        R::OperatorAdminCreds => init::admin_creds_response(store, ctx),
-        R::AccountList => store.read(accounts::list),
-        R::AccountShow { name } => store.read(|tx| accounts::show(tx, name, ctx)),
-        R::AccountAdd { .. }
-        | R::AccountEdit { .. }
-        | R::AccountDelete { .. }
-        | R::ExportAdd { .. }
-        | R::ExportRemove { .. }
-        | R::ImportAdd { .. }
-        | R::ImportRemove { .. }
-        | R::AccountRotateKeys { .. }
-        | R::AccountSigningKeyAdd { .. }
-        | R::AccountSigningKeyRemove { .. } => store.write(|tx| accounts::write(tx, req, ctx)),
-        R::RoleList => store.read(roles::list),
-        R::RoleShow { name } => store.read(|tx| roles::show(tx, name)),
-        R::RoleAdd { .. } | R::RoleEdit { .. } | R::RoleDelete { .. } => {
-            store.write(|tx| roles::write(tx, req, ctx))
-        }
-        R::UserList { account } => store.read(|tx| users::list(tx, account.as_deref())),
-        R::UserShow { name } => store.read(|tx| users::show(tx, name)),
-        R::TokenList { name } => store.read(|tx| users::tokens(tx, name)),
-        R::OutboxList => store.read(outbox::list),
-        R::NatsConfTrust => init::trust(store, ctx).map(|t| Response::Trust(Box::new(t))),
-        R::OutboxRetry { id } => store.write(|tx| outbox::retry(tx, id, ctx)),
-        _ => store.write(|tx| users::write(tx, req, ctx)),
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
-//! The claims outbox as admin operations: list it, re-queue an entry.
+//! The claims outbox as admin commands: list it, re-queue an entry.
+
+use serde::{Deserialize, Serialize};
 
 use super::view::{OutboxView, Response};
-use super::{AdminError, Context};
+use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::model::{OutboxAction, OutboxEntry};
-use crate::store::{StoreRead, WriteTx};
+use crate::store::{Store, StoreRead};
 
 fn view(e: &OutboxEntry) -> OutboxView {
     OutboxView {
@@ -24,22 +26,47 @@ fn view(e: &OutboxEntry) -> OutboxView {
     }
 }
 
-/// Every entry, pending and failed, in account-key order.
-pub(super) fn list(tx: &impl StoreRead) -> Result<Response, AdminError> {
-    Ok(Response::Outbox(tx.list_outbox()?.iter().map(view).collect()))
+/// List the claims outbox: pending and failed pushes with their last error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxList {}
+
+impl Command for OutboxList {
+    const NAME: &'static str = "outbox_list";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| Ok(Response::Outbox(tx.list_outbox()?.iter().map(view).collect())))
+    }
 }
 
-/// Re-queues the entry of the account named (or keyed) `id`: due at once, attempts and error
-/// reset, revision bumped (a push in flight for it then cannot complete it).
-pub(super) fn retry(tx: &mut WriteTx, id: &str, ctx: &Context) -> Result<Response, AdminError> {
-    let entry = tx
-        .list_outbox()?
-        .into_iter()
-        .find(|e| e.account.as_str() == id || e.account_name.as_str() == id)
-        .ok_or_else(|| AdminError::NotFound { what: "outbox entry", name: id.to_string() })?;
-    let was = if entry.failed_at.is_some() { "failed" } else { "pending" };
-    tx.enqueue_outbox(&entry.account, &entry.account_name, entry.action, ctx.now_ms)?;
-    Ok(Response::Done {
-        message: format!("outbox entry of account {} ({was}) re-queued", entry.account_name),
-    })
+/// Re-queue an outbox entry (a failed one, typically) for an immediate push: due at once,
+/// attempts and error reset, revision bumped (a push in flight for it then cannot complete it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRetry {
+    /// The account's name or public key.
+    pub id: String,
+}
+
+impl Command for OutboxRetry {
+    const NAME: &'static str = "outbox_retry";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| {
+            let id = &self.id;
+            let entry = tx
+                .list_outbox()?
+                .into_iter()
+                .find(|e| e.account.as_str() == id || e.account_name.as_str() == id)
+                .ok_or_else(|| AdminError::NotFound { what: "outbox entry", name: id.clone() })?;
+            let was = if entry.failed_at.is_some() { "failed" } else { "pending" };
+            let queued =
+                tx.enqueue_outbox(&entry.account, &entry.account_name, entry.action, ctx.now_ms)?;
+            fx.pushed(&queued.account, queued.revision);
+            let name = &entry.account_name;
+            Ok(Response::Done {
+                message: format!("outbox entry of account {name} ({was}) re-queued"),
+            })
+        })
+    }
 }

@@ -1,4 +1,5 @@
-//! Typed admin requests and responses: the one vocabulary of local and remote administration.
+//! The admin request: one enum over every command type, the one vocabulary of local and remote
+//! administration, and the patches that commands share.
 //!
 //! Requests carry raw user input (names, subjects, limits as given); [`super::execute`] validates
 //! them into model values inside the store transaction. Passwords never travel: the client hashes
@@ -6,6 +7,17 @@
 //! in the response once and never stored.
 
 use serde::{Deserialize, Serialize};
+
+use super::accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
+use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
+use super::outbox::{OutboxList, OutboxRetry};
+use super::roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
+use super::shares::{ExportAdd, ExportRemove, ImportAdd, ImportRemove};
+use super::signing_keys::{AccountRotateKeys, AccountSigningKeyAdd, AccountSigningKeyRemove};
+use super::tokens::{TokenAdd, TokenList, TokenRevoke};
+use super::users::{UserAdd, UserCreds, UserDelete, UserEdit, UserList, UserPasswd, UserShow};
+use super::{AdminError, Command, Context, Outcome};
+use crate::store::Store;
 
 /// Account limits as given; `None` keeps the current value (or the default on create).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,257 +95,104 @@ pub struct RolePatch {
 }
 
 /// Stream or service, for exports and imports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportKind {
     /// A message stream.
+    #[default]
     Stream,
     /// A request/reply service.
     Service,
 }
 
-/// Every admin operation. `Debug` shows the JSON form with password hashes redacted, so a
-/// logged request never carries one.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
-    /// Show the operator.
-    OperatorShow,
-    /// Mint admin creds (a system user with the `pbn-admin` role's permissions).
-    OperatorAdminCreds,
-    /// Create an account.
-    AccountAdd {
-        /// Name.
-        name: String,
-        /// Description.
-        description: Option<String>,
-        /// Limits (unset ones default to unlimited, JetStream off).
-        limits: LimitPatch,
-        /// Refuse bearer users.
-        disallow_bearer: bool,
-    },
-    /// List accounts.
-    AccountList,
-    /// Show an account.
-    AccountShow {
-        /// Name.
-        name: String,
-    },
-    /// Change an account.
-    AccountEdit {
-        /// Name.
-        name: String,
-        /// Description.
-        description: Option<String>,
-        /// Limits to change.
-        limits: LimitPatch,
-        /// Activate or deactivate.
-        active: Option<bool>,
-        /// Refuse bearer users.
-        disallow_bearer: Option<bool>,
-    },
-    /// Delete an account with no users.
-    AccountDelete {
-        /// Name.
-        name: String,
-    },
-    /// Add an export.
-    ExportAdd {
-        /// Exporting account.
-        account: String,
-        /// Subject.
-        subject: String,
-        /// Stream or service.
-        kind: ExportKind,
-        /// Export name.
-        name: Option<String>,
-        /// Activation token required.
-        token_req: bool,
-    },
-    /// Remove an export.
-    ExportRemove {
-        /// Exporting account.
-        account: String,
-        /// Subject.
-        subject: String,
-    },
-    /// Add an import.
-    ImportAdd {
-        /// Importing account.
-        account: String,
-        /// Subject as exported.
-        subject: String,
-        /// Exporting account: a managed account's name or an `A…` key.
-        from: String,
-        /// Stream or service.
-        kind: ExportKind,
-        /// Local subject.
-        local_subject: Option<String>,
-        /// Import name.
-        name: Option<String>,
-    },
-    /// Remove an import.
-    ImportRemove {
-        /// Importing account.
-        account: String,
-        /// Subject.
-        subject: String,
-    },
-    /// Emergency key rotation: a new signing key, every old one removed (connections and creds
-    /// signed by an old key stop working once the account is pushed).
-    AccountRotateKeys {
-        /// Account name.
-        name: String,
-    },
-    /// Graceful rotation, step 1: add a signing key, which signs from now on.
-    AccountSigningKeyAdd {
-        /// Account name.
-        name: String,
-    },
-    /// Graceful rotation, step 2: remove a signing key (never the last one).
-    AccountSigningKeyRemove {
-        /// Account name.
-        name: String,
-        /// The signing key's public key (`A…`).
-        key: String,
-    },
-    /// Create a role.
-    RoleAdd {
-        /// Name.
-        name: String,
-        /// Fields.
-        role: RolePatch,
-    },
-    /// List roles.
-    RoleList,
-    /// Show a role.
-    RoleShow {
-        /// Name.
-        name: String,
-    },
-    /// Change a role.
-    RoleEdit {
-        /// Name.
-        name: String,
-        /// Fields to change.
-        role: RolePatch,
-    },
-    /// Delete a role nobody has.
-    RoleDelete {
-        /// Name.
-        name: String,
-    },
-    /// Create a user.
-    UserAdd {
-        /// Name.
-        name: String,
-        /// Account name.
-        account: String,
-        /// Role name.
-        role: String,
-        /// E-mail.
-        email: Option<String>,
-        /// Description.
-        description: Option<String>,
-        /// argon2id PHC string of the password (hashed by the client).
-        password_hash: Option<String>,
-    },
-    /// List users.
-    UserList {
-        /// Only this account's users.
-        account: Option<String>,
-    },
-    /// Show a user.
-    UserShow {
-        /// Name.
-        name: String,
-    },
-    /// Change a user.
-    UserEdit {
-        /// Name.
-        name: String,
-        /// New account.
-        account: Option<String>,
-        /// New role.
-        role: Option<String>,
-        /// Activate or deactivate.
-        active: Option<bool>,
-        /// E-mail.
-        email: Option<String>,
-        /// Description.
-        description: Option<String>,
-        /// Registered nkey.
-        nkey: Option<String>,
-    },
-    /// Delete a user.
-    UserDelete {
-        /// Name.
-        name: String,
-    },
-    /// Set a password.
-    UserPasswd {
-        /// Name.
-        name: String,
-        /// argon2id PHC string.
-        password_hash: String,
-    },
-    /// Mint creds.
-    UserCreds {
-        /// Name.
-        name: String,
-        /// Keep previous creds valid.
-        keep_previous: bool,
-    },
-    /// Create an API token.
-    TokenAdd {
-        /// User name.
-        name: String,
-        /// Label.
-        label: Option<String>,
-        /// Lifetime in seconds.
-        expires_secs: Option<u64>,
-    },
-    /// List tokens.
-    TokenList {
-        /// User name.
-        name: String,
-    },
-    /// Revoke a token.
-    TokenRevoke {
-        /// User name.
-        name: String,
-        /// Token id.
-        id: String,
-    },
-    /// List the claims outbox: pending and failed pushes with their last error.
-    OutboxList,
-    /// What `pbn nats-conf` renders from: the operator JWT, the system account and the account
-    /// JWTs to preload, and the sentinel JWT (public data only). Changes no record; it reserves
-    /// fresh `iat`s so the preloaded JWTs are newer than any pushed before.
-    NatsConfTrust,
-    /// Re-queue an outbox entry (a failed one, typically) for an immediate push.
-    OutboxRetry {
-        /// The account's name or public key.
-        id: String,
-    },
+/// Declares [`Request`], the wire enum of every command (internally tagged by `op`, the
+/// command's [`Command::NAME`]), and its exhaustive dispatch: adding a command to the list is the
+/// only way to make it reachable, and the compiler then requires its [`Command`] impl.
+macro_rules! requests {
+    ($($command:ident),* $(,)?) => {
+        /// Every admin operation, each its own type (see [`Command`]). `Debug` shows the JSON
+        /// form with password hashes redacted, so a logged request never carries one.
+        #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        pub enum Request {
+            $(
+                #[doc = concat!("See [`", stringify!($command), "`].")]
+                $command($command),
+            )*
+        }
+
+        impl Request {
+            /// The command's name (`op` on the wire).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Request::$command(_) => <$command as Command>::NAME,)*
+                }
+            }
+
+            /// True for commands that only read.
+            pub fn is_read_only(&self) -> bool {
+                match self {
+                    $(Request::$command(_) => <$command as Command>::READ_ONLY,)*
+                }
+            }
+
+            /// Runs the command: one read or one write transaction.
+            pub(super) fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+                match self {
+                    $(Request::$command(c) => c.run(store, ctx),)*
+                }
+            }
+
+            /// One request of every kind, with default fields (for exhaustive tests).
+            #[cfg(test)]
+            pub(crate) fn every_kind() -> Vec<Request> {
+                vec![$(Request::$command($command::default()),)*]
+            }
+        }
+
+        $(
+            impl From<$command> for Request {
+                fn from(c: $command) -> Request {
+                    Request::$command(c)
+                }
+            }
+        )*
+    };
 }
 
-impl Request {
-    /// True for requests that only read.
-    pub fn is_read_only(&self) -> bool {
-        matches!(
-            self,
-            Request::OperatorShow
-                | Request::AccountList
-                | Request::AccountShow { .. }
-                | Request::RoleList
-                | Request::RoleShow { .. }
-                | Request::UserList { .. }
-                | Request::UserShow { .. }
-                | Request::TokenList { .. }
-                | Request::OutboxList
-        )
-    }
+requests! {
+    OperatorShow,
+    OperatorAdminCreds,
+    AccountAdd,
+    AccountList,
+    AccountShow,
+    AccountEdit,
+    AccountDelete,
+    ExportAdd,
+    ExportRemove,
+    ImportAdd,
+    ImportRemove,
+    AccountRotateKeys,
+    AccountSigningKeyAdd,
+    AccountSigningKeyRemove,
+    RoleAdd,
+    RoleList,
+    RoleShow,
+    RoleEdit,
+    RoleDelete,
+    UserAdd,
+    UserList,
+    UserShow,
+    UserEdit,
+    UserDelete,
+    UserPasswd,
+    UserCreds,
+    TokenAdd,
+    TokenList,
+    TokenRevoke,
+    OutboxList,
+    NatsConfTrust,
+    OutboxRetry,
 }
 
 impl std::fmt::Debug for Request {
@@ -353,11 +212,25 @@ mod tests {
     #[test]
     fn debug_redacts_password_hashes() {
         let phc = "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
-        let req = Request::UserPasswd { name: "alice".into(), password_hash: phc.into() };
+        let req = Request::from(UserPasswd { name: "alice".into(), password_hash: phc.into() });
         let shown = format!("{req:?}");
         assert!(!shown.contains("argon2"), "{shown}");
         assert!(shown.contains("alice") && shown.contains("<redacted>"), "{shown}");
-        let req = Request::AccountShow { name: "APP".into() };
+        let req = Request::from(AccountShow { name: "APP".into() });
         assert!(format!("{req:?}").contains("account_show"));
+    }
+
+    #[test]
+    fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
+        let all = Request::every_kind();
+        assert_eq!(all.len(), 32);
+        let mut names = std::collections::HashSet::new();
+        for req in all {
+            let json = serde_json::to_value(&req).expect("encodes");
+            assert_eq!(json["op"], req.name(), "{json}");
+            assert!(names.insert(req.name()), "{} named twice", req.name());
+            let back: Request = serde_json::from_value(json).expect("decodes");
+            assert_eq!(back, req);
+        }
     }
 }

@@ -1,29 +1,21 @@
-//! Role operations.
+//! Role commands.
 
 use std::time::Duration;
 
-use super::request::{ListPatch, Request, RolePatch};
+use serde::{Deserialize, Serialize};
+
+use super::request::{ListPatch, RolePatch};
 use super::view::{Response, RoleView};
-use super::{AdminError, Context};
+use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::issue;
-use crate::model::{Limit, ModelError, Name, ResponsePermission, Role, SubSubject, Subject};
-use crate::store::{StoreRead, WriteTx};
+use crate::model::{
+    CloseSessions, Effects, Limit, ModelError, Name, ResponsePermission, Role, SubSubject, Subject,
+};
+use crate::store::{Store, StoreRead, WriteTx};
 
 /// Reply permission lifetime when a role allows responses without saying how long (the server's
 /// own default).
 const DEFAULT_RESPONSE_TTL: Duration = Duration::from_secs(120);
-
-pub(super) fn list(tx: &impl StoreRead) -> Result<Response, AdminError> {
-    let mut out = Vec::new();
-    for r in tx.list_roles()? {
-        out.push(view(tx, &r)?);
-    }
-    Ok(Response::Roles(out))
-}
-
-pub(super) fn show(tx: &impl StoreRead, name: &str) -> Result<Response, AdminError> {
-    Ok(Response::Role(view(tx, &tx.require_role(name)?)?))
-}
 
 fn strings<T: ToString>(v: &Option<Vec<T>>) -> Option<Vec<String>> {
     v.as_ref().map(|v| v.iter().map(ToString::to_string).collect())
@@ -123,8 +115,9 @@ pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// Whether user JWTs minted for `after` differ from those for `before` (the description and the
-/// per-user connection cap, which the callout checks, are not in the JWT).
+/// Whether user JWTs minted for `after` differ from those for `before`, or the callout would now
+/// judge a login differently (sources, types). The description and the per-user connection cap
+/// change nothing for a live session.
 fn changes_user_jwts(before: &Role, after: &Role) -> bool {
     let mut same = before.clone();
     same.description.clone_from(&after.description);
@@ -133,17 +126,23 @@ fn changes_user_jwts(before: &Role, after: &Role) -> bool {
     same != *after
 }
 
-/// Revokes the creds of every user of role `name`: creds carry the role's permissions and limits
-/// in their JWT, so a narrowed role would not bind them otherwise. Callout users get fresh JWTs
-/// at their next connection anyway.
-fn revoke_creds_of_role(tx: &mut WriteTx, name: &str, ctx: &Context) -> Result<(), AdminError> {
+/// Revokes the creds of every user of role `name` and closes their sessions: creds carry the
+/// role's permissions and limits in their JWT, so a narrowed role would not bind them
+/// otherwise; callout users reconnect and get JWTs with the role as it is now.
+fn revoke_creds_of_role(
+    tx: &mut WriteTx,
+    fx: &mut Effects,
+    name: &str,
+    ctx: &Context,
+) -> Result<(), AdminError> {
     let mut revoked = 0;
     for mut user in tx.list_users_of_role(name)? {
+        fx.close(CloseSessions::User(user.name.clone()));
         if user.creds.is_empty() {
             continue;
         }
         let mut acc = tx.require_account(user.account.as_str())?;
-        revoked += super::users::revoke_creds(tx, &mut user, &mut acc, ctx)?.len();
+        revoked += super::users::revoke_creds(tx, fx, &mut user, &mut acc, ctx)?.len();
         user.updated = ctx.now;
         tx.update_user(&user)?;
     }
@@ -169,38 +168,114 @@ fn check_size(r: &Role, ctx: &Context) -> Result<(), AdminError> {
     Ok(())
 }
 
-pub(super) fn write(
-    tx: &mut WriteTx,
-    req: &Request,
-    ctx: &Context,
-) -> Result<Response, AdminError> {
-    match req {
-        Request::RoleAdd { name, role } => {
-            let mut r = Role::new(Name::parse(name)?, ctx.now);
-            apply(&mut r, role)?;
+/// Create a role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleAdd {
+    /// Name.
+    pub name: String,
+    /// Fields.
+    pub role: RolePatch,
+}
+
+impl Command for RoleAdd {
+    const NAME: &'static str = "role_add";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, _| {
+            let mut r = Role::new(Name::parse(&self.name)?, ctx.now);
+            apply(&mut r, &self.role)?;
             tx.insert_role(&r)?;
             check_size(&r, ctx)?;
             Ok(Response::Role(view(tx, &r)?))
-        }
-        Request::RoleEdit { name, role } => {
-            let before = tx.require_role(name)?;
+        })
+    }
+}
+
+/// List roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleList {}
+
+impl Command for RoleList {
+    const NAME: &'static str = "role_list";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| {
+            let mut out = Vec::new();
+            for r in tx.list_roles()? {
+                out.push(view(tx, &r)?);
+            }
+            Ok(Response::Roles(out))
+        })
+    }
+}
+
+/// Show a role.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleShow {
+    /// Name.
+    pub name: String,
+}
+
+impl Command for RoleShow {
+    const NAME: &'static str = "role_show";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| Ok(Response::Role(view(tx, &tx.require_role(&self.name)?)?)))
+    }
+}
+
+/// Change a role. When what it grants changes, its users' creds are revoked and their
+/// sessions closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleEdit {
+    /// Name.
+    pub name: String,
+    /// Fields to change.
+    pub role: RolePatch,
+}
+
+impl Command for RoleEdit {
+    const NAME: &'static str = "role_edit";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| {
+            let before = tx.require_role(&self.name)?;
             let mut r = before.clone();
-            apply(&mut r, role)?;
+            apply(&mut r, &self.role)?;
             r.updated = ctx.now;
             tx.update_role(&r)?;
             check_size(&r, ctx)?;
             if changes_user_jwts(&before, &r) {
-                revoke_creds_of_role(tx, name, ctx)?;
+                revoke_creds_of_role(tx, fx, &self.name, ctx)?;
             }
             Ok(Response::Role(view(tx, &r)?))
-        }
-        Request::RoleDelete { name } => {
+        })
+    }
+}
+
+/// Delete a role nobody has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDelete {
+    /// Name.
+    pub name: String,
+}
+
+impl Command for RoleDelete {
+    const NAME: &'static str = "role_delete";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, _| {
+            let name = &self.name;
             if name == super::init::ADMIN_ROLE {
                 return Err(AdminError::Protected(format!("role {name:?}"), "deleted"));
             }
             tx.delete_role(name)?;
             Ok(Response::Done { message: format!("role {name} deleted") })
-        }
-        _ => Err(AdminError::Invalid("not a role operation".into())),
+        })
     }
 }

@@ -1,5 +1,10 @@
 //! `admin::execute` against a store made by `init::init_store` in a temp dir.
 
+use crate::admin::{
+    AccountAdd, AccountDelete, AccountEdit, AccountShow, ExportAdd, ExportRemove, ImportAdd,
+    RoleAdd, RoleDelete, RoleEdit, RoleShow, TokenAdd, TokenList, TokenRevoke, UserAdd, UserCreds,
+    UserDelete, UserEdit, UserList, UserShow,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::init::{init_store, ADMIN_ROLE, AUTH_ACCOUNT, SYS_ACCOUNT};
@@ -20,7 +25,7 @@ fn setup() -> (tempfile::TempDir, Store, Context) {
 }
 
 fn run(store: &Store, ctx: &Context, req: Request) -> Response {
-    execute(store, &req, ctx).unwrap_or_else(|e| panic!("{req:?} failed: {e}"))
+    execute(store, &req, ctx).unwrap_or_else(|e| panic!("{req:?} failed: {e}")).response
 }
 
 fn fail(store: &Store, ctx: &Context, req: Request) -> AdminError {
@@ -31,31 +36,31 @@ fn fail(store: &Store, ctx: &Context, req: Request) -> AdminError {
 }
 
 fn add_account(name: &str) -> Request {
-    Request::AccountAdd {
+    Request::AccountAdd(AccountAdd {
         name: name.into(),
         description: None,
         limits: LimitPatch::default(),
         disallow_bearer: false,
-    }
+    })
 }
 
 fn add_role(name: &str, role: RolePatch) -> Request {
-    Request::RoleAdd { name: name.into(), role }
+    Request::RoleAdd(RoleAdd { name: name.into(), role })
 }
 
 fn add_user(name: &str, account: &str, role: &str) -> Request {
-    Request::UserAdd {
+    Request::UserAdd(UserAdd {
         name: name.into(),
         account: account.into(),
         role: role.into(),
         email: None,
         description: None,
         password_hash: None,
-    }
+    })
 }
 
 fn user_edit(name: &str) -> Request {
-    Request::UserEdit {
+    Request::UserEdit(UserEdit {
         name: name.into(),
         account: None,
         role: None,
@@ -63,7 +68,7 @@ fn user_edit(name: &str) -> Request {
         email: None,
         description: None,
         nkey: None,
-    }
+    })
 }
 
 fn account(store: &Store, name: &str) -> Account {
@@ -80,7 +85,7 @@ fn role(store: &Store, name: &str) -> Role {
 
 /// Mints creds for `name` and returns the new public key and the keys it revoked.
 fn creds(store: &Store, ctx: &Context, name: &str, keep_previous: bool) -> (String, Vec<String>) {
-    match run(store, ctx, Request::UserCreds { name: name.into(), keep_previous }) {
+    match run(store, ctx, Request::UserCreds(UserCreds { name: name.into(), keep_previous })) {
         Response::Creds { public_key, revoked, creds, .. } => {
             let parsed = parse_creds(&creds).expect("creds parse");
             let kp = parsed.key_pair().expect("seed");
@@ -148,7 +153,7 @@ fn account_add_enqueues_the_account_and_auth() {
     assert_eq!(queued, expected);
 
     // AUTH's JWT now allows the new account.
-    let show = run(&store, &ctx, Request::AccountShow { name: AUTH_ACCOUNT.into() });
+    let show = run(&store, &ctx, Request::AccountShow(AccountShow { name: AUTH_ACCOUNT.into() }));
     let Response::Account(view) = show else { panic!("account show answers with the account") };
     let claims = decode::<AccountClaims>(view.jwt.as_deref().expect("show has the jwt")).unwrap();
     assert_eq!(claims.nats.authorization.allowed_accounts, vec![app.to_string()]);
@@ -159,17 +164,18 @@ fn deactivating_an_account_enqueues_auth_and_disables_its_jwt() {
     let (_dir, store, ctx) = setup();
     run(&store, &ctx, add_account("app"));
     store.write(|tx| tx.delete_outbox(&account(&store, AUTH_ACCOUNT).public_key)).unwrap();
-    let edit = Request::AccountEdit {
+    let edit = Request::AccountEdit(AccountEdit {
         name: "app".into(),
         description: None,
         limits: LimitPatch::default(),
         active: Some(false),
         disallow_bearer: None,
-    };
+    });
     run(&store, &ctx, edit);
     let auth = account(&store, AUTH_ACCOUNT).public_key;
     assert!(store.read(|tx| tx.get_outbox(&auth)).unwrap().is_some(), "AUTH re-queued");
-    let Response::Account(view) = run(&store, &ctx, Request::AccountShow { name: "app".into() })
+    let Response::Account(view) =
+        run(&store, &ctx, Request::AccountShow(AccountShow { name: "app".into() }))
     else {
         panic!("account show answers with the account");
     };
@@ -211,7 +217,7 @@ fn user_creds_revoke_the_previous_ones_unless_kept() {
 fn creds_carry_the_role_and_the_account_signing_key() {
     let (_dir, store, ctx) = with_user();
     let Response::Creds { creds, .. } =
-        run(&store, &ctx, Request::UserCreds { name: "u".into(), keep_previous: false })
+        run(&store, &ctx, Request::UserCreds(UserCreds { name: "u".into(), keep_previous: false }))
     else {
         panic!("creds answer");
     };
@@ -227,7 +233,7 @@ fn creds_carry_the_role_and_the_account_signing_key() {
 fn user_delete_revokes_its_creds() {
     let (_dir, store, ctx) = with_user();
     let (k1, _) = creds(&store, &ctx, "u", false);
-    run(&store, &ctx, Request::UserDelete { name: "u".into() });
+    run(&store, &ctx, Request::UserDelete(UserDelete { name: "u".into() }));
     assert_eq!(revoked_keys(&account(&store, "app")), BTreeSet::from([k1]));
     assert!(store.read(|tx| tx.get_user("u")).unwrap().is_none());
 }
@@ -239,14 +245,14 @@ fn moving_a_user_revokes_its_creds_in_the_old_account() {
     let (k1, _) = creds(&store, &ctx, "u", false);
 
     let mut edit = user_edit("u");
-    if let Request::UserEdit { email, .. } = &mut edit {
+    if let Request::UserEdit(UserEdit { email, .. }) = &mut edit {
         *email = Some("u@example.com".into());
     }
     run(&store, &ctx, edit);
     assert!(account(&store, "app").revocations.is_empty(), "an unrelated edit revokes nothing");
 
     let mut edit = user_edit("u");
-    if let Request::UserEdit { account: target, .. } = &mut edit {
+    if let Request::UserEdit(UserEdit { account: target, .. }) = &mut edit {
         *target = Some("other".into());
     }
     run(&store, &ctx, edit);
@@ -263,7 +269,7 @@ fn a_role_change_or_deactivation_revokes_creds() {
     run(&store, &ctx, add_role("r2", RolePatch::default()));
     let (k1, _) = creds(&store, &ctx, "u", false);
     let mut edit = user_edit("u");
-    if let Request::UserEdit { role, .. } = &mut edit {
+    if let Request::UserEdit(UserEdit { role, .. }) = &mut edit {
         *role = Some("r2".into());
     }
     run(&store, &ctx, edit);
@@ -271,12 +277,16 @@ fn a_role_change_or_deactivation_revokes_creds() {
 
     let (k2, _) = creds(&store, &ctx, "u", false);
     let mut edit = user_edit("u");
-    if let Request::UserEdit { active, .. } = &mut edit {
+    if let Request::UserEdit(UserEdit { active, .. }) = &mut edit {
         *active = Some(false);
     }
     run(&store, &ctx, edit);
     assert_eq!(revoked_keys(&account(&store, "app")), BTreeSet::from([k1, k2]));
-    let err = fail(&store, &ctx, Request::UserCreds { name: "u".into(), keep_previous: false });
+    let err = fail(
+        &store,
+        &ctx,
+        Request::UserCreds(UserCreds { name: "u".into(), keep_previous: false }),
+    );
     assert!(matches!(err, AdminError::Invalid(_)), "{err:?}");
 }
 
@@ -296,12 +306,12 @@ fn editing_what_a_role_grants_revokes_the_creds_of_its_users() {
         max_connections: Some(3),
         ..RolePatch::default()
     };
-    run(&store, &ctx, Request::RoleEdit { name: "r".into(), role: cosmetic });
+    run(&store, &ctx, Request::RoleEdit(RoleEdit { name: "r".into(), role: cosmetic }));
     assert!(account(&store, "app").revocations.is_empty(), "nothing in the JWT changed");
 
     let narrower =
         RolePatch { pub_allow: ListPatch::Set(vec!["only.this".into()]), ..RolePatch::default() };
-    run(&store, &ctx, Request::RoleEdit { name: "r".into(), role: narrower });
+    run(&store, &ctx, Request::RoleEdit(RoleEdit { name: "r".into(), role: narrower }));
     assert_eq!(revoked_keys(&account(&store, "app")), BTreeSet::from([ku]));
     assert_eq!(revoked_keys(&account(&store, "other")), BTreeSet::from([kw]));
     assert!(user(&store, "u").creds.is_empty() && user(&store, "w").creds.is_empty());
@@ -311,7 +321,11 @@ fn editing_what_a_role_grants_revokes_the_creds_of_its_users() {
 #[test]
 fn token_add_shows_the_token_once_and_stores_only_its_hash() {
     let (_dir, store, ctx) = with_user();
-    let add = Request::TokenAdd { name: "u".into(), label: Some("ci".into()), expires_secs: None };
+    let add = Request::TokenAdd(TokenAdd {
+        name: "u".into(),
+        label: Some("ci".into()),
+        expires_secs: None,
+    });
     let Response::Token { id, token, .. } = run(&store, &ctx, add) else {
         panic!("token answer");
     };
@@ -324,29 +338,35 @@ fn token_add_shows_the_token_once_and_stores_only_its_hash() {
     let found = store.read(|tx| tx.user_by_token(&stored.hash)).unwrap();
     assert_eq!(found.map(|(u, t)| (u.name.to_string(), t.id)), Some(("u".into(), id.clone())));
 
-    for req in [Request::TokenList { name: "u".into() }, Request::UserShow { name: "u".into() }] {
+    for req in [
+        Request::TokenList(TokenList { name: "u".into() }),
+        Request::UserShow(UserShow { name: "u".into() }),
+    ] {
         let resp = run(&store, &ctx, req);
         let text = format!("{}{}", serde_json::to_string(&resp).unwrap(), resp.to_text());
         assert!(!text.contains(&token), "token shown again: {text}");
         assert!(!text.contains(&stored.hash), "token hash shown: {text}");
     }
-    let Response::Tokens(list) = run(&store, &ctx, Request::TokenList { name: "u".into() }) else {
+    let Response::Tokens(list) =
+        run(&store, &ctx, Request::TokenList(TokenList { name: "u".into() }))
+    else {
         panic!("token list answer");
     };
     assert_eq!(list.iter().map(|t| t.label.as_str()).collect::<Vec<_>>(), ["ci"]);
 
-    run(&store, &ctx, Request::TokenRevoke { name: "u".into(), id });
+    run(&store, &ctx, Request::TokenRevoke(TokenRevoke { name: "u".into(), id }));
     assert!(store.read(|tx| tx.user_by_token(&stored.hash)).unwrap().is_none());
 }
 
 #[test]
 fn token_expiry_is_relative_to_now() {
     let (_dir, store, ctx) = with_user();
-    let add = Request::TokenAdd { name: "u".into(), label: None, expires_secs: Some(3600) };
+    let add =
+        Request::TokenAdd(TokenAdd { name: "u".into(), label: None, expires_secs: Some(3600) });
     run(&store, &ctx, add);
     assert_eq!(user(&store, "u").tokens[0].expires, Some(NOW + 3600));
     let too_long =
-        Request::TokenAdd { name: "u".into(), label: None, expires_secs: Some(u64::MAX) };
+        Request::TokenAdd(TokenAdd { name: "u".into(), label: None, expires_secs: Some(u64::MAX) });
     assert!(matches!(fail(&store, &ctx, too_long), AdminError::Invalid(_)));
     assert_eq!(user(&store, "u").tokens.len(), 1);
 }
@@ -361,19 +381,21 @@ fn an_explicit_no_pub_stays_explicit_after_unrelated_edits() {
         max_payload: Some(10),
         ..RolePatch::default()
     };
-    run(&store, &ctx, Request::RoleEdit { name: "mute".into(), role: edit });
+    run(&store, &ctx, Request::RoleEdit(RoleEdit { name: "mute".into(), role: edit }));
     let r = role(&store, "mute");
     assert_eq!(r.permissions.pub_allow, Some(vec![]), "explicitly nothing survives");
     assert_eq!(r.permissions.sub_allow, None, "an unset list stays unset");
     assert_eq!(r.description, "still mute");
 
-    let Response::Role(view) = run(&store, &ctx, Request::RoleShow { name: "mute".into() }) else {
+    let Response::Role(view) =
+        run(&store, &ctx, Request::RoleShow(RoleShow { name: "mute".into() }))
+    else {
         panic!("role answer");
     };
     assert_eq!(view.pub_allow, Some(vec![]));
 
     let reset = RolePatch { pub_allow: ListPatch::Default, ..RolePatch::default() };
-    run(&store, &ctx, Request::RoleEdit { name: "mute".into(), role: reset });
+    run(&store, &ctx, Request::RoleEdit(RoleEdit { name: "mute".into(), role: reset }));
     assert_eq!(role(&store, "mute").permissions.pub_allow, None);
 }
 
@@ -381,21 +403,21 @@ fn an_explicit_no_pub_stays_explicit_after_unrelated_edits() {
 fn built_in_accounts_and_the_admin_role_are_protected() {
     let (_dir, store, ctx) = setup();
     for name in [SYS_ACCOUNT, AUTH_ACCOUNT] {
-        let err = fail(&store, &ctx, Request::AccountDelete { name: name.into() });
+        let err = fail(&store, &ctx, Request::AccountDelete(AccountDelete { name: name.into() }));
         assert!(matches!(err, AdminError::Protected(..)), "{err:?}");
         assert_eq!(err.class(), ErrorClass::Conflict);
-        let off = Request::AccountEdit {
+        let off = Request::AccountEdit(AccountEdit {
             name: name.into(),
             description: None,
             limits: LimitPatch::default(),
             active: Some(false),
             disallow_bearer: None,
-        };
+        });
         let err = fail(&store, &ctx, off);
         assert!(matches!(err, AdminError::Protected(..)), "{err:?}");
         assert!(account(&store, name).active);
     }
-    let err = fail(&store, &ctx, Request::RoleDelete { name: ADMIN_ROLE.into() });
+    let err = fail(&store, &ctx, Request::RoleDelete(RoleDelete { name: ADMIN_ROLE.into() }));
     assert!(matches!(err, AdminError::Protected(..)), "{err:?}");
     role(&store, ADMIN_ROLE);
 }
@@ -407,7 +429,7 @@ fn users_belong_to_managed_accounts_only() {
         let err = fail(&store, &ctx, add_user("intruder", name, "r"));
         assert!(matches!(err, AdminError::Protected(..)), "{err:?}");
         let mut edit = user_edit("u");
-        if let Request::UserEdit { account, .. } = &mut edit {
+        if let Request::UserEdit(UserEdit { account, .. }) = &mut edit {
             *account = Some(name.into());
         }
         let err = fail(&store, &ctx, edit);
@@ -426,16 +448,16 @@ fn a_failed_write_changes_nothing() {
         pub_deny: ListPatch::Set(vec!["bad..subject".into()]),
         ..RolePatch::default()
     };
-    fail(&store, &ctx, Request::RoleEdit { name: "r".into(), role: bad });
+    fail(&store, &ctx, Request::RoleEdit(RoleEdit { name: "r".into(), role: bad }));
     assert_eq!(role(&store, "r").permissions.pub_allow, None);
     let mut limits = LimitPatch { max_connections: Some(5), ..LimitPatch::default() };
     limits.max_payload = Some(-2);
-    let add = Request::AccountAdd {
+    let add = Request::AccountAdd(AccountAdd {
         name: "half".into(),
         description: None,
         limits,
         disallow_bearer: false,
-    };
+    });
     fail(&store, &ctx, add);
     assert!(store.read(|tx| tx.get_account("half")).unwrap().is_none());
     assert_eq!(store.read(|tx| tx.list_outbox()).unwrap(), outbox_before);
@@ -459,21 +481,21 @@ fn bad_values_are_usage_errors() {
     let (_dir, store, ctx) = with_user();
     let bad_limit = LimitPatch { max_connections: Some(-2), ..LimitPatch::default() };
     let bad_sub = ListPatch::Set(vec!["a b c".into()]);
-    let self_import = Request::ImportAdd {
+    let self_import = Request::ImportAdd(ImportAdd {
         account: "app".into(),
         subject: "s".into(),
         from: "app".into(),
         kind: ExportKind::Stream,
         local_subject: None,
         name: None,
-    };
+    });
     let usage = vec![
-        Request::AccountAdd {
+        Request::AccountAdd(AccountAdd {
             name: "x".into(),
             description: None,
             limits: bad_limit,
             disallow_bearer: false,
-        },
+        }),
         add_account("bad name"),
         add_role("x", RolePatch { sub_allow: bad_sub, ..RolePatch::default() }),
         add_role("x", RolePatch { allow_responses: Some(-5), ..RolePatch::default() }),
@@ -490,12 +512,12 @@ fn bad_values_are_usage_errors() {
 fn missing_records_are_not_found() {
     let (_dir, store, ctx) = with_user();
     let not_found = vec![
-        Request::AccountShow { name: "nope".into() },
+        Request::AccountShow(AccountShow { name: "nope".into() }),
         add_user("v", "nope", "r"),
         add_user("v", "app", "nope"),
-        Request::TokenRevoke { name: "u".into(), id: "tok_nope".into() },
-        Request::ExportRemove { account: "app".into(), subject: "none".into() },
-        Request::UserList { account: Some("nope".into()) },
+        Request::TokenRevoke(TokenRevoke { name: "u".into(), id: "tok_nope".into() }),
+        Request::ExportRemove(ExportRemove { account: "app".into(), subject: "none".into() }),
+        Request::UserList(UserList { account: Some("nope".into()) }),
     ];
     assert_classes(&store, &ctx, ErrorClass::NotFound, not_found);
 }
@@ -503,20 +525,20 @@ fn missing_records_are_not_found() {
 #[test]
 fn existing_or_used_records_are_conflicts() {
     let (_dir, store, ctx) = with_user();
-    let export = Request::ExportAdd {
+    let export = Request::ExportAdd(ExportAdd {
         account: "app".into(),
         subject: "feed".into(),
         kind: ExportKind::Stream,
         name: None,
         token_req: false,
-    };
+    });
     run(&store, &ctx, export.clone());
     let conflict = vec![
         add_account("app"),
         add_role("r", RolePatch::default()),
         add_user("u", "app", "r"),
-        Request::RoleDelete { name: "r".into() },
-        Request::AccountDelete { name: "app".into() },
+        Request::RoleDelete(RoleDelete { name: "r".into() }),
+        Request::AccountDelete(AccountDelete { name: "app".into() }),
         export,
     ];
     assert_classes(&store, &ctx, ErrorClass::Conflict, conflict);

@@ -1,46 +1,18 @@
-//! User, password, creds and token operations.
+//! User commands: create, change, delete, password, creds.
+
+use serde::{Deserialize, Serialize};
 
 use super::accounts::enqueue;
-use super::request::Request;
-use super::view::{Response, TokenView, UserView};
-use super::{AdminError, Context};
-use crate::auth::ApiTokenSecret;
+use super::view::{Response, UserView};
+use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::issue::{self, UserSpec};
 use crate::keys::{KeyKind, KeyPair, UserPublicKey};
-use crate::model::{Account, AccountKind, ApiToken, IssuedCreds, Name, OutboxAction, User};
-use crate::store::{StoreRead, WriteTx};
+use crate::model::{
+    Account, AccountKind, CloseSessions, Effects, IssuedCreds, Name, OutboxAction, User,
+};
+use crate::store::{Store, StoreRead, WriteTx};
 
-pub(super) fn list(tx: &impl StoreRead, account: Option<&str>) -> Result<Response, AdminError> {
-    let users = match account {
-        Some(a) => {
-            tx.require_account(a)?;
-            tx.list_users_of_account(a)?
-        }
-        None => tx.list_users()?,
-    };
-    Ok(Response::Users(users.iter().map(view).collect()))
-}
-
-pub(super) fn show(tx: &impl StoreRead, name: &str) -> Result<Response, AdminError> {
-    Ok(Response::User(view(&tx.require_user(name)?)))
-}
-
-pub(super) fn tokens(tx: &impl StoreRead, name: &str) -> Result<Response, AdminError> {
-    let u = tx.require_user(name)?;
-    Ok(Response::Tokens(
-        u.tokens
-            .iter()
-            .map(|t| TokenView {
-                id: t.id.clone(),
-                label: t.label.clone(),
-                created: t.created,
-                expires: t.expires,
-            })
-            .collect(),
-    ))
-}
-
-fn view(u: &User) -> UserView {
+pub(super) fn view(u: &User) -> UserView {
     UserView {
         name: u.name.to_string(),
         account: u.account.to_string(),
@@ -61,6 +33,7 @@ fn view(u: &User) -> UserView {
 /// stores `user`.
 pub(super) fn revoke_creds(
     tx: &mut WriteTx,
+    fx: &mut Effects,
     user: &mut User,
     acc: &mut Account,
     ctx: &Context,
@@ -71,78 +44,227 @@ pub(super) fn revoke_creds(
     let revoked: Vec<String> = user.creds.iter().map(|c| c.public.to_string()).collect();
     for c in user.creds.drain(..) {
         acc.revoke(&c.public, ctx.now);
+        fx.revoked.push(c.public);
     }
     acc.updated = ctx.now;
     tx.update_account(acc)?;
-    enqueue(tx, acc, OutboxAction::Upsert, ctx)?;
+    enqueue(tx, fx, acc, OutboxAction::Upsert, ctx)?;
     Ok(revoked)
 }
 
-pub(super) fn write(
-    tx: &mut WriteTx,
-    req: &Request,
-    ctx: &Context,
-) -> Result<Response, AdminError> {
-    match req {
-        Request::UserAdd { name, account, role, email, description, password_hash } => {
-            let acc = tx.require_account(account)?;
+/// Create a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAdd {
+    /// Name.
+    pub name: String,
+    /// Account name.
+    pub account: String,
+    /// Role name.
+    pub role: String,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// argon2id PHC string of the password (hashed by the client).
+    pub password_hash: Option<String>,
+}
+
+impl Command for UserAdd {
+    const NAME: &'static str = "user_add";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, _| {
+            let acc = tx.require_account(&self.account)?;
             check_user_account(&acc)?;
-            let role = tx.require_role(role)?;
-            let mut u = User::new(Name::parse(name)?, acc.name.clone(), role.name.clone(), ctx.now);
-            u.email = email.clone();
-            u.description = description.clone().unwrap_or_default();
-            u.password_hash = password_hash.clone();
+            let role = tx.require_role(&self.role)?;
+            let name = Name::parse(&self.name)?;
+            let mut u = User::new(name, acc.name.clone(), role.name.clone(), ctx.now);
+            u.email = self.email.clone();
+            u.description = self.description.clone().unwrap_or_default();
+            u.password_hash = self.password_hash.clone();
             tx.insert_user(&u)?;
             Ok(Response::User(view(&u)))
+        })
+    }
+}
+
+/// List users.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    /// Only this account's users.
+    pub account: Option<String>,
+}
+
+impl Command for UserList {
+    const NAME: &'static str = "user_list";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| {
+            let users = match &self.account {
+                Some(a) => {
+                    tx.require_account(a)?;
+                    tx.list_users_of_account(a)?
+                }
+                None => tx.list_users()?,
+            };
+            Ok(Response::Users(users.iter().map(view).collect()))
+        })
+    }
+}
+
+/// Show a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserShow {
+    /// Name.
+    pub name: String,
+}
+
+impl Command for UserShow {
+    const NAME: &'static str = "user_show";
+    const READ_ONLY: bool = true;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        reading(store, |tx| Ok(Response::User(view(&tx.require_user(&self.name)?))))
+    }
+}
+
+/// Change a user. Moving, deactivating or giving it another role revokes its creds and closes
+/// its sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserEdit {
+    /// Name.
+    pub name: String,
+    /// New account.
+    pub account: Option<String>,
+    /// New role.
+    pub role: Option<String>,
+    /// Activate or deactivate.
+    pub active: Option<bool>,
+    /// E-mail.
+    pub email: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Registered nkey.
+    pub nkey: Option<String>,
+}
+
+impl Command for UserEdit {
+    const NAME: &'static str = "user_edit";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| self.apply(tx, fx, ctx))
+    }
+}
+
+impl UserEdit {
+    fn apply(
+        &self,
+        tx: &mut WriteTx,
+        fx: &mut Effects,
+        ctx: &Context,
+    ) -> Result<Response, AdminError> {
+        let mut u = tx.require_user(&self.name)?;
+        let mut old_acc = tx.require_account(u.account.as_str())?;
+        let new_acc = self.account.as_deref().map(|a| tx.require_account(a)).transpose()?;
+        new_acc.as_ref().map(check_user_account).transpose()?;
+        let new_role = self.role.as_deref().map(|r| tx.require_role(r)).transpose()?;
+        let moves = new_acc.as_ref().is_some_and(|a| a.name != u.account);
+        let role_changes = new_role.as_ref().is_some_and(|r| r.name != u.role);
+        let deactivates = self.active == Some(false) && u.active;
+        if moves || role_changes || deactivates {
+            revoke_creds(tx, fx, &mut u, &mut old_acc, ctx)?;
+            fx.close(CloseSessions::User(u.name.clone()));
         }
-        Request::UserEdit { .. } => edit(tx, req, ctx),
-        Request::UserDelete { name } => {
+        if let Some(a) = new_acc {
+            u.account = a.name;
+        }
+        if let Some(r) = new_role {
+            u.role = r.name;
+        }
+        u.active = self.active.unwrap_or(u.active);
+        if let Some(e) = &self.email {
+            u.email = if e.is_empty() { None } else { Some(e.clone()) };
+        }
+        if let Some(d) = &self.description {
+            u.description = d.clone();
+        }
+        if let Some(k) = &self.nkey {
+            u.nkey = if k.is_empty() { None } else { Some(UserPublicKey::parse(k)?) };
+        }
+        u.updated = ctx.now;
+        tx.update_user(&u)?;
+        Ok(Response::User(view(&u)))
+    }
+}
+
+/// Delete a user: its creds are revoked and its sessions closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDelete {
+    /// Name.
+    pub name: String,
+}
+
+impl Command for UserDelete {
+    const NAME: &'static str = "user_delete";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| {
+            let name = &self.name;
             let mut u = tx.require_user(name)?;
             let mut acc = tx.require_account(u.account.as_str())?;
-            let revoked = revoke_creds(tx, &mut u, &mut acc, ctx)?;
+            let revoked = revoke_creds(tx, fx, &mut u, &mut acc, ctx)?;
             tx.delete_user(name)?;
+            fx.close(CloseSessions::User(u.name));
             let message = format!("user {name} deleted; {} creds revoked", revoked.len());
             Ok(Response::Done { message })
-        }
-        Request::UserPasswd { name, password_hash } => {
+        })
+    }
+}
+
+/// Set a password (sessions stay: they logged in with a password that was right then).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPasswd {
+    /// Name.
+    pub name: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+impl Command for UserPasswd {
+    const NAME: &'static str = "user_passwd";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, _| {
+            let name = &self.name;
             let mut u = tx.require_user(name)?;
-            u.password_hash = Some(password_hash.clone());
+            u.password_hash = Some(self.password_hash.clone());
             u.updated = ctx.now;
             tx.update_user(&u)?;
             Ok(Response::Done { message: format!("password of {name} changed") })
-        }
-        Request::UserCreds { name, keep_previous } => creds(tx, name, *keep_previous, ctx),
-        Request::TokenAdd { name, label, expires_secs } => {
-            if let Some(secs) = expires_secs {
-                super::check_lifetime("token lifetime", *secs)?;
-            }
-            let mut u = tx.require_user(name)?;
-            let secret = ApiTokenSecret::generate();
-            let id = token_id();
-            u.tokens.push(ApiToken {
-                id: id.clone(),
-                label: label.clone().unwrap_or_default(),
-                hash: secret.hash(),
-                created: ctx.now,
-                expires: expires_secs.map(|s| ctx.now.saturating_add_unsigned(s)),
-            });
-            u.updated = ctx.now;
-            tx.update_user(&u)?;
-            let token = secret.expose().to_string();
-            Ok(Response::Token { user: name.clone(), id, token })
-        }
-        Request::TokenRevoke { name, id } => {
-            let mut u = tx.require_user(name)?;
-            let before = u.tokens.len();
-            u.tokens.retain(|t| &t.id != id);
-            if u.tokens.len() == before {
-                return Err(AdminError::NotFound { what: "token", name: id.clone() });
-            }
-            u.updated = ctx.now;
-            tx.update_user(&u)?;
-            Ok(Response::Done { message: format!("token {id} of {name} revoked") })
-        }
-        _ => Err(AdminError::Invalid("not a user operation".into())),
+        })
+    }
+}
+
+/// Mint creds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreds {
+    /// Name.
+    pub name: String,
+    /// Keep previous creds valid.
+    pub keep_previous: bool,
+}
+
+impl Command for UserCreds {
+    const NAME: &'static str = "user_creds";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, fx| creds(tx, fx, &self.name, self.keep_previous, ctx))
     }
 }
 
@@ -158,51 +280,9 @@ fn check_user_account(acc: &Account) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn token_id() -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut b);
-    format!("tok_{}", data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase())
-}
-
-fn edit(tx: &mut WriteTx, req: &Request, ctx: &Context) -> Result<Response, AdminError> {
-    let Request::UserEdit { name, account, role, active, email, description, nkey } = req else {
-        return Err(AdminError::Invalid("not a user edit".into()));
-    };
-    let mut u = tx.require_user(name)?;
-    let mut old_acc = tx.require_account(u.account.as_str())?;
-    let new_acc = account.as_deref().map(|a| tx.require_account(a)).transpose()?;
-    new_acc.as_ref().map(check_user_account).transpose()?;
-    let new_role = role.as_deref().map(|r| tx.require_role(r)).transpose()?;
-    let moves = new_acc.as_ref().is_some_and(|a| a.name != u.account);
-    let role_changes = new_role.as_ref().is_some_and(|r| r.name != u.role);
-    let deactivates = active == &Some(false) && u.active;
-    if moves || role_changes || deactivates {
-        revoke_creds(tx, &mut u, &mut old_acc, ctx)?;
-    }
-    if let Some(a) = new_acc {
-        u.account = a.name;
-    }
-    if let Some(r) = new_role {
-        u.role = r.name;
-    }
-    u.active = active.unwrap_or(u.active);
-    if let Some(e) = email {
-        u.email = if e.is_empty() { None } else { Some(e.clone()) };
-    }
-    if let Some(d) = description {
-        u.description = d.clone();
-    }
-    if let Some(k) = nkey {
-        u.nkey = if k.is_empty() { None } else { Some(UserPublicKey::parse(k)?) };
-    }
-    u.updated = ctx.now;
-    tx.update_user(&u)?;
-    Ok(Response::User(view(&u)))
-}
-
 fn creds(
     tx: &mut WriteTx,
+    fx: &mut Effects,
     name: &str,
     keep_previous: bool,
     ctx: &Context,
@@ -213,7 +293,7 @@ fn creds(
     }
     let mut acc = tx.require_account(u.account.as_str())?;
     let role = tx.require_role(u.role.as_str())?;
-    let revoked = if keep_previous { vec![] } else { revoke_creds(tx, &mut u, &mut acc, ctx)? };
+    let revoked = if keep_previous { vec![] } else { revoke_creds(tx, fx, &mut u, &mut acc, ctx)? };
     let kp = KeyPair::generate(KeyKind::User);
     let key = UserPublicKey::parse(kp.public_key())?;
     // The revocations written above name the old keys only, so the new key is unaffected.

@@ -7,7 +7,6 @@ use std::time::Duration;
 use super::argon::ArgonPool;
 use super::authn::{authenticate, client_ip};
 use super::CalloutError;
-use crate::admin::init::AUTH_ACCOUNT;
 use crate::auth::{source_allowed, LoginThrottle, ThrottleConfig, VerifiedCache};
 use crate::claims::{
     self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, AUTH_REQUEST_AUDIENCE,
@@ -17,6 +16,7 @@ use crate::issue::{self, UserSpec};
 use crate::keys::{
     AccountPublicKey, CurvePublicKey, KeyPair, ServerPublicKey, UserPublicKey, XKeyPair,
 };
+use crate::model::AUTH_ACCOUNT;
 use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead};

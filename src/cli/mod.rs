@@ -218,7 +218,8 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
                 open_store(&a.store.store)?
             };
             let out = creds_out(&a)?;
-            (admin::execute(&store, &req, &Context::now()).map_err(anyhow::Error::from), out)
+            let result = admin::execute(&store, &req, &Context::now()).map(|o| o.response);
+            (result.map_err(anyhow::Error::from), out)
         }
     };
     match result {

@@ -1,6 +1,7 @@
 //! `pbn nats-conf`: the loopback test layout (`--cluster N`) or one production server's file,
 //! from the local store or, with `--server URL --creds FILE`, from the running service.
 
+use crate::admin::NatsConfTrust;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,7 +84,12 @@ fn flags(a: &NatsConfArgs) -> RawNatsConf {
 /// The trust from the local store, or from the service with `--server URL --creds FILE`.
 fn fetch_trust(a: &NatsConfArgs, store: &Path) -> Result<Trust> {
     if let (Some(url), Some(creds)) = (&a.server, &a.creds) {
-        return match super::remote_execute(url, creds, None, &Request::NatsConfTrust)? {
+        return match super::remote_execute(
+            url,
+            creds,
+            None,
+            &Request::NatsConfTrust(NatsConfTrust {}),
+        )? {
             Response::Trust(t) => Ok(*t),
             other => anyhow::bail!("unexpected answer from the pbn admin service: {other:?}"),
         };

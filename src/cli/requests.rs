@@ -1,6 +1,13 @@
 //! Command-line arguments → typed admin requests. Passwords are read here (never from argv) and
 //! hashed with argon2id before they go anywhere.
 
+use crate::admin::{
+    AccountAdd, AccountDelete, AccountEdit, AccountList, AccountRotateKeys, AccountShow,
+    AccountSigningKeyAdd, AccountSigningKeyRemove, ExportAdd, ExportRemove, ImportAdd,
+    ImportRemove, OperatorAdminCreds, OperatorShow, OutboxList, OutboxRetry, RoleAdd, RoleDelete,
+    RoleEdit, RoleList, RoleShow, TokenAdd, TokenList, TokenRevoke, UserAdd, UserCreds, UserDelete,
+    UserEdit, UserList, UserPasswd, UserShow,
+};
 use anyhow::{Context as _, Result};
 
 use super::args::{
@@ -16,13 +23,19 @@ use crate::model::{clip, ModelError, NAME_MAX_LEN};
 /// Builds the request for an admin command (reading a password where one is needed).
 pub fn build(cmd: &AdminCommand) -> Result<Request> {
     Ok(match cmd {
-        AdminCommand::Operator(OperatorCommand::Show { .. }) => Request::OperatorShow,
-        AdminCommand::Operator(OperatorCommand::AdminCreds { .. }) => Request::OperatorAdminCreds,
+        AdminCommand::Operator(OperatorCommand::Show { .. }) => {
+            Request::OperatorShow(OperatorShow {})
+        }
+        AdminCommand::Operator(OperatorCommand::AdminCreds { .. }) => {
+            Request::OperatorAdminCreds(OperatorAdminCreds {})
+        }
         AdminCommand::Account(a) => account(a)?,
         AdminCommand::Role(r) => role(r)?,
         AdminCommand::User(u) => user(u)?,
-        AdminCommand::Outbox(OutboxCommand::List) => Request::OutboxList,
-        AdminCommand::Outbox(OutboxCommand::Retry { id }) => Request::OutboxRetry { id: n(id)? },
+        AdminCommand::Outbox(OutboxCommand::List) => Request::OutboxList(OutboxList {}),
+        AdminCommand::Outbox(OutboxCommand::Retry { id }) => {
+            Request::OutboxRetry(OutboxRetry { id: n(id)? })
+        }
     })
 }
 
@@ -67,31 +80,36 @@ fn kind(k: ExportKindArg) -> ExportKind {
 fn account(a: &AccountCommand) -> Result<Request> {
     Ok(match a {
         AccountCommand::Add { name, description, limits: l, disallow_bearer } => {
-            Request::AccountAdd {
+            Request::AccountAdd(AccountAdd {
                 name: n(name)?,
                 description: description.clone(),
                 limits: limits(l),
                 disallow_bearer: *disallow_bearer,
-            }
+            })
         }
-        AccountCommand::List => Request::AccountList,
-        AccountCommand::Show { name, .. } => Request::AccountShow { name: n(name)? },
+        AccountCommand::List => Request::AccountList(AccountList {}),
+        AccountCommand::Show { name, .. } => Request::AccountShow(AccountShow { name: n(name)? }),
         AccountCommand::Edit { name, description, limits: l, active, disallow_bearer } => {
-            Request::AccountEdit {
+            Request::AccountEdit(AccountEdit {
                 name: n(name)?,
                 description: description.clone(),
                 limits: limits(l),
                 active: *active,
                 disallow_bearer: *disallow_bearer,
-            }
+            })
         }
-        AccountCommand::Delete { name } => Request::AccountDelete { name: n(name)? },
-        AccountCommand::RotateKeys { name } => Request::AccountRotateKeys { name: n(name)? },
+        AccountCommand::Delete { name } => Request::AccountDelete(AccountDelete { name: n(name)? }),
+        AccountCommand::RotateKeys { name } => {
+            Request::AccountRotateKeys(AccountRotateKeys { name: n(name)? })
+        }
         AccountCommand::SigningKey(SigningKeyCommand::Add { name }) => {
-            Request::AccountSigningKeyAdd { name: n(name)? }
+            Request::AccountSigningKeyAdd(AccountSigningKeyAdd { name: n(name)? })
         }
         AccountCommand::SigningKey(SigningKeyCommand::Remove { name, key }) => {
-            Request::AccountSigningKeyRemove { name: n(name)?, key: key.clone() }
+            Request::AccountSigningKeyRemove(AccountSigningKeyRemove {
+                name: n(name)?,
+                key: key.clone(),
+            })
         }
         AccountCommand::Export(ExportCommand::Add {
             account,
@@ -99,15 +117,15 @@ fn account(a: &AccountCommand) -> Result<Request> {
             kind: k,
             name,
             token_req,
-        }) => Request::ExportAdd {
+        }) => Request::ExportAdd(ExportAdd {
             account: n(account)?,
             subject: subject.clone(),
             kind: kind(*k),
             name: name.clone(),
             token_req: *token_req,
-        },
+        }),
         AccountCommand::Export(ExportCommand::Remove { account, subject }) => {
-            Request::ExportRemove { account: n(account)?, subject: subject.clone() }
+            Request::ExportRemove(ExportRemove { account: n(account)?, subject: subject.clone() })
         }
         AccountCommand::Import(ImportCommand::Add {
             account,
@@ -116,16 +134,16 @@ fn account(a: &AccountCommand) -> Result<Request> {
             kind: k,
             local_subject,
             name,
-        }) => Request::ImportAdd {
+        }) => Request::ImportAdd(ImportAdd {
             account: n(account)?,
             subject: subject.clone(),
             from: n(from)?,
             kind: kind(*k),
             local_subject: local_subject.clone(),
             name: name.clone(),
-        },
+        }),
         AccountCommand::Import(ImportCommand::Remove { account, subject }) => {
-            Request::ImportRemove { account: n(account)?, subject: subject.clone() }
+            Request::ImportRemove(ImportRemove { account: n(account)?, subject: subject.clone() })
         }
     })
 }
@@ -162,14 +180,14 @@ fn role_patch(a: &RoleArgs) -> RolePatch {
 fn role(r: &RoleCommand) -> Result<Request> {
     Ok(match r {
         RoleCommand::Add { name, args } => {
-            Request::RoleAdd { name: n(name)?, role: role_patch(args) }
+            Request::RoleAdd(RoleAdd { name: n(name)?, role: role_patch(args) })
         }
-        RoleCommand::List => Request::RoleList,
-        RoleCommand::Show { name } => Request::RoleShow { name: n(name)? },
+        RoleCommand::List => Request::RoleList(RoleList {}),
+        RoleCommand::Show { name } => Request::RoleShow(RoleShow { name: n(name)? }),
         RoleCommand::Edit { name, args } => {
-            Request::RoleEdit { name: n(name)?, role: role_patch(args) }
+            Request::RoleEdit(RoleEdit { name: n(name)?, role: role_patch(args) })
         }
-        RoleCommand::Delete { name } => Request::RoleDelete { name: n(name)? },
+        RoleCommand::Delete { name } => Request::RoleDelete(RoleDelete { name: n(name)? }),
     })
 }
 
@@ -182,19 +200,19 @@ fn password_hash(p: &PasswordArgs) -> Result<String> {
 fn user(u: &UserCommand) -> Result<Request> {
     Ok(match u {
         UserCommand::Add { name, account, role, email, description, password, no_password } => {
-            Request::UserAdd {
+            Request::UserAdd(UserAdd {
                 name: n(name)?,
                 account: n(account)?,
                 role: n(role)?,
                 email: email.clone(),
                 description: description.clone(),
                 password_hash: if *no_password { None } else { Some(password_hash(password)?) },
-            }
+            })
         }
-        UserCommand::List { account } => Request::UserList { account: opt(account)? },
-        UserCommand::Show { name } => Request::UserShow { name: n(name)? },
+        UserCommand::List { account } => Request::UserList(UserList { account: opt(account)? }),
+        UserCommand::Show { name } => Request::UserShow(UserShow { name: n(name)? }),
         UserCommand::Edit { name, account, role, active, email, description, nkey } => {
-            Request::UserEdit {
+            Request::UserEdit(UserEdit {
                 name: n(name)?,
                 account: opt(account)?,
                 role: opt(role)?,
@@ -202,23 +220,28 @@ fn user(u: &UserCommand) -> Result<Request> {
                 email: email.clone(),
                 description: description.clone(),
                 nkey: nkey.clone(),
-            }
+            })
         }
-        UserCommand::Delete { name } => Request::UserDelete { name: n(name)? },
-        UserCommand::Passwd { name, password } => {
-            Request::UserPasswd { name: n(name)?, password_hash: password_hash(password)? }
-        }
-        UserCommand::Creds { name, keep_previous, .. } => {
-            Request::UserCreds { name: n(name)?, keep_previous: *keep_previous }
-        }
-        UserCommand::Token(TokenCommand::Add { name, label, expires }) => Request::TokenAdd {
+        UserCommand::Delete { name } => Request::UserDelete(UserDelete { name: n(name)? }),
+        UserCommand::Passwd { name, password } => Request::UserPasswd(UserPasswd {
             name: n(name)?,
-            label: label.clone(),
-            expires_secs: expires.map(|d| d.as_secs()),
-        },
-        UserCommand::Token(TokenCommand::List { name }) => Request::TokenList { name: n(name)? },
+            password_hash: password_hash(password)?,
+        }),
+        UserCommand::Creds { name, keep_previous, .. } => {
+            Request::UserCreds(UserCreds { name: n(name)?, keep_previous: *keep_previous })
+        }
+        UserCommand::Token(TokenCommand::Add { name, label, expires }) => {
+            Request::TokenAdd(TokenAdd {
+                name: n(name)?,
+                label: label.clone(),
+                expires_secs: expires.map(|d| d.as_secs()),
+            })
+        }
+        UserCommand::Token(TokenCommand::List { name }) => {
+            Request::TokenList(TokenList { name: n(name)? })
+        }
         UserCommand::Token(TokenCommand::Revoke { name, id }) => {
-            Request::TokenRevoke { name: n(name)?, id: n(id)? }
+            Request::TokenRevoke(TokenRevoke { name: n(name)?, id: n(id)? })
         }
     })
 }

@@ -99,7 +99,12 @@ impl fmt::Debug for Name {
 
 /// Account names pbn creates itself (`pbn init`): refused for new accounts in any letter case, so
 /// `sys` cannot pass for the system account in listings and logs.
-pub const RESERVED_NAMES: [&str; 2] = ["SYS", "AUTH"];
+pub const RESERVED_NAMES: [&str; 2] = [SYS_ACCOUNT, AUTH_ACCOUNT];
+
+/// Name of the system account.
+pub const SYS_ACCOUNT: &str = "SYS";
+/// Name of the callout account, whose users are the callout service.
+pub const AUTH_ACCOUNT: &str = "AUTH";
 
 /// Whether `name` is one of [`RESERVED_NAMES`], ignoring ASCII case.
 pub fn is_reserved(name: &str) -> bool {

@@ -2,7 +2,6 @@
 //! network, never across it.
 
 use super::{backoff, PublisherError};
-use crate::admin::allowed_accounts;
 use crate::claims::{Claims, GenericClaims};
 use crate::config::PublisherSettings;
 use crate::issue;
@@ -37,7 +36,7 @@ pub(super) fn reserve(
         return Ok(Reserved::AccountGone);
     };
     let op = tx.require_operator()?;
-    let allowed = allowed_accounts(tx)?;
+    let allowed = tx.allowed_accounts()?;
     let iat = acc.next_jwt_iat(now);
     tx.update_account(&acc)?;
     Ok(Reserved::Jwt(issue::account_jwt(&op, &acc, &allowed, iat)?))

@@ -9,7 +9,6 @@
 use tracing::debug;
 
 use super::{nats, now_ms, Publisher, PublisherError, Session};
-use crate::admin::allowed_accounts;
 use crate::claims::{self, AccountClaims};
 use crate::issue;
 use crate::keys::AccountPublicKey;
@@ -34,7 +33,7 @@ impl Publisher {
             .read_async(|tx| {
                 Ok::<_, PublisherError>((
                     tx.require_operator()?,
-                    allowed_accounts(tx)?,
+                    tx.allowed_accounts()?,
                     tx.list_accounts()?,
                 ))
             })

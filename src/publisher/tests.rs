@@ -1,6 +1,7 @@
 //! Unit tests of the publisher's pure and store-side parts; the network side is covered by the
 //! integration tests in `tests/publisher.rs` against real nats-servers.
 
+use crate::admin::{AccountAdd, AccountDelete, AccountEdit, OutboxList, OutboxRetry};
 use std::time::Duration;
 
 use super::outbox::{cleanup, delete_claim, record_failure, reserve, Reserved};
@@ -43,24 +44,24 @@ fn store() -> (tempfile::TempDir, Store) {
 }
 
 fn add_account(store: &Store, name: &str) {
-    let req = Request::AccountAdd {
+    let req = Request::AccountAdd(AccountAdd {
         name: name.into(),
         description: None,
         limits: LimitPatch::default(),
         disallow_bearer: false,
-    };
+    });
     admin::execute(store, &req, &ctx(1_000)).expect("add account");
 }
 
 fn set_max_connections(store: &Store, name: &str, n: i64) {
     let limits = LimitPatch { max_connections: Some(n), ..LimitPatch::default() };
-    let req = Request::AccountEdit {
+    let req = Request::AccountEdit(AccountEdit {
         name: name.into(),
         description: None,
         limits,
         active: None,
         disallow_bearer: None,
-    };
+    });
     admin::execute(store, &req, &ctx(1_000)).expect("edit account");
 }
 
@@ -186,8 +187,12 @@ fn a_failure_recorded_after_a_newer_change_is_dropped() {
 fn cleanup_removes_old_failed_upserts_and_requeues_failed_deletes() {
     let (_d, store) = store();
     add_account(&store, "gone");
-    admin::execute(&store, &Request::AccountDelete { name: "gone".into() }, &ctx(1_000))
-        .expect("delete account");
+    admin::execute(
+        &store,
+        &Request::AccountDelete(AccountDelete { name: "gone".into() }),
+        &ctx(1_000),
+    )
+    .expect("delete account");
     set_max_connections(&store, "orders", 4);
     let mut s = settings();
     s.max_attempts = 1;
@@ -242,7 +247,7 @@ fn disabled_jwt_admits_nobody_and_drops_the_signing_keys() {
 fn reconcile_compares_by_reissuing_at_the_held_iat() {
     let (_d, store) = store();
     let op = store.read(|tx| tx.require_operator()).expect("operator");
-    let allowed = store.read(admin::allowed_accounts).expect("allowed");
+    let allowed = store.read(|tx| tx.allowed_accounts()).expect("allowed");
     let mut acc = account(&store, "orders");
     let held = crate::issue::account_jwt(&op, &acc, &allowed, 4_000).expect("jwt");
     assert_eq!(differs(&op, &acc, &allowed, &[Some(held.clone())]), None);
@@ -280,24 +285,24 @@ fn admin_outbox_list_and_retry() {
     s.max_attempts = 1;
     let e = entry(&store, "orders");
     store.write(|tx| record_failure(tx, &e, "jwt store is full", &s, 10_000)).expect("fail");
-    let list = admin::execute(&store, &Request::OutboxList, &ctx(11)).expect("list");
-    let Response::Outbox(views) = list else { panic!("an outbox view") };
+    let list = admin::execute(&store, &Request::OutboxList(OutboxList {}), &ctx(11)).expect("list");
+    let Response::Outbox(views) = list.response else { panic!("an outbox view") };
     let v = views.iter().find(|v| v.account_name == "orders").expect("orders listed");
     assert_eq!((v.state.as_str(), v.action.as_str(), v.attempts), ("failed", "upsert", 1));
     assert_eq!(v.last_error.as_deref(), Some("jwt store is full"));
     assert!(list_text_mentions(&store, "jwt store is full"));
 
-    let retry = Request::OutboxRetry { id: "orders".into() };
+    let retry = Request::OutboxRetry(OutboxRetry { id: "orders".into() });
     admin::execute(&store, &retry, &ctx(12)).expect("retry");
     let again = entry(&store, "orders");
     assert!(again.failed_at.is_none() && again.is_due(12_000) && again.revision > e.revision);
-    let missing = Request::OutboxRetry { id: "nope".into() };
+    let missing = Request::OutboxRetry(OutboxRetry { id: "nope".into() });
     let err = admin::execute(&store, &missing, &ctx(12)).expect_err("no such entry");
     assert!(matches!(err, admin::AdminError::NotFound { .. }));
-    assert!(Request::OutboxList.is_read_only() && !retry.is_read_only());
+    assert!(Request::OutboxList(OutboxList {}).is_read_only() && !retry.is_read_only());
 }
 
 fn list_text_mentions(store: &Store, text: &str) -> bool {
-    let list = admin::execute(store, &Request::OutboxList, &ctx(11)).expect("list");
-    list.to_text().contains(text)
+    let list = admin::execute(store, &Request::OutboxList(OutboxList {}), &ctx(11)).expect("list");
+    list.response.to_text().contains(text)
 }

@@ -4,82 +4,98 @@
 //! It runs on the system connection because only system-account users can reach it there: users
 //! placed by the callout live in managed accounts, and the server enforces which system users
 //! may publish to `pbn.admin.>` (the admin creds carry the `pbn-admin` role's permissions).
-//! Requests are handled one at a time: each runs [`lifecycle::apply`] on the blocking pool (one
-//! store transaction); then the service waits (bounded) for the publisher to push what it queued,
-//! kicks the sessions it invalidated, and only then replies, so when `pbn admin` returns the
-//! live effect has happened. A bad request gets an error reply and
+//! Requests are handled concurrently (at most [`ADMIN_IN_FLIGHT`]): each runs
+//! [`admin::execute`] on the blocking pool (one store transaction, which also decides the
+//! change's effects; writes serialize in the store); then its task waits (bounded) for the
+//! publisher to push what it queued, kicks the sessions it invalidated, and only then replies,
+//! so when `pbn admin` returns the live effect has happened. A request waiting for its push
+//! holds up no other. A bad request gets an error reply and
 //! changes nothing; the service keeps serving.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_nats::service::ServiceExt;
 use async_nats::HeaderMap;
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
 use crate::admin::api::{self, Reply};
-use crate::admin::{Context, ErrorClass, Response};
-use crate::keys::AccountPublicKey;
+use crate::admin::{self, Context, ErrorClass, Response};
 use crate::lifecycle;
-use crate::model::Session;
+use crate::model::Effects;
+use crate::publisher::PushWatch;
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 
-/// What the admin API needs: the shared store handle and the callout's session registry.
+/// Admin requests handled at once. Writes serialize in the store anyway; what runs in parallel
+/// is waiting for pushes and kicks, which hold little (a reply subject, the effects). 32 covers
+/// any number of operators and scripts at once, and bounds the tasks a flood of requests can
+/// start: beyond it the endpoint is not read, and requests wait in its bounded buffer.
+const ADMIN_IN_FLIGHT: usize = 32;
+
+/// What the admin API needs: the shared store handle, the callout's session registry and the
+/// publisher's push notifications.
 #[derive(Debug, Clone)]
 pub(super) struct AdminApi {
     /// The store (shared with the callout).
     pub store: Store,
     /// Live callout sessions, for kicks.
     pub sessions: Arc<SessionRegistry>,
+    /// Settled outbox entries, for the push wait.
+    pub pushes: Arc<PushWatch>,
+    /// Requests in flight per idempotency key, so a retry waits for its first attempt.
+    pub keys: Arc<KeyLocks>,
 }
 
-/// Why serving on one client ended.
-enum Ended {
-    /// The endpoint's subscription closed (the connection is going away).
-    Closed,
-    /// A new client replaced this one.
-    Replaced,
-    /// Shutdown, or nobody can signal a new client any more.
-    Stop,
+/// One async lock per idempotency key in flight: a retry that arrives while its first attempt
+/// still runs waits for it, then finds its remembered answer.
+#[derive(Debug, Default)]
+pub(super) struct KeyLocks {
+    held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.entry(key.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Forgets `key` once nobody holds or waits for it.
+    fn release(&self, key: &str) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.get(key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            held.remove(key);
+        }
+    }
 }
 
 /// Serves the admin API on the current system connection, restarting on every new client, until
 /// `shutdown`.
 pub(super) async fn serve(
-    mut clients: watch::Receiver<Option<async_nats::Client>>,
+    clients: watch::Receiver<Option<async_nats::Client>>,
     api: AdminApi,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let current = clients.borrow_and_update().clone();
-        if let Some(client) = current {
-            match serve_on(&client, &api, &mut clients, &mut shutdown).await {
-                Ok(Ended::Replaced) => continue,
-                Ok(Ended::Stop) => return,
-                Ok(Ended::Closed) => {}
-                Err(e) => warn!(error = %e, "cannot start the admin API"),
-            }
-        }
-        tokio::select! {
-            r = clients.changed() => if r.is_err() { return },
-            _ = crate::shutdown::requested(&mut shutdown) => return,
-        }
-    }
+    let permits = Arc::new(Semaphore::new(ADMIN_IN_FLIGHT));
+    super::on_each_client("admin API", clients, shutdown, |client, stop| {
+        serve_on(client, api.clone(), permits.clone(), stop)
+    })
+    .await;
 }
 
-/// Runs the micro service on `client` until its subscription closes, the client is replaced or
-/// shutdown is requested; then stops it.
+/// Runs the micro service on `client` until its subscription closes or `stop`; each request is
+/// handled in its own task holding one of `permits`.
 async fn serve_on(
-    client: &async_nats::Client,
-    api: &AdminApi,
-    clients: &mut watch::Receiver<Option<async_nats::Client>>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<Ended, async_nats::Error> {
+    client: async_nats::Client,
+    api: AdminApi,
+    permits: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), async_nats::Error> {
     let service = client
         .service_builder()
         .description("pbn administration: JSON admin requests, see `pbn admin --server`")
@@ -87,18 +103,21 @@ async fn serve_on(
         .await?;
     let mut endpoint = service.endpoint(api::REQUEST_SUBJECT).await?;
     info!(subject = api::REQUEST_SUBJECT, "admin API serving");
-    let ended = loop {
-        tokio::select! {
-            request = endpoint.next() => match request {
-                Some(request) => handle(client, api, request).await,
-                None => break Ended::Closed,
-            },
-            r = clients.changed() => break if r.is_err() { Ended::Stop } else { Ended::Replaced },
-            _ = crate::shutdown::requested(shutdown) => break Ended::Stop,
-        }
-    };
+    loop {
+        let request = tokio::select! {
+            request = endpoint.next() => request,
+            _ = crate::shutdown::requested(&mut stop) => None,
+        };
+        let Some(request) = request else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let (client, api) = (client.clone(), api.clone());
+        tokio::spawn(async move {
+            handle(&client, &api, request).await;
+            drop(permit);
+        });
+    }
     service.stop().await?;
-    Ok(ended)
+    Ok(())
 }
 
 async fn handle(
@@ -112,21 +131,42 @@ async fn handle(
         .as_ref()
         .and_then(|h| h.get(api::IDEMPOTENCY_KEY_HEADER))
         .map(|v| v.as_str().to_string());
-    let (reply, kicks, queued) = match remembered(api, key.as_deref()).await {
-        Ok(Some(reply)) => (reply, vec![], vec![]),
-        Ok(None) => apply(api, &request.message.payload, key).await,
-        Err(reply) => (reply, vec![], vec![]),
+    let guard = match &key {
+        Some(k) => Some(api.keys.lock(k).await),
+        None => None,
     };
+    let (reply, effects) = match remembered(api, key.as_deref()).await {
+        Ok(Some(reply)) => (reply, Effects::default()),
+        Ok(None) => apply(api, &request.message.payload, key.clone()).await,
+        Err(reply) => (reply, Effects::default()),
+    };
+    drop(guard);
+    if let Some(k) = &key {
+        api.keys.release(k);
+    }
+    let warnings = apply_effects(client, api, &effects).await;
+    respond(request, &reply, &warnings).await;
+}
+
+/// Waits (bounded) for the pushes `effects` queued, then closes the sessions they invalidate;
+/// returns warnings for the reply.
+async fn apply_effects(
+    client: &async_nats::Client,
+    api: &AdminApi,
+    effects: &Effects,
+) -> Vec<String> {
     let mut warnings = Vec::new();
-    if !queued.is_empty()
-        && !lifecycle::wait_pushed(&api.store, &queued, lifecycle::PUSH_WAIT).await
+    let pushes = &effects.pushes;
+    if !pushes.is_empty()
+        && !lifecycle::wait_pushed(&api.store, &api.pushes, pushes, lifecycle::PUSH_WAIT).await
     {
-        warn!(accounts = queued.len(), "account JWTs not pushed yet; see `pbn admin outbox list`");
+        warn!(accounts = pushes.len(), "account JWTs not pushed yet; see `pbn admin outbox list`");
         warnings.push(format!(
             "{} account JWT(s) not confirmed on the servers yet; `pbn admin outbox list` shows them",
-            queued.len()
+            pushes.len()
         ));
     }
+    let kicks = lifecycle::sessions_to_close(effects, &api.sessions);
     if !kicks.is_empty() {
         let report = lifecycle::kick(client, &kicks, &api.sessions).await;
         info!(
@@ -139,11 +179,16 @@ async fn handle(
             warnings.push(format!("{} live session(s) could not be closed", report.failed));
         }
     }
+    warnings
+}
+
+/// Sends `reply` with its headers: warnings, and for an error the micro-service error headers.
+async fn respond(request: async_nats::service::Request, reply: &Reply, warnings: &[String]) {
     let mut headers = HeaderMap::new();
     if !warnings.is_empty() {
         headers.insert(api::WARNING_HEADER, warnings.join("; ").as_str());
     }
-    if let (Some(code), Reply::Error(e)) = (reply.error_code(), &reply) {
+    if let (Some(code), Reply::Error(e)) = (reply.error_code(), reply) {
         // A header value is one line: control characters would break the protocol.
         let line: String =
             e.message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
@@ -156,8 +201,8 @@ async fn handle(
 }
 
 /// The answer remembered for a request with idempotency key `key`, if one with that key was
-/// applied already; an error reply for a malformed key. Requests are handled one at a time, so
-/// no second attempt can run between this check and the first attempt's commit.
+/// applied already; an error reply for a malformed key. The caller holds the key's lock, so no
+/// second attempt can run between this check and the first attempt's commit.
 async fn remembered(api: &AdminApi, key: Option<&str>) -> Result<Option<Reply>, Reply> {
     let Some(key) = key else { return Ok(None) };
     api::check_idempotency_key(key).map_err(|e| Reply::from(&e))?;
@@ -201,55 +246,45 @@ fn answer_to_keep(reply: &Reply) -> Option<Vec<u8>> {
     }
 }
 
-/// Decodes and runs one request; returns the reply, the sessions to close and the accounts
-/// whose push it queued. With an idempotency `key`, the change's transaction records the key,
-/// and the answer is recorded after it (see [`answer_to_keep`]).
-async fn apply(
-    api: &AdminApi,
-    payload: &[u8],
-    key: Option<String>,
-) -> (Reply, Vec<Session>, Vec<AccountPublicKey>) {
+/// Decodes and runs one request; returns the reply and the effects of its change. With an
+/// idempotency `key`, the change's transaction records the key, and the answer is recorded after
+/// it (see [`answer_to_keep`]).
+async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, Effects) {
     let req = match api::decode_request(payload) {
         Ok(req) => req,
         Err(e) => {
             warn!(error = %e, "admin request refused");
-            return (Reply::from(&e), vec![], vec![]);
+            return (Reply::from(&e), Effects::default());
         }
     };
-    let op = api::op_name(&req);
-    let (store, sessions) = (api.store.clone(), api.sessions.clone());
+    let op = req.name();
+    let store = api.store.clone();
     let done = tokio::task::spawn_blocking(move || {
         let ctx = Context::now();
-        match key {
-            Some(key) => {
-                let now_ms = ctx.now_ms;
-                let applied = store.with_idempotency_key(&key, now_ms, || {
-                    lifecycle::apply(&store, &sessions, &req, &ctx)
-                });
-                let reply = Reply::from_result(&applied.result);
-                keep_answer(&store, &key, now_ms, &reply);
-                (applied, reply)
-            }
-            None => {
-                let applied = lifecycle::apply(&store, &sessions, &req, &ctx);
-                let reply = Reply::from_result(&applied.result);
-                (applied, reply)
-            }
-        }
+        let Some(key) = key else {
+            let result = admin::execute(&store, &req, &ctx);
+            return (Reply::from_result(&result), result);
+        };
+        let result =
+            store.with_idempotency_key(&key, ctx.now_ms, || admin::execute(&store, &req, &ctx));
+        let reply = Reply::from_result(&result);
+        keep_answer(&store, &key, ctx.now_ms, &reply);
+        (reply, result)
     })
     .await;
     match done {
-        Ok((applied, reply)) => {
-            match &applied.result {
-                Ok(_) => info!(op, "admin request done"),
-                Err(e) => info!(op, error = %e, "admin request failed"),
-            }
-            (reply, applied.kicks, applied.queued)
+        Ok((reply, Ok(outcome))) => {
+            info!(op, "admin request done");
+            (reply, outcome.effects)
+        }
+        Ok((reply, Err(e))) => {
+            info!(op, error = %e, "admin request failed");
+            (reply, Effects::default())
         }
         Err(e) => {
             warn!(op, error = %e, "admin request task failed");
             let reply = Reply::error(ErrorClass::Other, format!("admin request {op} failed"));
-            (reply, vec![], vec![])
+            (reply, Effects::default())
         }
     }
 }

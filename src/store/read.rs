@@ -7,7 +7,7 @@ use super::codec::decode;
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::keys::AccountPublicKey;
-use crate::model::{Account, ApiToken, Operator, OutboxEntry, Role, User};
+use crate::model::{Account, AccountKind, ApiToken, Operator, OutboxEntry, Role, User};
 
 /// What the token index says about a token hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +168,17 @@ pub trait StoreRead: Source {
     /// Every account, by name.
     fn list_accounts(&self) -> Result<Vec<Account>, StoreError> {
         list_records(self, tables::ACCOUNTS)
+    }
+
+    /// The accounts the callout may place users in (the AUTH account JWT's
+    /// `allowed_accounts`): the active managed accounts.
+    fn allowed_accounts(&self) -> Result<Vec<AccountPublicKey>, StoreError> {
+        Ok(self
+            .list_accounts()?
+            .into_iter()
+            .filter(|a| a.kind == AccountKind::Managed && a.active)
+            .map(|a| a.public_key)
+            .collect())
     }
 
     /// The role named `name`.

@@ -1,6 +1,7 @@
 //! The admin API itself: micro-service discovery, remote output and exit codes equal to local
 //! mode, bad input, who may call it, and the admin creds `pbn init` writes.
 
+use pbn::admin::{AccountList, OperatorShow, RoleList, UserDelete, UserList, UserShow};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -42,9 +43,15 @@ async fn raw_request(client: &Client, payload: Vec<u8>) -> (Value, Option<async_
 /// Every record, as admin list responses (to prove that nothing changed).
 fn snapshot(live: &Live) -> Vec<Response> {
     let ctx = Context::now();
-    let lists = [Request::AccountList, Request::RoleList, Request::UserList { account: None }];
-    let mut out: Vec<Response> =
-        lists.iter().map(|r| admin::execute(live.d.store(), r, &ctx).expect("list")).collect();
+    let lists = [
+        Request::AccountList(AccountList {}),
+        Request::RoleList(RoleList {}),
+        Request::UserList(UserList { account: None }),
+    ];
+    let mut out: Vec<Response> = lists
+        .iter()
+        .map(|r| admin::execute(live.d.store(), r, &ctx).expect("list").response)
+        .collect();
     let outbox = live.d.store().read(|tx| tx.list_outbox()).expect("outbox");
     out.push(Response::Done { message: format!("{outbox:?}") });
     out
@@ -75,19 +82,19 @@ async fn the_admin_api_is_a_discoverable_micro_service() {
 async fn remote_output_and_exit_codes_are_local_modes() {
     let live = Live::start(DeployOptions::default(), |_| {}).await;
     let ctx = Context::now();
-    let local = |req: Request| admin::execute(live.d.store(), &req, &ctx);
+    let local = |req: Request| admin::execute(live.d.store(), &req, &ctx).map(|o| o.response);
 
     let out = live.admin(&["user", "list"]).await;
     out.success();
-    assert_eq!(out.stdout, local(Request::UserList { account: None }).unwrap().to_text());
+    assert_eq!(out.stdout, local(Request::UserList(UserList { account: None })).unwrap().to_text());
     let out = live.admin(&["--json", "user", "show", "alice"]).await;
     out.success();
-    let shown = local(Request::UserShow { name: "alice".into() }).unwrap();
+    let shown = local(Request::UserShow(UserShow { name: "alice".into() })).unwrap();
     assert_eq!(out.stdout.trim_end(), serde_json::to_string_pretty(&shown).unwrap());
 
     let missing = live.admin(&["user", "show", "nobody"]).await;
     missing.code(3);
-    let err = local(Request::UserShow { name: "nobody".into() }).unwrap_err();
+    let err = local(Request::UserShow(UserShow { name: "nobody".into() })).unwrap_err();
     assert!(missing.stderr.contains(&err.to_string()), "{}", missing.streams());
     live.admin(&["account", "add", "APP"]).await.code(4);
     live.admin(&["role", "add", "bad", "--pub", "a..b"]).await.code(2);
@@ -107,7 +114,7 @@ async fn remote_output_and_exit_codes_are_local_modes() {
     let out = live.admin(&["operator", "admin-creds", "--out", more.to_str().unwrap()]).await;
     out.success();
     let other = AdminClient::connect(&live.d.url(0), &more, WAIT).await.expect("connect");
-    assert!(other.call(&Request::OperatorShow).await.is_ok());
+    assert!(other.call(&Request::OperatorShow(OperatorShow {})).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,7 +214,7 @@ async fn only_admin_permissions_reach_the_admin_api() {
     })
     .await;
     let before = snapshot(&live);
-    let delete_bob = Request::UserDelete { name: "bob".into() };
+    let delete_bob = Request::UserDelete(UserDelete { name: "bob".into() });
 
     // A system user without the admin permissions: the server refuses the publish.
     assert_not_permitted(&live, &delete_bob, &["user", "delete", "bob"]).await;
@@ -229,7 +236,7 @@ async fn only_admin_permissions_reach_the_admin_api() {
     assert_eq!(snapshot(&live), before, "nothing changed");
     let admin = live.admin_client().await;
     assert!(
-        admin.call(&Request::UserShow { name: "bob".into() }).await.is_ok(),
+        admin.call(&Request::UserShow(UserShow { name: "bob".into() })).await.is_ok(),
         "bob is still there"
     );
 }
@@ -239,13 +246,13 @@ async fn refused_requests_exit_with_their_class() {
     let live = Live::start(DeployOptions::default(), |_| {}).await;
     let url = live.d.url(live.home);
     let admin = AdminClient::connect(&url, &live.creds, Duration::from_millis(500)).await.unwrap();
-    let err = admin.call(&Request::UserShow { name: "nobody".into() }).await.unwrap_err();
+    let err = admin.call(&Request::UserShow(UserShow { name: "nobody".into() })).await.unwrap_err();
     assert!(matches!(err, RemoteError::Refused { class: ErrorClass::NotFound, .. }), "{err:?}");
     // Without a service, `pbn admin --server` says so and exits 1.
     let _ = live.shutdown.send(true);
     let deadline = Deadline::after(Duration::from_secs(20), "the admin API to stop");
     loop {
-        match admin.call(&Request::OperatorShow).await {
+        match admin.call(&Request::OperatorShow(OperatorShow {})).await {
             Err(RemoteError::NoService(_)) => break,
             _ => deadline.tick().await,
         }

@@ -2,6 +2,7 @@
 //! users after migration, and remote admin requests are idempotent across a lost reply and a
 //! service restart.
 
+use pbn::admin::AccountAdd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -71,12 +72,12 @@ async fn a_change_committed_before_its_answer_was_recorded_is_not_applied_again(
     // The service stopped between committing a change and recording its answer: the key went
     // into the change's own transaction, the answer never followed.
     let store = live.d.store().clone();
-    let req = Request::AccountAdd {
+    let req = Request::AccountAdd(AccountAdd {
         name: "LOST".into(),
         description: None,
         limits: LimitPatch::default(),
         disallow_bearer: false,
-    };
+    });
     let ctx = Context::now();
     store
         .with_idempotency_key("lost-1", ctx.now_ms, || admin::execute(&store, &req, &ctx))
@@ -148,12 +149,12 @@ async fn try_login(
 async fn a_login_the_server_refuses_after_the_callout_does_not_keep_the_user_slot() {
     // Account FULL takes one connection; role `one` one connection per user.
     let live = Live::start(DeployOptions::default(), |d| {
-        d.admin(Request::AccountAdd {
+        d.admin(Request::AccountAdd(AccountAdd {
             name: "FULL".into(),
             description: None,
             limits: LimitPatch { max_connections: Some(1), ..LimitPatch::default() },
             disallow_bearer: false,
-        });
+        }));
         d.add_role("one", RolePatch { max_connections: Some(1), ..super::role_on("full") });
         d.add_user("carl", "FULL", "one", super::PW);
         d.add_user("dora", "FULL", "one", super::PW);

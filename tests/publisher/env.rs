@@ -2,6 +2,7 @@
 //! by `natsconf` from `admin::init::trust`, and `pbn::service::run_with_store` in this process,
 //! sharing the store handle with the test (redb allows one open handle per process).
 
+use pbn::admin::{AccountAdd, AccountEdit, OutboxList, RoleAdd, UserAdd, UserCreds};
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -44,7 +45,7 @@ impl Env {
         let (store, _) = init::init_store(&dir.path().join("store.redb"), "test", false, &ctx())
             .unwrap_or_else(|e| panic!("init store: {e}"));
         let env = Env { dir, store };
-        env.admin(Request::RoleAdd { name: ROLE.into(), role: RolePatch::default() });
+        env.admin(Request::RoleAdd(RoleAdd { name: ROLE.into(), role: RolePatch::default() }));
         env
     }
 
@@ -52,48 +53,49 @@ impl Env {
     pub fn admin(&self, req: Request) -> Response {
         admin::execute(&self.store, &req, &ctx())
             .unwrap_or_else(|e| panic!("admin request {req:?}: {e}"))
+            .response
     }
 
     /// Adds a managed account with `max_connections` (`-1` unlimited).
     pub fn add_account(&self, name: &str, max_connections: i64) {
         let limits = LimitPatch { max_connections: Some(max_connections), ..LimitPatch::default() };
-        self.admin(Request::AccountAdd {
+        self.admin(Request::AccountAdd(AccountAdd {
             name: name.into(),
             description: None,
             limits,
             disallow_bearer: false,
-        });
+        }));
     }
 
     /// Sets `max_connections` of account `name` through admin (queues a push).
     pub fn set_max_connections(&self, name: &str, n: i64) {
         let limits = LimitPatch { max_connections: Some(n), ..LimitPatch::default() };
-        self.admin(Request::AccountEdit {
+        self.admin(Request::AccountEdit(AccountEdit {
             name: name.into(),
             description: None,
             limits,
             active: None,
             disallow_bearer: None,
-        });
+        }));
     }
 
     /// Adds a user of `account` with password [`PASSWORD`] (cheap test argon2 parameters).
     pub fn add_user(&self, name: &str, account: &str) {
         let hash = hash_password_with(&Secret::new(PASSWORD), &PasswordParams::for_tests())
             .unwrap_or_else(|e| panic!("hash the password of {name}: {e}"));
-        self.admin(Request::UserAdd {
+        self.admin(Request::UserAdd(UserAdd {
             name: name.into(),
             account: account.into(),
             role: ROLE.into(),
             email: None,
             description: None,
             password_hash: Some(hash),
-        });
+        }));
     }
 
     /// Fresh creds of user `name` (minted by admin).
     pub fn creds(&self, name: &str) -> String {
-        match self.admin(Request::UserCreds { name: name.into(), keep_previous: true }) {
+        match self.admin(Request::UserCreds(UserCreds { name: name.into(), keep_previous: true })) {
             Response::Creds { creds, .. } => creds,
             other => panic!("expected creds, got {other:?}"),
         }
@@ -127,7 +129,7 @@ impl Env {
 
     /// The outbox as `pbn admin outbox list` shows it.
     pub fn outbox(&self) -> Vec<OutboxView> {
-        match self.admin(Request::OutboxList) {
+        match self.admin(Request::OutboxList(OutboxList {})) {
             Response::Outbox(v) => v,
             other => panic!("expected the outbox, got {other:?}"),
         }

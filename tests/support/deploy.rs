@@ -9,6 +9,7 @@
 //! Everything the callout reads at login time (users, roles, tokens, active flags) may change
 //! afterwards.
 
+use pbn::admin::{AccountAdd, RoleAdd, UserAdd};
 use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -127,35 +128,36 @@ impl Deployment {
     pub fn admin(&self, req: Request) -> Response {
         admin::execute(&self.store, &req, &Context::now())
             .unwrap_or_else(|e| panic!("admin request {req:?}: {e}"))
+            .response
     }
 
     /// Adds a managed account with default (unlimited) limits.
     pub fn add_account(&self, name: &str) {
-        self.admin(Request::AccountAdd {
+        self.admin(Request::AccountAdd(AccountAdd {
             name: name.into(),
             description: None,
             limits: LimitPatch::default(),
             disallow_bearer: false,
-        });
+        }));
     }
 
     /// Adds a role.
     pub fn add_role(&self, name: &str, role: RolePatch) {
-        self.admin(Request::RoleAdd { name: name.into(), role });
+        self.admin(Request::RoleAdd(RoleAdd { name: name.into(), role }));
     }
 
     /// Adds a user with `password`, hashed with the cheap test parameters of argon2id.
     pub fn add_user(&self, name: &str, account: &str, role: &str, password: &str) {
         let hash = hash_password_with(&Secret::new(password), &PasswordParams::for_tests())
             .unwrap_or_else(|e| panic!("hash the password of {name}: {e}"));
-        self.admin(Request::UserAdd {
+        self.admin(Request::UserAdd(UserAdd {
             name: name.into(),
             account: account.into(),
             role: role.into(),
             email: None,
             description: None,
             password_hash: Some(hash),
-        });
+        }));
     }
 
     /// An account record by name.

@@ -4,6 +4,10 @@ use crate::admin::init::{init_store, AUTH_ACCOUNT, SYS_ACCOUNT};
 use crate::admin::{
     execute, AdminError, Context, ErrorClass, LimitPatch, Request, Response, RolePatch,
 };
+use crate::admin::{
+    AccountAdd, AccountRotateKeys, AccountShow, AccountSigningKeyAdd, AccountSigningKeyRemove,
+    ExportAdd, RoleAdd, RoleEdit, UserAdd, UserCreds,
+};
 use crate::claims::{decode, parse_creds, AccountClaims, UserClaims};
 use crate::model::{Account, ModelError, OutboxAction};
 use crate::store::{Store, StoreRead};
@@ -19,34 +23,38 @@ fn setup() -> (tempfile::TempDir, Store, Context) {
     run(
         &store,
         &ctx,
-        Request::AccountAdd {
+        Request::AccountAdd(AccountAdd {
             name: "app".into(),
             description: None,
             limits: LimitPatch::default(),
             disallow_bearer: false,
-        },
+        }),
     );
-    run(&store, &ctx, Request::RoleAdd { name: "r".into(), role: RolePatch::default() });
+    run(&store, &ctx, Request::RoleAdd(RoleAdd { name: "r".into(), role: RolePatch::default() }));
     for user in ["holder", "plain"] {
         run(
             &store,
             &ctx,
-            Request::UserAdd {
+            Request::UserAdd(UserAdd {
                 name: user.into(),
                 account: "app".into(),
                 role: "r".into(),
                 email: None,
                 description: None,
                 password_hash: None,
-            },
+            }),
         );
     }
-    run(&store, &ctx, Request::UserCreds { name: "holder".into(), keep_previous: false });
+    run(
+        &store,
+        &ctx,
+        Request::UserCreds(UserCreds { name: "holder".into(), keep_previous: false }),
+    );
     (dir, store, ctx)
 }
 
 fn run(store: &Store, ctx: &Context, req: Request) -> Response {
-    execute(store, &req, ctx).unwrap_or_else(|e| panic!("{req:?} failed: {e}"))
+    execute(store, &req, ctx).unwrap_or_else(|e| panic!("{req:?} failed: {e}")).response
 }
 
 fn fail(store: &Store, ctx: &Context, req: Request) -> AdminError {
@@ -85,7 +93,7 @@ fn queued(store: &Store) -> Vec<(String, OutboxAction)> {
 /// The issuer of freshly minted creds of `user`.
 fn creds_issuer(store: &Store, ctx: &Context, user: &str) -> String {
     let Response::Creds { creds, .. } =
-        run(store, ctx, Request::UserCreds { name: user.into(), keep_previous: true })
+        run(store, ctx, Request::UserCreds(UserCreds { name: user.into(), keep_previous: true }))
     else {
         panic!("user creds answers with creds");
     };
@@ -94,7 +102,8 @@ fn creds_issuer(store: &Store, ctx: &Context, user: &str) -> String {
 }
 
 fn account_jwt_keys(store: &Store, ctx: &Context, name: &str) -> Vec<String> {
-    let Response::Account(view) = run(store, ctx, Request::AccountShow { name: name.into() })
+    let Response::Account(view) =
+        run(store, ctx, Request::AccountShow(AccountShow { name: name.into() }))
     else {
         panic!("account show answers with the account");
     };
@@ -110,7 +119,8 @@ fn rotate_keys_replaces_every_key_queues_the_account_and_names_creds_holders() {
     let old = keys(&store, "app");
     clear_outbox(&store);
 
-    let resp = run(&store, &ctx, Request::AccountRotateKeys { name: "app".into() });
+    let resp =
+        run(&store, &ctx, Request::AccountRotateKeys(AccountRotateKeys { name: "app".into() }));
     let Response::KeysRotated { account: acc, signing_key, removed, creds_users } = resp else {
         panic!("rotate-keys answers with the rotation");
     };
@@ -130,9 +140,11 @@ fn added_key_signs_both_stay_valid_and_the_old_one_can_go() {
     let old = keys(&store, "app").remove(0);
     clear_outbox(&store);
 
-    let Response::Account(view) =
-        run(&store, &ctx, Request::AccountSigningKeyAdd { name: "app".into() })
-    else {
+    let Response::Account(view) = run(
+        &store,
+        &ctx,
+        Request::AccountSigningKeyAdd(AccountSigningKeyAdd { name: "app".into() }),
+    ) else {
         panic!("signing-key add answers with the account");
     };
     assert_eq!(view.signing_keys.len(), 2);
@@ -144,7 +156,10 @@ fn added_key_signs_both_stay_valid_and_the_old_one_can_go() {
     assert_eq!(creds_issuer(&store, &ctx, "plain"), new, "new logins use the newest key");
 
     clear_outbox(&store);
-    let remove = Request::AccountSigningKeyRemove { name: "app".into(), key: old.clone() };
+    let remove = Request::AccountSigningKeyRemove(AccountSigningKeyRemove {
+        name: "app".into(),
+        key: old.clone(),
+    });
     let Response::Account(view) = run(&store, &ctx, remove) else {
         panic!("signing-key remove answers with the account");
     };
@@ -156,7 +171,11 @@ fn added_key_signs_both_stay_valid_and_the_old_one_can_go() {
 fn a_key_added_in_the_same_second_still_becomes_the_signer() {
     let (_dir, store, ctx) = setup();
     for _ in 0..3 {
-        run(&store, &ctx, Request::AccountSigningKeyAdd { name: "app".into() });
+        run(
+            &store,
+            &ctx,
+            Request::AccountSigningKeyAdd(AccountSigningKeyAdd { name: "app".into() }),
+        );
         let newest = keys(&store, "app").pop().expect("a key");
         assert_eq!(creds_issuer(&store, &ctx, "plain"), newest);
     }
@@ -169,24 +188,31 @@ fn the_last_key_an_unknown_key_and_built_in_accounts_are_refused_without_change(
     clear_outbox(&store);
     let before = account(&store, "app");
 
-    let last = Request::AccountSigningKeyRemove { name: "app".into(), key: only };
+    let last =
+        Request::AccountSigningKeyRemove(AccountSigningKeyRemove { name: "app".into(), key: only });
     let err = fail(&store, &ctx, last);
     assert!(matches!(err, AdminError::Invalid(_)), "{err:?}");
     assert_eq!(err.class(), ErrorClass::Usage);
 
-    let unknown = Request::AccountSigningKeyRemove { name: "app".into(), key: "AXXX".into() };
+    let unknown = Request::AccountSigningKeyRemove(AccountSigningKeyRemove {
+        name: "app".into(),
+        key: "AXXX".into(),
+    });
     let err = fail(&store, &ctx, unknown);
     assert!(matches!(err, AdminError::NotFound { what: "signing key", .. }), "{err:?}");
 
-    let missing = Request::AccountRotateKeys { name: "nope".into() };
+    let missing = Request::AccountRotateKeys(AccountRotateKeys { name: "nope".into() });
     assert_eq!(fail(&store, &ctx, missing).class(), ErrorClass::NotFound);
 
     for name in [SYS_ACCOUNT, AUTH_ACCOUNT] {
         let sys_keys = keys(&store, name);
         for req in [
-            Request::AccountRotateKeys { name: name.into() },
-            Request::AccountSigningKeyAdd { name: name.into() },
-            Request::AccountSigningKeyRemove { name: name.into(), key: sys_keys[0].clone() },
+            Request::AccountRotateKeys(AccountRotateKeys { name: name.into() }),
+            Request::AccountSigningKeyAdd(AccountSigningKeyAdd { name: name.into() }),
+            Request::AccountSigningKeyRemove(AccountSigningKeyRemove {
+                name: name.into(),
+                key: sys_keys[0].clone(),
+            }),
         ] {
             let err = fail(&store, &ctx, req);
             assert!(matches!(err, AdminError::Protected(..)), "{name}: {err:?}");
@@ -201,10 +227,19 @@ fn the_last_key_an_unknown_key_and_built_in_accounts_are_refused_without_change(
 fn new_requests_have_stable_wire_names() {
     let json = r#"{"op":"account_signing_key_remove","name":"app","key":"AK"}"#;
     let req: Request = serde_json::from_str(json).expect("parse");
-    assert_eq!(req, Request::AccountSigningKeyRemove { name: "app".into(), key: "AK".into() });
+    assert_eq!(
+        req,
+        Request::AccountSigningKeyRemove(AccountSigningKeyRemove {
+            name: "app".into(),
+            key: "AK".into()
+        })
+    );
     for (req, op) in [
-        (Request::AccountRotateKeys { name: "a".into() }, "account_rotate_keys"),
-        (Request::AccountSigningKeyAdd { name: "a".into() }, "account_signing_key_add"),
+        (Request::AccountRotateKeys(AccountRotateKeys { name: "a".into() }), "account_rotate_keys"),
+        (
+            Request::AccountSigningKeyAdd(AccountSigningKeyAdd { name: "a".into() }),
+            "account_signing_key_add",
+        ),
     ] {
         let v = serde_json::to_value(&req).expect("serialize");
         assert_eq!(v["op"], op);
@@ -239,20 +274,25 @@ fn a_role_whose_callout_response_exceeds_the_max_payload_is_refused() {
         pub_allow: crate::admin::ListPatch::Set(long_subjects(80, 9_000)),
         ..RolePatch::default()
     };
-    let err = fail(&store, &ctx, Request::RoleAdd { name: "huge".into(), role: huge.clone() });
+    let err =
+        fail(&store, &ctx, Request::RoleAdd(RoleAdd { name: "huge".into(), role: huge.clone() }));
     let AdminError::Model(ModelError::JwtTooLarge { what: "role", size, max, .. }) = err else {
         panic!("{err}");
     };
     assert_eq!(max, crate::issue::DEFAULT_MAX_PAYLOAD);
     assert!(size > max, "{size}");
     assert_eq!(
-        err_class(&store, &ctx, Request::RoleAdd { name: "huge".into(), role: huge.clone() }),
+        err_class(
+            &store,
+            &ctx,
+            Request::RoleAdd(RoleAdd { name: "huge".into(), role: huge.clone() })
+        ),
         ErrorClass::Usage
     );
     assert!(store.read(|tx| tx.get_role("huge")).expect("read").is_none());
 
     let before = store.read(|tx| tx.require_role("r")).expect("role r");
-    let err = fail(&store, &ctx, Request::RoleEdit { name: "r".into(), role: huge });
+    let err = fail(&store, &ctx, Request::RoleEdit(RoleEdit { name: "r".into(), role: huge }));
     assert!(matches!(err, AdminError::Model(ModelError::JwtTooLarge { .. })), "{err}");
     assert_eq!(store.read(|tx| tx.require_role("r")).expect("role r"), before);
 
@@ -261,7 +301,7 @@ fn a_role_whose_callout_response_exceeds_the_max_payload_is_refused() {
         pub_allow: crate::admin::ListPatch::Set(long_subjects(20, 9_000)),
         ..RolePatch::default()
     };
-    run(&store, &ctx, Request::RoleAdd { name: "big".into(), role: fits });
+    run(&store, &ctx, Request::RoleAdd(RoleAdd { name: "big".into(), role: fits }));
     let big = store.read(|tx| tx.require_role("big")).expect("role big");
     let size = crate::issue::callout_response_size(&big, &ctx.defaults, NOW).expect("size");
     assert!(size > 4 * 20 * 9_000 / 3 && size < crate::issue::DEFAULT_MAX_PAYLOAD, "{size}");
@@ -275,12 +315,14 @@ fn err_class(store: &Store, ctx: &Context, req: Request) -> ErrorClass {
 fn an_account_whose_jwt_exceeds_the_max_payload_is_refused() {
     let (_dir, store, ctx) = setup();
     let before = account(&store, "app");
-    let export = |subject: String| Request::ExportAdd {
-        account: "app".into(),
-        subject,
-        kind: crate::admin::ExportKind::Stream,
-        name: None,
-        token_req: false,
+    let export = |subject: String| {
+        Request::ExportAdd(ExportAdd {
+            account: "app".into(),
+            subject,
+            kind: crate::admin::ExportKind::Stream,
+            name: None,
+            token_req: false,
+        })
     };
     let huge = format!("a.{}", "b".repeat(crate::issue::DEFAULT_MAX_PAYLOAD));
     let err = fail(&store, &ctx, export(huge));
