@@ -58,6 +58,15 @@ impl Live {
     /// Accounts APP and OTHER, roles `app` (on `app.>`) and `ops` (on `ops.>`), users `alice`
     /// and `bob` (APP, app) and `olga` (OTHER, app); `extra` adds more before the servers start.
     async fn start(opts: DeployOptions, extra: impl FnOnce(&Deployment)) -> Live {
+        Live::start_with(opts, extra, RawConfig::default()).await
+    }
+
+    /// [`Live::start`] with the service configured by `config` (store and servers are set).
+    async fn start_with(
+        opts: DeployOptions,
+        extra: impl FnOnce(&Deployment),
+        config: RawConfig,
+    ) -> Live {
         let mut d = Deployment::new(DeployOptions { runners: 0, ..opts });
         d.add_account("APP");
         d.add_account("OTHER");
@@ -75,7 +84,7 @@ impl Live {
         let home = 0;
         let settings = Settings::resolve(
             None,
-            RawConfig::default(),
+            config,
             RawConfig {
                 store: Some(d.store().path().to_path_buf()),
                 servers: Some(vec![d.url(home)]),

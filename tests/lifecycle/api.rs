@@ -1,9 +1,11 @@
 //! The admin API itself: micro-service discovery, remote output and exit codes equal to local
 //! mode, bad input, who may call it, and the admin creds `pbn init` writes.
 
-use pbn::admin::{AccountList, OperatorShow, RoleList, UserDelete, UserList, UserShow};
+use pbn::admin::{AccountAdd, AccountList, OperatorShow, RoleList, UserDelete, UserList, UserShow};
+use pbn::config::{RawConfig, RawPublisher};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
+use std::time::Instant;
 
 use async_nats::{Client, ConnectOptions, RequestErrorKind};
 use pbn::admin::api::{MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
@@ -313,4 +315,37 @@ fn pbn_init_never_overwrites_admin_creds() {
     let claims = read_admin_creds(&minted);
     let sys = format!("system account: {}", claims.nats.issuer_account);
     assert!(out.stdout.contains(&sys), "a user of this store's system account: {}", out.stdout);
+}
+
+/// A request waiting for its push holds up no other: with a publisher that pushes only after a
+/// long debounce, `account add` waits for its push while `role list`, sent after it, is answered
+/// at once (a serial admin API would answer it only after the add).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_for_its_push_does_not_hold_up_the_others() {
+    let slow = RawConfig {
+        publisher: RawPublisher { debounce: Some(Duration::from_secs(3)), ..Default::default() },
+        ..RawConfig::default()
+    };
+    let live = Live::start_with(DeployOptions::default(), |_| {}, slow).await;
+    let (adder, lister) = (live.admin_client().await, live.admin_client().await);
+    let add = Request::AccountAdd(AccountAdd { name: "LATE".into(), ..Default::default() });
+    let started = Instant::now();
+    let add = tokio::spawn(async move {
+        let reply = adder.call(&add).await;
+        (reply, started.elapsed())
+    });
+    // Sent once the add is in the store (its transaction ran), so both are in flight together.
+    let deadline = Deadline::after(WAIT, "the add to be applied");
+    while live.d.store().read(|tx| tx.get_account("LATE")).expect("read").is_none() {
+        deadline.tick().await;
+    }
+    let listed = lister.call(&Request::RoleList(RoleList {})).await.expect("role list");
+    let list_took = started.elapsed();
+    assert!(matches!(listed, Response::Roles(_)), "{listed:?}");
+    let (added, add_took) = add.await.expect("add task");
+    assert!(matches!(added, Ok(Response::Account(_))), "{added:?}");
+    assert!(
+        list_took < add_took && add_took >= Duration::from_secs(2),
+        "the list ({list_took:?}) answered before the add that waits for its push ({add_took:?})"
+    );
 }
