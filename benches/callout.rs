@@ -175,7 +175,7 @@ impl Bench {
             connect_opts: connect,
             ..Default::default()
         };
-        let far = pbn::issue::unix_now() + 10 * 365 * 24 * 3600;
+        let far = pbn::clock::unix_now() + 10 * 365 * 24 * 3600;
         let token = Claims::new(self.auth_key.as_str(), body)
             .with_audience(AUTH_REQUEST_AUDIENCE)
             .with_expires(far)
@@ -193,7 +193,7 @@ impl Bench {
 
     /// Handles `f` once and checks the reply carries a user JWT (opened when sealed).
     fn assert_admits(&self, f: &Forged) {
-        let now = pbn::issue::unix_now();
+        let now = pbn::clock::unix_now();
         let out = self.rt.block_on(self.pipeline.handle(&f.payload, f.header.as_deref(), now, MAX));
         assert!(out.error.is_none(), "the forged request is admitted: {:?}", out.error);
         let reply = out.reply.expect("an admitted request has a reply");
@@ -213,7 +213,7 @@ impl Bench {
 
     /// Total time of `iters` calls, each on a registry without the request's session.
     fn time(&self, f: &Forged, iters: u64) -> Duration {
-        let now = pbn::issue::unix_now();
+        let now = pbn::clock::unix_now();
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             self.forget(f);

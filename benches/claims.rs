@@ -10,7 +10,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pbn::claims::{decode, unix_now, AccountClaims, Claims, UserClaims};
+use pbn::claims::{decode, AccountClaims, Claims, UserClaims};
+use pbn::clock::unix_now;
 use pbn::keys::{KeyKind, KeyPair};
 
 const PUB_ALLOW: [&str; 6] = [

@@ -160,10 +160,7 @@ impl ConnectionSettings {
     pub fn backoff(&self, failed_rounds: u32) -> Duration {
         match failed_rounds {
             0 => Duration::ZERO,
-            n => {
-                let factor = 1u32.checked_shl(n - 1).unwrap_or(u32::MAX);
-                self.retry_backoff_base.saturating_mul(factor).min(self.retry_backoff_max)
-            }
+            n => crate::backoff::exponential(self.retry_backoff_base, self.retry_backoff_max, n),
         }
     }
 }

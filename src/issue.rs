@@ -58,11 +58,6 @@ pub fn default_permissions() -> PermissionDefaults {
     }
 }
 
-/// The current unix time in seconds.
-pub fn unix_now() -> i64 {
-    claims::unix_now()
-}
-
 /// The operator JWT: self-signed by the identity key, listing signing keys and SYS.
 pub fn operator_jwt(op: &Operator) -> Result<String, IssueError> {
     let mut body = OperatorClaims::new().with_system_account(op.system_account.as_str());

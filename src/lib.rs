@@ -14,8 +14,10 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backoff;
 pub mod callout;
 pub mod claims;
+pub mod clock;
 pub mod cli;
 pub mod config;
 pub mod connection;

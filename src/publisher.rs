@@ -42,7 +42,7 @@ mod reconcile;
 mod tests;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::Client;
@@ -135,13 +135,7 @@ pub enum PublisherError {
 /// doubled per further failure, capped at `backoff_max`. Exponential, so a server that is down
 /// for a while costs few attempts, and capped, so a fixed server is used again soon.
 pub fn backoff(settings: &PublisherSettings, attempts: u32) -> Duration {
-    let doublings = attempts.saturating_sub(1).min(31);
-    settings.backoff_base.saturating_mul(1u32 << doublings).min(settings.backoff_max)
-}
-
-/// The current time in unix milliseconds (the unit of outbox times).
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    crate::backoff::exponential(settings.backoff_base, settings.backoff_max, attempts)
 }
 
 /// Shortest poll and cleanup period, whatever the settings say: a zero period would spin (and
@@ -277,7 +271,7 @@ impl Publisher {
 
     /// Pushes every entry that is due and has been quiet for `debounce`, earliest first.
     async fn flush(&self, s: &mut Session) {
-        let quiet_since = now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
+        let quiet_since = crate::clock::unix_now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
         let due = self.store.read_async(move |tx| tx.list_due_outbox(quiet_since)).await;
         let due: Vec<OutboxEntry> = match due {
             Ok(due) => due,
@@ -310,7 +304,7 @@ impl Publisher {
 
     async fn upsert(&self, s: &mut Session, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
         let reserve = entry.clone();
-        let now = crate::issue::unix_now();
+        let now = crate::clock::unix_now();
         let jwt = match self.store.write_async(move |tx| outbox::reserve(tx, &reserve, now)).await?
         {
             outbox::Reserved::Jwt(jwt) => jwt,
@@ -347,7 +341,7 @@ impl Publisher {
         }
         let floor =
             wire.lookup(&entry.account).await?.iter().flatten().filter_map(|j| iat_of(j)).max();
-        let iat = crate::issue::unix_now().max(floor.map_or(0, |f| f.saturating_add(1)));
+        let iat = crate::clock::unix_now().max(floor.map_or(0, |f| f.saturating_add(1)));
         let jwt = disabled_account_jwt(&op, entry, iat)?;
         wire.update(&entry.account, &jwt).await?;
         wire.verify(&entry.account, &jwt).await?;
@@ -374,7 +368,7 @@ impl Publisher {
         let outcome = self
             .store
             .write_async(move |tx| {
-                outbox::record_failure(tx, &failed, &message, &settings, now_ms())
+                outbox::record_failure(tx, &failed, &message, &settings, crate::clock::unix_now_ms())
             })
             .await;
         let name = &entry.account_name;
@@ -398,7 +392,7 @@ impl Publisher {
     async fn cleanup(&self) {
         let retention_ms = self.settings.retention.as_millis() as i64;
         let result =
-            self.store.write_async(move |tx| outbox::cleanup(tx, now_ms(), retention_ms)).await;
+            self.store.write_async(move |tx| outbox::cleanup(tx, crate::clock::unix_now_ms(), retention_ms)).await;
         match result {
             Ok(r) if r.removed + r.revived > 0 => info!(
                 removed = r.removed,

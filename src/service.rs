@@ -213,7 +213,7 @@ fn service_credentials(auth: Account) -> Result<CredentialsProvider, ServiceErro
             "pbn-callout",
             &[],
             &[],
-            issue::unix_now(),
+            crate::clock::unix_now(),
             None,
         )?;
         Ok(Credentials { jwt, seed: kp.seed() })
@@ -230,7 +230,7 @@ fn system_credentials(sys: Account) -> CredentialsProvider {
             "pbn-system",
             &[],
             &[],
-            issue::unix_now(),
+            crate::clock::unix_now(),
             None,
         )?;
         Ok(Credentials { jwt, seed: kp.seed() })
@@ -301,7 +301,7 @@ async fn prune_sessions(sessions: Arc<SessionRegistry>, mut shutdown: watch::Rec
     let mut unconfirmed = tokio::time::interval(UNCONFIRMED_PRUNE_INTERVAL);
     loop {
         tokio::select! {
-            _ = tick.tick() => { sessions.prune(issue::unix_now()); }
+            _ = tick.tick() => { sessions.prune(crate::clock::unix_now()); }
             _ = unconfirmed.tick() => {
                 let dropped = sessions.prune_unconfirmed(crate::sessions::CONFIRM_TIMEOUT);
                 if dropped > 0 {

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use pbn::claims::{unix_now, AccountClaims, Claims, OperatorClaims, UserClaims};
+use pbn::claims::{AccountClaims, Claims, OperatorClaims, UserClaims};
+use pbn::clock::unix_now;
 use pbn::connection::{
     ConnState, Connection, ConnectionAuth, ConnectionSettings, Credentials, CredentialsError,
 };

@@ -80,7 +80,7 @@ pub fn mint_creds(store: &Store, count: usize) -> Result<Vec<String>, LoadError>
         Ok((tx.require_account(ACCOUNT)?, tx.require_role(ROLE)?))
     })?;
     let defaults = issue::default_permissions();
-    let now = issue::unix_now();
+    let now = pbn::clock::unix_now();
     (0..count)
         .map(|i| {
             let kp = KeyPair::generate(KeyKind::User);
@@ -111,7 +111,7 @@ pub fn system_creds(store: &Store) -> Result<String, LoadError> {
         "bench-sys",
         &[],
         &[],
-        issue::unix_now(),
+        pbn::clock::unix_now(),
         None,
     )
     .map_err(LoadError::setup)?;

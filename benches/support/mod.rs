@@ -63,7 +63,7 @@ pub fn bulk_users(
     tokens: bool,
     password_hash: impl Fn(usize) -> Option<String>,
 ) -> BulkUsers {
-    let now = pbn::issue::unix_now();
+    let now = pbn::clock::unix_now();
     let account = Name::parse(ACCOUNT).expect("a valid name");
     let role = Name::parse(ROLE).expect("a valid name");
     let mut out = BulkUsers { names: Vec::with_capacity(count), tokens: Vec::new() };

@@ -157,9 +157,7 @@ pub struct Context {
 impl Context {
     /// The current time and the built-in defaults.
     pub fn now() -> Self {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now_ms = crate::clock::unix_now_ms();
         Context { now: now_ms / 1000, now_ms, defaults: crate::issue::default_permissions() }
     }
 }

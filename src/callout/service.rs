@@ -58,7 +58,7 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
     };
     let header =
         msg.headers.as_ref().and_then(|h| h.get(XKEY_HEADER)).map(|v| v.as_str().to_string());
-    let now = crate::issue::unix_now();
+    let now = crate::clock::unix_now();
     let payload = msg.payload;
     let max_reply = match client.server_info().max_payload {
         0 => usize::MAX,

@@ -1,7 +1,6 @@
 //! The token format: header, jti, encode + sign, decode + verify (Go's `claims.go` and
 //! `decoder.go`).
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD};
 use serde::{Deserialize, Serialize};
@@ -27,14 +26,6 @@ const JWT_HEADER_B64: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ";
 
 /// Length of an ed25519 signature in unpadded base64url.
 const SIGNATURE_B64_LEN: usize = 86;
-
-/// The current time in unix seconds (0 if the clock is before 1970).
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 /// Go's `ClaimsData` with an empty `jti`: what the jti hashes.
 #[derive(Serialize)]
@@ -119,7 +110,7 @@ pub fn encode<T: ClaimBody>(
     claims.iss.clear();
     claims.iss.push_str(signer.public_key());
     if claims.iat == 0 {
-        claims.iat = unix_now();
+        claims.iat = crate::clock::unix_now();
     }
     claims.jti = compute_jti(claims)?;
 

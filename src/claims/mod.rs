@@ -54,7 +54,7 @@ pub use error::{ClaimsError, TokenPart};
 pub use exports::{Export, ExportType, Import, SamplingRate, ServiceLatency};
 pub use generic::GenericClaims;
 pub use jwt::{
-    compute_jti, decode, decode_any, encode, peek, unix_now, AnyClaims, JWT_HEADER, MAX_TOKEN_SIZE,
+    compute_jti, decode, decode_any, encode, peek, AnyClaims, JWT_HEADER, MAX_TOKEN_SIZE,
 };
 pub use operator::OperatorClaims;
 pub use signing_keys::{ScopeKind, SigningKey, UserScope};

@@ -8,7 +8,7 @@
 
 use tracing::debug;
 
-use super::{nats, now_ms, Publisher, PublisherError, Session};
+use super::{nats, Publisher, PublisherError, Session};
 use crate::claims::{self, AccountClaims};
 use crate::issue;
 use crate::keys::AccountPublicKey;
@@ -47,7 +47,7 @@ impl Publisher {
                 stale.push(Stale { account: acc.public_key.clone(), held_iat });
             }
         }
-        let now = now_ms();
+        let now = crate::clock::unix_now_ms();
         self.store.write_async(move |tx| requeue(tx, &stale, now)).await
     }
 }

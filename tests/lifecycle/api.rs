@@ -177,7 +177,7 @@ fn sys_creds_without_admin(live: &Live) -> std::path::PathBuf {
         "not-admin",
         &["other.>"],
         &["_INBOX.>"],
-        issue::unix_now(),
+        pbn::clock::unix_now(),
         None,
     )
     .expect("mint");

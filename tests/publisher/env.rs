@@ -105,7 +105,7 @@ impl Env {
     /// `account` (so the account can be deleted while they exist).
     pub fn foreign_creds(&self, account: &str) -> String {
         let acc = self.account(account);
-        let role = Role::new(Name::parse(ROLE).expect("valid name"), issue::unix_now());
+        let role = Role::new(Name::parse(ROLE).expect("valid name"), pbn::clock::unix_now());
         let kp = KeyPair::generate(KeyKind::User);
         let key = UserPublicKey::parse(kp.public_key()).expect("a user key");
         let defaults = issue::default_permissions();
@@ -114,7 +114,7 @@ impl Env {
             role: &role,
             user_key: &key,
             name: "outsider",
-            iat: issue::unix_now(),
+            iat: pbn::clock::unix_now(),
             exp: 0,
             defaults: &defaults,
         };

@@ -295,7 +295,7 @@ impl Deployment {
         body.client.kind = "Client".into();
         body.client.client_type = "nats".into();
         body.connect_opts.protocol = 1;
-        let now = issue::unix_now();
+        let now = pbn::clock::unix_now();
         let ttl = self.opts.auth_timeout.as_secs() as i64;
         Claims::new(self.auth_key(), body)
             .with_audience(AUTH_REQUEST_AUDIENCE)
@@ -384,7 +384,7 @@ pub fn service_options(store: &Store, name: &str) -> ConnectOptions {
         .expect("init_store gives AUTH a service user");
     let key = Arc::new(KeyPair::from_seed(&seed).expect("the service user seed is valid"));
     let jwt =
-        issue::internal_user_jwt(&auth, key.public_key(), name, &[], &[], issue::unix_now(), None)
+        issue::internal_user_jwt(&auth, key.public_key(), name, &[], &[], pbn::clock::unix_now(), None)
             .expect("mint the service user JWT");
     ConnectOptions::with_jwt(jwt, move |nonce| {
         let key = key.clone();
@@ -404,7 +404,7 @@ pub fn sys_user_options(sys: &Account) -> ConnectOptions {
         "test-sys",
         &[],
         &[],
-        issue::unix_now(),
+        pbn::clock::unix_now(),
         None,
     )
     .expect("mint a system user JWT");
