@@ -22,14 +22,14 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use data_encoding::BASE64URL_NOPAD;
 use pbn::admin::{self, init, Context, Request, Response};
 use pbn::auth::{hash_password_with, PasswordParams, Secret};
-use pbn::callout::{Pipeline, PipelineOptions};
 use pbn::claims::{
     self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, ClientInfo,
     ConnectOptions, ServerId, AUTH_REQUEST_AUDIENCE,
 };
 use pbn::config::{RawConfig, Settings};
 use pbn::keys::{CurvePublicKey, KeyKind, KeyPair, XKeyPair};
-use pbn::sessions::SessionRegistry;
+use pbn::server::callout::{Pipeline, PipelineOptions};
+use pbn::server::sessions::SessionRegistry;
 use pbn::store::Store;
 use tempfile::TempDir;
 

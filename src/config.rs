@@ -366,7 +366,7 @@ fn check_url(s: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::Invalid {
             name: "servers",
-            value: crate::connection::redact_url(s),
+            value: crate::server::connection::redact_url(s),
             message: "a server URL starts with nats://, tls://, ws:// or wss:// and names a host",
         })
     }

@@ -215,8 +215,8 @@ fn check(what: &'static str, v: claims::Validation) -> Result<(), IssueError> {
     if v.is_empty() {
         return Ok(());
     }
-    let issues = v.issues().map(|i| i.to_string()).collect::<Vec<_>>().join("; ");
-    Err(IssueError::Invalid { what, issues })
+    let findings = v.findings().map(|i| i.to_string()).collect::<Vec<_>>().join("; ");
+    Err(IssueError::Invalid { what, issues: findings })
 }
 
 /// What a user JWT is minted from.

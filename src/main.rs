@@ -10,7 +10,7 @@ use clap::{CommandFactory, FromArgMatches};
 /// off: pbn reconnects itself and logs that, and async-nats would report a routine server
 /// restart as an error. `--log debug` shows everything, async-nats included.
 const DEFAULT_FILTER: &str =
-    "warn,pbn::service=info,pbn::connection=info,pbn::cli=info,async_nats=off";
+    "warn,pbn::server=info,pbn::server::connection=info,pbn::cli=info,async_nats=off";
 
 fn main() -> ExitCode {
     let matches = pbn::cli::Cli::command().get_matches();

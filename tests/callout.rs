@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use futures::StreamExt;
 use pbn::admin::{ListPatch, Request, Response, RolePatch};
-use pbn::callout::service::{CALLOUT_SUBJECT, XKEY_HEADER};
-use pbn::callout::CalloutError;
 use pbn::issue;
 use pbn::keys::{KeyKind, KeyPair};
+use pbn::server::callout::listener::{CALLOUT_SUBJECT, XKEY_HEADER};
+use pbn::server::callout::CalloutError;
 use serde_json::Value;
 
 use crate::support::deploy::{
@@ -209,7 +209,8 @@ async fn url_only_login_goes_through_the_default_sentinel() {
 #[tokio::test(flavor = "multi_thread")]
 async fn explicit_sentinel_creds_with_user_and_password_are_admitted() {
     let d = started(DeployOptions::default()).await;
-    let sentinel = issue::sentinel_jwt(&d.account("AUTH"), pbn::clock::unix_now()).expect("sentinel");
+    let sentinel =
+        issue::sentinel_jwt(&d.account("AUTH"), pbn::clock::unix_now()).expect("sentinel");
     // The sentinel is a bearer token: the nonce signature is not checked, any user seed does.
     let creds = issue::creds(&sentinel, &KeyPair::generate(KeyKind::User).seed());
     let opts = ConnectOptions::with_credentials(&creds).expect("parse creds");
@@ -280,7 +281,8 @@ async fn expired_token_is_rejected() {
         Request::TokenAdd(TokenAdd { name: "alice".into(), label: None, expires_secs: Some(1) });
     let Response::Token { token, id, .. } = d.admin(req) else { panic!("token add answers") };
     let expires = pbn::clock::unix_now() + 1;
-    wait_until(Duration::from_secs(5), "the token to expire", || pbn::clock::unix_now() > expires).await;
+    wait_until(Duration::from_secs(5), "the token to expire", || pbn::clock::unix_now() > expires)
+        .await;
     let mut errors = d.auth_errors(0).await;
     let reason = callout_reason(&CalloutError::TokenExpired { user: "alice".into(), id });
     assert_rejected(&d, &mut errors, ConnectOptions::with_token(token), &reason).await;

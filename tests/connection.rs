@@ -9,10 +9,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use pbn::claims::{AccountClaims, Claims, OperatorClaims, UserClaims};
 use pbn::clock::unix_now;
-use pbn::connection::{
+use pbn::keys::{KeyKind, KeyPair};
+use pbn::server::connection::{
     ConnState, Connection, ConnectionAuth, ConnectionSettings, Credentials, CredentialsError,
 };
-use pbn::keys::{KeyKind, KeyPair};
 use tokio::sync::watch;
 
 use crate::support::{free_port, wait_until, wait_until_async, Cluster, Deadline, NatsServer};

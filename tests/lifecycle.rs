@@ -1,5 +1,5 @@
 //! Online administration and live security operations: the whole service in this process
-//! (`pbn::service::run_with_store`, the test keeping the store handle) on real nats-servers,
+//! (`pbn::server::run_with_store`, the test keeping the store handle) on real nats-servers,
 //! administered remotely by the real `pbn` binary (`pbn admin --server URL --creds FILE`).
 //!
 //! Every live operation is asserted on the client side: the connection closes within 2 s of the
@@ -48,7 +48,7 @@ fn role_on(prefix: &str) -> RolePatch {
 struct Live {
     d: Deployment,
     shutdown: watch::Sender<bool>,
-    service: Option<JoinHandle<Result<(), pbn::service::ServiceError>>>,
+    service: Option<JoinHandle<Result<(), pbn::server::ServerError>>>,
     creds: PathBuf,
     /// The server the service (and remote admin) connects to.
     home: usize,
@@ -93,7 +93,7 @@ impl Live {
         )
         .expect("service settings");
         let (shutdown, rx) = watch::channel(false);
-        let service = tokio::spawn(pbn::service::run_with_store(settings, d.store().clone(), rx));
+        let service = tokio::spawn(pbn::server::run_with_store(settings, d.store().clone(), rx));
         let live = Live { d, shutdown, service: Some(service), creds, home };
         live.d.wait_callout_ready().await;
         live.wait_admin_ready().await;
@@ -119,7 +119,7 @@ impl Live {
         let (shutdown, rx) = watch::channel(false);
         self.shutdown = shutdown;
         let store = self.d.store().clone();
-        self.service = Some(tokio::spawn(pbn::service::run_with_store(settings, store, rx)));
+        self.service = Some(tokio::spawn(pbn::server::run_with_store(settings, store, rx)));
         self.d.wait_callout_ready().await;
         self.wait_admin_ready().await;
     }

@@ -1,4 +1,4 @@
-//! The claims publisher against real nats-servers, with `pbn::service::run_with_store` in this
+//! The claims publisher against real nats-servers, with `pbn::server::run_with_store` in this
 //! process: live creation and edits, rejected pushes, deletes with and without `allow_delete`,
 //! coalescing, startup reconcile, bootstrap, a server restart mid-stream, failover and failback.
 

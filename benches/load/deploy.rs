@@ -14,9 +14,9 @@ use pbn::store::{Store, StoreError, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
 
-use crate::server::{free_port, NatsProcess};
 use crate::support::{bulk_users, BulkUsers, ACCOUNT, ROLE};
 use crate::LoadError;
+use crate::{free_port, NatsProcess};
 
 /// Users per bulk-insert transaction.
 const BATCH: usize = 10_000;
@@ -146,14 +146,14 @@ pub fn settings(store_path: &Path, url: &str) -> Result<Settings, LoadError> {
 /// pbn's service running in this process on a shared store handle.
 pub struct InProcess {
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), pbn::service::ServiceError>>,
+    task: tokio::task::JoinHandle<Result<(), pbn::server::ServerError>>,
 }
 
 impl InProcess {
     /// Starts `service::run_with_store` on `store`.
     pub fn start(settings: Settings, store: Store) -> InProcess {
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(pbn::service::run_with_store(settings, store, rx));
+        let task = tokio::spawn(pbn::server::run_with_store(settings, store, rx));
         InProcess { shutdown, task }
     }
 

@@ -13,7 +13,7 @@ use super::sealed::Hooks;
 use super::signing_keys::{validate_signing_keys, SigningKey, UserScope};
 use super::types::Permissions;
 use super::validate::{
-    has_wildcards, is_key, validate_info, validate_subject, IssueKind, Validation,
+    has_wildcards, is_key, validate_info, validate_subject, FindingKind, Validation,
 };
 use super::{claim_body, generic_mut, ClaimType, Claims, V1Fields};
 
@@ -140,13 +140,13 @@ impl OperatorLimits {
         }
         if self.jetstream != JetStreamLimits::default() {
             v.error(
-                IssueKind::TieredAndFlatJetStream,
+                FindingKind::TieredAndFlatJetStream,
                 "jetstream limits and tiered jetstream limits are mutually exclusive".into(),
             );
         }
         if self.tiered_limits.contains_key("") {
             v.error(
-                IssueKind::BlankTierName,
+                FindingKind::BlankTierName,
                 "tiered jetstream limits have a blank tier name".into(),
             );
         }
@@ -178,14 +178,14 @@ impl ExternalAuthorization {
     fn validate(&self, v: &mut Validation) {
         if !self.allowed_accounts.is_empty() && self.auth_users.is_empty() {
             v.error(
-                IssueKind::AllowedAccountsWithoutUsers,
+                FindingKind::AllowedAccountsWithoutUsers,
                 "external authorization cannot have allowed accounts without auth users".into(),
             );
         }
         for user in &self.auth_users {
             if !is_key(user, KeyKind::User) {
                 v.error(
-                    IssueKind::InvalidAuthUser,
+                    FindingKind::InvalidAuthUser,
                     format!("auth user {user:?} is not a user public key"),
                 );
             }
@@ -194,20 +194,20 @@ impl ExternalAuthorization {
             if account == ANY_ACCOUNT {
                 if self.allowed_accounts.len() > 1 {
                     v.error(
-                        IssueKind::InvalidAllowedAccount,
+                        FindingKind::InvalidAllowedAccount,
                         "allowed accounts can only be a list of accounts or \"*\"".into(),
                     );
                 }
             } else if !is_key(account, KeyKind::Account) {
                 v.error(
-                    IssueKind::InvalidAllowedAccount,
+                    FindingKind::InvalidAllowedAccount,
                     format!("allowed account {account:?} is not an account public key"),
                 );
             }
         }
         if !self.xkey.is_empty() && !is_key(&self.xkey, KeyKind::Curve) {
             v.error(
-                IssueKind::InvalidXkey,
+                FindingKind::InvalidXkey,
                 format!("xkey {:?} is not a curve public key", self.xkey),
             );
         }
@@ -350,14 +350,14 @@ impl AccountClaims {
         let limits = &self.limits;
         if limits.imports != NO_LIMIT && self.imports.len() as i64 > limits.imports {
             v.error(
-                IssueKind::TooManyImports,
+                FindingKind::TooManyImports,
                 format!("{} imports exceed the limit of {}", self.imports.len(), limits.imports),
             );
         }
         if limits.exports != NO_LIMIT {
             if self.exports.len() as i64 > limits.exports {
                 v.error(
-                    IssueKind::TooManyExports,
+                    FindingKind::TooManyExports,
                     format!(
                         "{} exports exceed the limit of {}",
                         self.exports.len(),
@@ -368,7 +368,7 @@ impl AccountClaims {
             if !limits.wildcards {
                 for export in self.exports.iter().filter(|e| has_wildcards(&e.subject)) {
                     v.error(
-                        IssueKind::WildcardExport,
+                        FindingKind::WildcardExport,
                         format!("wildcard export {:?} is not allowed", export.subject),
                     );
                 }
@@ -381,17 +381,17 @@ impl AccountClaims {
         let mut dest = Validation::default();
         validate_subject(&mut dest, &trace.destination);
         if let Some(first) = dest.errors.first() {
-            v.error(IssueKind::InvalidTrace, format!("trace destination: {}", first.message));
+            v.error(FindingKind::InvalidTrace, format!("trace destination: {}", first.message));
         }
         if has_wildcards(&trace.destination) {
             v.error(
-                IssueKind::InvalidTrace,
+                FindingKind::InvalidTrace,
                 format!("trace destination {:?} is not a publish subject", trace.destination),
             );
         }
         if !(0..=100).contains(&trace.sampling) {
             v.error(
-                IssueKind::InvalidTrace,
+                FindingKind::InvalidTrace,
                 format!("trace sampling {} is outside 1..=100", trace.sampling),
             );
         }
@@ -407,7 +407,7 @@ impl AccountClaims {
                 let weight = target.effective_weight();
                 if weight > 100 {
                     v.error(
-                        IssueKind::InvalidMapping,
+                        FindingKind::InvalidMapping,
                         format!("mapping {from:?} has weight {weight} above 100"),
                     );
                 }
@@ -418,7 +418,7 @@ impl AccountClaims {
                     *sum += weight;
                     if *sum > 100 {
                         v.error(
-                            IssueKind::InvalidMapping,
+                            FindingKind::InvalidMapping,
                             format!(
                                 "mapping {from:?} in cluster {:?} exceeds 100%",
                                 target.cluster
@@ -428,7 +428,7 @@ impl AccountClaims {
                 }
             }
             if total > 100 {
-                v.error(IssueKind::InvalidMapping, format!("mapping {from:?} exceeds 100%"));
+                v.error(FindingKind::InvalidMapping, format!("mapping {from:?} exceeds 100%"));
             }
         }
     }
@@ -472,13 +472,13 @@ impl Hooks for AccountClaims {
         validate_info(v, &a.description, &a.info_url);
         if !matches!(a.cluster_traffic.as_str(), "" | "system" | "owner") {
             v.error(
-                IssueKind::InvalidClusterTraffic,
+                FindingKind::InvalidClusterTraffic,
                 format!("unknown cluster traffic option {:?}", a.cluster_traffic),
             );
         }
         if is_key(&claims.iss, KeyKind::Account) && !a.limits.is_empty() {
             v.warning(
-                IssueKind::SelfSignedLimits,
+                FindingKind::SelfSignedLimits,
                 "self-signed account jwts should not contain operator limits".into(),
             );
         }

@@ -7,7 +7,7 @@ use crate::keys::KeyKind;
 use super::exports::ExportType;
 use super::json::is_zero;
 use super::sealed::Hooks;
-use super::validate::{is_key, validate_subject, IssueKind, Validation};
+use super::validate::{is_key, validate_subject, FindingKind, Validation};
 use super::{claim_body, generic_mut, ClaimType, Claims, V1Fields};
 
 /// The `nats` body of an activation JWT (Go's `Activation`). `iss` is the exporting account
@@ -53,14 +53,14 @@ impl ActivationClaims {
 pub(crate) fn validate_activation_body(a: &ActivationClaims, v: &mut Validation) {
     if a.kind == ExportType::Unknown {
         v.error(
-            IssueKind::InvalidExportType,
+            FindingKind::InvalidExportType,
             format!("activation for {:?} has no valid kind", a.subject),
         );
     }
     validate_subject(v, &a.subject);
     if !a.issuer_account.is_empty() && !is_key(&a.issuer_account, KeyKind::Account) {
         v.error(
-            IssueKind::InvalidIssuerAccount,
+            FindingKind::InvalidIssuerAccount,
             format!("issuer_account {:?} is not an account public key", a.issuer_account),
         );
     }

@@ -8,7 +8,7 @@ use crate::keys::KeyKind;
 
 use super::json::is_zero;
 use super::sealed::Hooks;
-use super::validate::{is_key, IssueKind, Validation};
+use super::validate::{is_key, FindingKind, Validation};
 use super::{claim_body, generic_mut, ClaimType, Claims};
 
 /// The `aud` of every callout request.
@@ -192,10 +192,10 @@ impl Hooks for AuthorizationRequestClaims {
     fn validate_body(claims: &Claims<Self>, v: &mut Validation) {
         let key = &claims.nats.user_nkey;
         if key.is_empty() {
-            v.error(IssueKind::InvalidUserNkey, "user nkey is required".into());
+            v.error(FindingKind::InvalidUserNkey, "user nkey is required".into());
         } else if !is_key(key, KeyKind::User) {
             v.error(
-                IssueKind::InvalidUserNkey,
+                FindingKind::InvalidUserNkey,
                 format!("user nkey {key:?} is not a user public key"),
             );
         }
@@ -259,28 +259,28 @@ impl Hooks for AuthorizationResponseClaims {
         let r = &claims.nats;
         if !is_key(&claims.sub, KeyKind::User) {
             v.error(
-                IssueKind::InvalidSubjectKey,
+                FindingKind::InvalidSubjectKey,
                 format!("subject {:?} is not a user public key", claims.sub),
             );
         }
         if !is_key(&claims.aud, KeyKind::Server) {
             v.error(
-                IssueKind::InvalidAudience,
+                FindingKind::InvalidAudience,
                 format!("audience {:?} is not a server public key", claims.aud),
             );
         }
         match (r.jwt.is_empty(), r.error.is_empty()) {
             (true, true) => {
-                v.error(IssueKind::MissingJwtOrError, "response has neither jwt nor error".into())
+                v.error(FindingKind::MissingJwtOrError, "response has neither jwt nor error".into())
             }
             (false, false) => {
-                v.error(IssueKind::JwtAndError, "response has both jwt and error".into())
+                v.error(FindingKind::JwtAndError, "response has both jwt and error".into())
             }
             _ => {}
         }
         if !r.issuer_account.is_empty() && !is_key(&r.issuer_account, KeyKind::Account) {
             v.error(
-                IssueKind::InvalidIssuerAccount,
+                FindingKind::InvalidIssuerAccount,
                 format!("issuer_account {:?} is not an account public key", r.issuer_account),
             );
         }

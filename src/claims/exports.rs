@@ -9,7 +9,7 @@ use super::activation::ActivationClaims;
 use super::json::{is_false, is_zero};
 use super::validate::{
     has_wildcards, is_contained_in, renaming_to_subject, validate_info, validate_renaming,
-    validate_subject, IssueKind, Validation,
+    validate_subject, FindingKind, Validation,
 };
 
 /// Whether an export/import is a stream or a service. [`ExportType::Unknown`] is Go's zero
@@ -196,12 +196,12 @@ fn validate_export_kind(v: &mut Validation, e: &Export) {
     let response_type = &e.response_type;
     match e.export_type {
         ExportType::Unknown => {
-            v.error(IssueKind::InvalidExportType, format!("export {subject:?} has no valid type"))
+            v.error(FindingKind::InvalidExportType, format!("export {subject:?} has no valid type"))
         }
         ExportType::Service => {
             if !matches!(response_type.as_str(), "" | "Singleton" | "Stream" | "Chunked") {
                 v.error(
-                    IssueKind::InvalidResponseType,
+                    FindingKind::InvalidResponseType,
                     format!("invalid response type {response_type:?} for service {subject:?}"),
                 );
             }
@@ -209,13 +209,13 @@ fn validate_export_kind(v: &mut Validation, e: &Export) {
         ExportType::Stream => {
             if !response_type.is_empty() {
                 v.error(
-                    IssueKind::InvalidResponseType,
+                    FindingKind::InvalidResponseType,
                     format!("invalid response type {response_type:?} for stream {subject:?}"),
                 );
             }
             if e.allow_trace {
                 v.error(
-                    IssueKind::MisplacedOption,
+                    FindingKind::MisplacedOption,
                     format!("allow_trace on stream export {subject:?}"),
                 );
             }
@@ -227,19 +227,19 @@ fn validate_export_kind(v: &mut Validation, e: &Export) {
 fn validate_latency(v: &mut Validation, e: &Export, latency: &ServiceLatency) {
     if e.export_type != ExportType::Service {
         v.error(
-            IssueKind::MisplacedOption,
+            FindingKind::MisplacedOption,
             format!("latency tracking on non-service {:?}", e.subject),
         );
     }
     if let SamplingRate::Percent(p) = latency.sampling {
         if !(0..=100).contains(&p) {
-            v.error(IssueKind::InvalidLatency, format!("sampling {p} is outside 1..=100"));
+            v.error(FindingKind::InvalidLatency, format!("sampling {p} is outside 1..=100"));
         }
     }
     validate_subject(v, &latency.results);
     if has_wildcards(&latency.results) {
         v.error(
-            IssueKind::InvalidLatency,
+            FindingKind::InvalidLatency,
             format!("results subject {:?} has wildcards", latency.results),
         );
     }
@@ -254,13 +254,13 @@ fn validate_export(v: &mut Validation, e: &Export) {
     }
     if e.response_threshold < 0 {
         v.error(
-            IssueKind::NegativeResponseThreshold,
+            FindingKind::NegativeResponseThreshold,
             format!("negative response threshold {} on {subject:?}", e.response_threshold),
         );
     }
     if e.response_threshold > 0 && e.export_type != ExportType::Service {
         v.error(
-            IssueKind::MisplacedOption,
+            FindingKind::MisplacedOption,
             format!("response threshold on non-service {subject:?}"),
         );
     }
@@ -275,7 +275,7 @@ fn validate_token_position(v: &mut Validation, subject: &str, position: u64) {
     }
     if !has_wildcards(subject) {
         v.error(
-            IssueKind::InvalidAccountTokenPosition,
+            FindingKind::InvalidAccountTokenPosition,
             format!("account token position needs a wildcard subject, not {subject:?}"),
         );
         return;
@@ -283,11 +283,11 @@ fn validate_token_position(v: &mut Validation, subject: &str, position: u64) {
     let tokens: Vec<&str> = subject.split('.').collect();
     match usize::try_from(position).ok().and_then(|p| tokens.get(p - 1)) {
         None => v.error(
-            IssueKind::InvalidAccountTokenPosition,
+            FindingKind::InvalidAccountTokenPosition,
             format!("account token position {position} exceeds the length of {subject:?}"),
         ),
         Some(tok) if *tok != "*" => v.error(
-            IssueKind::InvalidAccountTokenPosition,
+            FindingKind::InvalidAccountTokenPosition,
             format!("account token position {position} matches {tok:?}, not * in {subject:?}"),
         ),
         Some(_) => {}
@@ -305,7 +305,7 @@ fn report_overlaps(v: &mut Validation, kind: ExportType, subjects: &[&str]) {
     }
     for (outer, inner) in found {
         v.error(
-            IssueKind::OverlappingExports,
+            FindingKind::OverlappingExports,
             format!("{kind} export subject {outer:?} already exports {inner:?}"),
         );
     }
@@ -330,29 +330,32 @@ pub(crate) fn validate_exports(v: &mut Validation, exports: &[Export]) {
 fn validate_import(v: &mut Validation, i: &Import, account: &str) {
     let subject = &i.subject;
     if i.import_type == ExportType::Unknown {
-        v.error(IssueKind::InvalidExportType, format!("import {subject:?} has no valid type"));
+        v.error(FindingKind::InvalidExportType, format!("import {subject:?} has no valid type"));
     }
     if i.import_type == ExportType::Service && i.allow_trace {
-        v.error(IssueKind::MisplacedOption, format!("allow_trace on service import {subject:?}"));
+        v.error(FindingKind::MisplacedOption, format!("allow_trace on service import {subject:?}"));
     }
     if i.account.is_empty() {
-        v.error(IssueKind::MissingImportAccount, format!("import {subject:?} names no account"));
+        v.error(FindingKind::MissingImportAccount, format!("import {subject:?} names no account"));
     }
     if !i.to.is_empty() {
-        v.warning(IssueKind::DeprecatedImportTo, format!("import {subject:?} uses deprecated to"));
+        v.warning(
+            FindingKind::DeprecatedImportTo,
+            format!("import {subject:?} uses deprecated to"),
+        );
     }
     validate_subject(v, subject);
     if !i.local_subject.is_empty() {
         validate_renaming(v, &i.local_subject, subject);
         if !i.to.is_empty() {
             v.error(
-                IssueKind::InvalidLocalSubject,
+                FindingKind::InvalidLocalSubject,
                 format!("import {subject:?} has local_subject and to"),
             );
         }
     }
     if i.share && i.import_type != ExportType::Service {
-        v.error(IssueKind::MisplacedOption, format!("share on non-service import {subject:?}"));
+        v.error(FindingKind::MisplacedOption, format!("share on non-service import {subject:?}"));
     }
     if !i.token.is_empty() {
         validate_activation(v, i, account);
@@ -365,7 +368,7 @@ fn validate_activation(v: &mut Validation, i: &Import, account: &str) {
         Ok(act) => act,
         Err(e) => {
             v.error(
-                IssueKind::InvalidActivation,
+                FindingKind::InvalidActivation,
                 format!("import {subject:?} has an invalid activation token: {e}"),
             );
             return;
@@ -373,19 +376,19 @@ fn validate_activation(v: &mut Validation, i: &Import, account: &str) {
     };
     if act.iss != i.account && act.nats.issuer_account != i.account {
         v.error(
-            IssueKind::InvalidActivation,
+            FindingKind::InvalidActivation,
             format!("activation token of {subject:?} is not from {:?}", i.account),
         );
     }
     if act.sub != account {
         v.error(
-            IssueKind::InvalidActivation,
+            FindingKind::InvalidActivation,
             format!("activation token of {subject:?} is for {:?}", act.sub),
         );
     }
     if act.nats.kind != i.import_type {
         v.error(
-            IssueKind::InvalidActivation,
+            FindingKind::InvalidActivation,
             format!(
                 "activation token kind {} differs from import type {}",
                 act.nats.kind, i.import_type
@@ -397,7 +400,7 @@ fn validate_activation(v: &mut Validation, i: &Import, account: &str) {
         if i.import_type == ExportType::Service && !i.to.is_empty() { &i.to } else { subject };
     if !is_contained_in(checked, &act.nats.subject) {
         v.error(
-            IssueKind::InvalidActivation,
+            FindingKind::InvalidActivation,
             format!("activation subject {:?} does not cover import {subject:?}", act.nats.subject),
         );
     }
@@ -419,7 +422,7 @@ pub(crate) fn validate_imports(v: &mut Validation, imports: &[Import], account: 
             for other in seen.iter() {
                 if is_contained_in(&local, other) || is_contained_in(other, &local) {
                     v.error(
-                        IssueKind::OverlappingImports,
+                        FindingKind::OverlappingImports,
                         format!(
                             "service imports {local:?} and {other:?} from {:?} overlap",
                             i.account

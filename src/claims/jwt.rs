@@ -1,7 +1,6 @@
 //! The token format: header, jti, encode + sign, decode + verify (Go's `claims.go` and
 //! `decoder.go`).
 
-
 use data_encoding::{BASE32_NOPAD, BASE64URL_NOPAD};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512_256};

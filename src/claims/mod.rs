@@ -60,7 +60,7 @@ pub use operator::OperatorClaims;
 pub use signing_keys::{ScopeKind, SigningKey, UserScope};
 pub use types::{Permission, Permissions, ResponsePermission, TimeRange, UserPermissionLimits};
 pub use user::UserClaims;
-pub use validate::{Issue, IssueKind, Validation};
+pub use validate::{Finding, FindingKind, Validation};
 pub use xkey::{is_sealed, open, seal, XKEY_BOX_PREFIX};
 
 /// The claim types of NATS JWT v2 (Go's `ClaimType`), as written in `nats.type`.
@@ -213,11 +213,11 @@ impl<T: ClaimBody> Claims<T> {
     pub fn validate(&self, now: i64) -> Validation {
         let mut v = Validation::default();
         if self.exp > 0 && now > self.exp {
-            v.time(IssueKind::Expired, format!("claims expired at {} (now {now})", self.exp));
+            v.time(FindingKind::Expired, format!("claims expired at {} (now {now})", self.exp));
         }
         if self.nbf > 0 && self.nbf > now {
             v.time(
-                IssueKind::NotYetValid,
+                FindingKind::NotYetValid,
                 format!("claims not valid before {} (now {now})", self.nbf),
             );
         }

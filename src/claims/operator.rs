@@ -6,7 +6,7 @@ use crate::keys::KeyKind;
 
 use super::json::{is_false, is_zero};
 use super::sealed::Hooks;
-use super::validate::{is_key, parse_url, IssueKind, Validation};
+use super::validate::{is_key, parse_url, FindingKind, Validation};
 use super::{claim_body, generic_mut, ClaimType, Claims, ClaimsError};
 
 /// The `nats` body of an operator JWT (Go's `Operator`), fields in Go's order.
@@ -108,14 +108,14 @@ impl Hooks for OperatorClaims {
         let o = &claims.nats;
         if !o.account_server_url_ok() {
             v.error(
-                IssueKind::InvalidAccountServerUrl,
+                FindingKind::InvalidAccountServerUrl,
                 format!("account server url {:?} requires a scheme", o.account_server_url),
             );
         }
         for url in o.operator_service_urls.iter().filter(|u| !u.is_empty()) {
             if let Some(problem) = service_url_problem(url) {
                 v.error(
-                    IssueKind::InvalidOperatorServiceUrl,
+                    FindingKind::InvalidOperatorServiceUrl,
                     format!("operator service url {url:?}: {problem}"),
                 );
             }
@@ -123,20 +123,20 @@ impl Hooks for OperatorClaims {
         for key in &o.signing_keys {
             if !is_key(key, KeyKind::Operator) {
                 v.error(
-                    IssueKind::InvalidSigningKey,
+                    FindingKind::InvalidSigningKey,
                     format!("{key:?} is not an operator public key"),
                 );
             }
         }
         if !o.system_account.is_empty() && !is_key(&o.system_account, KeyKind::Account) {
             v.error(
-                IssueKind::InvalidSystemAccount,
+                FindingKind::InvalidSystemAccount,
                 format!("system account {:?} is not an account public key", o.system_account),
             );
         }
         if !server_version_ok(&o.assert_server_version) {
             v.error(
-                IssueKind::InvalidServerVersion,
+                FindingKind::InvalidServerVersion,
                 format!(
                     "asserted server version {:?} is not major.minor.patch",
                     o.assert_server_version

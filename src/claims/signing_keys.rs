@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::keys::KeyKind;
 
 use super::types::UserPermissionLimits;
-use super::validate::{is_key, IssueKind, Validation};
+use super::validate::{is_key, FindingKind, Validation};
 
 /// One entry of an account's `signing_keys`: a plain key (written as a string) or a scoped
 /// key (written as a `user_scope` object).
@@ -131,7 +131,7 @@ pub(crate) fn validate_signing_keys(v: &mut Validation, keys: &[SigningKey]) {
     for k in keys {
         if !is_key(k.key(), KeyKind::Account) {
             v.error(
-                IssueKind::InvalidSigningKey,
+                FindingKind::InvalidSigningKey,
                 format!("signing key {:?} is not an account public key", k.key()),
             );
         }

@@ -8,7 +8,7 @@ use crate::keys::KeyKind;
 
 use super::sealed::Hooks;
 use super::types::{ResponsePermission, TimeRange, UserPermissionLimits};
-use super::validate::{is_key, IssueKind, Validation};
+use super::validate::{is_key, FindingKind, Validation};
 use super::{claim_body, generic_mut, json, ClaimType, Claims, V1Fields};
 
 /// The `nats` body of a user JWT (Go's `User`).
@@ -146,7 +146,7 @@ impl Hooks for UserClaims {
         let account = &claims.nats.issuer_account;
         if !account.is_empty() && !is_key(account, KeyKind::Account) {
             v.error(
-                IssueKind::InvalidIssuerAccount,
+                FindingKind::InvalidIssuerAccount,
                 format!("issuer_account {account:?} is not an account public key"),
             );
         }

@@ -2,7 +2,7 @@
 //! claim bodies share.
 //!
 //! nats-server refuses a callout response, and the user JWT inside it, when Go's `Validate`
-//! reports any issue at all, so pbn validates what it mints with the same rules.
+//! reports any finding at all, so pbn validates what it mints with the same rules.
 
 use std::fmt;
 
@@ -11,10 +11,10 @@ use crate::keys::{public_key_kind, KeyKind};
 use super::types::TimeRange;
 use super::ClaimsError;
 
-/// What a validation issue is about; tests and callers match on this, not on messages.
+/// What a validation finding is about; tests and callers match on this, not on messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum IssueKind {
+pub enum FindingKind {
     /// `exp` is in the past (time check).
     Expired,
     /// `nbf` is in the future (time check).
@@ -107,14 +107,14 @@ pub enum IssueKind {
 
 /// One validation finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Issue {
-    /// What the issue is about.
-    pub kind: IssueKind,
+pub struct Finding {
+    /// What the finding is about.
+    pub kind: FindingKind,
     /// Lower-case description naming the offending value.
     pub message: String,
 }
 
-impl fmt::Display for Issue {
+impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
@@ -125,35 +125,35 @@ impl fmt::Display for Issue {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Validation {
     /// Blocking errors.
-    pub errors: Vec<Issue>,
+    pub errors: Vec<Finding>,
     /// Non-blocking warnings.
-    pub warnings: Vec<Issue>,
+    pub warnings: Vec<Finding>,
     /// Time checks.
-    pub time: Vec<Issue>,
+    pub time: Vec<Finding>,
 }
 
 impl Validation {
-    /// True when there is no issue of any kind (what nats-server requires of callout JWTs).
+    /// True when there is no finding of any kind (what nats-server requires of callout JWTs).
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty() && self.warnings.is_empty() && self.time.is_empty()
     }
 
-    /// True when there are blocking errors, or time issues if `include_time` (Go's `IsBlocking`).
+    /// True when there are blocking errors, or time findings if `include_time` (Go's `IsBlocking`).
     pub fn is_blocking(&self, include_time: bool) -> bool {
         !self.errors.is_empty() || (include_time && !self.time.is_empty())
     }
 
-    /// True when an issue of `kind` was found, in any of the three lists.
-    pub fn has(&self, kind: IssueKind) -> bool {
-        self.issues().any(|i| i.kind == kind)
+    /// True when a finding of `kind` was found, in any of the three lists.
+    pub fn has(&self, kind: FindingKind) -> bool {
+        self.findings().any(|i| i.kind == kind)
     }
 
-    /// All issues: errors, then warnings, then time checks.
-    pub fn issues(&self) -> impl Iterator<Item = &Issue> {
+    /// All findings: errors, then warnings, then time checks.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
         self.errors.iter().chain(&self.warnings).chain(&self.time)
     }
 
-    /// `Ok` when there is no issue at all, else [`ClaimsError::Invalid`].
+    /// `Ok` when there is no finding at all, else [`ClaimsError::Invalid`].
     pub fn ensure_clean(self) -> Result<(), ClaimsError> {
         if self.is_empty() {
             Ok(())
@@ -162,31 +162,31 @@ impl Validation {
         }
     }
 
-    pub(crate) fn error(&mut self, kind: IssueKind, message: String) {
-        self.errors.push(Issue { kind, message });
+    pub(crate) fn error(&mut self, kind: FindingKind, message: String) {
+        self.errors.push(Finding { kind, message });
     }
 
-    pub(crate) fn warning(&mut self, kind: IssueKind, message: String) {
-        self.warnings.push(Issue { kind, message });
+    pub(crate) fn warning(&mut self, kind: FindingKind, message: String) {
+        self.warnings.push(Finding { kind, message });
     }
 
-    pub(crate) fn time(&mut self, kind: IssueKind, message: String) {
-        self.time.push(Issue { kind, message });
+    pub(crate) fn time(&mut self, kind: FindingKind, message: String) {
+        self.time.push(Finding { kind, message });
     }
 }
 
 impl fmt::Display for Validation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for issue in self.issues() {
+        for finding in self.findings() {
             if !first {
                 f.write_str("; ")?;
             }
             first = false;
-            f.write_str(&issue.message)?;
+            f.write_str(&finding.message)?;
         }
         if first {
-            f.write_str("no issues")?;
+            f.write_str("no findings")?;
         }
         Ok(())
     }
@@ -200,20 +200,20 @@ pub(crate) fn is_key(key: &str, kind: KeyKind) -> bool {
 /// Go's `Subject.Validate`: non-empty, no spaces, no leading/trailing or doubled dots.
 pub(crate) fn validate_subject(v: &mut Validation, subject: &str) {
     if subject.is_empty() {
-        v.error(IssueKind::InvalidSubject, "subject cannot be empty".into());
+        v.error(FindingKind::InvalidSubject, "subject cannot be empty".into());
         return;
     }
     if subject.contains(' ') {
-        v.error(IssueKind::InvalidSubject, format!("subject {subject:?} cannot have spaces"));
+        v.error(FindingKind::InvalidSubject, format!("subject {subject:?} cannot have spaces"));
     }
     if subject.starts_with('.') || subject.ends_with('.') {
         v.error(
-            IssueKind::InvalidSubject,
+            FindingKind::InvalidSubject,
             format!("subject {subject:?} cannot start or end with ."),
         );
     }
     if subject.contains("..") {
-        v.error(IssueKind::InvalidSubject, format!("subject {subject:?} cannot contain .."));
+        v.error(FindingKind::InvalidSubject, format!("subject {subject:?} cannot contain .."));
     }
 }
 
@@ -227,13 +227,13 @@ pub(crate) fn check_permission(v: &mut Validation, entry: &str, permit_queue: bo
             validate_subject(v, queue);
             if !permit_queue {
                 v.error(
-                    IssueKind::InvalidPermission,
+                    FindingKind::InvalidPermission,
                     format!("permission subject {entry:?} is not allowed to contain a queue"),
                 );
             }
         }
         _ => v.error(
-            IssueKind::InvalidPermission,
+            FindingKind::InvalidPermission,
             format!("permission subject {entry:?} contains too many spaces"),
         ),
     }
@@ -276,12 +276,12 @@ fn count_token_wildcards(s: &str) -> usize {
 pub(crate) fn validate_renaming(v: &mut Validation, local: &str, from: &str) {
     validate_subject(v, local);
     if from.is_empty() {
-        v.error(IssueKind::InvalidLocalSubject, "import subject cannot be empty".into());
+        v.error(FindingKind::InvalidLocalSubject, "import subject cannot be empty".into());
     }
     let ends_gt = |s: &str| s == ">" || s.ends_with(".>");
     if ends_gt(local) != ends_gt(from) {
         v.error(
-            IssueKind::InvalidLocalSubject,
+            FindingKind::InvalidLocalSubject,
             format!("local subject {local:?} and subject {from:?} must both end in > or neither"),
         );
     }
@@ -297,7 +297,7 @@ pub(crate) fn validate_renaming(v: &mut Validation, local: &str, from: &str) {
         if let Ok(idx) = tok[1..].parse::<i64>() {
             if idx > from_count as i64 {
                 v.error(
-                    IssueKind::InvalidLocalSubject,
+                    FindingKind::InvalidLocalSubject,
                     format!("reference ${idx} in {local:?} has no matching * in {from:?}"),
                 );
             } else {
@@ -307,7 +307,7 @@ pub(crate) fn validate_renaming(v: &mut Validation, local: &str, from: &str) {
     }
     if refs != from_count {
         v.error(
-            IssueKind::InvalidLocalSubject,
+            FindingKind::InvalidLocalSubject,
             format!("local subject {local:?} does not use every wildcard of {from:?}"),
         );
     }
@@ -334,7 +334,7 @@ pub(crate) fn renaming_to_subject(local: &str) -> String {
 /// A CIDR as Go's `net.ParseCIDR` accepts it (address and prefix length).
 pub(crate) fn validate_cidr(v: &mut Validation, cidr: &str) {
     if cidr.parse::<ipnet::IpNet>().is_err() {
-        v.error(IssueKind::InvalidCidr, format!("invalid cidr {cidr:?} in user src limits"));
+        v.error(FindingKind::InvalidCidr, format!("invalid cidr {cidr:?} in user src limits"));
     }
 }
 
@@ -354,10 +354,10 @@ fn parse_clock(s: &str) -> bool {
 pub(crate) fn validate_time_range(v: &mut Validation, range: &TimeRange) {
     for (what, value) in [("start", &range.start), ("end", &range.end)] {
         if value.is_empty() {
-            v.error(IssueKind::InvalidTimeRange, format!("time range has no {what}"));
+            v.error(FindingKind::InvalidTimeRange, format!("time range has no {what}"));
         } else if !parse_clock(value) {
             v.error(
-                IssueKind::InvalidTimeRange,
+                FindingKind::InvalidTimeRange,
                 format!("{what} {value:?} in time range is invalid"),
             );
         }
@@ -377,7 +377,7 @@ pub(crate) fn validate_location(v: &mut Validation, location: &str) {
         && location.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-/".contains(&b));
     if !plausible {
         v.error(
-            IssueKind::InvalidTimeLocation,
+            FindingKind::InvalidTimeLocation,
             format!("time zone {location:?} is not an iana name"),
         );
     }
@@ -424,7 +424,7 @@ pub(crate) fn validate_info(v: &mut Validation, description: &str, info_url: &st
     const MAX_INFO: usize = 8 * 1024;
     if description.len() > MAX_INFO {
         v.error(
-            IssueKind::InvalidInfo,
+            FindingKind::InvalidInfo,
             format!("description of {} bytes is too long", description.len()),
         );
     }
@@ -433,13 +433,13 @@ pub(crate) fn validate_info(v: &mut Validation, description: &str, info_url: &st
     }
     if info_url.len() > MAX_INFO {
         v.error(
-            IssueKind::InvalidInfo,
+            FindingKind::InvalidInfo,
             format!("info url of {} bytes is too long", info_url.len()),
         );
     }
     let u = parse_url(info_url);
     if u.scheme.is_empty() || u.host.is_empty() {
-        v.error(IssueKind::InvalidInfo, format!("info url {info_url:?} has no scheme or host"));
+        v.error(FindingKind::InvalidInfo, format!("info url {info_url:?} has no scheme or host"));
     }
 }
 
@@ -452,7 +452,7 @@ mod tests {
         for bad in ["", "a b", ".a", "a.", "a..b"] {
             let mut v = Validation::default();
             validate_subject(&mut v, bad);
-            assert!(v.has(IssueKind::InvalidSubject), "{bad:?} accepted");
+            assert!(v.has(FindingKind::InvalidSubject), "{bad:?} accepted");
         }
         let mut v = Validation::default();
         validate_subject(&mut v, "a.*.>");
@@ -465,10 +465,10 @@ mod tests {
         check_permission(&mut v, "foo.> workers", true);
         assert!(v.is_empty());
         check_permission(&mut v, "foo.> workers", false);
-        assert!(v.has(IssueKind::InvalidPermission));
+        assert!(v.has(FindingKind::InvalidPermission));
         let mut v = Validation::default();
         check_permission(&mut v, "a b c", true);
-        assert!(v.has(IssueKind::InvalidPermission));
+        assert!(v.has(FindingKind::InvalidPermission));
     }
 
     #[test]
@@ -487,10 +487,10 @@ mod tests {
         validate_renaming(&mut v, "local.$1", "remote.*");
         assert!(v.is_empty(), "{v}");
         validate_renaming(&mut v, "local.$2", "remote.*");
-        assert!(v.has(IssueKind::InvalidLocalSubject));
+        assert!(v.has(FindingKind::InvalidLocalSubject));
         let mut v = Validation::default();
         validate_renaming(&mut v, "local.>", "remote.x");
-        assert!(v.has(IssueKind::InvalidLocalSubject));
+        assert!(v.has(FindingKind::InvalidLocalSubject));
     }
 
     #[test]
@@ -502,11 +502,11 @@ mod tests {
         validate_location(&mut v, "Europe/Berlin");
         assert!(v.is_empty(), "{v}");
         validate_cidr(&mut v, "10.0.0.1");
-        assert!(v.has(IssueKind::InvalidCidr));
+        assert!(v.has(FindingKind::InvalidCidr));
         validate_time_range(&mut v, &TimeRange { start: "24:00:00".into(), end: String::new() });
-        assert_eq!(v.errors.iter().filter(|i| i.kind == IssueKind::InvalidTimeRange).count(), 2);
+        assert_eq!(v.errors.iter().filter(|i| i.kind == FindingKind::InvalidTimeRange).count(), 2);
         validate_location(&mut v, "../etc/passwd");
-        assert!(v.has(IssueKind::InvalidTimeLocation));
+        assert!(v.has(FindingKind::InvalidTimeLocation));
     }
 
     #[test]
@@ -521,17 +521,17 @@ mod tests {
         validate_info(&mut v, "d", "https://docs.nats.io/x");
         assert!(v.is_empty());
         validate_info(&mut v, "d", "docs.nats.io");
-        assert!(v.has(IssueKind::InvalidInfo));
+        assert!(v.has(FindingKind::InvalidInfo));
     }
 
     #[test]
     fn validation_buckets() {
         let mut v = Validation::default();
         assert!(v.is_empty() && !v.is_blocking(true));
-        v.time(IssueKind::Expired, "expired".into());
+        v.time(FindingKind::Expired, "expired".into());
         assert!(!v.is_blocking(false) && v.is_blocking(true));
-        v.warning(IssueKind::DeprecatedImportTo, "w".into());
-        v.error(IssueKind::InvalidSubject, "e".into());
+        v.warning(FindingKind::DeprecatedImportTo, "w".into());
+        v.error(FindingKind::InvalidSubject, "e".into());
         assert!(v.is_blocking(false));
         assert_eq!(v.to_string(), "e; w; expired");
         assert!(matches!(v.ensure_clean(), Err(ClaimsError::Invalid(_))));

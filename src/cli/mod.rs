@@ -60,7 +60,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             Some(ErrorClass::Usage)
         } else if let Some(r) = e.downcast_ref::<RemoteError>() {
             Some(r.class())
-        } else if let Some(crate::service::ServiceError::Store(s)) = e.downcast_ref() {
+        } else if let Some(crate::server::ServerError::Store(s)) = e.downcast_ref() {
             Some(admin::store_class(s))
         } else if let Some(n) = e.downcast_ref::<natsconf::NatsConfError>() {
             Some(match n {

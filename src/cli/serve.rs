@@ -56,6 +56,6 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let settings = settings(&a)?;
     runtime()?.block_on(async move {
         let shutdown = signal_shutdown()?;
-        crate::service::run(settings, shutdown).await.context("pbn serve failed")
+        crate::server::run(settings, shutdown).await.context("pbn serve failed")
     })
 }

@@ -2,7 +2,7 @@
 //!
 //! Before starting the server it refuses, each with an error naming the cause: a server of an
 //! earlier `pbn up` in the same directory that is still running (found through the pid file), a
-//! nats-server binary older than [`crate::service::version::MINIMUM`], and a port the config uses that is taken.
+//! nats-server binary older than [`crate::server::version::MINIMUM`], and a port the config uses that is taken.
 //! The child is tied to this process: on Linux it gets `SIGKILL` when its parent dies (even by
 //! `kill -9`), and it is killed on every normal exit. While pbn serves, the child is watched; when
 //! it exits, pbn stops and reports the exit status and the last lines of the server's log.
@@ -22,7 +22,7 @@ use super::serve::{runtime, watch_signals};
 use crate::admin::{self, Context};
 use crate::config::{RawConfig, Settings};
 use crate::natsconf::{self, Layout};
-use crate::service::version::ServerVersion;
+use crate::server::version::ServerVersion;
 
 /// The pid of the running nats-server, in the `pbn up` directory.
 pub const PID_FILE: &str = "nats-server.pid";
@@ -73,7 +73,7 @@ fn serve_while_up(server: &Server, settings: Settings) -> Result<()> {
         watch_signals(tx.clone())?;
         let child = server.child.clone();
         let watcher = tokio::spawn(watch_child(child, tx.clone(), rx.clone()));
-        let result = crate::service::run(settings, rx).await.context("pbn serve failed");
+        let result = crate::server::run(settings, rx).await.context("pbn serve failed");
         let _ = tx.send(true);
         let exited = watcher.await.ok().flatten();
         Ok::<_, anyhow::Error>((result, exited))
@@ -154,7 +154,7 @@ fn nats_server_binary(flag: Option<&Path>) -> Result<PathBuf> {
         .context("nats-server not found: run scripts/install-nats-server.sh or pass --nats-server")
 }
 
-/// Refuses a nats-server binary older than [`crate::service::version::MINIMUM`] (from `nats-server --version`).
+/// Refuses a nats-server binary older than [`crate::server::version::MINIMUM`] (from `nats-server --version`).
 fn check_version(bin: &Path) -> Result<()> {
     let out = Process::new(bin)
         .arg("--version")

@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use pbn::admin::{ListPatch, RolePatch};
-use pbn::callout::CalloutError;
+use pbn::server::callout::CalloutError;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::{password, setup, PW};

@@ -9,7 +9,7 @@ use pbn::claims::{self, AuthorizationRequestClaims, AuthorizationResponseClaims,
 use pbn::keys::{KeyKind, KeyPair};
 
 use futures::StreamExt;
-use pbn::callout::service::CALLOUT_SUBJECT;
+use pbn::server::callout::listener::CALLOUT_SUBJECT;
 
 use super::{setup, PW};
 use crate::support::deploy::{

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_nats::ConnectOptions;
 use pbn::admin::{self, Context, LimitPatch, Request, RolePatch};
-use pbn::sessions::CONFIRM_TIMEOUT;
+use pbn::server::sessions::CONFIRM_TIMEOUT;
 use pbn::store::Store;
 use serde_json::Value;
 

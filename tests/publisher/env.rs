@@ -1,5 +1,5 @@
 //! A pbn deployment for the publisher tests: a store made by `admin`, nats-server configs rendered
-//! by `natsconf` from `admin::init::trust`, and `pbn::service::run_with_store` in this process,
+//! by `natsconf` from `admin::init::trust`, and `pbn::server::run_with_store` in this process,
 //! sharing the store handle with the test (redb allows one open handle per process).
 
 use pbn::admin::{AccountAdd, AccountEdit, OutboxList, RoleAdd, UserAdd, UserCreds};
@@ -17,7 +17,7 @@ use pbn::issue;
 use pbn::keys::{AccountPublicKey, KeyKind, KeyPair, UserPublicKey};
 use pbn::model::{Account, Name, Role};
 use pbn::natsconf::{self, Layout, RenderedConfig};
-use pbn::service::ServiceError;
+use pbn::server::ServerError;
 use pbn::store::{Store, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
@@ -189,15 +189,14 @@ pub fn settings(env: &Env, servers: Vec<String>, debounce: Duration, attempts: u
 /// `pbn serve` running in this process on the shared store handle.
 pub struct Service {
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<Result<(), ServiceError>>>,
+    task: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
 impl Service {
     /// Starts the service with `settings` on `env`'s store.
     pub fn start(env: &Env, settings: Settings) -> Service {
         let (stop, shutdown) = watch::channel(false);
-        let task =
-            tokio::spawn(pbn::service::run_with_store(settings, env.store.clone(), shutdown));
+        let task = tokio::spawn(pbn::server::run_with_store(settings, env.store.clone(), shutdown));
         Service { stop, task: Some(task) }
     }
 
@@ -314,7 +313,7 @@ pub async fn callout_subscribers(server: &NatsServer) -> usize {
     let Ok(connz) = server.try_monitor("/connz?subs=1").await else { return 0 };
     let serves = |c: &&serde_json::Value| {
         c["subscriptions_list"].as_array().is_some_and(|subs| {
-            subs.iter().any(|s| s.as_str() == Some(pbn::callout::service::CALLOUT_SUBJECT))
+            subs.iter().any(|s| s.as_str() == Some(pbn::server::callout::listener::CALLOUT_SUBJECT))
         })
     };
     connz["connections"].as_array().into_iter().flatten().filter(serves).count()

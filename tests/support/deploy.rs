@@ -2,7 +2,7 @@
 //!
 //! The store is made by `admin` (`init_store`, then typed requests), the nats-server configs are
 //! rendered by `natsconf` from `admin::init::trust`, and the callout runs in this process
-//! ([`CalloutRunner`]: the one place to swap for `pbn::service::run` once it exists).
+//! ([`CalloutRunner`]: the one place to swap for `pbn::server::run` once it exists).
 //!
 //! There is no claims publisher here: records that change an account JWT (new accounts, the
 //! allowed accounts of AUTH) must be added before [`Deployment::start`], which preloads them.
@@ -20,15 +20,15 @@ use futures::StreamExt;
 use pbn::admin::init::{self, AUTH_ACCOUNT};
 use pbn::admin::{self, Context, LimitPatch, Request, Response, RolePatch};
 use pbn::auth::{hash_password_with, PasswordParams, Secret};
-use pbn::callout::service::{serve, CALLOUT_SUBJECT, XKEY_HEADER};
-use pbn::callout::{Pipeline, PipelineOptions};
 use pbn::claims::{AuthorizationRequestClaims, Claims, AUTH_REQUEST_AUDIENCE};
 use pbn::config::{RawConfig, Settings};
 use pbn::issue;
 use pbn::keys::{CurvePublicKey, KeyKind, KeyPair, XKeyPair};
 use pbn::model::Account;
 use pbn::natsconf::{self, Layout, RenderedConfig};
-use pbn::sessions::SessionRegistry;
+use pbn::server::callout::listener::{serve, CALLOUT_SUBJECT, XKEY_HEADER};
+use pbn::server::callout::{Pipeline, PipelineOptions};
+use pbn::server::sessions::SessionRegistry;
 use pbn::store::{Store, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
@@ -192,7 +192,7 @@ impl Deployment {
         }
     }
 
-    /// Starts the server(s) and the real service, `pbn::service::run_with_store` on the shared
+    /// Starts the server(s) and the real service, `pbn::server::run_with_store` on the shared
     /// store handle (instead of in-process runners), and waits until its callout is subscribed.
     pub async fn start_service(&mut self) -> ServiceHandle {
         self.start_servers_only().await;
@@ -205,7 +205,7 @@ impl Deployment {
         let settings = Settings::resolve(None, RawConfig::default(), flags).expect("settings");
         let (stop, shutdown) = pbn::shutdown::channel();
         let task =
-            tokio::spawn(pbn::service::run_with_store(settings, self.store.clone(), shutdown));
+            tokio::spawn(pbn::server::run_with_store(settings, self.store.clone(), shutdown));
         self.services += 1;
         self.wait_callout_ready().await;
         ServiceHandle { stop, task: Some(task) }
@@ -383,9 +383,16 @@ pub fn service_options(store: &Store, name: &str) -> ConnectOptions {
         .and_then(|c| c.service_user.clone())
         .expect("init_store gives AUTH a service user");
     let key = Arc::new(KeyPair::from_seed(&seed).expect("the service user seed is valid"));
-    let jwt =
-        issue::internal_user_jwt(&auth, key.public_key(), name, &[], &[], pbn::clock::unix_now(), None)
-            .expect("mint the service user JWT");
+    let jwt = issue::internal_user_jwt(
+        &auth,
+        key.public_key(),
+        name,
+        &[],
+        &[],
+        pbn::clock::unix_now(),
+        None,
+    )
+    .expect("mint the service user JWT");
     ConnectOptions::with_jwt(jwt, move |nonce| {
         let key = key.clone();
         async move { Ok(key.sign(&nonce)) }
@@ -451,7 +458,7 @@ pub async fn send_request(
 }
 
 /// One callout service in this process: a service-user connection, a [`Pipeline`] with its own
-/// session registry, and `callout::service::serve` on a task.
+/// session registry, and `callout::listener::serve` on a task.
 pub struct CalloutRunner {
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -601,12 +608,12 @@ fn pick_base_port(nodes: u16) -> u16 {
 /// or signalled to stop on drop.
 pub struct ServiceHandle {
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<Result<(), pbn::service::ServiceError>>>,
+    task: Option<JoinHandle<Result<(), pbn::server::ServerError>>>,
 }
 
 impl ServiceHandle {
     /// Signals shutdown and waits for `run_with_store` to return.
-    pub async fn stop(mut self) -> Result<(), pbn::service::ServiceError> {
+    pub async fn stop(mut self) -> Result<(), pbn::server::ServerError> {
         let _ = self.stop.send(true);
         let task = self.task.take().expect("a running service has its task");
         tokio::time::timeout(WAIT, task)

@@ -2,7 +2,7 @@
 
 use super::super::{
     AccountClaims, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, ClaimsError,
-    Export, ExportType, ExternalAuthorization, Import, IssueKind, JetStreamLimits, UserClaims,
+    Export, ExportType, ExternalAuthorization, FindingKind, Import, JetStreamLimits, UserClaims,
     ANY_ACCOUNT,
 };
 use super::key;
@@ -16,52 +16,52 @@ fn user(body: UserClaims) -> Claims<UserClaims> {
 fn time_checks_are_kept_apart() {
     let c = user(UserClaims::new()).with_expires(100).with_not_before(50);
     let v = c.validate(101);
-    assert!(v.has(IssueKind::Expired) && v.errors.is_empty() && v.time.len() == 1);
+    assert!(v.has(FindingKind::Expired) && v.errors.is_empty() && v.time.len() == 1);
     assert!(!v.is_blocking(false) && v.is_blocking(true));
     let v = c.validate(10);
-    assert!(v.has(IssueKind::NotYetValid) && !v.has(IssueKind::Expired));
+    assert!(v.has(FindingKind::NotYetValid) && !v.has(FindingKind::Expired));
     assert!(c.validate(100).is_empty(), "exp itself is still valid");
 }
 
 #[test]
 fn user_subjects_cidrs_and_issuer_account_are_checked() {
     let v = user(UserClaims::new().allow_pub("a..b")).validate(0);
-    assert!(v.has(IssueKind::InvalidSubject) && v.is_blocking(false));
+    assert!(v.has(FindingKind::InvalidSubject) && v.is_blocking(false));
     let v = user(UserClaims::new().allow_pub("a.b q")).validate(0);
-    assert!(v.has(IssueKind::InvalidPermission), "no queue in publish permissions");
+    assert!(v.has(FindingKind::InvalidPermission), "no queue in publish permissions");
     assert!(user(UserClaims::new().allow_sub("a.b q")).validate(0).is_empty());
-    assert!(user(UserClaims::new().allow_sub("")).validate(0).has(IssueKind::InvalidSubject));
+    assert!(user(UserClaims::new().allow_sub("")).validate(0).has(FindingKind::InvalidSubject));
     assert!(user(UserClaims::new().allow_src("300.1.1.1/8"))
         .validate(0)
-        .has(IssueKind::InvalidCidr));
+        .has(FindingKind::InvalidCidr));
     assert!(user(UserClaims::new().allow_times("9:00", "10:00:00"))
         .validate(0)
-        .has(IssueKind::InvalidTimeRange));
+        .has(FindingKind::InvalidTimeRange));
     let v =
         user(UserClaims::new().with_issuer_account(key(KeyKind::User).public_key())).validate(0);
-    assert!(v.has(IssueKind::InvalidIssuerAccount));
+    assert!(v.has(FindingKind::InvalidIssuerAccount));
 }
 
 #[test]
 fn account_jetstream_tiers_are_checked() {
     let acc = key(KeyKind::Account);
-    let check = |body: AccountClaims, kind: IssueKind| {
+    let check = |body: AccountClaims, kind: FindingKind| {
         let v = Claims::new(acc.public_key(), body).validate(0);
         assert!(v.has(kind), "{kind:?} missing from {v}");
     };
     let mut b = AccountClaims::new();
     b.limits.jetstream.mem_storage = 1;
     b.limits.tiered_limits.insert("R1".into(), JetStreamLimits::default());
-    check(b, IssueKind::TieredAndFlatJetStream);
+    check(b, FindingKind::TieredAndFlatJetStream);
     let mut b = AccountClaims::new();
     b.limits.tiered_limits.insert(String::new(), JetStreamLimits::default());
-    check(b, IssueKind::BlankTierName);
+    check(b, FindingKind::BlankTierName);
 }
 
 #[test]
 fn account_authorization_block_is_checked() {
     let acc = key(KeyKind::Account);
-    let check = |body: AccountClaims, kind: IssueKind| {
+    let check = |body: AccountClaims, kind: FindingKind| {
         let v = Claims::new(acc.public_key(), body).validate(0);
         assert!(v.has(kind), "{kind:?} missing from {v}");
     };
@@ -73,17 +73,20 @@ fn account_authorization_block_is_checked() {
             ExternalAuthorization { auth_users: users, allowed_accounts: accounts, xkey };
         b
     };
-    check(auth(vec![other.clone()], vec![], String::new()), IssueKind::InvalidAuthUser);
+    check(auth(vec![other.clone()], vec![], String::new()), FindingKind::InvalidAuthUser);
     check(
         auth(vec![user.clone()], vec![user.clone()], String::new()),
-        IssueKind::InvalidAllowedAccount,
+        FindingKind::InvalidAllowedAccount,
     );
     check(
         auth(vec![user.clone()], vec![ANY_ACCOUNT.into(), other.clone()], String::new()),
-        IssueKind::InvalidAllowedAccount,
+        FindingKind::InvalidAllowedAccount,
     );
-    check(auth(vec![], vec![other.clone()], String::new()), IssueKind::AllowedAccountsWithoutUsers);
-    check(auth(vec![user.clone()], vec![], other.clone()), IssueKind::InvalidXkey);
+    check(
+        auth(vec![], vec![other.clone()], String::new()),
+        FindingKind::AllowedAccountsWithoutUsers,
+    );
+    check(auth(vec![user.clone()], vec![], other.clone()), FindingKind::InvalidXkey);
     let good = auth(
         vec![user.clone()],
         vec![ANY_ACCOUNT.into()],
@@ -102,17 +105,17 @@ fn account_signing_keys_and_self_signed_limits_are_checked() {
     let mut b = AccountClaims::new();
     b.add_signing_key(user);
     let v = Claims::new(acc.public_key(), b).validate(0);
-    assert!(v.has(IssueKind::InvalidSigningKey), "{v}");
+    assert!(v.has(FindingKind::InvalidSigningKey), "{v}");
     let mut self_signed = Claims::new(acc.public_key(), AccountClaims::new());
     self_signed.iss = acc.public_key().into();
     let v = self_signed.validate(0);
-    assert!(v.has(IssueKind::SelfSignedLimits) && v.errors.is_empty());
+    assert!(v.has(FindingKind::SelfSignedLimits) && v.errors.is_empty());
 }
 
 #[test]
 fn account_exports_and_imports_are_checked() {
     let acc = key(KeyKind::Account);
-    let check = |body: AccountClaims, kind: IssueKind| {
+    let check = |body: AccountClaims, kind: FindingKind| {
         let v = Claims::new(acc.public_key(), body).validate(0);
         assert!(v.has(kind), "{kind:?} missing from {v}");
     };
@@ -120,33 +123,33 @@ fn account_exports_and_imports_are_checked() {
     let with_imports = |imports: Vec<Import>| AccountClaims { imports, ..AccountClaims::new() };
     check(
         with_exports(vec![Export { subject: "a".into(), ..Default::default() }]),
-        IssueKind::InvalidExportType,
+        FindingKind::InvalidExportType,
     );
     check(
         with_exports(vec![Export { export_type: ExportType::Stream, ..Default::default() }]),
-        IssueKind::InvalidSubject,
+        FindingKind::InvalidSubject,
     );
     let stream = |s: &str| Export {
         subject: s.into(),
         export_type: ExportType::Stream,
         ..Default::default()
     };
-    check(with_exports(vec![stream("a.>"), stream("a.b")]), IssueKind::OverlappingExports);
+    check(with_exports(vec![stream("a.>"), stream("a.b")]), FindingKind::OverlappingExports);
     check(
         with_exports(vec![Export { account_token_position: 1, ..stream("a.*") }]),
-        IssueKind::InvalidAccountTokenPosition,
+        FindingKind::InvalidAccountTokenPosition,
     );
     let mut limited = with_exports(vec![stream("a.*")]);
     limited.limits.wildcards = false;
     limited.limits.exports = 5;
-    check(limited, IssueKind::WildcardExport);
+    check(limited, FindingKind::WildcardExport);
     check(
         with_imports(vec![Import {
             subject: "x".into(),
             import_type: ExportType::Stream,
             ..Default::default()
         }]),
-        IssueKind::MissingImportAccount,
+        FindingKind::MissingImportAccount,
     );
     let svc = |s: &str| Import {
         subject: s.into(),
@@ -155,12 +158,12 @@ fn account_exports_and_imports_are_checked() {
         token: "not.a.token".into(),
         ..Default::default()
     };
-    check(with_imports(vec![svc("x")]), IssueKind::InvalidActivation);
+    check(with_imports(vec![svc("x")]), FindingKind::InvalidActivation);
     let mut same = svc("x.>");
     same.token.clear();
     let mut twin = same.clone();
     twin.subject = "x.y".into();
-    check(with_imports(vec![same, twin]), IssueKind::OverlappingImports);
+    check(with_imports(vec![same, twin]), FindingKind::OverlappingImports);
 }
 
 #[test]
@@ -172,20 +175,20 @@ fn callout_response_and_request_rules() {
     };
     let both =
         AuthorizationResponseClaims { jwt: "x".into(), error: "y".into(), ..Default::default() };
-    assert!(resp(both).validate(0).has(IssueKind::JwtAndError));
+    assert!(resp(both).validate(0).has(FindingKind::JwtAndError));
     assert!(resp(AuthorizationResponseClaims::default())
         .validate(0)
-        .has(IssueKind::MissingJwtOrError));
+        .has(FindingKind::MissingJwtOrError));
     assert!(resp(AuthorizationResponseClaims::success("x")).validate(0).is_empty());
     let v = Claims::new(server.clone(), AuthorizationResponseClaims::failure("no"))
         .with_audience(u.clone())
         .validate(0);
-    assert!(v.has(IssueKind::InvalidSubjectKey) && v.has(IssueKind::InvalidAudience));
+    assert!(v.has(FindingKind::InvalidSubjectKey) && v.has(FindingKind::InvalidAudience));
     let bad_issuer = AuthorizationResponseClaims::success("x").with_issuer_account(u.clone());
     let err = resp(bad_issuer).validate(0).ensure_clean().unwrap_err();
-    assert!(matches!(&err, ClaimsError::Invalid(v) if v.has(IssueKind::InvalidIssuerAccount)));
+    assert!(matches!(&err, ClaimsError::Invalid(v) if v.has(FindingKind::InvalidIssuerAccount)));
 
     let req =
         Claims::new(key(KeyKind::Account).public_key(), AuthorizationRequestClaims::default());
-    assert!(req.validate(0).has(IssueKind::InvalidUserNkey));
+    assert!(req.validate(0).has(FindingKind::InvalidUserNkey));
 }

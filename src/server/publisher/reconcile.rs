@@ -8,7 +8,7 @@
 
 use tracing::debug;
 
-use super::{nats, Publisher, PublisherError, Session};
+use super::{nats, Link, Publisher, PublisherError};
 use crate::claims::{self, AccountClaims};
 use crate::issue;
 use crate::keys::AccountPublicKey;
@@ -27,7 +27,7 @@ pub(super) struct Stale {
 impl Publisher {
     /// Looks up every account of the store on the servers and queues those that differ.
     /// Returns how many were queued.
-    pub(super) async fn reconcile(&self, s: &Session) -> Result<usize, PublisherError> {
+    pub(super) async fn reconcile(&self, s: &Link) -> Result<usize, PublisherError> {
         let (op, allowed, accounts) = self
             .store
             .read_async(|tx| {

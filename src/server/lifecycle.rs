@@ -19,8 +19,8 @@ use futures::future::join_all;
 use serde::Deserialize;
 
 use crate::model::{CloseSessions, Effects, QueuedPush, Session};
-use crate::publisher::PushWatch;
-use crate::sessions::SessionRegistry;
+use crate::server::publisher::PushWatch;
+use crate::server::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, StoreRead};
 
 /// How long one kick may take before it counts as failed.

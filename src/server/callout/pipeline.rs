@@ -18,7 +18,7 @@ use crate::keys::{
 };
 use crate::model::AUTH_ACCOUNT;
 use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
-use crate::sessions::SessionRegistry;
+use crate::server::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead};
 
 /// Tuning of the pipeline (from [`CalloutSettings`]).

@@ -15,8 +15,8 @@
 
 mod argon;
 mod authn;
+pub mod listener;
 mod pipeline;
-pub mod service;
 
 pub use pipeline::{Outcome, Pipeline, PipelineOptions};
 

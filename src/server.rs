@@ -7,6 +7,11 @@
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
 mod admin_api;
+pub mod callout;
+pub mod connection;
+pub mod lifecycle;
+pub mod publisher;
+pub mod sessions;
 pub mod version;
 
 use std::sync::Arc;
@@ -15,23 +20,23 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::callout::{self, Pipeline, PipelineOptions};
 use crate::config::Settings;
-use crate::connection::{
-    redact_url, Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
-    CredentialsProvider,
-};
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair};
 use crate::model::Account;
 use crate::model::{AUTH_ACCOUNT, SYS_ACCOUNT};
-use crate::publisher::Publisher;
-use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, StoreRead};
+use callout::{Pipeline, PipelineOptions};
+use connection::{
+    redact_url, Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
+    CredentialsProvider,
+};
+use publisher::Publisher;
+use sessions::SessionRegistry;
 
 /// Errors that stop `pbn serve`.
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub enum ServerError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,29 +65,29 @@ pub enum ServiceError {
 /// How often expired sessions are dropped from the registry.
 const SESSION_PRUNE_INTERVAL: Duration = Duration::from_secs(30);
 /// How often sessions the server never connected are looked for: a refused login's slot is
-/// free at most this long after [`crate::sessions::CONFIRM_TIMEOUT`].
+/// free at most this long after [`crate::server::sessions::CONFIRM_TIMEOUT`].
 const UNCONFIRMED_PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Opens the store named in `settings` and runs the service until `shutdown` becomes true.
-pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<(), ServiceError> {
+pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<(), ServerError> {
     let path = settings.store.clone();
     let store = tokio::task::spawn_blocking(move || {
         Store::open_for(&path, crate::store::SERVICE_COMMAND, Duration::ZERO)
     })
     .await
-    .map_err(|e| ServiceError::Task(e.to_string()))??;
+    .map_err(|e| ServerError::Task(e.to_string()))??;
     run_with_store(settings, store, shutdown).await
 }
 
 /// Runs the service on an open store (which the caller may keep using: the handle is shared)
 /// until `shutdown` becomes true, or until a connection reaches a server older than
-/// [`version::MINIMUM`] (then it stops and returns [`ServiceError::Version`]).
+/// [`version::MINIMUM`] (then it stops and returns [`ServerError::Version`]).
 /// `settings.store` is only reported.
 pub async fn run_with_store(
     settings: Settings,
     store: Store,
     shutdown: watch::Receiver<bool>,
-) -> Result<(), ServiceError> {
+) -> Result<(), ServerError> {
     let (stop_tx, stop) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     let forward = tokio::spawn(forward_shutdown(shutdown, stop_tx.clone()));
@@ -102,13 +107,13 @@ async fn forward_shutdown(mut shutdown: watch::Receiver<bool>, stop: Arc<watch::
 async fn refuse_old_servers(
     mut client: watch::Receiver<Option<async_nats::Client>>,
     stop: Arc<watch::Sender<bool>>,
-) -> Result<(), ServiceError> {
+) -> Result<(), ServerError> {
     let mut stopped = stop.subscribe();
     loop {
         let checked = client.borrow_and_update().as_ref().map(|c| {
             let info = c.server_info();
             let url = format!("{}:{}", info.host, info.port);
-            version::check(&info.version).map_err(|source| ServiceError::Version { url, source })
+            version::check(&info.version).map_err(|source| ServerError::Version { url, source })
         });
         if let Some(Err(err)) = checked {
             error!(error = %err, "stopping");
@@ -128,7 +133,7 @@ async fn serve(
     store: Store,
     shutdown: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
-) -> Result<(), ServiceError> {
+) -> Result<(), ServerError> {
     let (auth, sys) = store.read(|tx| -> Result<_, StoreError> {
         Ok((tx.require_account(AUTH_ACCOUNT)?, tx.require_account(SYS_ACCOUNT)?))
     })?;
@@ -159,7 +164,7 @@ async fn serve(
         settings.callout.max_concurrent,
         shutdown.clone(),
     ));
-    let events_task = tokio::spawn(crate::sessions::track_disconnects(
+    let events_task = tokio::spawn(crate::server::sessions::track_disconnects(
         system.client(),
         sessions.clone(),
         shutdown.clone(),
@@ -182,7 +187,7 @@ async fn serve(
     service.join().await?;
     system.join().await?;
     for guard in guards {
-        guard.await.map_err(|e| ServiceError::Task(e.to_string()))??;
+        guard.await.map_err(|e| ServerError::Task(e.to_string()))??;
     }
     info!("pbn serve stopped");
     Ok(())
@@ -199,13 +204,13 @@ fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {
 }
 
 /// Credentials of the AUTH service user (the key in `auth_users`), minted at each connect.
-fn service_credentials(auth: Account) -> Result<CredentialsProvider, ServiceError> {
+fn service_credentials(auth: Account) -> Result<CredentialsProvider, ServerError> {
     let seed = auth
         .callout
         .as_ref()
         .and_then(|c| c.service_user.clone())
-        .ok_or_else(|| ServiceError::NotInitialised("AUTH has no service user".into()))?;
-    let kp = KeyPair::from_seed(&seed).map_err(|e| ServiceError::NotInitialised(e.to_string()))?;
+        .ok_or_else(|| ServerError::NotInitialised("AUTH has no service user".into()))?;
+    let kp = KeyPair::from_seed(&seed).map_err(|e| ServerError::NotInitialised(e.to_string()))?;
     Ok(Arc::new(move || {
         let jwt = issue::internal_user_jwt(
             &auth,
@@ -247,7 +252,7 @@ async fn callout_loop(
 ) {
     on_each_client("callout subscription", clients, shutdown, |client, stop| {
         let (pipeline, group) = (pipeline.clone(), queue_group.clone());
-        async move { callout::service::serve(client, pipeline, &group, max_concurrent, stop).await }
+        async move { callout::listener::serve(client, pipeline, &group, max_concurrent, stop).await }
     })
     .await;
 }
@@ -303,7 +308,7 @@ async fn prune_sessions(sessions: Arc<SessionRegistry>, mut shutdown: watch::Rec
         tokio::select! {
             _ = tick.tick() => { sessions.prune(crate::clock::unix_now()); }
             _ = unconfirmed.tick() => {
-                let dropped = sessions.prune_unconfirmed(crate::sessions::CONFIRM_TIMEOUT);
+                let dropped = sessions.prune_unconfirmed(crate::server::sessions::CONFIRM_TIMEOUT);
                 if dropped > 0 {
                     info!(dropped, "sessions the server never connected released");
                 }

@@ -23,10 +23,10 @@ use tracing::{info, warn};
 
 use crate::admin::api::{self, Reply};
 use crate::admin::{self, Context, ErrorClass, Response};
-use crate::lifecycle;
 use crate::model::Effects;
-use crate::publisher::PushWatch;
-use crate::sessions::SessionRegistry;
+use crate::server::lifecycle;
+use crate::server::publisher::PushWatch;
+use crate::server::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 
 /// Admin requests handled at once. Writes serialize in the store anyway; what runs in parallel

@@ -152,7 +152,7 @@ enum Pushed {
 }
 
 /// The publisher's view of one connection (one client of the managed connection).
-struct Session {
+struct Link {
     client: Client,
     /// Replies a request waits for before returning early: the servers seen answering.
     servers: usize,
@@ -164,9 +164,9 @@ struct Session {
     next_reconcile: Instant,
 }
 
-impl Session {
+impl Link {
     fn new(client: Client) -> Self {
-        Session {
+        Link {
             client,
             servers: 0,
             reconciled: false,
@@ -210,7 +210,7 @@ impl Publisher {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut cleanup = tokio::time::interval(self.settings.cleanup_interval.max(MIN_TICK));
         cleanup.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut session = new_session(&mut clients);
+        let mut link = new_link(&mut clients);
         loop {
             let changed = tokio::select! {
                 _ = crate::shutdown::requested(&mut shutdown) => return,
@@ -219,7 +219,7 @@ impl Publisher {
                     Err(_) => return,
                 },
                 _ = cleanup.tick() => { self.cleanup().await; false }
-                _ = poll.tick() => match session.as_mut() {
+                _ = poll.tick() => match link.as_mut() {
                     None => false,
                     Some(s) => tokio::select! {
                         _ = self.pass(s) => false,
@@ -232,21 +232,21 @@ impl Publisher {
                 },
             };
             if changed {
-                session = new_session(&mut clients);
+                link = new_link(&mut clients);
                 poll.reset_immediately();
             }
         }
     }
 
     /// One poll: reconcile when due, then push every due entry.
-    async fn pass(&self, s: &mut Session) {
+    async fn pass(&self, s: &mut Link) {
         if !s.reconciled && Instant::now() >= s.next_reconcile {
             self.try_reconcile(s).await;
         }
         self.flush(s).await;
     }
 
-    async fn try_reconcile(&self, s: &mut Session) {
+    async fn try_reconcile(&self, s: &mut Link) {
         if s.servers == 0 {
             match nats::Wire::new(&s.client, self.settings.request_timeout, 0).count_servers().await
             {
@@ -270,8 +270,9 @@ impl Publisher {
     }
 
     /// Pushes every entry that is due and has been quiet for `debounce`, earliest first.
-    async fn flush(&self, s: &mut Session) {
-        let quiet_since = crate::clock::unix_now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
+    async fn flush(&self, s: &mut Link) {
+        let quiet_since =
+            crate::clock::unix_now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
         let due = self.store.read_async(move |tx| tx.list_due_outbox(quiet_since)).await;
         let due: Vec<OutboxEntry> = match due {
             Ok(due) => due,
@@ -285,7 +286,7 @@ impl Publisher {
         }
     }
 
-    async fn process(&self, s: &mut Session, entry: OutboxEntry) {
+    async fn process(&self, s: &mut Link, entry: OutboxEntry) {
         let result = match entry.action {
             OutboxAction::Upsert => self.upsert(s, &entry).await,
             OutboxAction::Delete => self.delete(s, &entry).await,
@@ -302,7 +303,7 @@ impl Publisher {
         self.pushes.settled(&entry.account);
     }
 
-    async fn upsert(&self, s: &mut Session, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
+    async fn upsert(&self, s: &mut Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
         let reserve = entry.clone();
         let now = crate::clock::unix_now();
         let jwt = match self.store.write_async(move |tx| outbox::reserve(tx, &reserve, now)).await?
@@ -321,7 +322,7 @@ impl Publisher {
         Ok(Pushed::Done)
     }
 
-    async fn delete(&self, s: &mut Session, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
+    async fn delete(&self, s: &mut Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
         let op =
             self.store.read_async(|tx| Ok::<_, PublisherError>(tx.require_operator()?)).await?;
         let claim = outbox::delete_claim(&op, &entry.account)?;
@@ -368,7 +369,13 @@ impl Publisher {
         let outcome = self
             .store
             .write_async(move |tx| {
-                outbox::record_failure(tx, &failed, &message, &settings, crate::clock::unix_now_ms())
+                outbox::record_failure(
+                    tx,
+                    &failed,
+                    &message,
+                    &settings,
+                    crate::clock::unix_now_ms(),
+                )
             })
             .await;
         let name = &entry.account_name;
@@ -391,8 +398,10 @@ impl Publisher {
     /// Removes failed upserts past retention and re-queues failed deletes.
     async fn cleanup(&self) {
         let retention_ms = self.settings.retention.as_millis() as i64;
-        let result =
-            self.store.write_async(move |tx| outbox::cleanup(tx, crate::clock::unix_now_ms(), retention_ms)).await;
+        let result = self
+            .store
+            .write_async(move |tx| outbox::cleanup(tx, crate::clock::unix_now_ms(), retention_ms))
+            .await;
         match result {
             Ok(r) if r.removed + r.revived > 0 => info!(
                 removed = r.removed,
@@ -410,12 +419,12 @@ fn iat_of(jwt: &str) -> Option<i64> {
     crate::claims::decode::<crate::claims::GenericClaims>(jwt).ok().map(|c| c.iat)
 }
 
-/// The session for the client `clients` holds now, logging the change once.
-fn new_session(clients: &mut watch::Receiver<Option<Client>>) -> Option<Session> {
+/// The link for the client `clients` holds now, logging the change once.
+fn new_link(clients: &mut watch::Receiver<Option<Client>>) -> Option<Link> {
     let client = clients.borrow_and_update().clone();
     match &client {
         Some(c) => info!(server = %c.server_info().server_name, "publisher connected; reconciling"),
         None => info!("publisher waiting for a nats connection"),
     }
-    client.map(Session::new)
+    client.map(Link::new)
 }
