@@ -13,24 +13,24 @@
 
 mod support;
 
-use pbn::admin::{TokenAdd, UserAdd, UserEdit};
+use pbn::{TokenAdd, UserAdd, UserEdit};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use data_encoding::BASE64URL_NOPAD;
-use pbn::admin::{self, init, Context, Request, Response};
-use pbn::auth::{hash_password_with, PasswordParams, Secret};
 use pbn::claims::{
     self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, ClientInfo,
     ConnectOptions, ServerId, AUTH_REQUEST_AUDIENCE,
 };
-use pbn::config::{RawConfig, Settings};
 use pbn::keys::{CurvePublicKey, KeyKind, KeyPair, XKeyPair};
-use pbn::server::callout::{Pipeline, PipelineOptions};
-use pbn::server::sessions::SessionRegistry;
-use pbn::store::Store;
+use pbn::SessionRegistry;
+use pbn::Store;
+use pbn::{hash_password_with, PasswordParams, Secret};
+use pbn::{Context, Request, Response};
+use pbn::{Pipeline, PipelineOptions};
+use pbn::{RawConfig, Settings};
 use tempfile::TempDir;
 
 use support::{served_store, ACCOUNT, ROLE};
@@ -80,7 +80,7 @@ fn add_user(store: &Store, ctx: &Context, name: &str, password_hash: Option<Stri
         description: None,
         password_hash,
     });
-    admin::execute(store, &req, ctx).expect("a valid user");
+    pbn::execute(store, &req, ctx).expect("a valid user");
 }
 
 fn setup(xkey: bool) -> Bench {
@@ -94,7 +94,7 @@ fn setup(xkey: bool) -> Bench {
     let add_token =
         Request::TokenAdd(TokenAdd { name: "token-user".into(), label: None, expires_secs: None });
     let Ok(Response::Token { token, .. }) =
-        admin::execute(&store, &add_token, &ctx).map(|o| o.response)
+        pbn::execute(&store, &add_token, &ctx).map(|o| o.response)
     else {
         panic!("token add answers with the token");
     };
@@ -109,8 +109,8 @@ fn setup(xkey: bool) -> Bench {
         description: None,
         nkey: Some(nkey_user.public_key().into()),
     });
-    admin::execute(&store, &register, &ctx).expect("a valid nkey");
-    let auth = store.read(init::auth_account).expect("init made AUTH");
+    pbn::execute(&store, &register, &ctx).expect("a valid nkey");
+    let auth = store.read(pbn::auth_account).expect("init made AUTH");
     let auth_xkey = auth.callout.as_ref().and_then(|c| c.xkey.as_ref()).map(|seed| {
         let pair = XKeyPair::from_seed(seed).expect("init stores a valid xkey seed");
         CurvePublicKey::parse(pair.public_key()).expect("an xkey pair has a curve public key")
@@ -175,7 +175,7 @@ impl Bench {
             connect_opts: connect,
             ..Default::default()
         };
-        let far = pbn::clock::unix_now() + 10 * 365 * 24 * 3600;
+        let far = pbn::unix_now() + 10 * 365 * 24 * 3600;
         let token = Claims::new(self.auth_key.as_str(), body)
             .with_audience(AUTH_REQUEST_AUDIENCE)
             .with_expires(far)
@@ -193,7 +193,7 @@ impl Bench {
 
     /// Handles `f` once and checks the reply carries a user JWT (opened when sealed).
     fn assert_admits(&self, f: &Forged) {
-        let now = pbn::clock::unix_now();
+        let now = pbn::unix_now();
         let out = self.rt.block_on(self.pipeline.handle(&f.payload, f.header.as_deref(), now, MAX));
         assert!(out.error.is_none(), "the forged request is admitted: {:?}", out.error);
         let reply = out.reply.expect("an admitted request has a reply");
@@ -213,7 +213,7 @@ impl Bench {
 
     /// Total time of `iters` calls, each on a registry without the request's session.
     fn time(&self, f: &Forged, iters: u64) -> Duration {
-        let now = pbn::clock::unix_now();
+        let now = pbn::unix_now();
         let mut total = Duration::ZERO;
         for _ in 0..iters {
             self.forget(f);

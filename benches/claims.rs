@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pbn::claims::{decode, AccountClaims, Claims, UserClaims};
-use pbn::clock::unix_now;
 use pbn::keys::{KeyKind, KeyPair};
+use pbn::unix_now;
 
 const PUB_ALLOW: [&str; 6] = [
     "orders.>",

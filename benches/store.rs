@@ -3,19 +3,19 @@
 //! - `lookup_user/1000` and `lookup_user/100000`: `get_user` by name in a read transaction (what
 //!   the callout does per password login), at scattered names of a store of that many users.
 //!   Each store is built once, with bulk inserts of 10,000 users per transaction, in a temp dir.
-//! - `admin_write_user_edit/100000`: one `admin::execute` of a small user edit (a description),
+//! - `admin_write_user_edit/100000`: one `pbn::execute` of a small user edit (a description),
 //!   i.e. one durable write transaction, in the 100,000-user store.
 //! - `list_users/100000`: reading every user record, which is what an nkey login costs today
 //!   (the callout finds the user of a registered nkey by scanning all users).
 
 mod support;
 
-use pbn::admin::UserEdit;
+use pbn::UserEdit;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use pbn::admin::{self, Context, Request};
-use pbn::store::StoreRead;
+use pbn::StoreRead;
+use pbn::{Context, Request};
 
 use support::{bulk_users, served_store, Scatter, FAKE_PHC};
 
@@ -58,7 +58,7 @@ fn bench_store(c: &mut Criterion) {
                         description: Some(if flip { "on call" } else { "off duty" }.into()),
                         nkey: None,
                     });
-                    black_box(admin::execute(&store, &req, &ctx).expect("a valid edit"))
+                    black_box(pbn::execute(&store, &req, &ctx).expect("a valid edit"))
                 })
             });
             // Slow by nature (every record decoded): the fewest samples criterion allows.

@@ -22,15 +22,15 @@ mod throttle;
 mod token;
 
 pub use cache::VerifiedCache;
-pub use login_throttle::{Attempt, LoginThrottle};
-pub use nkey::{decode_signature, verify_nkey_signature};
+pub use login_throttle::LoginThrottle;
+pub use nkey::verify_nkey_signature;
 pub use password::{
-    default_verify_blocks, hash_password, hash_password_with, verify_password, verify_password_in,
-    PasswordParams, Secret, VerifyMemory, MAX_PASSWORD_LEN,
+    default_verify_blocks, hash_password, hash_password_with, verify_password_in, PasswordParams,
+    Secret, VerifyMemory,
 };
 pub use source::{parse_client_host, source_allowed};
-pub use throttle::{host_key, Throttle, ThrottleConfig};
-pub use token::{is_token_format, token_hash, tokens_equal, ApiTokenSecret};
+pub use throttle::ThrottleConfig;
+pub use token::{token_hash, ApiTokenSecret};
 
 /// Errors of the auth module.
 ///

@@ -196,7 +196,8 @@ pub fn occupied(path: &Path) -> bool {
 }
 
 /// Writes `contents` to `target` in one step (see the module invariants).
-pub fn write_file(target: &Path, contents: &[u8], mode: Mode, force: bool) -> Result<(), FsError> {
+#[cfg(test)]
+fn write_file(target: &Path, contents: &[u8], mode: Mode, force: bool) -> Result<(), FsError> {
     PendingFile::create(target, mode, force)?.commit(contents)
 }
 

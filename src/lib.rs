@@ -1,29 +1,90 @@
 //! pbn: a NATS auth-callout service and account-claims publisher on an embedded redb store.
 //!
-//! Module map (see `DESIGN.md` for the full contract):
-//! - [`keys`]: typed nkeys (public keys per kind, redacted seeds, key pairs, xkeys).
-//! - [`claims`]: NATS JWT v2 claims: encode + sign, decode + verify, validate, creds, xkey boxes.
-//! - [`model`]: plain records (operator, accounts, roles, users, tokens) and their validation.
-//! - [`store`]: the redb store: tables, versioned records, one write transaction per operation.
-//! - [`auth`]: credential checks (argon2id passwords, API tokens, nkey signatures), cache, throttle.
-//! - [`lifecycle`]: live effects of admin operations (which sessions to close, kicking them).
+//! # Map
+//! The pure layers (no network, no tasks; callers pass the time in):
+//! - `keys`: typed nkeys (public keys per kind, redacted seeds, key pairs, xkeys). Public.
+//! - `claims`: NATS JWT v2 claims: encode + sign, decode + verify, validate, creds, xkey boxes.
+//!   Public: a complete NATS JWT library, checked against Go-made vectors.
+//! - `model`: plain records (operator, accounts, roles, users, tokens, outbox entries, callout
+//!   sessions) with their validation, and the effects of an admin change ([`Effects`]).
+//! - `store`: the redb store: tables, versioned records, one write transaction per operation.
+//! - `auth`: credential checks (argon2id passwords, API tokens, nkey signatures), cache, throttles.
+//! - `issue`: minting: operator, account and user JWTs, creds, callout responses.
+//! - `admin`: the admin commands, one type each ([`Command`]), run by [`execute`] in one store
+//!   transaction that returns the answer and the change's effects ([`Outcome`]); its wire format
+//!   (`admin::api`) and remote client ([`AdminClient`]); creating a store ([`init_store`]).
 //!
-//! `claims`, `model` and `keys` are pure: no I/O, no async.
+//! The runtime, `server` (`pbn serve`, [`run`]): two managed NATS connections
+//! (`server::connection`), the callout (`server::callout`), the claims publisher
+//! (`server::publisher`), the callout session registry (`server::sessions`), the admin API
+//! (`server::admin_api`) and the application of effects (`server::lifecycle`).
+//!
+//! At the edge: `config` (raw TOML and flags into checked [`Settings`]), `natsconf` (nats-server
+//! configuration), `cli` (the binary: parse, dispatch, exit codes), and the small shared parts
+//! `clock`, `backoff`, `shutdown`, `fsutil`.
+//!
+//! # The two flows
+//! - **A login**: nats-server → `$SYS.REQ.USER.AUTH` → `server::callout::listener` →
+//!   `Pipeline::handle` (decode, decrypt) → `authn` (password, token, nkey, creds; throttles) →
+//!   admit (caps, CIDRs, session registry) → `issue::sign_user` → the signed response.
+//! - **An admin change**: `pbn admin` (local store, or `pbn admin --server` → `server::admin_api`)
+//!   → [`execute`] → the command's `run`: one write transaction that changes the records, queues
+//!   the account JWT pushes in the outbox and records its [`Effects`] → the runtime waits for the
+//!   publisher to push (notified per outbox entry) and kicks the sessions the effects name. The
+//!   publisher drains the outbox to every server (`$SYS.REQ.CLAIMS.UPDATE`, read back).
+//!
+//! The runtime imports the pure layers, never the reverse; only the admin API imports `admin`.
+//! `DESIGN.md` describes the architecture in full.
 
 #![warn(missing_docs)]
 
-pub mod admin;
-pub mod auth;
-pub mod backoff;
+mod admin;
+mod auth;
+mod backoff;
 pub mod claims;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod fsutil;
-pub mod issue;
+mod cli;
+mod clock;
+mod config;
+mod fsutil;
+mod issue;
 pub mod keys;
-pub mod model;
-pub mod natsconf;
-pub mod server;
-pub mod shutdown;
-pub mod store;
+mod model;
+mod natsconf;
+mod server;
+mod shutdown;
+mod store;
+
+pub use admin::api::{decode_request, MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
+pub use admin::init::{admin_creds, auth_account, init_store, trust};
+pub use admin::remote::{AdminClient, RemoteError};
+pub use admin::{
+    execute, AccountAdd, AccountDelete, AccountEdit, AccountList, AccountRotateKeys, AccountShow,
+    AccountSigningKeyAdd, AccountSigningKeyRemove, AccountView, AdminError, Command, Context,
+    ErrorClass, ExportAdd, ExportKind, ExportRemove, ImportAdd, ImportRemove, LimitPatch,
+    LimitsView, ListPatch, NatsConfTrust, OperatorAdminCreds, OperatorShow, OperatorView,
+    OutboxList, OutboxRetry, OutboxView, Outcome, Request, Response, RoleAdd, RoleDelete, RoleEdit,
+    RoleList, RolePatch, RoleShow, RoleView, ShareView, TokenAdd, TokenList, TokenRevoke,
+    TokenView, UserAdd, UserCreds, UserDelete, UserEdit, UserList, UserPasswd, UserShow, UserView,
+};
+pub use auth::{
+    hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
+};
+pub use cli::{exit_code, is_closed_output, log_filter, run as run_cli, Cli};
+pub use clock::unix_now;
+pub use config::{PublisherSettings, RawConfig, RawPublisher, Settings};
+pub use issue::{creds, default_permissions, internal_user_jwt, sentinel_jwt, user_jwt, UserSpec};
+pub use model::{
+    Account, ApiToken, CloseSessions, Effects, Limit, Name, QueuedPush, Role, User, AUTH_ACCOUNT,
+    SYS_ACCOUNT,
+};
+pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
+pub use server::callout::listener::{serve as serve_callout, CALLOUT_SUBJECT, XKEY_HEADER};
+pub use server::callout::{CalloutError, Handled, Pipeline, PipelineOptions};
+pub use server::connection::{
+    ConnState, Connection, ConnectionAuth, ConnectionSettings, Credentials, CredentialsError,
+};
+pub use server::publisher::{Publisher, CLAIMS_UPDATE, SERVER_PING};
+pub use server::sessions::{SessionRegistry, CONFIRM_TIMEOUT};
+pub use server::{run, run_with_store, ServerError};
+pub use shutdown::channel as shutdown_channel;
+pub use store::{Store, StoreError, StoreRead, SERVICE_COMMAND};

@@ -9,12 +9,13 @@ use clap::{CommandFactory, FromArgMatches};
 /// service starts and stops and one per connection state change. async-nats' own events are
 /// off: pbn reconnects itself and logs that, and async-nats would report a routine server
 /// restart as an error. `--log debug` shows everything, async-nats included.
-const DEFAULT_FILTER: &str =
-    "warn,pbn::server=info,pbn::server::connection=info,pbn::cli=info,async_nats=off";
+const DEFAULT_FILTER: &str = "warn,pbn::server=info,pbn::server::callout=warn,\
+    pbn::server::publisher=warn,pbn::server::sessions=warn,pbn::server::lifecycle=warn,\
+    pbn::cli=info,async_nats=off";
 
 fn main() -> ExitCode {
-    let matches = pbn::cli::Cli::command().get_matches();
-    let cli = match pbn::cli::Cli::from_arg_matches(&matches) {
+    let matches = pbn::Cli::command().get_matches();
+    let cli = match pbn::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => err.exit(),
     };
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
         Some(ValueSource::DefaultValue) | None => DEFAULT_FILTER,
         Some(_) => cli.log.as_str(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(pbn::cli::log_filter(&cli, spec))
+    let filter = tracing_subscriber::EnvFilter::try_new(pbn::log_filter(&cli, spec))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
@@ -30,12 +31,12 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    match pbn::cli::run(cli) {
+    match pbn::run_cli(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if pbn::cli::is_closed_output(&err) => ExitCode::from(pbn::cli::exit_code(&err)),
+        Err(err) if pbn::is_closed_output(&err) => ExitCode::from(pbn::exit_code(&err)),
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::from(pbn::cli::exit_code(&err))
+            ExitCode::from(pbn::exit_code(&err))
         }
     }
 }

@@ -19,20 +19,14 @@ mod runtime;
 mod user;
 
 pub use account::{
-    current_signing_key, Account, AccountKind, CalloutConfig, Export, ExportKind, Import, Operator,
-    ResponseType, SigningKey, EXPORT_NAME_MAX_LEN, REVOKE_ALL,
+    Account, AccountKind, CalloutConfig, Export, ExportKind, Import, Operator, SigningKey,
 };
-pub use effects::{signed_by_removed, CloseSessions, Effects, QueuedPush};
+pub use effects::{CloseSessions, Effects, QueuedPush};
 pub use limits::{AccountLimits, Limit};
-pub use names::{
-    is_reserved, Name, SubSubject, Subject, AUTH_ACCOUNT, NAME_MAX_LEN, RESERVED_NAMES, SYS_ACCOUNT,
-};
-pub use permissions::{PermissionDefaults, Permissions, ResolvedPermissions, ResponsePermission};
-pub use runtime::{OutboxAction, OutboxEntry, Session, OUTBOX_ERROR_MAX_LEN};
-pub use user::{
-    ApiToken, IssuedCreds, Role, User, CONNECTION_TYPES, EMAIL_MAX_LEN, MIN_JWT_TTL_SECS,
-    TOKEN_ID_MAX_LEN,
-};
+pub use names::{is_reserved, Name, SubSubject, Subject, AUTH_ACCOUNT, NAME_MAX_LEN, SYS_ACCOUNT};
+pub use permissions::{PermissionDefaults, Permissions, ResponsePermission};
+pub use runtime::{OutboxAction, OutboxEntry, Session};
+pub use user::{ApiToken, IssuedCreds, Role, User, MIN_JWT_TTL_SECS};
 
 use crate::keys::{KeyError, KeyKind};
 

@@ -49,7 +49,7 @@ use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase,
 
 pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 pub use lock::Holder;
-pub use read::{ReadTx, StoreRead, TokenRef};
+pub use read::{ReadTx, StoreRead};
 pub use write::WriteTx;
 
 use crate::model::ModelError;
@@ -69,8 +69,6 @@ pub enum RecordKind {
     Token,
     /// An outbox entry.
     OutboxEntry,
-    /// A callout session.
-    Session,
 }
 
 impl fmt::Display for RecordKind {
@@ -82,7 +80,6 @@ impl fmt::Display for RecordKind {
             RecordKind::User => "user",
             RecordKind::Token => "token",
             RecordKind::OutboxEntry => "outbox entry",
-            RecordKind::Session => "session",
         })
     }
 }

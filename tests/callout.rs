@@ -11,16 +11,15 @@ pub(crate) mod attack;
 mod forged;
 mod storm;
 
-use pbn::admin::{AccountEdit, TokenAdd, UserEdit};
+use pbn::{AccountEdit, TokenAdd, UserEdit};
 use std::time::{Duration, Instant};
 
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use futures::StreamExt;
-use pbn::admin::{ListPatch, Request, Response, RolePatch};
-use pbn::issue;
 use pbn::keys::{KeyKind, KeyPair};
-use pbn::server::callout::listener::{CALLOUT_SUBJECT, XKEY_HEADER};
-use pbn::server::callout::CalloutError;
+use pbn::CalloutError;
+use pbn::{ListPatch, Request, Response, RolePatch};
+use pbn::{CALLOUT_SUBJECT, XKEY_HEADER};
 use serde_json::Value;
 
 use crate::support::deploy::{
@@ -209,10 +208,9 @@ async fn url_only_login_goes_through_the_default_sentinel() {
 #[tokio::test(flavor = "multi_thread")]
 async fn explicit_sentinel_creds_with_user_and_password_are_admitted() {
     let d = started(DeployOptions::default()).await;
-    let sentinel =
-        issue::sentinel_jwt(&d.account("AUTH"), pbn::clock::unix_now()).expect("sentinel");
+    let sentinel = pbn::sentinel_jwt(&d.account("AUTH"), pbn::unix_now()).expect("sentinel");
     // The sentinel is a bearer token: the nonce signature is not checked, any user seed does.
-    let creds = issue::creds(&sentinel, &KeyPair::generate(KeyKind::User).seed());
+    let creds = pbn::creds(&sentinel, &KeyPair::generate(KeyKind::User).seed());
     let opts = ConnectOptions::with_credentials(&creds).expect("parse creds");
     let client =
         d.connect(0, opts.user_and_password("alice".into(), PW.into()), &ClientEvents::new());
@@ -280,9 +278,8 @@ async fn expired_token_is_rejected() {
     let req =
         Request::TokenAdd(TokenAdd { name: "alice".into(), label: None, expires_secs: Some(1) });
     let Response::Token { token, id, .. } = d.admin(req) else { panic!("token add answers") };
-    let expires = pbn::clock::unix_now() + 1;
-    wait_until(Duration::from_secs(5), "the token to expire", || pbn::clock::unix_now() > expires)
-        .await;
+    let expires = pbn::unix_now() + 1;
+    wait_until(Duration::from_secs(5), "the token to expire", || pbn::unix_now() > expires).await;
     let mut errors = d.auth_errors(0).await;
     let reason = callout_reason(&CalloutError::TokenExpired { user: "alice".into(), id });
     assert_rejected(&d, &mut errors, ConnectOptions::with_token(token), &reason).await;

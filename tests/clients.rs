@@ -2,12 +2,12 @@
 //! options, `pbn check`'s verdicts and exit codes, `$SYS.REQ.USER.INFO` of a callout user, and
 //! the help texts. Each test runs a real nats-server with the callout answering from the store.
 
-use pbn::admin::RoleEdit;
+use pbn::RoleEdit;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pbn::admin::{ListPatch, RolePatch};
+use pbn::{ListPatch, RolePatch};
 
 use crate::support::deploy::{ClientEvents, DeployOptions, Deployment, USER_INFO_SUBJECT, WAIT};
 use crate::support::pbn::{Pbn, PbnOutput};
@@ -36,7 +36,7 @@ async fn deployment() -> Deployment {
         "nosub",
         RolePatch { pub_allow: ListPatch::Set(vec!["svc.>".into()]), ..RolePatch::default() },
     );
-    d.admin(pbn::admin::Request::RoleEdit(RoleEdit {
+    d.admin(pbn::Request::RoleEdit(RoleEdit {
         name: "nosub".into(),
         role: RolePatch { sub_deny: ListPatch::Set(vec![">".into()]), ..RolePatch::default() },
     }));

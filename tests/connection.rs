@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use pbn::claims::{AccountClaims, Claims, OperatorClaims, UserClaims};
-use pbn::clock::unix_now;
 use pbn::keys::{KeyKind, KeyPair};
-use pbn::server::connection::{
+use pbn::unix_now;
+use pbn::{
     ConnState, Connection, ConnectionAuth, ConnectionSettings, Credentials, CredentialsError,
 };
 use tokio::sync::watch;

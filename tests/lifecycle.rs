@@ -1,5 +1,5 @@
 //! Online administration and live security operations: the whole service in this process
-//! (`pbn::server::run_with_store`, the test keeping the store handle) on real nats-servers,
+//! (`pbn::run_with_store`, the test keeping the store handle) on real nats-servers,
 //! administered remotely by the real `pbn` binary (`pbn admin --server URL --creds FILE`).
 //!
 //! Every live operation is asserted on the client side: the connection closes within 2 s of the
@@ -12,16 +12,16 @@ mod api;
 mod store;
 mod users;
 
-use pbn::admin::OperatorShow;
+use pbn::OperatorShow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
-use pbn::admin::init::SYS_ACCOUNT;
-use pbn::admin::remote::AdminClient;
-use pbn::admin::{self, Context, ListPatch, Request, RolePatch};
-use pbn::config::{RawConfig, Settings};
+use pbn::AdminClient;
+use pbn::SYS_ACCOUNT;
+use pbn::{Context, ListPatch, Request, RolePatch};
+use pbn::{RawConfig, Settings};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,7 +48,7 @@ fn role_on(prefix: &str) -> RolePatch {
 struct Live {
     d: Deployment,
     shutdown: watch::Sender<bool>,
-    service: Option<JoinHandle<Result<(), pbn::server::ServerError>>>,
+    service: Option<JoinHandle<Result<(), pbn::ServerError>>>,
     creds: PathBuf,
     /// The server the service (and remote admin) connects to.
     home: usize,
@@ -79,7 +79,7 @@ impl Live {
         d.start().await;
         let dir = d.store().path().parent().expect("the store is in a temp dir").to_path_buf();
         let creds = dir.join("admin.creds");
-        let text = admin::init::admin_creds(d.store(), &Context::now()).expect("admin creds");
+        let text = pbn::admin_creds(d.store(), &Context::now()).expect("admin creds");
         write_secret(&creds, &text);
         let home = 0;
         let settings = Settings::resolve(
@@ -93,7 +93,7 @@ impl Live {
         )
         .expect("service settings");
         let (shutdown, rx) = watch::channel(false);
-        let service = tokio::spawn(pbn::server::run_with_store(settings, d.store().clone(), rx));
+        let service = tokio::spawn(pbn::run_with_store(settings, d.store().clone(), rx));
         let live = Live { d, shutdown, service: Some(service), creds, home };
         live.d.wait_callout_ready().await;
         live.wait_admin_ready().await;
@@ -119,7 +119,7 @@ impl Live {
         let (shutdown, rx) = watch::channel(false);
         self.shutdown = shutdown;
         let store = self.d.store().clone();
-        self.service = Some(tokio::spawn(pbn::server::run_with_store(settings, store, rx)));
+        self.service = Some(tokio::spawn(pbn::run_with_store(settings, store, rx)));
         self.d.wait_callout_ready().await;
         self.wait_admin_ready().await;
     }

@@ -2,7 +2,7 @@
 //! a storm of cold password logins with production argon2id parameters, and rounds of garbage
 //! credentials, while a good user on another host keeps logging in.
 
-use pbn::admin::{AccountAdd, RoleAdd};
+use pbn::{AccountAdd, RoleAdd};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use pbn::admin::init;
-use pbn::admin::{self, Context, LimitPatch, ListPatch, Request, RolePatch};
-use pbn::auth::{hash_password, Secret};
-use pbn::model::{Name, User};
-use pbn::natsconf::{self, Layout};
-use pbn::store::Store;
+use pbn::Layout;
+use pbn::Store;
+use pbn::{hash_password, Secret};
+use pbn::{Context, LimitPatch, ListPatch, Request, RolePatch};
+use pbn::{Name, User};
 
 use crate::callout::attack::raw_login;
 use crate::support::deploy::WAIT;
@@ -60,20 +59,20 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 /// all with one argon2id hash of [`PW`] made with the production parameters.
 fn build_store(path: &Path) -> Store {
     let ctx = Context::now();
-    let (store, _) = init::init_store(path, "test", false, &ctx).expect("init store");
+    let (store, _) = pbn::init_store(path, "test", false, &ctx).expect("init store");
     let account = Request::AccountAdd(AccountAdd {
         name: "APP".into(),
         description: None,
         limits: LimitPatch::default(),
         disallow_bearer: false,
     });
-    admin::execute(&store, &account, &ctx).expect("account");
+    pbn::execute(&store, &account, &ctx).expect("account");
     let role = RolePatch {
         pub_allow: ListPatch::Set(vec!["app.>".into()]),
         sub_allow: ListPatch::Set(vec!["app.>".into()]),
         ..RolePatch::default()
     };
-    admin::execute(&store, &Request::RoleAdd(RoleAdd { name: "app".into(), role }), &ctx)
+    pbn::execute(&store, &Request::RoleAdd(RoleAdd { name: "app".into(), role }), &ctx)
         .expect("role");
     let phc = hash_password(&Secret::new(PW)).expect("hash");
     let (acc, role) = (Name::parse("APP").unwrap(), Name::parse("app").unwrap());
@@ -86,7 +85,7 @@ fn build_store(path: &Path) -> Store {
         })
         .collect();
     store
-        .write(|tx| -> Result<(), pbn::store::StoreError> {
+        .write(|tx| -> Result<(), pbn::StoreError> {
             users.iter().try_for_each(|u| tx.insert_user(u))
         })
         .expect("insert the users");
@@ -97,12 +96,12 @@ fn build_store(path: &Path) -> Store {
 /// once it admits the good user; returns the server, the service and the client port.
 async fn start(dir: &Path, path: &Path) -> (NatsServer, Serve, u16) {
     let store = build_store(path);
-    let trust = init::trust(&store, &Context::now()).expect("trust");
+    let trust = pbn::trust(&store, &Context::now()).expect("trust");
     drop(store);
     let port = free_port();
     let layout = Layout { auth_timeout: AUTH_TIMEOUT, ..Layout::single(dir.join("nats"), port) };
-    let configs = natsconf::render(&trust, &layout).expect("render");
-    natsconf::write_configs(&configs).expect("write configs");
+    let configs = pbn::render(&trust, &layout).expect("render");
+    pbn::write_configs(&configs).expect("write configs");
     let server = NatsServer::builder(&configs[0].text).port(port).start().await;
     let log = std::fs::File::create(dir.join("pbn.log")).expect("log file");
     let mut command = Command::new(binary());

@@ -1,17 +1,17 @@
-//! The claims publisher against real nats-servers, with `pbn::server::run_with_store` in this
+//! The claims publisher against real nats-servers, with `pbn::run_with_store` in this
 //! process: live creation and edits, rejected pushes, deletes with and without `allow_delete`,
 //! coalescing, startup reconcile, bootstrap, a server restart mid-stream, failover and failback.
 
 mod env;
 mod fake;
 
-use pbn::admin::{AccountDelete, OutboxList};
+use pbn::{AccountDelete, OutboxList};
 use std::time::{Duration, Instant};
 
-use pbn::admin::init::AUTH_ACCOUNT;
-use pbn::admin::Request;
 use pbn::claims::{self, AccountClaims, Claims};
-use pbn::store::StoreRead;
+use pbn::Request;
+use pbn::StoreRead;
+use pbn::AUTH_ACCOUNT;
 
 use crate::support::{wait_until_async, Cluster, NatsServer};
 use env::{
@@ -203,7 +203,7 @@ async fn startup_reconcile_pushes_what_changed_while_stopped() {
     env.store
         .write(|tx| {
             let mut beta = tx.require_account("beta")?;
-            beta.limits.max_connections = pbn::model::Limit::try_from(7).expect("a limit");
+            beta.limits.max_connections = pbn::Limit::try_from(7).expect("a limit");
             tx.update_account(&beta)
         })
         .expect("edit beta");

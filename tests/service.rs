@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
-use pbn::admin::RolePatch;
+use pbn::RolePatch;
 
 use crate::support::deploy::{round_trip, ClientEvents, DeployOptions, Deployment};
 use crate::support::wait_until_async;

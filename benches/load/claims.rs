@@ -1,18 +1,18 @@
 //! Claims push: creating and publishing many accounts, and revocation to disconnect.
 //!
-//! Both go through `admin::execute` on the store the running service shares; the service's
+//! Both go through `pbn::execute` on the store the running service shares; the service's
 //! publisher (when this build has one) pushes the changed account JWTs. Without a publisher
 //! nothing reaches the server: the scenario says so and is skipped, not failed.
 
-use pbn::admin::{AccountAdd, UserAdd, UserCreds};
+use pbn::{AccountAdd, UserAdd, UserCreds};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::{ConnectOptions, Event};
-use pbn::admin::{self, Context, LimitPatch, Request, Response};
 use pbn::claims::AccountClaims;
-use pbn::store::{Store, StoreRead};
+use pbn::{Context, LimitPatch, Request, Response};
+use pbn::{Store, StoreRead};
 
 use crate::deploy;
 use crate::report::{secs, Report};
@@ -28,7 +28,7 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(300);
 
 async fn execute(store: &Store, req: Request) -> Result<Response, LoadError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || admin::execute(&store, &req, &Context::now()))
+    tokio::task::spawn_blocking(move || pbn::execute(&store, &req, &Context::now()))
         .await
         .map_err(|e| LoadError::Setup(e.to_string()))?
         .map_err(LoadError::setup)
@@ -94,7 +94,7 @@ pub async fn revocation(d: &Deployment, report: &mut Report) -> Result<bool, Loa
     }
 }
 
-/// Creates `args.accounts` accounts through `admin::execute`, one transaction each, and (when
+/// Creates `args.accounts` accounts through `pbn::execute`, one transaction each, and (when
 /// `publishing`) waits until the outbox is empty and the server holds the last account's JWT.
 pub async fn push(
     d: &Deployment,
@@ -109,7 +109,7 @@ pub async fn push(
     let created = started.elapsed();
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     report.fact(
-        &format!("create {n} accounts (admin::execute)"),
+        &format!("create {n} accounts (pbn::execute)"),
         secs(created),
         format!("{:.0} accounts/s, one durable transaction each", rate(created)),
     );
@@ -143,7 +143,7 @@ pub async fn push(
     Ok(())
 }
 
-/// Creates accounts `push0..push{n}` through `admin::execute`, one transaction each.
+/// Creates accounts `push0..push{n}` through `pbn::execute`, one transaction each.
 async fn create_accounts(store: &Store, n: usize) -> Result<(), LoadError> {
     let bar = progress("claims: create accounts", n);
     for i in 0..n {

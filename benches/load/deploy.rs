@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pbn::admin::{init, Context};
-use pbn::auth::{hash_password_with, PasswordParams, Secret};
-use pbn::config::{RawConfig, Settings};
-use pbn::issue::{self, UserSpec};
 use pbn::keys::{KeyKind, KeyPair, UserPublicKey};
-use pbn::natsconf::{self, Layout};
-use pbn::store::{Store, StoreError, StoreRead};
+use pbn::Context;
+use pbn::Layout;
+use pbn::UserSpec;
+use pbn::{hash_password_with, PasswordParams, Secret};
+use pbn::{RawConfig, Settings};
+use pbn::{Store, StoreError, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
 
@@ -79,8 +79,8 @@ pub fn mint_creds(store: &Store, count: usize) -> Result<Vec<String>, LoadError>
     let (acc, role) = store.read(|tx| -> Result<_, StoreError> {
         Ok((tx.require_account(ACCOUNT)?, tx.require_role(ROLE)?))
     })?;
-    let defaults = issue::default_permissions();
-    let now = pbn::clock::unix_now();
+    let defaults = pbn::default_permissions();
+    let now = pbn::unix_now();
     (0..count)
         .map(|i| {
             let kp = KeyPair::generate(KeyKind::User);
@@ -95,27 +95,20 @@ pub fn mint_creds(store: &Store, count: usize) -> Result<Vec<String>, LoadError>
                 exp: 0,
                 defaults: &defaults,
             };
-            let jwt = issue::user_jwt(&spec).map_err(LoadError::setup)?;
-            Ok(issue::creds(&jwt, &kp.seed()).to_string())
+            let jwt = pbn::user_jwt(&spec).map_err(LoadError::setup)?;
+            Ok(pbn::creds(&jwt, &kp.seed()).to_string())
         })
         .collect()
 }
 
 /// Creds of a fresh system-account user, for claims lookups.
 pub fn system_creds(store: &Store) -> Result<String, LoadError> {
-    let sys = store.read(|tx| tx.require_account(init::SYS_ACCOUNT))?;
+    let sys = store.read(|tx| tx.require_account(pbn::SYS_ACCOUNT))?;
     let kp = KeyPair::generate(KeyKind::User);
-    let jwt = issue::internal_user_jwt(
-        &sys,
-        kp.public_key(),
-        "bench-sys",
-        &[],
-        &[],
-        pbn::clock::unix_now(),
-        None,
-    )
-    .map_err(LoadError::setup)?;
-    Ok(issue::creds(&jwt, &kp.seed()).to_string())
+    let jwt =
+        pbn::internal_user_jwt(&sys, kp.public_key(), "bench-sys", &[], &[], pbn::unix_now(), None)
+            .map_err(LoadError::setup)?;
+    Ok(pbn::creds(&jwt, &kp.seed()).to_string())
 }
 
 /// Renders the server config for `store` into `dir/nats` and starts nats-server on a free port.
@@ -124,11 +117,11 @@ pub async fn start_server(
     dir: &Path,
     binary: &Path,
 ) -> Result<(NatsProcess, String), LoadError> {
-    let trust = init::trust(store, &Context::now()).map_err(LoadError::setup)?;
+    let trust = pbn::trust(store, &Context::now()).map_err(LoadError::setup)?;
     let port = free_port()?;
     let layout = Layout::single(dir.join("nats"), port);
-    let files = natsconf::render(&trust, &layout).map_err(LoadError::setup)?;
-    natsconf::write_configs(&files).map_err(LoadError::setup)?;
+    let files = pbn::render(&trust, &layout).map_err(LoadError::setup)?;
+    pbn::write_configs(&files).map_err(LoadError::setup)?;
     let server = NatsProcess::start(binary, &files[0].path, &dir.join("nats-server.log")).await?;
     Ok((server, format!("nats://127.0.0.1:{port}")))
 }
@@ -146,14 +139,14 @@ pub fn settings(store_path: &Path, url: &str) -> Result<Settings, LoadError> {
 /// pbn's service running in this process on a shared store handle.
 pub struct InProcess {
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), pbn::server::ServerError>>,
+    task: tokio::task::JoinHandle<Result<(), pbn::ServerError>>,
 }
 
 impl InProcess {
     /// Starts `service::run_with_store` on `store`.
     pub fn start(settings: Settings, store: Store) -> InProcess {
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(pbn::server::run_with_store(settings, store, rx));
+        let task = tokio::spawn(pbn::run_with_store(settings, store, rx));
         InProcess { shutdown, task }
     }
 

@@ -62,7 +62,7 @@ pub enum LoadError {
     NotReady(Duration),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] pbn::store::StoreError),
+    Store(#[from] pbn::StoreError),
 }
 
 impl LoadError {

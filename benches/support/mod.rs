@@ -4,13 +4,13 @@
 //! Each bench target compiles this module on its own and uses a part of it.
 #![allow(dead_code)]
 
-use pbn::admin::{AccountAdd, RoleAdd};
+use pbn::{AccountAdd, RoleAdd};
 use std::path::Path;
 
-use pbn::admin::{self, init, Context, LimitPatch, Request, RolePatch};
-use pbn::auth::{token_hash, ApiTokenSecret};
-use pbn::model::{ApiToken, Name, User};
-use pbn::store::Store;
+use pbn::Store;
+use pbn::{token_hash, ApiTokenSecret};
+use pbn::{ApiToken, Name, User};
+use pbn::{Context, LimitPatch, Request, RolePatch};
 
 /// The managed account the bench users live in.
 pub const ACCOUNT: &str = "bench";
@@ -26,7 +26,7 @@ pub const FAKE_PHC: &str =
 /// managed account [`ACCOUNT`] and the role [`ROLE`] (unlimited connections per user).
 pub fn served_store(path: &Path, xkey: bool) -> Store {
     let ctx = Context::now();
-    let (store, _) = init::init_store(path, "bench", xkey, &ctx).expect("a fresh temp path");
+    let (store, _) = pbn::init_store(path, "bench", xkey, &ctx).expect("a fresh temp path");
     let requests = [
         Request::AccountAdd(AccountAdd {
             name: ACCOUNT.into(),
@@ -37,7 +37,7 @@ pub fn served_store(path: &Path, xkey: bool) -> Store {
         Request::RoleAdd(RoleAdd { name: ROLE.into(), role: RolePatch::default() }),
     ];
     for req in &requests {
-        admin::execute(&store, req, &ctx).expect("bench records are valid");
+        pbn::execute(&store, req, &ctx).expect("bench records are valid");
     }
     store
 }
@@ -63,7 +63,7 @@ pub fn bulk_users(
     tokens: bool,
     password_hash: impl Fn(usize) -> Option<String>,
 ) -> BulkUsers {
-    let now = pbn::clock::unix_now();
+    let now = pbn::unix_now();
     let account = Name::parse(ACCOUNT).expect("a valid name");
     let role = Name::parse(ROLE).expect("a valid name");
     let mut out = BulkUsers { names: Vec::with_capacity(count), tokens: Vec::new() };
@@ -96,7 +96,7 @@ pub fn bulk_users(
             chunk.push(user);
         }
         store
-            .write(|tx| -> Result<(), pbn::store::StoreError> {
+            .write(|tx| -> Result<(), pbn::StoreError> {
                 for user in &chunk {
                     tx.insert_user(user)?;
                 }

@@ -3,11 +3,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pbn::admin::api::{decode_request, op_name};
+use pbn::decode_request;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(req) = decode_request(data) else { return };
-    drop(op_name(&req));
+    let _ = req.name();
     let _ = req.is_read_only();
     let again = serde_json::to_vec(&req).expect("a request encodes");
     if again.len() <= data.len() {

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use data_encoding::BASE64URL_NOPAD;
-use pbn::callout::{Outcome, Pipeline, PipelineOptions};
-use pbn::config::{RawConfig, Settings};
 use pbn::keys::{CurvePublicKey, KeyPair, Seed, XKeyPair};
-use pbn::sessions::SessionRegistry;
-use pbn::store::Store;
+use pbn::SessionRegistry;
+use pbn::Store;
+use pbn::{Handled, Pipeline, PipelineOptions};
+use pbn::{RawConfig, Settings};
 use tempfile::TempDir;
 
 /// Placeholders a seed's JSON may hold; [`Fixture::fill`] puts the fixture's keys in their place.
@@ -133,7 +133,7 @@ impl Fixture {
 impl Side {
     /// Hands one request to the pipeline and forgets the session it admitted, so the registry
     /// stays small however long the fuzzer runs.
-    pub fn handle(&self, payload: &[u8], header: Option<&str>, now: i64) -> Outcome {
+    pub fn handle(&self, payload: &[u8], header: Option<&str>, now: i64) -> Handled {
         let out = self.runtime.block_on(self.pipeline.handle(payload, header, now, MAX_REPLY));
         if let Some(s) = &out.admitted {
             self.pipeline.sessions().remove(&s.server_id.to_string(), s.client_id);

@@ -76,7 +76,9 @@ impl LoginThrottle {
     /// (dropping it gives the slots back). `user` is `None` for credentials that name no user,
     /// such as API tokens (256 random bits: only their host is counted). The host is checked
     /// first, so a spraying host learns nothing about which usernames exist. A limit whose last
-    /// slots are held by checks in flight refuses too; [`Self::begin_waiting`] waits instead.
+    /// slots are held by checks in flight refuses too; [`Self::begin_waiting`] (what the callout
+    /// uses) waits instead.
+    #[cfg(test)]
     pub fn begin(
         &self,
         user: Option<&str>,
@@ -102,7 +104,10 @@ impl LoginThrottle {
             match self.try_begin(user, host, Instant::now()) {
                 Ok(a) => return Ok(a),
                 Err(Full::Throttled(e)) => return Err(e),
-                Err(Full::InFlight(_)) => ended.await,
+                Err(Full::InFlight(key)) => {
+                    tracing::trace!(%key, "login waits for checks in flight");
+                    ended.await
+                }
             }
         }
     }
@@ -133,14 +138,6 @@ impl LoginThrottle {
             t.users.reserve(&p.user, now);
         }
         Ok(Attempt { throttle: self, pair, host, open: true })
-    }
-
-    /// Drops stale entries of every table.
-    pub fn prune(&self, now: Instant) {
-        let mut t = self.lock();
-        t.pairs.prune(now);
-        t.hosts.prune(now);
-        t.users.prune(now);
     }
 
     fn lock(&self) -> MutexGuard<'_, Tables> {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::rngs::OsRng;
 use rand::RngCore;
@@ -141,24 +141,6 @@ pub fn hash_password_with(password: &Secret, params: &PasswordParams) -> Result<
     Ok(hash.to_string())
 }
 
-/// Checks `password` against a stored argon2id PHC string.
-///
-/// `Ok(false)` means a well-formed hash that the password does not match; the comparison of the
-/// computed and stored outputs is constant-time (argon2's `Output` equality). A string that is not
-/// a complete PHC string, has unusable parameters, or is not argon2id is an error, never `false`,
-/// so a corrupted record shows up instead of looking like a wrong password.
-///
-/// This costs a full argon2 run: call it from a blocking thread, and consult a
-/// [`VerifiedCache`](super::VerifiedCache) first.
-pub fn verify_password(password: &Secret, phc: &str) -> Result<bool, AuthError> {
-    let hash = parse_phc(phc)?;
-    match Argon2::default().verify_password(password.expose().as_bytes(), &hash) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(e) => Err(AuthError::MalformedHash { reason: e.to_string() }),
-    }
-}
-
 /// Memory blocks (1 KiB each) that hold the argon2 work area of the default
 /// [`PasswordParams`]: the size of one pooled verification buffer.
 pub fn default_verify_blocks() -> usize {
@@ -177,11 +159,6 @@ impl VerifyMemory {
     /// A zeroed work area of `blocks` KiB.
     pub fn new(blocks: usize) -> Self {
         VerifyMemory(vec![Block::default(); blocks])
-    }
-
-    /// Its size in blocks (KiB).
-    pub fn blocks(&self) -> usize {
-        self.0.len()
     }
 }
 
@@ -260,6 +237,11 @@ fn parse_phc(phc: &str) -> Result<PasswordHash<'_>, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`verify_password_in`] with a fresh work area of the default size.
+    fn verify_password(password: &Secret, phc: &str) -> Result<bool, AuthError> {
+        verify_password_in(password, phc, &mut VerifyMemory::new(default_verify_blocks()))
+    }
 
     fn hash(pw: &str) -> String {
         hash_password_with(&Secret::from(pw), &PasswordParams::for_tests()).unwrap()
@@ -351,7 +333,7 @@ mod tests {
         let bigger = hash_password_with(&right, &params).unwrap();
         assert_eq!(verify_password_in(&right, &bigger, &mut memory), Ok(true));
         assert_eq!(verify_password_in(&Secret::from("x"), &bigger, &mut memory), Ok(false));
-        assert_eq!(memory.blocks(), 8, "the pooled area keeps its size");
+        assert_eq!(memory.0.len(), 8, "the pooled area keeps its size");
         let huge = phc.replacen("m=8,", "m=4194304,", 1);
         assert!(matches!(
             verify_password_in(&right, &huge, &mut memory),

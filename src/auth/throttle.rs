@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Display;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Mutex, MutexGuard};
+
 use std::time::{Duration, Instant};
 
 use super::AuthError;
@@ -77,6 +77,7 @@ pub(super) enum Full {
 impl Full {
     /// As an error: a key full only of checks in flight is refused like a throttled one, with
     /// a short retry (those checks end within the auth timeout).
+    #[cfg(test)]
     pub(super) fn into_error(self) -> AuthError {
         match self {
             Full::Throttled(e) => e,
@@ -235,6 +236,7 @@ impl<K: Hash + Eq + Clone + Display> Table<K> {
     }
 
     /// Number of keys tracked.
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.map.len()
     }
@@ -268,81 +270,6 @@ impl<K: Hash + Eq + Clone + Display> Table<K> {
     }
 }
 
-/// Counts failed logins per key `K` and refuses keys with too many recent failures.
-pub struct Throttle<K> {
-    config: ThrottleConfig,
-    table: Mutex<Table<K>>,
-}
-
-impl<K: Hash + Eq + Clone + Display> Throttle<K> {
-    /// A throttle with `config` (validated).
-    pub fn new(config: ThrottleConfig) -> Result<Self, AuthError> {
-        config.validate()?;
-        Ok(Throttle { config, table: Mutex::new(Table::new(config)) })
-    }
-
-    /// The settings in use.
-    pub fn config(&self) -> &ThrottleConfig {
-        &self.config
-    }
-
-    /// `Ok` if `key` may try to log in at `now`, else [`AuthError::Throttled`] with the time until
-    /// the oldest counted failure leaves the window.
-    pub fn check<Q>(&self, key: &Q, now: Instant) -> Result<(), AuthError>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + Display + ?Sized,
-    {
-        self.lock().check(key, now).map_err(Full::into_error)
-    }
-
-    /// Counts a failed login of `key` at `now`. Only the newest `max_failures` times are kept, so
-    /// a key that keeps failing gets at most `max_failures` attempts per window.
-    pub fn record_failure<Q>(&self, key: &Q, now: Instant)
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
-    {
-        self.lock().record_failure(&key.to_owned(), now);
-    }
-
-    /// Forgets the failures of `key` after a successful login.
-    pub fn record_success<Q>(&self, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.lock().clear(key);
-    }
-
-    /// Drops every key whose failures have all left the window (for a periodic cleanup task).
-    pub fn prune(&self, now: Instant) {
-        self.lock().prune(now);
-    }
-
-    /// Number of keys tracked.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Whether no key is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Table<K>> {
-        // Every mutation leaves the table consistent before anything that can panic, so a
-        // poisoned lock still guards usable data.
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl<K> std::fmt::Debug for Throttle<K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Throttle").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
 fn drop_old(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
     while times.front().is_some_and(|&t| !is_recent(t, now, window)) {
         times.pop_front();
@@ -368,6 +295,78 @@ pub fn host_key(ip: IpAddr) -> IpAddr {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Mutex, MutexGuard};
+
+    /// One table behind a lock: the window and capacity rules of a [`Table`] on their own.
+    pub struct Throttle<K> {
+        config: ThrottleConfig,
+        table: Mutex<Table<K>>,
+    }
+
+    impl<K: Hash + Eq + Clone + Display> Throttle<K> {
+        /// A throttle with `config` (validated).
+        pub fn new(config: ThrottleConfig) -> Result<Self, AuthError> {
+            config.validate()?;
+            Ok(Throttle { config, table: Mutex::new(Table::new(config)) })
+        }
+
+        /// `Ok` if `key` may try to log in at `now`, else [`AuthError::Throttled`] with the time until
+        /// the oldest counted failure leaves the window.
+        pub fn check<Q>(&self, key: &Q, now: Instant) -> Result<(), AuthError>
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + Display + ?Sized,
+        {
+            self.lock().check(key, now).map_err(Full::into_error)
+        }
+
+        /// Counts a failed login of `key` at `now`. Only the newest `max_failures` times are kept, so
+        /// a key that keeps failing gets at most `max_failures` attempts per window.
+        pub fn record_failure<Q>(&self, key: &Q, now: Instant)
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        {
+            self.lock().record_failure(&key.to_owned(), now);
+        }
+
+        /// Forgets the failures of `key` after a successful login.
+        pub fn record_success<Q>(&self, key: &Q)
+        where
+            K: Borrow<Q>,
+            Q: Hash + Eq + ?Sized,
+        {
+            self.lock().clear(key);
+        }
+
+        /// Drops every key whose failures have all left the window (for a periodic cleanup task).
+        pub fn prune(&self, now: Instant) {
+            self.lock().prune(now);
+        }
+
+        /// Number of keys tracked.
+        pub fn len(&self) -> usize {
+            self.lock().len()
+        }
+
+        /// Whether no key is tracked.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        fn lock(&self) -> MutexGuard<'_, Table<K>> {
+            // Every mutation leaves the table consistent before anything that can panic, so a
+            // poisoned lock still guards usable data.
+            self.table.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    impl<K> std::fmt::Debug for Throttle<K> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Throttle").field("config", &self.config).finish_non_exhaustive()
+        }
+    }
+
     use super::*;
 
     const MIN: Duration = Duration::from_secs(60);

@@ -59,27 +59,6 @@ pub fn token_hash(token: &str) -> String {
     HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
 }
 
-/// Whether `token` has the shape of a pbn token (prefix, length, base64url alphabet).
-///
-/// A cheap pre-check before hashing and a store lookup; it proves nothing about validity.
-pub fn is_token_format(token: &str) -> bool {
-    token.len() == ApiTokenSecret::LEN
-        && token.starts_with(ApiTokenSecret::PREFIX)
-        && BASE64URL_NOPAD.decode(&token.as_bytes()[ApiTokenSecret::PREFIX.len()..]).is_ok()
-}
-
-/// Compares two strings (e.g. token hashes) in time that depends only on their lengths.
-///
-/// Lengths are not secret here (hashes have a fixed length), so unequal lengths return at once.
-pub fn tokens_equal(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,7 +70,6 @@ mod tests {
         assert_eq!(t.expose().len(), ApiTokenSecret::LEN);
         let raw = BASE64URL_NOPAD.decode(&t.expose().as_bytes()[4..]).unwrap();
         assert_eq!(raw.len(), ApiTokenSecret::RANDOM_BYTES);
-        assert!(is_token_format(t.expose()));
         assert_ne!(t.expose(), ApiTokenSecret::generate().expose());
     }
 
@@ -102,9 +80,9 @@ mod tests {
         assert_eq!(stored.len(), 64);
         assert!(stored.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         let presented = t.expose().to_string();
-        assert!(tokens_equal(&token_hash(&presented), &stored));
+        assert_eq!(token_hash(&presented), stored);
         let other = ApiTokenSecret::generate();
-        assert!(!tokens_equal(&token_hash(other.expose()), &stored));
+        assert_ne!(token_hash(other.expose()), stored);
     }
 
     #[test]
@@ -113,24 +91,6 @@ mod tests {
             token_hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-
-    #[test]
-    fn tokens_equal_handles_lengths_and_single_bit_differences() {
-        assert!(tokens_equal("", ""));
-        assert!(!tokens_equal("abc", "abcd"));
-        assert!(!tokens_equal("abc", "abb"));
-        assert!(tokens_equal("abc", "abc"));
-    }
-
-    #[test]
-    fn token_format_rejects_lookalikes() {
-        let t = ApiTokenSecret::generate();
-        let s = t.expose();
-        assert!(!is_token_format(&s.replacen("pbn_", "pbx_", 1)));
-        assert!(!is_token_format(&s[..s.len() - 1]));
-        assert!(!is_token_format(&format!("pbn_{}", "!".repeat(43))));
-        assert!(!is_token_format("password"));
     }
 
     #[test]

@@ -104,3 +104,39 @@ pub fn signed_by_removed(keys: &[(String, i64)], removed: &[String], issued: i64
         removed.contains(key) && after_start && before_next
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signer_of_a_session_follows_key_creation_times() {
+        let k = |v: &[(&str, i64)]| v.iter().map(|(k, c)| (k.to_string(), *c)).collect::<Vec<_>>();
+        let a = || vec!["A".to_string()];
+        let b = || vec!["B".to_string()];
+        assert!(signed_by_removed(&k(&[("A", 100)]), &a(), 50), "the only key signed everything");
+        assert!(signed_by_removed(&k(&[("A", 100)]), &a(), 500));
+
+        let two = k(&[("A", 100), ("B", 200)]);
+        assert!(signed_by_removed(&two, &a(), 150));
+        assert!(signed_by_removed(&two, &a(), 199));
+        assert!(!signed_by_removed(&two, &a(), 200), "same second as B: either may have signed");
+        assert!(!signed_by_removed(&two, &b(), 200), "same second as B: either may have signed");
+        assert!(!signed_by_removed(&two, &a(), 201));
+        assert!(!signed_by_removed(&two, &b(), 150));
+        assert!(signed_by_removed(&two, &b(), 201));
+        assert!(signed_by_removed(&two, &b(), 900));
+        // Stored order does not matter, creation time does.
+        let swapped = k(&[("B", 200), ("A", 100)]);
+        assert!(signed_by_removed(&swapped, &a(), 150));
+        assert!(!signed_by_removed(&swapped, &a(), 201));
+        assert!(!signed_by_removed(&two, &[], 150), "nothing removed");
+
+        // A tie: the later entry signs from then on; the earlier one only ever before it.
+        let tie = k(&[("A", 100), ("B", 100)]);
+        assert!(signed_by_removed(&tie, &a(), 99));
+        assert!(!signed_by_removed(&tie, &a(), 100));
+        assert!(!signed_by_removed(&tie, &a(), 101));
+        assert!(signed_by_removed(&tie, &b(), 101));
+    }
+}

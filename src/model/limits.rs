@@ -39,11 +39,6 @@ impl Limit {
         self.0
     }
 
-    /// True for `-1`.
-    pub fn is_unlimited(self) -> bool {
-        self.0 == -1
-    }
-
     /// True for `0`.
     pub fn is_disabled(self) -> bool {
         self.0 == 0

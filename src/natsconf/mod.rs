@@ -24,9 +24,7 @@ use crate::keys::AccountPublicKey;
 mod options;
 mod raw;
 
-pub use options::{
-    ClusterOptions, HostPort, JetStreamOptions, ServerOptions, TlsOptions, DEFAULT_TLS_TIMEOUT,
-};
+pub use options::{ClusterOptions, HostPort, ServerOptions};
 pub use raw::{RawCluster, RawFile, RawJetStream, RawLeafnodes, RawNatsConf, RawTls};
 
 /// Errors of config rendering and writing.

@@ -57,7 +57,7 @@ use crate::keys::{AccountPublicKey, KeyError};
 use crate::model::{OutboxAction, OutboxEntry};
 use crate::store::{Store, StoreError, StoreRead};
 
-pub use nats::{CLAIMS_DELETE, CLAIMS_UPDATE, SERVER_PING};
+pub use nats::{CLAIMS_UPDATE, SERVER_PING};
 pub use outbox::disabled_account_jwt;
 use outbox::FailureOutcome;
 pub use push_watch::PushWatch;

@@ -46,12 +46,6 @@ impl WriteTx {
         self.txn.commit().map_err(backend("committing"))
     }
 
-    /// Lets this transaction commit without waiting for the disk. Its changes survive a crash
-    /// only once a later durable commit follows. Meant for ephemeral data such as sessions.
-    pub fn relax_durability(&mut self) -> Result<(), StoreError> {
-        self.txn.set_durability(redb::Durability::None).map_err(backend("relaxing durability"))
-    }
-
     pub(super) fn put_record<T: Serialize>(
         &self,
         def: RecordTable,
@@ -100,13 +94,6 @@ impl WriteTx {
         if self.record_exists(tables::OPERATOR, tables::OPERATOR_KEY)? {
             return Err(conflict(RecordKind::Operator, tables::OPERATOR_KEY));
         }
-        self.put_record(tables::OPERATOR, tables::OPERATOR_KEY, operator)
-    }
-
-    /// Replaces the operator; `NotFound` if there is none yet.
-    pub fn update_operator(&mut self, operator: &Operator) -> Result<(), StoreError> {
-        operator.validate()?;
-        self.require_operator()?;
         self.put_record(tables::OPERATOR, tables::OPERATOR_KEY, operator)
     }
 

@@ -5,8 +5,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use pbn::admin::{ListPatch, RolePatch};
-use pbn::server::callout::CalloutError;
+use pbn::CalloutError;
+use pbn::{ListPatch, RolePatch};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::{password, setup, PW};

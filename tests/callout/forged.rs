@@ -9,7 +9,7 @@ use pbn::claims::{self, AuthorizationRequestClaims, AuthorizationResponseClaims,
 use pbn::keys::{KeyKind, KeyPair};
 
 use futures::StreamExt;
-use pbn::server::callout::listener::CALLOUT_SUBJECT;
+use pbn::CALLOUT_SUBJECT;
 
 use super::{setup, PW};
 use crate::support::deploy::{
@@ -49,7 +49,7 @@ fn broken_requests(d: &Deployment) -> Vec<(&'static str, Vec<u8>)> {
     let by_other = forge(d, &other, |_| {});
     let (signed, _) = good.rsplit_once('.').expect("a JWT has a signature part");
     let (_, other_sig) = by_other.rsplit_once('.').expect("a JWT has a signature part");
-    let now = pbn::clock::unix_now();
+    let now = pbn::unix_now();
     let app = d.account("APP").public_key.to_string();
     let account_key = KeyPair::generate(KeyKind::Account).public_key().to_string();
     let big = "x".repeat(claims::MAX_TOKEN_SIZE);
@@ -141,9 +141,7 @@ async fn expired_real_request(d: &Deployment) -> Vec<u8> {
         .expect("the login's request");
     let token = std::str::from_utf8(&captured.payload).expect("a plaintext request");
     let exp = claims::decode::<AuthorizationRequestClaims>(token).expect("a real request").exp;
-    wait_until(Duration::from_secs(10), "the captured request to expire", || {
-        pbn::clock::unix_now() > exp
-    })
-    .await;
+    wait_until(Duration::from_secs(10), "the captured request to expire", || pbn::unix_now() > exp)
+        .await;
     captured.payload.to_vec()
 }

@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use pbn::store::{Store, StoreRead};
+use pbn::{Store, StoreRead};
 
 use super::Deployment;
 use crate::support::pbn::{Pbn, PbnOutput};
@@ -194,7 +194,7 @@ fn a_locked_store_exits_5_and_points_to_remote_administration() {
     let d = populated();
     let before = d.snapshot();
     // Held as a running `pbn serve` holds it: commands fail at once instead of waiting.
-    let held = Store::open_for(&d.store, pbn::store::SERVICE_COMMAND, std::time::Duration::ZERO)
+    let held = Store::open_for(&d.store, pbn::SERVICE_COMMAND, std::time::Duration::ZERO)
         .expect("open the store in the test process");
     for args in [&["account", "list"][..], &["account", "add", "other"]] {
         let out = d.admin(args);
@@ -295,7 +295,7 @@ fn stored_secrets(store: &Path) -> Vec<String> {
                 out.extend(user.password_hash.clone());
                 out.extend(user.tokens.iter().map(|t| t.hash.clone()));
             }
-            Ok::<_, pbn::store::StoreError>(out)
+            Ok::<_, pbn::StoreError>(out)
         })
         .expect("read secrets")
 }

@@ -1,21 +1,20 @@
 //! The admin API itself: micro-service discovery, remote output and exit codes equal to local
 //! mode, bad input, who may call it, and the admin creds `pbn init` writes.
 
-use pbn::admin::{AccountAdd, AccountList, OperatorShow, RoleList, UserDelete, UserList, UserShow};
-use pbn::config::{RawConfig, RawPublisher};
+use pbn::{AccountAdd, AccountList, OperatorShow, RoleList, UserDelete, UserList, UserShow};
+use pbn::{RawConfig, RawPublisher};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use std::time::Instant;
 
 use async_nats::{Client, ConnectOptions, RequestErrorKind};
-use pbn::admin::api::{MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
-use pbn::admin::init::SYS_ACCOUNT;
-use pbn::admin::remote::{AdminClient, RemoteError};
-use pbn::admin::{self, Context, ErrorClass, Request, Response, RolePatch};
 use pbn::claims::parse_creds;
-use pbn::issue;
 use pbn::keys::{KeyKind, KeyPair};
-use pbn::store::StoreRead;
+use pbn::StoreRead;
+use pbn::SYS_ACCOUNT;
+use pbn::{AdminClient, RemoteError};
+use pbn::{Context, ErrorClass, Request, Response, RolePatch};
+use pbn::{MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
 use serde_json::Value;
 
 use super::{write_secret, Live, PW};
@@ -52,7 +51,7 @@ fn snapshot(live: &Live) -> Vec<Response> {
     ];
     let mut out: Vec<Response> = lists
         .iter()
-        .map(|r| admin::execute(live.d.store(), r, &ctx).expect("list").response)
+        .map(|r| pbn::execute(live.d.store(), r, &ctx).expect("list").response)
         .collect();
     let outbox = live.d.store().read(|tx| tx.list_outbox()).expect("outbox");
     out.push(Response::Done { message: format!("{outbox:?}") });
@@ -84,7 +83,7 @@ async fn the_admin_api_is_a_discoverable_micro_service() {
 async fn remote_output_and_exit_codes_are_local_modes() {
     let live = Live::start(DeployOptions::default(), |_| {}).await;
     let ctx = Context::now();
-    let local = |req: Request| admin::execute(live.d.store(), &req, &ctx).map(|o| o.response);
+    let local = |req: Request| pbn::execute(live.d.store(), &req, &ctx).map(|o| o.response);
 
     let out = live.admin(&["user", "list"]).await;
     out.success();
@@ -171,18 +170,18 @@ async fn bad_requests_get_error_replies_change_nothing_and_the_service_keeps_ser
 fn sys_creds_without_admin(live: &Live) -> std::path::PathBuf {
     let sys = live.d.account(SYS_ACCOUNT);
     let kp = KeyPair::generate(KeyKind::User);
-    let jwt = issue::internal_user_jwt(
+    let jwt = pbn::internal_user_jwt(
         &sys,
         kp.public_key(),
         "not-admin",
         &["other.>"],
         &["_INBOX.>"],
-        pbn::clock::unix_now(),
+        pbn::unix_now(),
         None,
     )
     .expect("mint");
     let path = live.creds.with_file_name("not-admin.creds");
-    write_secret(&path, &issue::creds(&jwt, &kp.seed()));
+    write_secret(&path, &pbn::creds(&jwt, &kp.seed()));
     path
 }
 

@@ -2,15 +2,15 @@
 //! users after migration, and remote admin requests are idempotent across a lost reply and a
 //! service restart.
 
-use pbn::admin::AccountAdd;
+use pbn::AccountAdd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
-use pbn::admin::{self, Context, LimitPatch, Request, RolePatch};
-use pbn::server::sessions::CONFIRM_TIMEOUT;
-use pbn::store::Store;
+use pbn::Store;
+use pbn::CONFIRM_TIMEOUT;
+use pbn::{Context, LimitPatch, Request, RolePatch};
 use serde_json::Value;
 
 use super::Live;
@@ -80,7 +80,7 @@ async fn a_change_committed_before_its_answer_was_recorded_is_not_applied_again(
     });
     let ctx = Context::now();
     store
-        .with_idempotency_key("lost-1", ctx.now_ms, || admin::execute(&store, &req, &ctx))
+        .with_idempotency_key("lost-1", ctx.now_ms, || pbn::execute(&store, &req, &ctx))
         .expect("the first attempt is applied");
     let retry = live.admin(&["--idempotency-key", "lost-1", "account", "add", "LOST"]).await;
     retry.code(0);

@@ -1,24 +1,23 @@
 //! A pbn deployment for the publisher tests: a store made by `admin`, nats-server configs rendered
-//! by `natsconf` from `admin::init::trust`, and `pbn::server::run_with_store` in this process,
+//! by `natsconf` from `pbn::trust`, and `pbn::run_with_store` in this process,
 //! sharing the store handle with the test (redb allows one open handle per process).
 
-use pbn::admin::{AccountAdd, AccountEdit, OutboxList, RoleAdd, UserAdd, UserCreds};
+use pbn::{AccountAdd, AccountEdit, OutboxList, RoleAdd, UserAdd, UserCreds};
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::{Client, ConnectError, ConnectOptions, Event};
-use pbn::admin::init::{self, SYS_ACCOUNT};
-use pbn::admin::{self, Context, LimitPatch, OutboxView, Request, Response, RolePatch};
-use pbn::auth::{hash_password_with, PasswordParams, Secret};
 use pbn::claims::{self, AccountClaims, Claims};
-use pbn::config::{RawConfig, RawPublisher, Settings};
-use pbn::issue;
 use pbn::keys::{AccountPublicKey, KeyKind, KeyPair, UserPublicKey};
-use pbn::model::{Account, Name, Role};
-use pbn::natsconf::{self, Layout, RenderedConfig};
-use pbn::server::ServerError;
-use pbn::store::{Store, StoreRead};
+use pbn::ServerError;
+use pbn::SYS_ACCOUNT;
+use pbn::{hash_password_with, PasswordParams, Secret};
+use pbn::{Account, Name, Role};
+use pbn::{Context, LimitPatch, OutboxView, Request, Response, RolePatch};
+use pbn::{Layout, RenderedConfig};
+use pbn::{RawConfig, RawPublisher, Settings};
+use pbn::{Store, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,7 +41,7 @@ impl Env {
     /// A fresh store (operator, SYS, AUTH) with the role [`ROLE`].
     pub fn new() -> Env {
         let dir = tempfile::Builder::new().prefix("pbn-pub-").tempdir().expect("temp dir");
-        let (store, _) = init::init_store(&dir.path().join("store.redb"), "test", false, &ctx())
+        let (store, _) = pbn::init_store(&dir.path().join("store.redb"), "test", false, &ctx())
             .unwrap_or_else(|e| panic!("init store: {e}"));
         let env = Env { dir, store };
         env.admin(Request::RoleAdd(RoleAdd { name: ROLE.into(), role: RolePatch::default() }));
@@ -51,7 +50,7 @@ impl Env {
 
     /// Executes an admin request now, panicking on failure.
     pub fn admin(&self, req: Request) -> Response {
-        admin::execute(&self.store, &req, &ctx())
+        pbn::execute(&self.store, &req, &ctx())
             .unwrap_or_else(|e| panic!("admin request {req:?}: {e}"))
             .response
     }
@@ -105,21 +104,21 @@ impl Env {
     /// `account` (so the account can be deleted while they exist).
     pub fn foreign_creds(&self, account: &str) -> String {
         let acc = self.account(account);
-        let role = Role::new(Name::parse(ROLE).expect("valid name"), pbn::clock::unix_now());
+        let role = Role::new(Name::parse(ROLE).expect("valid name"), pbn::unix_now());
         let kp = KeyPair::generate(KeyKind::User);
         let key = UserPublicKey::parse(kp.public_key()).expect("a user key");
-        let defaults = issue::default_permissions();
-        let spec = issue::UserSpec {
+        let defaults = pbn::default_permissions();
+        let spec = pbn::UserSpec {
             account: &acc,
             role: &role,
             user_key: &key,
             name: "outsider",
-            iat: pbn::clock::unix_now(),
+            iat: pbn::unix_now(),
             exp: 0,
             defaults: &defaults,
         };
-        let jwt = issue::user_jwt(&spec).expect("mint a user JWT");
-        issue::creds(&jwt, &kp.seed()).to_string()
+        let jwt = pbn::user_jwt(&spec).expect("mint a user JWT");
+        pbn::creds(&jwt, &kp.seed()).to_string()
     }
 
     /// An account record by name.
@@ -143,7 +142,7 @@ impl Env {
     /// Renders the server config(s) for the store as it is now (accounts in it are preloaded),
     /// client ports from `port` (a free base port when `None`), `cluster` nodes.
     pub fn render(&self, port: Option<u16>, cluster: Option<u16>) -> Vec<RenderedConfig> {
-        let trust = init::trust(&self.store, &ctx()).expect("trust from the store");
+        let trust = pbn::trust(&self.store, &ctx()).expect("trust from the store");
         let layout = Layout {
             out_dir: self.dir.path().join(format!("nats-{}", free_port())),
             port: port.unwrap_or_else(|| pick_base_port(cluster.unwrap_or(1))),
@@ -151,8 +150,8 @@ impl Env {
             auth_timeout: Duration::from_secs(5),
             host: "127.0.0.1".into(),
         };
-        let configs = natsconf::render(&trust, &layout).expect("render the configs");
-        natsconf::write_configs(&configs).expect("write the configs");
+        let configs = pbn::render(&trust, &layout).expect("render the configs");
+        pbn::write_configs(&configs).expect("write the configs");
         configs
     }
 }
@@ -196,7 +195,7 @@ impl Service {
     /// Starts the service with `settings` on `env`'s store.
     pub fn start(env: &Env, settings: Settings) -> Service {
         let (stop, shutdown) = watch::channel(false);
-        let task = tokio::spawn(pbn::server::run_with_store(settings, env.store.clone(), shutdown));
+        let task = tokio::spawn(pbn::run_with_store(settings, env.store.clone(), shutdown));
         Service { stop, task: Some(task) }
     }
 
@@ -312,9 +311,9 @@ pub async fn connect_creds(
 pub async fn callout_subscribers(server: &NatsServer) -> usize {
     let Ok(connz) = server.try_monitor("/connz?subs=1").await else { return 0 };
     let serves = |c: &&serde_json::Value| {
-        c["subscriptions_list"].as_array().is_some_and(|subs| {
-            subs.iter().any(|s| s.as_str() == Some(pbn::server::callout::listener::CALLOUT_SUBJECT))
-        })
+        c["subscriptions_list"]
+            .as_array()
+            .is_some_and(|subs| subs.iter().any(|s| s.as_str() == Some(pbn::CALLOUT_SUBJECT)))
     };
     connz["connections"].as_array().into_iter().flatten().filter(serves).count()
 }
@@ -329,7 +328,7 @@ pub async fn wait_callout(server: &NatsServer, serving: bool, timeout: Duration)
 }
 
 /// A client port `p` such that `p + i` and the route ports `p + 2000 + i` of `nodes` nodes are
-/// free now (the layout `natsconf::render` uses).
+/// free now (the layout `pbn::render` uses).
 pub fn pick_base_port(nodes: u16) -> u16 {
     loop {
         let base = free_port();

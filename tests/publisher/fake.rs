@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_nats::Client;
 use futures::StreamExt;
-use pbn::config::PublisherSettings;
-use pbn::server::publisher::{Publisher, CLAIMS_UPDATE, SERVER_PING};
+use pbn::PublisherSettings;
+use pbn::{Publisher, CLAIMS_UPDATE, SERVER_PING};
 use tokio::sync::watch;
 
 use super::env::{settings, Env, WAIT};

@@ -1,15 +1,15 @@
 //! A whole pbn deployment for integration tests (see [`Deployment`]).
 //!
 //! The store is made by `admin` (`init_store`, then typed requests), the nats-server configs are
-//! rendered by `natsconf` from `admin::init::trust`, and the callout runs in this process
-//! ([`CalloutRunner`]: the one place to swap for `pbn::server::run` once it exists).
+//! rendered by `natsconf` from `pbn::trust`, and the callout runs in this process
+//! ([`CalloutRunner`]: the one place to swap for `pbn::run` once it exists).
 //!
 //! There is no claims publisher here: records that change an account JWT (new accounts, the
 //! allowed accounts of AUTH) must be added before [`Deployment::start`], which preloads them.
 //! Everything the callout reads at login time (users, roles, tokens, active flags) may change
 //! afterwards.
 
-use pbn::admin::{AccountAdd, RoleAdd, UserAdd};
+use pbn::{AccountAdd, RoleAdd, UserAdd};
 use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,19 +17,18 @@ use std::time::Duration;
 
 use async_nats::{Client, ConnectError, ConnectOptions, Event};
 use futures::StreamExt;
-use pbn::admin::init::{self, AUTH_ACCOUNT};
-use pbn::admin::{self, Context, LimitPatch, Request, Response, RolePatch};
-use pbn::auth::{hash_password_with, PasswordParams, Secret};
 use pbn::claims::{AuthorizationRequestClaims, Claims, AUTH_REQUEST_AUDIENCE};
-use pbn::config::{RawConfig, Settings};
-use pbn::issue;
 use pbn::keys::{CurvePublicKey, KeyKind, KeyPair, XKeyPair};
-use pbn::model::Account;
-use pbn::natsconf::{self, Layout, RenderedConfig};
-use pbn::server::callout::listener::{serve, CALLOUT_SUBJECT, XKEY_HEADER};
-use pbn::server::callout::{Pipeline, PipelineOptions};
-use pbn::server::sessions::SessionRegistry;
-use pbn::store::{Store, StoreRead};
+use pbn::Account;
+use pbn::SessionRegistry;
+use pbn::AUTH_ACCOUNT;
+use pbn::{hash_password_with, PasswordParams, Secret};
+use pbn::{serve_callout as serve, CALLOUT_SUBJECT, XKEY_HEADER};
+use pbn::{Context, LimitPatch, Request, Response, RolePatch};
+use pbn::{Layout, RenderedConfig};
+use pbn::{Pipeline, PipelineOptions};
+use pbn::{RawConfig, Settings};
+use pbn::{Store, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -78,7 +77,7 @@ impl Default for DeployOptions {
                 throttle_user_budget: 100,
                 throttle_window: Duration::from_secs(900),
                 argon_max_waiting: 64,
-                defaults: issue::default_permissions(),
+                defaults: pbn::default_permissions(),
             },
             extra_config: String::new(),
         }
@@ -104,7 +103,7 @@ impl Deployment {
     pub fn new(opts: DeployOptions) -> Deployment {
         let dir = tempfile::Builder::new().prefix("pbn-deploy-").tempdir().expect("temp dir");
         let path = dir.path().join("store.redb");
-        let (store, _) = init::init_store(&path, "test", opts.xkey, &Context::now())
+        let (store, _) = pbn::init_store(&path, "test", opts.xkey, &Context::now())
             .unwrap_or_else(|e| panic!("init store: {e}"));
         Deployment { opts, store, runners: Vec::new(), services: 0, servers: Vec::new(), dir }
     }
@@ -126,7 +125,7 @@ impl Deployment {
 
     /// Executes an admin request now, panicking on failure.
     pub fn admin(&self, req: Request) -> Response {
-        admin::execute(&self.store, &req, &Context::now())
+        pbn::execute(&self.store, &req, &Context::now())
             .unwrap_or_else(|e| panic!("admin request {req:?}: {e}"))
             .response
     }
@@ -192,7 +191,7 @@ impl Deployment {
         }
     }
 
-    /// Starts the server(s) and the real service, `pbn::server::run_with_store` on the shared
+    /// Starts the server(s) and the real service, `pbn::run_with_store` on the shared
     /// store handle (instead of in-process runners), and waits until its callout is subscribed.
     pub async fn start_service(&mut self) -> ServiceHandle {
         self.start_servers_only().await;
@@ -203,16 +202,15 @@ impl Deployment {
             ..RawConfig::default()
         };
         let settings = Settings::resolve(None, RawConfig::default(), flags).expect("settings");
-        let (stop, shutdown) = pbn::shutdown::channel();
-        let task =
-            tokio::spawn(pbn::server::run_with_store(settings, self.store.clone(), shutdown));
+        let (stop, shutdown) = pbn::shutdown_channel();
+        let task = tokio::spawn(pbn::run_with_store(settings, self.store.clone(), shutdown));
         self.services += 1;
         self.wait_callout_ready().await;
         ServiceHandle { stop, task: Some(task) }
     }
 
     async fn start_servers_only(&mut self) {
-        let trust = init::trust(&self.store, &Context::now()).expect("trust from the store");
+        let trust = pbn::trust(&self.store, &Context::now()).expect("trust from the store");
         let mut attempt = 1;
         self.servers = loop {
             let configs = self.render(&trust);
@@ -224,7 +222,7 @@ impl Deployment {
         };
     }
 
-    fn render(&self, trust: &natsconf::Trust) -> Vec<RenderedConfig> {
+    fn render(&self, trust: &pbn::Trust) -> Vec<RenderedConfig> {
         let nodes = self.opts.cluster.unwrap_or(1);
         let layout = Layout {
             out_dir: self.dir.path().join("nats"),
@@ -233,8 +231,8 @@ impl Deployment {
             auth_timeout: self.opts.auth_timeout,
             host: "127.0.0.1".into(),
         };
-        let configs = natsconf::render(trust, &layout).expect("render the server configs");
-        natsconf::write_configs(&configs).expect("write the server configs");
+        let configs = pbn::render(trust, &layout).expect("render the server configs");
+        pbn::write_configs(&configs).expect("write the server configs");
         configs
     }
 
@@ -295,7 +293,7 @@ impl Deployment {
         body.client.kind = "Client".into();
         body.client.client_type = "nats".into();
         body.connect_opts.protocol = 1;
-        let now = pbn::clock::unix_now();
+        let now = pbn::unix_now();
         let ttl = self.opts.auth_timeout.as_secs() as i64;
         Claims::new(self.auth_key(), body)
             .with_audience(AUTH_REQUEST_AUDIENCE)
@@ -383,16 +381,9 @@ pub fn service_options(store: &Store, name: &str) -> ConnectOptions {
         .and_then(|c| c.service_user.clone())
         .expect("init_store gives AUTH a service user");
     let key = Arc::new(KeyPair::from_seed(&seed).expect("the service user seed is valid"));
-    let jwt = issue::internal_user_jwt(
-        &auth,
-        key.public_key(),
-        name,
-        &[],
-        &[],
-        pbn::clock::unix_now(),
-        None,
-    )
-    .expect("mint the service user JWT");
+    let jwt =
+        pbn::internal_user_jwt(&auth, key.public_key(), name, &[], &[], pbn::unix_now(), None)
+            .expect("mint the service user JWT");
     ConnectOptions::with_jwt(jwt, move |nonce| {
         let key = key.clone();
         async move { Ok(key.sign(&nonce)) }
@@ -405,16 +396,9 @@ pub fn service_options(store: &Store, name: &str) -> ConnectOptions {
 /// API, CONNZ and KICK requests in tests).
 pub fn sys_user_options(sys: &Account) -> ConnectOptions {
     let kp = Arc::new(KeyPair::generate(KeyKind::User));
-    let jwt = issue::internal_user_jwt(
-        sys,
-        kp.public_key(),
-        "test-sys",
-        &[],
-        &[],
-        pbn::clock::unix_now(),
-        None,
-    )
-    .expect("mint a system user JWT");
+    let jwt =
+        pbn::internal_user_jwt(sys, kp.public_key(), "test-sys", &[], &[], pbn::unix_now(), None)
+            .expect("mint a system user JWT");
     ConnectOptions::with_jwt(jwt, move |nonce| {
         let kp = kp.clone();
         async move { Ok(kp.sign(&nonce)) }
@@ -608,12 +592,12 @@ fn pick_base_port(nodes: u16) -> u16 {
 /// or signalled to stop on drop.
 pub struct ServiceHandle {
     stop: watch::Sender<bool>,
-    task: Option<JoinHandle<Result<(), pbn::server::ServerError>>>,
+    task: Option<JoinHandle<Result<(), pbn::ServerError>>>,
 }
 
 impl ServiceHandle {
     /// Signals shutdown and waits for `run_with_store` to return.
-    pub async fn stop(mut self) -> Result<(), pbn::server::ServerError> {
+    pub async fn stop(mut self) -> Result<(), pbn::ServerError> {
         let _ = self.stop.send(true);
         let task = self.task.take().expect("a running service has its task");
         tokio::time::timeout(WAIT, task)

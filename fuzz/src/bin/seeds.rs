@@ -3,17 +3,18 @@
 //! sealed) for password, token and nkey users, the Go JWT vectors, creds files, admin requests
 //! as the admin client sends them and an example config.
 
+use pbn::{AccountAdd, RoleAdd, TokenAdd, UserAdd, UserEdit};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use data_encoding::BASE64URL_NOPAD;
-use pbn::admin::{self, init, Context, LimitPatch, Request, Response, RolePatch};
-use pbn::auth::{hash_password_with, PasswordParams, Secret};
 use pbn::claims::{
     format_user_creds, AuthorizationRequestClaims, Claims, ClientInfo, ConnectOptions, ServerId,
     AUTH_REQUEST_AUDIENCE,
 };
 use pbn::keys::{KeyKind, KeyPair, XKeyPair};
+use pbn::{hash_password_with, PasswordParams, Secret};
+use pbn::{Context, LimitPatch, Request, Response, RolePatch};
 use pbn_fuzz::{fixture, fixture_dir, Fixture, Side, AUTH_PLACEHOLDER, NOW, SERVER_PLACEHOLDER};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -29,32 +30,34 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
     fs::write(dir.join(name), bytes).expect("seed file");
 }
 
-fn exec(store: &pbn::store::Store, req: &Request) -> Response {
-    admin::execute(store, req, &Context::now()).expect("a valid fixture request")
+fn exec(store: &pbn::Store, req: &Request) -> Response {
+    pbn::execute(store, req, &Context::now()).expect("a valid fixture request").response
 }
 
 /// The admin requests that build a store; also the admin-decoder seeds.
 fn setup_requests(phc: &str, nkey: &str) -> Vec<Request> {
-    let user = |name: &str, pw: Option<&str>| Request::UserAdd {
-        name: name.into(),
-        account: "app".into(),
-        role: "dev".into(),
-        email: Some(format!("{name}@example.com")),
-        description: Some("fuzz fixture".into()),
-        password_hash: pw.map(str::to_string),
+    let user = |name: &str, pw: Option<&str>| {
+        Request::UserAdd(UserAdd {
+            name: name.into(),
+            account: "app".into(),
+            role: "dev".into(),
+            email: Some(format!("{name}@example.com")),
+            description: Some("fuzz fixture".into()),
+            password_hash: pw.map(str::to_string),
+        })
     };
     vec![
-        Request::AccountAdd {
+        Request::AccountAdd(AccountAdd {
             name: "app".into(),
             description: Some("fuzzed logins".into()),
             limits: LimitPatch::default(),
             disallow_bearer: false,
-        },
-        Request::RoleAdd { name: "dev".into(), role: RolePatch::default() },
+        }),
+        Request::RoleAdd(RoleAdd { name: "dev".into(), role: RolePatch::default() }),
         user("pw-user", Some(phc)),
         user("token-user", None),
         user("nkey-user", None),
-        Request::UserEdit {
+        Request::UserEdit(UserEdit {
             name: "nkey-user".into(),
             account: None,
             role: None,
@@ -62,7 +65,7 @@ fn setup_requests(phc: &str, nkey: &str) -> Vec<Request> {
             email: None,
             description: None,
             nkey: Some(nkey.into()),
-        },
+        }),
     ]
 }
 
@@ -70,13 +73,14 @@ fn setup_requests(phc: &str, nkey: &str) -> Vec<Request> {
 fn make_store(name: &str, xkey: bool, requests: &[Request]) -> String {
     let path = fixture_dir().join(format!("{name}.redb"));
     let _ = fs::remove_file(&path);
-    let (store, _) = init::init_store(&path, "fuzz", xkey, &Context::now()).expect("init");
+    let (store, _) = pbn::init_store(&path, "fuzz", xkey, &Context::now()).expect("init");
     for req in requests {
         exec(&store, req);
     }
-    let add = Request::TokenAdd { name: "token-user".into(), label: None, expires_secs: None };
+    let add =
+        Request::TokenAdd(TokenAdd { name: "token-user".into(), label: None, expires_secs: None });
     let Response::Token { token, .. } = exec(&store, &add) else { panic!("a token") };
-    let auth = store.read(init::auth_account).expect("AUTH");
+    let auth = store.read(pbn::auth_account).expect("AUTH");
     fs::write(fixture_dir().join(format!("{name}.auth")), auth.public_key.to_string()).unwrap();
     if let Some(seed) = auth.callout.as_ref().and_then(|c| c.xkey.as_ref()) {
         let pair = XKeyPair::from_seed(seed).expect("a valid xkey seed");

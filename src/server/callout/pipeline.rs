@@ -62,7 +62,7 @@ impl PipelineOptions {
 
 /// What became of one request.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Handled {
     /// Bytes to send to the reply subject; `None` = send nothing.
     pub reply: Option<Vec<u8>>,
     /// The session admitted, when a JWT was minted.
@@ -180,16 +180,16 @@ impl Pipeline {
         xkey_header: Option<&str>,
         now: i64,
         max_reply: usize,
-    ) -> Outcome {
+    ) -> Handled {
         let verified = match self.verify(payload, xkey_header, now) {
             Ok(v) => v,
-            Err(e) => return Outcome { reply: None, admitted: None, error: Some(e) },
+            Err(e) => return Handled { reply: None, admitted: None, error: Some(e) },
         };
         let admitted = self.admit(&verified.claims.nats, now).await;
         let e = match admitted {
             Ok((jwt, session)) => match self.respond(&verified, Ok(&jwt)) {
                 Ok(reply) if reply.len() <= max_reply => {
-                    return Outcome { reply: Some(reply), admitted: Some(session), error: None };
+                    return Handled { reply: Some(reply), admitted: Some(session), error: None };
                 }
                 Ok(reply) => {
                     self.sessions.remove(session.server_id.as_str(), session.client_id);
@@ -198,13 +198,13 @@ impl Pipeline {
                 }
                 Err(e) => {
                     self.sessions.remove(session.server_id.as_str(), session.client_id);
-                    return Outcome { reply: None, admitted: None, error: Some(e) };
+                    return Handled { reply: None, admitted: None, error: Some(e) };
                 }
             },
             Err(e) => e,
         };
         let reply = self.respond(&verified, Err(&e)).ok();
-        Outcome { reply, admitted: None, error: Some(e) }
+        Handled { reply, admitted: None, error: Some(e) }
     }
 
     fn open(
