@@ -24,6 +24,7 @@ pub mod issue;
 pub mod keys;
 pub mod model;
 pub mod natsconf;
+pub mod natsd;
 pub mod server;
 pub mod shutdown;
 pub mod store;
