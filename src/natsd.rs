@@ -139,7 +139,11 @@ pub fn find_binary(flag: Option<&Path>, root: &Path) -> Result<PathBuf, NatsdErr
     }
     if let Some(path) = std::env::var_os(BINARY_ENV).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
-        return if is_executable(&path) { Ok(path) } else { Err(NatsdError::NotExecutable { path }) };
+        return if is_executable(&path) {
+            Ok(path)
+        } else {
+            Err(NatsdError::NotExecutable { path })
+        };
     }
     let local = root.join(LOCAL_BINARY);
     if is_executable(&local) {
@@ -486,8 +490,11 @@ impl Natsd {
     fn read_ports_file(&self, pid: u32) -> Result<Option<Ports>, NatsdError> {
         let dir = self.opts.ports_dir();
         let suffix = format!("_{pid}.ports");
-        let entries = fs::read_dir(&dir)
-            .map_err(|source| NatsdError::Io { action: "list", path: dir.clone(), source })?;
+        let entries = fs::read_dir(&dir).map_err(|source| NatsdError::Io {
+            action: "list",
+            path: dir.clone(),
+            source,
+        })?;
         let file = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())

@@ -24,8 +24,9 @@ const NAME: &str = "pbn-conn-test";
 /// Probe interval and healthy checks used by the tests.
 const PROBE: Duration = Duration::from_millis(200);
 const CHECKS: u32 = 3;
-/// How long a replaced client stays open after a failback (`request_timeout`).
-const GRACE: Duration = Duration::from_secs(3);
+/// How long a replaced client stays open after a failback (`failback_grace`): long enough to
+/// publish through it once more on a busy machine.
+const GRACE: Duration = Duration::from_secs(1);
 
 fn fast_settings(servers: &[String]) -> ConnectionSettings {
     ConnectionSettings {
@@ -36,7 +37,8 @@ fn fast_settings(servers: &[String]) -> ConnectionSettings {
         retry_backoff_max: Duration::from_millis(300),
         failback_check_interval: PROBE,
         failback_healthy_checks: CHECKS,
-        request_timeout: GRACE,
+        request_timeout: Duration::from_secs(3),
+        failback_grace: GRACE,
         ping_interval: Duration::from_secs(1),
         ..ConnectionSettings::default()
     }

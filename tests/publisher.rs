@@ -21,6 +21,9 @@ use env::{
 
 /// Debounce of most tests: short, so pushes follow changes quickly.
 const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Probe interval and healthy probes before failback in the failover test (production: 5 s, 3).
+const FAILBACK_CHECK: Duration = Duration::from_millis(200);
+const FAILBACK_CHECKS: u32 = 3;
 
 fn unchanged(text: &str) -> String {
     text.to_string()
@@ -279,7 +282,10 @@ async fn fails_over_to_the_backup_and_back() {
         .await;
     }
     let urls: Vec<String> = nodes.iter().map(NatsServer::client_url).collect();
-    let service = Service::start(&env, settings(&env, urls.clone(), DEBOUNCE, 5));
+    let mut settings = settings(&env, urls.clone(), DEBOUNCE, 5);
+    settings.connection.failback_check_interval = FAILBACK_CHECK;
+    settings.connection.failback_healthy_checks = FAILBACK_CHECKS;
+    let service = Service::start(&env, settings);
     wait_callout(&nodes[0], true, WAIT).await;
     assert_eq!(callout_subscribers(&nodes[1]).await, 0, "the primary first");
     login(&urls[1], "carol").await.expect("login through the backup node");
@@ -290,8 +296,8 @@ async fn fails_over_to_the_backup_and_back() {
     carol.flush().await.expect("works");
 
     nodes[0].restart().await;
-    // Failback waits for 3 healthy probes 5 s apart (the connection defaults).
-    wait_callout(&nodes[0], true, Duration::from_secs(60)).await;
+    // Failback waits for FAILBACK_CHECKS healthy probes FAILBACK_CHECK apart.
+    wait_callout(&nodes[0], true, WAIT).await;
     wait_callout(&nodes[1], false, WAIT).await;
     login(&urls[0], "carol").await.expect("login through the primary again");
     service.stop().await;

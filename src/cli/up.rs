@@ -240,7 +240,8 @@ impl Server {
 
     /// Waits until the server is ready; fails when it exits first.
     fn wait_ready(&self) -> Result<()> {
-        let result = self.natsd.lock().unwrap_or_else(PoisonError::into_inner).wait_ready_blocking();
+        let result =
+            self.natsd.lock().unwrap_or_else(PoisonError::into_inner).wait_ready_blocking();
         match result {
             Ok(_) => Ok(()),
             Err(NatsdError::Exited { status, .. } | NatsdError::PortInUse { status, .. }) => {

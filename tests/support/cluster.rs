@@ -51,7 +51,9 @@ impl Cluster {
         let mut nodes: Vec<NatsServer> = Vec::with_capacity(n);
         let mut route_ports = Vec::with_capacity(n);
         for index in 0..n {
-            let config = |port| format!("{}\n{}", config_fn(index), cluster_block(index, port, &route_ports));
+            let config = |port| {
+                format!("{}\n{}", config_fn(index), cluster_block(index, port, &route_ports))
+            };
             let node = NatsServer::builder(&config(None)).try_start().await?;
             let port = node.cluster_port().ok_or_else(|| HarnessError::Monitor {
                 url: node.monitoring_url(),

@@ -330,7 +330,9 @@ impl NatsServer {
     /// GETs `path` (e.g. `/varz`, `/connz?auth=1`, `/routez`) from the monitoring endpoint
     /// and parses the JSON body.
     pub async fn try_monitor(&self, path: &str) -> Result<serde_json::Value, HarnessError> {
-        natsd::monitor(self.http_port, path).await.map_err(|err| harness_error(err, self.port, String::new()))
+        natsd::monitor(self.http_port, path)
+            .await
+            .map_err(|err| harness_error(err, self.port, String::new()))
     }
 
     /// Like [`NatsServer::try_monitor`], but panics on failure.
