@@ -15,7 +15,9 @@ use pbn::server::connection::{
 };
 use tokio::sync::watch;
 
-use crate::support::{free_port, wait_until, wait_until_async, Cluster, Deadline, NatsServer};
+use crate::support::{
+    free_port, wait_until, wait_until_async, Cluster, Deadline, NatsServer, Refuser,
+};
 
 /// Upper bound for anything that should happen within a few probe intervals.
 const WAIT: Duration = Duration::from_secs(20);
@@ -107,7 +109,8 @@ async fn named_connections(server: &NatsServer, query: &str) -> usize {
 
 #[tokio::test]
 async fn bootstraps_without_a_server_and_connects_once_one_starts() {
-    let port = free_port();
+    let refuser = Refuser::bind(0).await;
+    let port = refuser.port();
     let url = format!("nats://127.0.0.1:{port}");
     let (_stop, shutdown) = watch::channel(false);
     let connection = Connection::start(
@@ -121,10 +124,11 @@ async fn bootstraps_without_a_server_and_connects_once_one_starts() {
     assert!(connection.client().borrow().is_none());
 
     // Several rounds fail meanwhile (backoff 50..300 ms); it must keep bootstrapping.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    refuser.wait_attempts(3, WAIT).await;
     assert_eq!(*state.borrow(), ConnState::Bootstrapping);
     assert!(connection.client().borrow().is_none());
 
+    refuser.close().await;
     let server = NatsServer::builder("").port(port).start().await;
     wait_state(&state, connected(&url, true)).await;
     let client = current(&connection);

@@ -13,7 +13,7 @@ use pbn::admin::Request;
 use pbn::claims::{self, AccountClaims, Claims};
 use pbn::store::StoreRead;
 
-use crate::support::{wait_until_async, Cluster, NatsServer};
+use crate::support::{wait_until_async, Cluster, NatsServer, Refuser};
 use env::{
     callout_subscribers, connect_creds, held, login, lookup, lookup_key, settings, start_server,
     sys_client, wait_callout, wait_held, Env, Events, Service, WAIT,
@@ -78,9 +78,9 @@ async fn lowering_max_connections_closes_the_newest_connections() {
         let events = Events::default();
         let client = connect_creds(&server.client_url(), c, &events).await.expect("connect");
         client.flush().await.expect("flush");
+        // connect_creds returns after the handshake, so each connection starts after the one
+        // before: the server closes the newest connections first.
         clients.push((client, events));
-        // Distinct start times: the server closes the newest connections first.
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     env.set_max_connections("limited", 2);
@@ -223,15 +223,17 @@ async fn bootstrap_waits_for_the_server_then_flushes() {
     let env = Env::new();
     let config = env.render(None, None).remove(0);
     let url = format!("nats://127.0.0.1:{}", config.client_port);
+    let refuser = Refuser::bind(config.client_port).await;
     let service = Service::start(&env, settings(&env, vec![url.clone()], DEBOUNCE, 2));
     env.add_account("early", -1);
     env.add_user("bob", "early");
-    // No server for a while: nothing is lost and no attempt is spent.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No server while the service tries to connect: nothing is lost and no attempt is spent.
+    refuser.wait_attempts(3, WAIT).await;
     let waiting = env.outbox();
     assert!(waiting.iter().any(|e| e.account_name == "early"));
     assert!(waiting.iter().all(|e| e.state == "pending" && e.attempts == 0), "{waiting:?}");
 
+    refuser.close().await;
     let server = start_server(&config, unchanged).await;
     env.wait_outbox_empty().await;
     let sys = sys_client(&env, &url).await;
@@ -255,6 +257,7 @@ async fn a_server_restart_mid_stream_ends_with_the_store_state() {
         if n == 20 {
             server.restart().await;
         }
+        // Pacing: the edits are spread over the server's outage and restart.
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     env.wait_outbox_empty().await;

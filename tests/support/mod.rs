@@ -3,6 +3,7 @@
 //! - [`nats_server_binary`] finds the server (`PBN_NATS_SERVER`, `.tools/bin`, `PATH`).
 //! - [`NatsServer`] runs one server (start, stop, restart, logs, monitoring endpoint).
 //! - [`Cluster`] runs n routed servers and waits until every route is up.
+//! - [`Refuser`] stands in for a server that is not there yet and counts connection attempts.
 //! - [`wait_until`] and [`Deadline`] poll a condition with a deadline instead of sleeping.
 //!
 //! Every process is killed and reaped when its handle drops, and on Linux also when the test
@@ -15,6 +16,7 @@ mod cluster;
 pub mod deploy;
 pub mod pbn;
 mod process;
+mod refuser;
 mod server;
 mod wait;
 
@@ -29,6 +31,8 @@ use std::time::Duration;
 // Re-exported for the test modules; unused ones are not an error (see `dead_code` above).
 #[allow(unused_imports)]
 pub use cluster::{Cluster, CLUSTER_NAME};
+#[allow(unused_imports)]
+pub use refuser::Refuser;
 #[allow(unused_imports)]
 pub use server::{NatsServer, NatsServerBuilder};
 #[allow(unused_imports)]
