@@ -102,7 +102,7 @@ async fn twenty_edits_within_the_debounce_make_one_push() {
     env.add_account("busy", -1);
     let config = env.render(None, None).remove(0);
     // Debug logging: the server logs `jwt updated - <account>` for every push it applies.
-    let server = NatsServer::builder(&config.text).port(config.client_port).arg("-D").start().await;
+    let server = NatsServer::builder(&config.text).arg("-D").start().await;
     // The admin clock has second resolution: a 2 s debounce keeps a 20-edit burst together.
     let s = settings(&env, vec![server.client_url()], Duration::from_secs(2), 5);
     let service = Service::start(&env, s);
@@ -222,8 +222,9 @@ async fn startup_reconcile_pushes_what_changed_while_stopped() {
 async fn bootstrap_waits_for_the_server_then_flushes() {
     let env = Env::new();
     let config = env.render(None, None).remove(0);
-    let url = format!("nats://127.0.0.1:{}", config.client_port);
-    let refuser = Refuser::bind(config.client_port).await;
+    let refuser = Refuser::bind(0).await;
+    let port = refuser.port();
+    let url = format!("nats://127.0.0.1:{port}");
     let service = Service::start(&env, settings(&env, vec![url.clone()], DEBOUNCE, 2));
     env.add_account("early", -1);
     env.add_user("bob", "early");
@@ -234,7 +235,7 @@ async fn bootstrap_waits_for_the_server_then_flushes() {
     assert!(waiting.iter().all(|e| e.state == "pending" && e.attempts == 0), "{waiting:?}");
 
     refuser.close().await;
-    let server = start_server(&config, unchanged).await;
+    let server = NatsServer::builder(&config.text).port(port).start().await;
     env.wait_outbox_empty().await;
     let sys = sys_client(&env, &url).await;
     assert!(lookup(&sys, &env, "early").await.is_some());

@@ -46,8 +46,7 @@ pub fn up(a: UpArgs) -> Result<()> {
     let store_path = prepare_store(&dir)?;
     let conf = write_config(&store_path, &dir, a.port)?;
     check_port_free(a.port, "client")?;
-    // Spawned from the main thread, which lives as long as the process: the parent-death signal
-    // fires when the spawning thread ends, not the process.
+    // Tied to this process (parent-death signal, see `natsd::spawn_tied`).
     let server = Server::start(&bin, &conf, &dir)?;
     server.wait_ready()?;
     eprintln!("nats-server started (pid {}), log: {}", server.pid, server.log.display());
