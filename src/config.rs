@@ -197,7 +197,7 @@ pub struct PublisherSettings {
 }
 
 /// Checked `[connection]` settings; the defaults are those of
-/// [`crate::connection::ConnectionSettings`] (5 s, 3 checks: about 15 s of a healthy primary
+/// [`crate::server::connection::ConnectionSettings`] (5 s, 3 checks: about 15 s of a healthy primary
 /// before failing back).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionTuning {
@@ -391,7 +391,7 @@ fn publisher_settings(p: RawPublisher) -> Result<PublisherSettings, ConfigError>
 
 /// Checked `[connection]` settings with the connection's defaults.
 fn connection_tuning(c: RawConnection) -> Result<ConnectionTuning, ConfigError> {
-    let defaults = crate::connection::ConnectionSettings::default();
+    let defaults = crate::server::connection::ConnectionSettings::default();
     let checks = c.failback_healthy_checks.unwrap_or(defaults.failback_healthy_checks);
     Ok(ConnectionTuning {
         failback_check_interval: nonzero(

@@ -14,9 +14,9 @@ use pbn::store::{Store, StoreError, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
 
+use crate::server::NatsProcess;
 use crate::support::{bulk_users, BulkUsers, ACCOUNT, ROLE};
 use crate::LoadError;
-use crate::NatsProcess;
 
 /// Users per bulk-insert transaction.
 const BATCH: usize = 10_000;
