@@ -64,6 +64,9 @@ pub struct RawConfig {
     /// Publisher tuning.
     #[serde(default)]
     pub publisher: RawPublisher,
+    /// Failover tuning of the NATS connections.
+    #[serde(default)]
+    pub connection: RawConnection,
     /// CA (PEM) that the NATS servers' TLS certificates are checked against, for a private
     /// CA; public CAs are trusted without it. Set, every connection requires TLS.
     pub tls_ca: Option<PathBuf>,
@@ -128,6 +131,17 @@ pub struct RawPublisher {
     pub request_timeout: Option<Duration>,
 }
 
+/// `[connection]` section: when pbn moves back to the primary server after a failover.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConnection {
+    /// How often the primary is probed while on a backup, e.g. `"5s"`.
+    #[serde(default, with = "opt_duration")]
+    pub failback_check_interval: Option<Duration>,
+    /// Successful probes in a row before failing back.
+    pub failback_healthy_checks: Option<u32>,
+}
+
 mod opt_duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
@@ -182,6 +196,17 @@ pub struct PublisherSettings {
     pub request_timeout: Duration,
 }
 
+/// Checked `[connection]` settings; the defaults are those of
+/// [`crate::server::connection::ConnectionSettings`] (5 s, 3 checks: about 15 s of a healthy primary
+/// before failing back).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionTuning {
+    /// How often the primary is probed while on a backup.
+    pub failback_check_interval: Duration,
+    /// Successful probes in a row before failing back.
+    pub failback_healthy_checks: u32,
+}
+
 /// The checked settings of `pbn serve`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -193,6 +218,8 @@ pub struct Settings {
     pub callout: CalloutSettings,
     /// Publisher settings.
     pub publisher: PublisherSettings,
+    /// Connection (failback) settings.
+    pub connection: ConnectionTuning,
     /// CA of the servers' TLS certificates (checked readable PEM); `None`: system roots only.
     pub tls_ca: Option<PathBuf>,
 }
@@ -253,6 +280,9 @@ impl RawConfig {
         p.retention = o.retention.or(p.retention);
         p.cleanup_interval = o.cleanup_interval.or(p.cleanup_interval);
         p.request_timeout = o.request_timeout.or(p.request_timeout);
+        let (n, o) = (&mut self.connection, other.connection);
+        n.failback_check_interval = o.failback_check_interval.or(n.failback_check_interval);
+        n.failback_healthy_checks = o.failback_healthy_checks.or(n.failback_healthy_checks);
         self
     }
 }
@@ -291,7 +321,8 @@ impl Settings {
         }
         let tls_ca = raw.tls_ca.as_deref().map(check_ca).transpose()?;
         let store = raw.store.unwrap_or("pbn.redb".into());
-        Ok(Settings { store, servers, callout, publisher, tls_ca })
+        let connection = connection_tuning(raw.connection)?;
+        Ok(Settings { store, servers, callout, publisher, connection, tls_ca })
     }
 }
 
@@ -355,6 +386,20 @@ fn publisher_settings(p: RawPublisher) -> Result<PublisherSettings, ConfigError>
             "publisher.request_timeout",
             p.request_timeout.unwrap_or(Duration::from_secs(2)),
         )?,
+    })
+}
+
+/// Checked `[connection]` settings with the connection's defaults.
+fn connection_tuning(c: RawConnection) -> Result<ConnectionTuning, ConfigError> {
+    let defaults = crate::server::connection::ConnectionSettings::default();
+    let checks = c.failback_healthy_checks.unwrap_or(defaults.failback_healthy_checks);
+    Ok(ConnectionTuning {
+        failback_check_interval: nonzero(
+            "connection.failback_check_interval",
+            c.failback_check_interval.unwrap_or(defaults.failback_check_interval),
+        )?,
+        failback_healthy_checks: positive("connection.failback_healthy_checks", checks as usize)?
+            as u32,
     })
 }
 
@@ -445,6 +490,23 @@ mod tests {
         assert_eq!(s.servers, vec!["nats://127.0.0.1:4222".to_string()]);
         assert_eq!(s.callout.queue_group, "pbn");
         assert!(s.publisher.backoff_base <= s.publisher.backoff_max);
+    }
+
+    #[test]
+    fn the_connection_section_sets_the_failback_timers() {
+        let defaults = Settings::resolve(None, RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(defaults.connection.failback_check_interval, Duration::from_secs(5));
+        assert_eq!(defaults.connection.failback_healthy_checks, 3);
+        let text =
+            "[connection]\nfailback_check_interval = \"200ms\"\nfailback_healthy_checks = 2\n";
+        let raw: RawConfig = toml::from_str(text).unwrap();
+        let s = Settings::resolve(Some(raw), RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(s.connection.failback_check_interval, Duration::from_millis(200));
+        assert_eq!(s.connection.failback_healthy_checks, 2);
+        let raw: RawConfig = toml::from_str("[connection]\nfailback_healthy_checks = 0\n").unwrap();
+        let err = Settings::resolve(Some(raw), RawConfig::default(), RawConfig::default());
+        let name = "connection.failback_healthy_checks";
+        assert!(matches!(err, Err(ConfigError::Invalid { name: n, .. }) if n == name));
     }
 
     #[test]

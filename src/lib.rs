@@ -50,6 +50,7 @@ mod issue;
 pub mod keys;
 mod model;
 mod natsconf;
+pub mod natsd;
 mod server;
 mod shutdown;
 mod store;

@@ -199,6 +199,8 @@ fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {
         name: name.into(),
         subscription_capacity: settings.callout.subscription_capacity,
         tls_ca: settings.tls_ca.clone(),
+        failback_check_interval: settings.connection.failback_check_interval,
+        failback_healthy_checks: settings.connection.failback_healthy_checks,
         ..ConnectionSettings::default()
     }
 }

@@ -15,7 +15,9 @@ use pbn::{
 };
 use tokio::sync::watch;
 
-use crate::support::{free_port, wait_until, wait_until_async, Cluster, Deadline, NatsServer};
+use crate::support::{
+    free_port, wait_until, wait_until_async, Cluster, Deadline, NatsServer, Refuser,
+};
 
 /// Upper bound for anything that should happen within a few probe intervals.
 const WAIT: Duration = Duration::from_secs(20);
@@ -24,8 +26,9 @@ const NAME: &str = "pbn-conn-test";
 /// Probe interval and healthy checks used by the tests.
 const PROBE: Duration = Duration::from_millis(200);
 const CHECKS: u32 = 3;
-/// How long a replaced client stays open after a failback (`request_timeout`).
-const GRACE: Duration = Duration::from_secs(3);
+/// How long a replaced client stays open after a failback (`failback_grace`): long enough to
+/// publish through it once more on a busy machine.
+const GRACE: Duration = Duration::from_secs(1);
 
 fn fast_settings(servers: &[String]) -> ConnectionSettings {
     ConnectionSettings {
@@ -36,7 +39,8 @@ fn fast_settings(servers: &[String]) -> ConnectionSettings {
         retry_backoff_max: Duration::from_millis(300),
         failback_check_interval: PROBE,
         failback_healthy_checks: CHECKS,
-        request_timeout: GRACE,
+        request_timeout: Duration::from_secs(3),
+        failback_grace: GRACE,
         ping_interval: Duration::from_secs(1),
         ..ConnectionSettings::default()
     }
@@ -105,7 +109,8 @@ async fn named_connections(server: &NatsServer, query: &str) -> usize {
 
 #[tokio::test]
 async fn bootstraps_without_a_server_and_connects_once_one_starts() {
-    let port = free_port();
+    let refuser = Refuser::bind(0).await;
+    let port = refuser.port();
     let url = format!("nats://127.0.0.1:{port}");
     let (_stop, shutdown) = watch::channel(false);
     let connection = Connection::start(
@@ -119,10 +124,11 @@ async fn bootstraps_without_a_server_and_connects_once_one_starts() {
     assert!(connection.client().borrow().is_none());
 
     // Several rounds fail meanwhile (backoff 50..300 ms); it must keep bootstrapping.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    refuser.wait_attempts(3, WAIT).await;
     assert_eq!(*state.borrow(), ConnState::Bootstrapping);
     assert!(connection.client().borrow().is_none());
 
+    refuser.close().await;
     let server = NatsServer::builder("").port(port).start().await;
     wait_state(&state, connected(&url, true)).await;
     let client = current(&connection);

@@ -13,7 +13,7 @@ use pbn::Request;
 use pbn::StoreRead;
 use pbn::AUTH_ACCOUNT;
 
-use crate::support::{wait_until_async, Cluster, NatsServer};
+use crate::support::{wait_until_async, Cluster, NatsServer, Refuser};
 use env::{
     callout_subscribers, connect_creds, held, login, lookup, lookup_key, settings, start_server,
     sys_client, wait_callout, wait_held, Env, Events, Service, WAIT,
@@ -21,6 +21,9 @@ use env::{
 
 /// Debounce of most tests: short, so pushes follow changes quickly.
 const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Probe interval and healthy probes before failback in the failover test (production: 5 s, 3).
+const FAILBACK_CHECK: Duration = Duration::from_millis(200);
+const FAILBACK_CHECKS: u32 = 3;
 
 fn unchanged(text: &str) -> String {
     text.to_string()
@@ -75,9 +78,9 @@ async fn lowering_max_connections_closes_the_newest_connections() {
         let events = Events::default();
         let client = connect_creds(&server.client_url(), c, &events).await.expect("connect");
         client.flush().await.expect("flush");
+        // connect_creds returns after the handshake, so each connection starts after the one
+        // before: the server closes the newest connections first.
         clients.push((client, events));
-        // Distinct start times: the server closes the newest connections first.
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     env.set_max_connections("limited", 2);
@@ -99,7 +102,7 @@ async fn twenty_edits_within_the_debounce_make_one_push() {
     env.add_account("busy", -1);
     let config = env.render(None, None).remove(0);
     // Debug logging: the server logs `jwt updated - <account>` for every push it applies.
-    let server = NatsServer::builder(&config.text).port(config.client_port).arg("-D").start().await;
+    let server = NatsServer::builder(&config.text).arg("-D").start().await;
     // The admin clock has second resolution: a 2 s debounce keeps a 20-edit burst together.
     let s = settings(&env, vec![server.client_url()], Duration::from_secs(2), 5);
     let service = Service::start(&env, s);
@@ -219,17 +222,20 @@ async fn startup_reconcile_pushes_what_changed_while_stopped() {
 async fn bootstrap_waits_for_the_server_then_flushes() {
     let env = Env::new();
     let config = env.render(None, None).remove(0);
-    let url = format!("nats://127.0.0.1:{}", config.client_port);
+    let refuser = Refuser::bind(0).await;
+    let port = refuser.port();
+    let url = format!("nats://127.0.0.1:{port}");
     let service = Service::start(&env, settings(&env, vec![url.clone()], DEBOUNCE, 2));
     env.add_account("early", -1);
     env.add_user("bob", "early");
-    // No server for a while: nothing is lost and no attempt is spent.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No server while the service tries to connect: nothing is lost and no attempt is spent.
+    refuser.wait_attempts(3, WAIT).await;
     let waiting = env.outbox();
     assert!(waiting.iter().any(|e| e.account_name == "early"));
     assert!(waiting.iter().all(|e| e.state == "pending" && e.attempts == 0), "{waiting:?}");
 
-    let server = start_server(&config, unchanged).await;
+    refuser.close().await;
+    let server = NatsServer::builder(&config.text).port(port).start().await;
     env.wait_outbox_empty().await;
     let sys = sys_client(&env, &url).await;
     assert!(lookup(&sys, &env, "early").await.is_some());
@@ -252,6 +258,7 @@ async fn a_server_restart_mid_stream_ends_with_the_store_state() {
         if n == 20 {
             server.restart().await;
         }
+        // Pacing: the edits are spread over the server's outage and restart.
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     env.wait_outbox_empty().await;
@@ -279,7 +286,10 @@ async fn fails_over_to_the_backup_and_back() {
         .await;
     }
     let urls: Vec<String> = nodes.iter().map(NatsServer::client_url).collect();
-    let service = Service::start(&env, settings(&env, urls.clone(), DEBOUNCE, 5));
+    let mut settings = settings(&env, urls.clone(), DEBOUNCE, 5);
+    settings.connection.failback_check_interval = FAILBACK_CHECK;
+    settings.connection.failback_healthy_checks = FAILBACK_CHECKS;
+    let service = Service::start(&env, settings);
     wait_callout(&nodes[0], true, WAIT).await;
     assert_eq!(callout_subscribers(&nodes[1]).await, 0, "the primary first");
     login(&urls[1], "carol").await.expect("login through the backup node");
@@ -290,8 +300,8 @@ async fn fails_over_to_the_backup_and_back() {
     carol.flush().await.expect("works");
 
     nodes[0].restart().await;
-    // Failback waits for 3 healthy probes 5 s apart (the connection defaults).
-    wait_callout(&nodes[0], true, Duration::from_secs(60)).await;
+    // Failback waits for FAILBACK_CHECKS healthy probes FAILBACK_CHECK apart.
+    wait_callout(&nodes[0], true, WAIT).await;
     wait_callout(&nodes[1], false, WAIT).await;
     login(&urls[0], "carol").await.expect("login through the primary again");
     service.stop().await;

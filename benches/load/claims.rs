@@ -5,7 +5,6 @@
 //! nothing reaches the server: the scenario says so and is skipped, not failed.
 
 use pbn::{AccountAdd, UserAdd, UserCreds};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +12,7 @@ use async_nats::{ConnectOptions, Event};
 use pbn::claims::AccountClaims;
 use pbn::{Context, LimitPatch, Request, Response};
 use pbn::{Store, StoreRead};
+use tokio::sync::Notify;
 
 use crate::deploy;
 use crate::report::{secs, Report};
@@ -28,10 +28,12 @@ const PUBLISH_DEADLINE: Duration = Duration::from_secs(300);
 
 async fn execute(store: &Store, req: Request) -> Result<Response, LoadError> {
     let store = store.clone();
-    tokio::task::spawn_blocking(move || pbn::execute(&store, &req, &Context::now()))
-        .await
-        .map_err(|e| LoadError::Setup(e.to_string()))?
-        .map_err(LoadError::setup)
+    tokio::task::spawn_blocking(move || {
+        pbn::execute(&store, &req, &Context::now()).map(|o| o.response)
+    })
+    .await
+    .map_err(|e| LoadError::Setup(e.to_string()))?
+    .map_err(LoadError::setup)
 }
 
 async fn creds_of(store: &Store, name: &str, keep_previous: bool) -> Result<String, LoadError> {
@@ -57,7 +59,8 @@ pub async fn revocation(d: &Deployment, report: &mut Report) -> Result<bool, Loa
     });
     execute(store, add).await?;
     let creds = creds_of(store, "revokee", true).await?;
-    let lost = Arc::new(AtomicBool::new(false));
+    // Notified (a stored permit) at the disconnect, so the measured time is the event's.
+    let lost = Arc::new(Notify::new());
     let flag = lost.clone();
     let client = ConnectOptions::with_credentials(&creds)
         .map_err(LoadError::setup)?
@@ -65,7 +68,7 @@ pub async fn revocation(d: &Deployment, report: &mut Report) -> Result<bool, Loa
             let flag = flag.clone();
             async move {
                 if matches!(ev, Event::Disconnected) {
-                    flag.store(true, Ordering::SeqCst);
+                    flag.notify_one();
                 }
             }
         })
@@ -74,12 +77,11 @@ pub async fn revocation(d: &Deployment, report: &mut Report) -> Result<bool, Loa
         .map_err(LoadError::setup)?;
     let started = Instant::now();
     creds_of(store, "revokee", false).await?;
-    while !lost.load(Ordering::SeqCst) && started.elapsed() < REVOKE_DEADLINE {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let closed = tokio::time::timeout(REVOKE_DEADLINE, lost.notified()).await.is_ok();
+    let took = started.elapsed();
     drop(client);
-    if lost.load(Ordering::SeqCst) {
-        report.fact("revocation command → revoked connection closed", secs(started.elapsed()), "");
+    if closed {
+        report.fact("revocation command → revoked connection closed", secs(took), "");
         Ok(true)
     } else {
         report.fact(

@@ -14,9 +14,9 @@ use pbn::{Store, StoreError, StoreRead};
 use tempfile::TempDir;
 use tokio::sync::watch;
 
+use crate::server::NatsProcess;
 use crate::support::{bulk_users, BulkUsers, ACCOUNT, ROLE};
 use crate::LoadError;
-use crate::{free_port, NatsProcess};
 
 /// Users per bulk-insert transaction.
 const BATCH: usize = 10_000;
@@ -111,19 +111,21 @@ pub fn system_creds(store: &Store) -> Result<String, LoadError> {
     Ok(pbn::creds(&jwt, &kp.seed()).to_string())
 }
 
-/// Renders the server config for `store` into `dir/nats` and starts nats-server on a free port.
+/// Renders the server config for `store` into `dir/nats` and starts nats-server on a port it
+/// picks itself.
 pub async fn start_server(
     store: &Store,
     dir: &Path,
     binary: &Path,
 ) -> Result<(NatsProcess, String), LoadError> {
     let trust = pbn::trust(store, &Context::now()).map_err(LoadError::setup)?;
-    let port = free_port()?;
-    let layout = Layout::single(dir.join("nats"), port);
+    // The rendered port is overridden: the server picks its own (see `NatsProcess::start`).
+    let layout = Layout::single(dir.join("nats"), 4222);
     let files = pbn::render(&trust, &layout).map_err(LoadError::setup)?;
     pbn::write_configs(&files).map_err(LoadError::setup)?;
     let server = NatsProcess::start(binary, &files[0].path, &dir.join("nats-server.log")).await?;
-    Ok((server, format!("nats://127.0.0.1:{port}")))
+    let url = server.client_url();
+    Ok((server, url))
 }
 
 /// Settings for a service on `store_path` talking to `url`, with pbn's defaults otherwise.

@@ -7,8 +7,8 @@ use async_nats::ConnectOptions;
 
 use crate::deploy::{self, ChildService, Workspace};
 use crate::report::{memory_mib, secs, Report};
+use crate::server::NatsProcess;
 use crate::storm::storm;
-use crate::NatsProcess;
 use crate::{Args, LoadError};
 
 /// The `pbn` binary: the flag, else `pbn` next to this benchmark's build directory

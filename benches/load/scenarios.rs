@@ -9,8 +9,8 @@ use async_nats::{ConnectOptions, Event};
 
 use crate::deploy::{self, password_of, InProcess, Workspace};
 use crate::report::{secs, Report};
+use crate::server::NatsProcess;
 use crate::storm::{progress, storm, Latency, Storm};
-use crate::NatsProcess;
 use crate::{Args, LoadError, Scenario};
 
 /// Clients of the warm-up storm that precedes the measured ones.

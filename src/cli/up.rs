@@ -10,9 +10,9 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command as Process, ExitStatus, Stdio};
+use std::process::{Command as Process, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use tokio::sync::watch;
@@ -22,14 +22,13 @@ use super::serve::{runtime, watch_signals};
 use crate::admin::{self, Context};
 use crate::config::{RawConfig, Settings};
 use crate::natsconf::{self, Layout};
+use crate::natsd::{self, Natsd, NatsdError};
 use crate::server::version::ServerVersion;
 
 /// The pid of the running nats-server, in the `pbn up` directory.
 pub const PID_FILE: &str = "nats-server.pid";
 /// The nats-server log, in the `pbn up` directory.
 pub const LOG_FILE: &str = "nats-server.log";
-/// The server log line that means every listener accepts connections.
-const READY_LINE: &str = "Server is ready";
 /// Lines of the server log shown when the server exits.
 const LOG_TAIL_LINES: usize = 20;
 /// How long the server may take to become ready.
@@ -47,8 +46,7 @@ pub fn up(a: UpArgs) -> Result<()> {
     let store_path = prepare_store(&dir)?;
     let conf = write_config(&store_path, &dir, a.port)?;
     check_port_free(a.port, "client")?;
-    // Spawned from the main thread, which lives as long as the process: the parent-death signal
-    // fires when the spawning thread ends, not the process.
+    // Tied to this process (parent-death signal, see `natsd::spawn_tied`).
     let server = Server::start(&bin, &conf, &dir)?;
     server.wait_ready()?;
     eprintln!("nats-server started (pid {}), log: {}", server.pid, server.log.display());
@@ -71,8 +69,8 @@ fn serve_while_up(server: &Server, settings: Settings) -> Result<()> {
     let tx = Arc::new(tx);
     let result = runtime()?.block_on(async {
         watch_signals(tx.clone())?;
-        let child = server.child.clone();
-        let watcher = tokio::spawn(watch_child(child, tx.clone(), rx.clone()));
+        let natsd = server.natsd.clone();
+        let watcher = tokio::spawn(watch_child(natsd, tx.clone(), rx.clone()));
         let result = crate::server::run(settings, rx).await.context("pbn serve failed");
         let _ = tx.send(true);
         let exited = watcher.await.ok().flatten();
@@ -87,13 +85,13 @@ fn serve_while_up(server: &Server, settings: Settings) -> Result<()> {
 
 /// Polls the child until it exits (then signals shutdown and returns its status) or shutdown.
 async fn watch_child(
-    child: Arc<Mutex<Child>>,
+    natsd: Arc<Mutex<Natsd>>,
     tx: Arc<watch::Sender<bool>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<ExitStatus> {
     loop {
-        let status = child.lock().unwrap_or_else(PoisonError::into_inner).try_wait();
-        if let Ok(Some(status)) = status {
+        let status = natsd.lock().unwrap_or_else(PoisonError::into_inner).try_wait();
+        if let Some(status) = status {
             tracing::error!(%status, "nats-server exited; stopping");
             let _ = tx.send(true);
             return Some(status);
@@ -137,21 +135,12 @@ fn write_config(store_path: &Path, dir: &Path, port: u16) -> Result<PathBuf> {
 
 /// Finds nats-server: the flag, `$PBN_NATS_SERVER`, `./.tools/bin/nats-server`, then `PATH`.
 fn nats_server_binary(flag: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = flag {
-        return Ok(p.to_path_buf());
-    }
-    if let Some(p) = std::env::var_os("PBN_NATS_SERVER").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
-    }
-    let local = Path::new(".tools/bin/nats-server");
-    if local.is_file() {
-        return Ok(local.to_path_buf());
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join("nats-server")).find(|p| p.is_file())
-    });
-    on_path
-        .context("nats-server not found: run scripts/install-nats-server.sh or pass --nats-server")
+    natsd::find_binary(flag, Path::new("")).map_err(|err| match err {
+        NatsdError::NotFound { .. } => anyhow!(
+            "nats-server not found: run scripts/install-nats-server.sh or pass --nats-server"
+        ),
+        err => err.into(),
+    })
 }
 
 /// Refuses a nats-server binary older than [`crate::server::version::MINIMUM`] (from `nats-server --version`).
@@ -215,7 +204,7 @@ fn is_live_nats_server(pid: u32) -> bool {
 
 /// The running nats-server child. Dropping it kills the server and removes the pid file.
 struct Server {
-    child: Arc<Mutex<Child>>,
+    natsd: Arc<Mutex<Natsd>>,
     pid: u32,
     log: PathBuf,
     pid_file: PathBuf,
@@ -225,15 +214,19 @@ impl Server {
     /// Starts `bin -c conf` with its log in `dir` and writes the pid file.
     fn start(bin: &Path, conf: &Path, dir: &Path) -> Result<Server> {
         let log = dir.join(LOG_FILE);
-        let log_file =
-            fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let mut command = Process::new(bin);
-        command.arg("-c").arg(conf).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log_file);
-        let child =
-            spawn_tied(&mut command).with_context(|| format!("cannot start {}", bin.display()))?;
-        let pid = child.id();
+        // A fresh log per run: `wait_ready` and the exit report read only this run's lines.
+        fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let mut opts = natsd::Options::new(bin, conf, &log);
+        opts.startup_timeout = START_TIMEOUT;
+        let natsd = Natsd::spawn(opts).map_err(|err| match err {
+            NatsdError::Spawn { binary, source } => {
+                anyhow::Error::new(source).context(format!("cannot start {}", binary.display()))
+            }
+            err => err.into(),
+        })?;
+        let pid = natsd.pid().context("nats-server exited at once")?;
         let server =
-            Server { child: Arc::new(Mutex::new(child)), pid, log, pid_file: dir.join(PID_FILE) };
+            Server { natsd: Arc::new(Mutex::new(natsd)), pid, log, pid_file: dir.join(PID_FILE) };
         fs::write(&server.pid_file, format!("{pid}\n"))
             .with_context(|| format!("cannot write {}", server.pid_file.display()))?;
         Ok(server)
@@ -241,27 +234,24 @@ impl Server {
 
     /// The exit status, if the server has exited.
     fn try_wait(&self) -> Option<ExitStatus> {
-        self.child.lock().unwrap_or_else(PoisonError::into_inner).try_wait().ok().flatten()
+        self.natsd.lock().unwrap_or_else(PoisonError::into_inner).try_wait()
     }
 
-    /// Waits until the server's own log says it is ready; fails when it exits first.
+    /// Waits until the server is ready; fails when it exits first.
     fn wait_ready(&self) -> Result<()> {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(status) = self.try_wait() {
-                return Err(self.exited(status).context("nats-server did not start"));
+        let result =
+            self.natsd.lock().unwrap_or_else(PoisonError::into_inner).wait_ready_blocking();
+        match result {
+            Ok(_) => Ok(()),
+            Err(NatsdError::Exited { status, .. } | NatsdError::PortInUse { status, .. }) => {
+                Err(self.exited(status).context("nats-server did not start"))
             }
-            if fs::read_to_string(&self.log).is_ok_and(|log| log.contains(READY_LINE)) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "nats-server did not become ready within {} s; see {}",
-                    START_TIMEOUT.as_secs(),
-                    self.log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            Err(NatsdError::NotReady { .. }) => bail!(
+                "nats-server did not become ready within {} s; see {}",
+                START_TIMEOUT.as_secs(),
+                self.log.display()
+            ),
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -279,38 +269,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let mut child = self.child.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = child.kill();
-        let _ = child.wait();
+        self.natsd.lock().unwrap_or_else(PoisonError::into_inner).kill();
         let _ = fs::remove_file(&self.pid_file);
     }
-}
-
-/// Spawns `command` so that the child gets `SIGKILL` when the spawning thread's process dies.
-#[cfg(target_os = "linux")]
-fn spawn_tied(command: &mut Process) -> io::Result<Child> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: getpid(2) has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2) and
-    // getppid(2), which are async-signal-safe and touch no memory of the parent.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl: then no signal would come.
-            if libc::getppid() != parent {
-                return Err(io::Error::other("pbn up died while starting nats-server"));
-            }
-            Ok(())
-        });
-    }
-    command.spawn()
-}
-
-/// Spawns `command` (no parent-death signal on this platform; the drop handler still kills it).
-#[cfg(not(target_os = "linux"))]
-fn spawn_tied(command: &mut Process) -> io::Result<Child> {
-    command.spawn()
 }

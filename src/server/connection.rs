@@ -68,9 +68,11 @@ pub struct ConnectionSettings {
     pub failback_check_interval: Duration,
     /// Consecutive successful probes of the primary needed before failing back to it.
     pub failback_healthy_checks: u32,
-    /// Default timeout of requests made with the client; also how long a replaced client is
-    /// kept open after a failback so that its requests in flight can finish.
+    /// Default timeout of requests made with the client.
     pub request_timeout: Duration,
+    /// How long a replaced client is kept open after a failback so that its requests in
+    /// flight can finish; at least `request_timeout` in production.
+    pub failback_grace: Duration,
     /// How often the client PINGs the server; a server that misses two PONGs in a row is
     /// declared lost (async-nats), which starts a failover.
     pub ping_interval: Duration,
@@ -98,6 +100,8 @@ impl Default for ConnectionSettings {
     ///   does not bounce the connection back and forth;
     /// - `request_timeout` 10 s: async-nats' default; a full resolver answering a claims update
     ///   under load can take seconds, and a timeout is never taken as a dead connection;
+    /// - `failback_grace` 10 s: the request timeout, so every request in flight on the old
+    ///   client when it is replaced gets its full time;
     /// - `tls_ca` none: public CAs are trusted through the system roots;
     /// - `ping_interval` 10 s: a silently dead server (no TCP reset) is noticed after about
     ///   30 s instead of the 3 minutes async-nats' 60 s default would take.
@@ -111,6 +115,7 @@ impl Default for ConnectionSettings {
             failback_check_interval: Duration::from_secs(5),
             failback_healthy_checks: 3,
             request_timeout: Duration::from_secs(10),
+            failback_grace: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
             subscription_capacity: 65_536,
             tls_ca: None,

@@ -1,13 +1,14 @@
 //! A reconnect storm: many password users reconnecting at the same moment after a nats-server
 //! restart are all admitted at their first attempt, within the auth timeout.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, ReconnectToServer};
 use futures::StreamExt;
+use tokio::sync::watch;
 
 use super::{password, setup, PW};
 use crate::support::deploy::DeployOptions;
@@ -22,15 +23,14 @@ const SETUP_WAIT: Duration = Duration::from_secs(60);
 /// made while the gate is open is counted in `attempts`.
 fn gated(
     opts: ConnectOptions,
-    gate: Arc<AtomicBool>,
+    gate: watch::Receiver<bool>,
     attempts: Arc<AtomicUsize>,
 ) -> ConnectOptions {
     opts.reconnect_to_server_callback(move |servers, _info| {
-        let (gate, attempts) = (gate.clone(), attempts.clone());
+        let (mut gate, attempts) = (gate.clone(), attempts.clone());
         async move {
-            while !gate.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            // The sender lives as long as the test; a closed gate stays closed.
+            gate.wait_for(|open| *open).await.ok()?;
             attempts.fetch_add(1, Ordering::SeqCst);
             let addr = servers.first()?.addr.clone();
             Some(ReconnectToServer { addr, delay: Some(Duration::ZERO) })
@@ -53,12 +53,12 @@ async fn reconnect_storm_after_a_restart_is_admitted_within_the_auth_timeout() {
     eprintln!("storm: {USERS} users created in {:?}", created.elapsed());
     d.start().await;
 
-    let gate = Arc::new(AtomicBool::new(true));
+    let (gate, gate_rx) = watch::channel(true);
     let attempts = Arc::new(AtomicUsize::new(0));
     let url = d.url(0);
     let connects = (0..USERS).map(|i| {
         let opts = password(&format!("u{i}"), &format!("{PW}-{i}")).retry_on_initial_connect();
-        gated(opts, gate.clone(), attempts.clone()).connect(url.clone())
+        gated(opts, gate_rx.clone(), attempts.clone()).connect(url.clone())
     });
     let clients: Vec<Client> = futures::stream::iter(connects)
         .buffer_unordered(64)
@@ -71,7 +71,7 @@ async fn reconnect_storm_after_a_restart_is_admitted_within_the_auth_timeout() {
     .await;
 
     // Hold every reconnect at the gate while the server restarts and the callout is back.
-    gate.store(false, Ordering::SeqCst);
+    gate.send_replace(false);
     d.server_mut(0).stop().await;
     wait_until(SETUP_WAIT, "every user disconnected", || in_state(&clients, State::Connected) == 0)
         .await;
@@ -80,7 +80,7 @@ async fn reconnect_storm_after_a_restart_is_admitted_within_the_auth_timeout() {
 
     attempts.store(0, Ordering::SeqCst);
     let opened = Instant::now();
-    gate.store(true, Ordering::SeqCst);
+    gate.send_replace(true);
     wait_until(SETUP_WAIT, "every user reconnected", || {
         in_state(&clients, State::Connected) == USERS
     })

@@ -121,6 +121,7 @@ fn a_second_local_command_waits_for_the_lock_and_names_the_holder() {
     assert!(out.stderr.contains("`pbn admin`") && out.stderr.contains(&pid), "{}", out.streams());
     // Released while it waits: it succeeds.
     let releaser = std::thread::spawn(move || {
+        // Holding the lock for a while is the situation under test, not a wait.
         std::thread::sleep(Duration::from_millis(800));
         drop(held);
     });
@@ -179,6 +180,8 @@ async fn a_login_the_server_refuses_after_the_callout_does_not_keep_the_user_slo
     // connect event was seen, so it is never taken for a refused login.
     let erin = try_login(&live, "erin").await.expect("erin's first connection");
     round_trip(&erin).await;
+    // "Nothing happens for T": no signal outside the service shows the unconfirmed-session
+    // sweep has passed her, so the test lets the confirmation timeout elapse.
     tokio::time::sleep(CONFIRM_TIMEOUT + Duration::from_secs(2)).await;
     try_login(&live, "erin").await.expect_err("erin's cap of one still holds");
     round_trip(&erin).await;

@@ -161,9 +161,10 @@ pub fn ctx() -> Context {
     Context::now()
 }
 
-/// Starts a server for `config` (edited by `edit`) on its rendered client port.
+/// Starts a server for `config` (edited by `edit`) on a client port the server picks (the
+/// rendered one is overridden; route ports stay as rendered).
 pub async fn start_server(config: &RenderedConfig, edit: impl Fn(&str) -> String) -> NatsServer {
-    NatsServer::builder(&edit(&config.text)).port(config.client_port).start().await
+    NatsServer::builder(&edit(&config.text)).start().await
 }
 
 /// Publisher settings for tests: short debounce, fast backoff, `max_attempts` tries.

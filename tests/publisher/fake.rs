@@ -39,6 +39,7 @@ async fn fake_resolver(client: Client, behaviour: Behaviour) {
             let body: Vec<u8> = match msg.subject.as_str() {
                 SERVER_PING => b"{}".to_vec(),
                 CLAIMS_UPDATE if behaviour == Behaviour::Refusing => {
+                    // A slow refusal is the behaviour simulated, not a wait.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     br#"{"server":{},"error":{"code":500,"description":"simulated refusal"}}"#
                         .to_vec()

@@ -1,67 +1,30 @@
 //! A full-mesh cluster of nats-servers on loopback (see [`Cluster`]).
+//!
+//! Every port is picked by the server that binds it, so none can collide: nodes start one after
+//! another, each with a route to every node started before it (which makes a full mesh), and
+//! once a node is ready its config is rewritten with the route port it got, so a restart keeps it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::server::START_ATTEMPTS;
 use super::wait::Deadline;
-use super::{free_port, HarnessError, NatsServer};
+use super::{HarnessError, NatsServer};
 
 /// The `cluster.name` the harness gives every cluster.
 pub const CLUSTER_NAME: &str = "pbn-test";
 /// How long a cluster may take to connect every route.
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The identity and ports of one cluster node, all chosen before any node starts (each node's
-/// config must name the route ports of the others).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClusterNode {
-    /// Position in the cluster, from 0.
-    pub index: usize,
-    /// `server_name` of the node: `node-<index>`.
-    pub name: String,
-    /// Client port.
-    pub client_port: u16,
-    /// Route (cluster) listen port.
-    pub cluster_port: u16,
-    /// HTTP monitoring port.
-    pub http_port: u16,
-    /// Route URLs of every other node (`nats-route://127.0.0.1:<cluster_port>`).
-    pub routes: Vec<String>,
-}
-
-impl ClusterNode {
-    /// The config lines that make this node a member of the cluster: `server_name` and a
-    /// `cluster` block listening on `cluster_port` with routes to every other node.
-    pub fn cluster_block(&self) -> String {
-        let routes: String = self.routes.iter().map(|route| format!("    \"{route}\"\n")).collect();
-        format!(
-            "server_name: \"{name}\"\ncluster {{\n  name: \"{CLUSTER_NAME}\"\n  \
-             listen: \"127.0.0.1:{port}\"\n  routes: [\n{routes}  ]\n}}\n",
-            name = self.name,
-            port = self.cluster_port,
-        )
-    }
-
-    /// Plans `n` nodes on fresh free ports, each routed to all others.
-    fn plan(n: usize) -> Vec<ClusterNode> {
-        let ports: Vec<[u16; 3]> =
-            (0..n).map(|_| [free_port(), free_port(), free_port()]).collect();
-        let route = |port: u16| format!("nats-route://127.0.0.1:{port}");
-        (0..n)
-            .map(|index| ClusterNode {
-                index,
-                name: format!("node-{index}"),
-                client_port: ports[index][0],
-                cluster_port: ports[index][1],
-                http_port: ports[index][2],
-                routes: (0..n)
-                    .filter(|&other| other != index)
-                    .map(|o| route(ports[o][1]))
-                    .collect(),
-            })
-            .collect()
-    }
+/// The config lines that make a node a member of the cluster: `server_name` `node-<index>` and a
+/// `cluster` block listening on `port` (`-1`: picked by the server) with routes to `routes`.
+fn cluster_block(index: usize, port: Option<u16>, routes: &[u16]) -> String {
+    let routes: String =
+        routes.iter().map(|port| format!("    \"nats-route://127.0.0.1:{port}\"\n")).collect();
+    let port = port.map_or_else(|| "-1".to_owned(), |port| port.to_string());
+    format!(
+        "server_name: \"node-{index}\"\ncluster {{\n  name: \"{CLUSTER_NAME}\"\n  \
+         listen: \"127.0.0.1:{port}\"\n  routes: [\n{routes}  ]\n}}\n"
+    )
 }
 
 /// `n` nats-servers routed to each other; dropping it drops (kills) every node.
@@ -71,49 +34,34 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` nodes whose configs are `config_fn(index)` followed by the node's
-    /// [`ClusterNode::cluster_block`], and waits until every route is connected.
+    /// Starts `n` nodes whose configs are `config_fn(index)` followed by the node's cluster
+    /// block, and waits until every route is connected.
     ///
     /// # Panics
     /// If a node does not start or the routes do not form within 30 s.
     pub async fn start(n: usize, config_fn: impl Fn(usize) -> String) -> Cluster {
-        Self::start_with(n, |node| format!("{}\n{}", config_fn(node.index), node.cluster_block()))
-            .await
+        Self::try_start(n, config_fn).await.unwrap_or_else(|err| panic!("{err}"))
     }
 
-    /// Like [`Cluster::start`], but `render` writes each node's whole config from its
-    /// [`ClusterNode`] (for configs that carry their own `cluster` block).
-    pub async fn start_with(n: usize, render: impl Fn(&ClusterNode) -> String) -> Cluster {
-        Self::try_start_with(n, render).await.unwrap_or_else(|err| panic!("{err}"))
-    }
-
-    /// Like [`Cluster::start_with`], returning failures; re-plans all ports when another
-    /// process took one meanwhile.
-    pub async fn try_start_with(
+    /// Like [`Cluster::start`], returning failures.
+    pub async fn try_start(
         n: usize,
-        render: impl Fn(&ClusterNode) -> String,
+        config_fn: impl Fn(usize) -> String,
     ) -> Result<Cluster, HarnessError> {
-        let mut attempt = 1;
-        loop {
-            match Self::launch(ClusterNode::plan(n), &render).await {
-                Err(HarnessError::PortInUse { .. }) if attempt < START_ATTEMPTS => attempt += 1,
-                result => return result,
-            }
-        }
-    }
-
-    async fn launch(
-        plan: Vec<ClusterNode>,
-        render: &impl Fn(&ClusterNode) -> String,
-    ) -> Result<Cluster, HarnessError> {
-        let mut nodes = Vec::with_capacity(plan.len());
-        for node in &plan {
-            let server = NatsServer::builder(&render(node))
-                .port(node.client_port)
-                .http_port(node.http_port)
-                .try_start()
-                .await?;
-            nodes.push(server);
+        let mut nodes: Vec<NatsServer> = Vec::with_capacity(n);
+        let mut route_ports = Vec::with_capacity(n);
+        for index in 0..n {
+            let config = |port| {
+                format!("{}\n{}", config_fn(index), cluster_block(index, port, &route_ports))
+            };
+            let node = NatsServer::builder(&config(None)).try_start().await?;
+            let port = node.cluster_port().ok_or_else(|| HarnessError::Monitor {
+                url: node.monitoring_url(),
+                reason: format!("node-{index} reported no route port"),
+            })?;
+            node.try_rewrite_config(&config(Some(port)))?;
+            route_ports.push(port);
+            nodes.push(node);
         }
         let cluster = Cluster { nodes };
         cluster.try_wait_for_routes(ROUTE_TIMEOUT).await?;

@@ -243,7 +243,8 @@ impl Deployment {
         let mut servers = Vec::with_capacity(configs.len());
         for c in configs {
             let text = format!("{}\n{}\n", c.text, self.opts.extra_config);
-            servers.push(NatsServer::builder(&text).port(c.client_port).try_start().await?);
+            // The client port is the server's pick; route ports are the rendered ones.
+            servers.push(NatsServer::builder(&text).try_start().await?);
         }
         let peers = servers.len() - 1;
         let deadline = Deadline::after(SETUP_TIMEOUT, format!("{peers} route peers per node"));

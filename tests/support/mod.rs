@@ -3,6 +3,7 @@
 //! - [`nats_server_binary`] finds the server (`PBN_NATS_SERVER`, `.tools/bin`, `PATH`).
 //! - [`NatsServer`] runs one server (start, stop, restart, logs, monitoring endpoint).
 //! - [`Cluster`] runs n routed servers and waits until every route is up.
+//! - [`Refuser`] stands in for a server that is not there yet and counts connection attempts.
 //! - [`wait_until`] and [`Deadline`] poll a condition with a deadline instead of sleeping.
 //!
 //! Every process is killed and reaped when its handle drops, and on Linux also when the test
@@ -15,13 +16,13 @@ mod cluster;
 pub mod deploy;
 pub mod pbn;
 mod process;
+mod refuser;
 mod server;
 mod wait;
 
 use std::collections::BTreeSet;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Mutex, OnceLock, PoisonError};
@@ -29,17 +30,19 @@ use std::time::Duration;
 
 // Re-exported for the test modules; unused ones are not an error (see `dead_code` above).
 #[allow(unused_imports)]
-pub use cluster::{Cluster, ClusterNode, CLUSTER_NAME};
+pub use cluster::{Cluster, CLUSTER_NAME};
+#[allow(unused_imports)]
+pub use refuser::Refuser;
 #[allow(unused_imports)]
 pub use server::{NatsServer, NatsServerBuilder};
 #[allow(unused_imports)]
 pub use wait::{try_wait_until, wait_until, wait_until_async, Deadline, POLL_INTERVAL};
 
 /// Environment variable naming the nats-server binary to test against (set by `scripts/test.sh`).
-pub const NATS_SERVER_ENV: &str = "PBN_NATS_SERVER";
+pub const NATS_SERVER_ENV: &str = ::pbn::natsd::BINARY_ENV;
 
 /// Where `scripts/install-nats-server.sh` puts the pinned nats-server, relative to the repo root.
-pub const LOCAL_NATS_SERVER: &str = ".tools/bin/nats-server";
+pub const LOCAL_NATS_SERVER: &str = ::pbn::natsd::LOCAL_BINARY;
 
 /// Failures of the harness itself (the server could not start, a wait timed out, ...).
 ///
@@ -121,44 +124,20 @@ pub fn nats_server_binary() -> PathBuf {
 }
 
 fn find_nats_server() -> PathBuf {
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(LOCAL_NATS_SERVER);
-    if let Some(path) = std::env::var_os(NATS_SERVER_ENV).filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        assert!(
-            is_executable(&path),
-            "{NATS_SERVER_ENV}={} is not an executable file; unset it or run \
-             scripts/install-nats-server.sh (installs {})",
-            path.display(),
-            local.display()
-        );
-        return path;
-    }
-    if is_executable(&local) {
-        return local;
-    }
-    let on_path = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("nats-server"))
-        .find(|candidate| is_executable(candidate));
-    on_path.unwrap_or_else(|| {
-        panic!(
-            "nats-server not found: run scripts/install-nats-server.sh (installs {}), \
-             or set {NATS_SERVER_ENV}, or put nats-server on PATH",
-            local.display()
-        )
-    })
+    ::pbn::natsd::find_binary(None, Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|err| panic!("{err}"))
 }
 
 fn is_executable(path: &Path) -> bool {
-    path.metadata().is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    ::pbn::natsd::is_executable(path)
 }
 
 /// A loopback TCP port that is free now and not handed out before by this process.
 ///
-/// Needed where ports must be known before a server starts (cluster routes, configs naming
-/// their own port). Another process may still take the port before the server binds it; the
-/// starters retry with fresh ports when that happens ([`HarnessError::PortInUse`]).
+/// Only for ports that must be known before a server starts and that the server cannot pick
+/// itself (rendered multi-server layouts, a server a test starts later on a known port).
+/// Another process may still take the port before the server binds it; the starters of
+/// rendered layouts retry with fresh ports when that happens ([`HarnessError::PortInUse`]).
 pub fn free_port() -> u16 {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     loop {

@@ -1,26 +1,21 @@
-//! One nats-server process with its own temp dir, config, log and ports (see [`NatsServer`]).
+//! One nats-server process with its own temp dir, config, log and ports (see [`NatsServer`]);
+//! the process itself is run by [`pbn::natsd::Natsd`].
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
+use pbn::natsd::{self, Natsd, NatsdError, Port};
 use tempfile::TempDir;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use super::wait::{Deadline, POLL_INTERVAL};
-use super::{free_port, nats_server_binary, process, HarnessError};
+use super::{nats_server_binary, HarnessError};
 
-/// The log line nats-server prints once every listener accepts connections.
-const READY_LINE: &str = "Server is ready";
 /// How long a start or restart may take by default (CI machines are slow and busy).
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a graceful stop may take before the process is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one monitoring request may take.
-const MONITOR_TIMEOUT: Duration = Duration::from_secs(5);
-/// Start attempts when a pre-picked port turns out to be taken.
+/// Start attempts when ports planned before the start (rendered configs) turn out to be taken.
 pub(super) const START_ATTEMPTS: usize = 5;
 /// Lines of log printed when a test panics while the server is alive.
 const PANIC_LOG_LINES: usize = 300;
@@ -30,7 +25,8 @@ const KEEP_DIRS_ENV: &str = "PBN_TEST_KEEP_DIRS";
 /// Options for starting a [`NatsServer`]; [`NatsServer::start`] uses the defaults.
 ///
 /// The harness owns the listen address and ports: it passes `-a 127.0.0.1 -p <port>
-/// -m <http_port>`, which override any `listen`/`port`/`http` in the config.
+/// -m <http_port>`, which override any `listen`/`port`/`http` in the config. Ports not given
+/// are picked by the server itself when it binds (`-1`) and read back, so they cannot collide.
 #[derive(Debug, Clone)]
 pub struct NatsServerBuilder {
     config: String,
@@ -45,7 +41,8 @@ impl NatsServerBuilder {
     /// A builder for a server running `config` (nats-server config syntax).
     ///
     /// Placeholders replaced before the config is written: `{{DIR}}` (the server's temp dir),
-    /// `{{PORT}}` (client port), `{{HTTP_PORT}}` (monitoring port).
+    /// `{{PORT}}` (client port), `{{HTTP_PORT}}` (monitoring port). Ports the server picks are
+    /// rendered as `-1` for the first start and as the picked port once it is ready.
     pub fn new(config: &str) -> Self {
         Self {
             config: config.to_owned(),
@@ -58,20 +55,19 @@ impl NatsServerBuilder {
     }
 
     /// Lets the config's own `listen` and `http` stand: no `-a`, `-p` and `-m` are passed, so
-    /// a rendered file is run as written. The client and HTTP ports given with
-    /// [`NatsServerBuilder::port`] and [`NatsServerBuilder::http_port`] must be the config's.
+    /// a rendered file is run as written.
     pub fn config_ports(mut self) -> Self {
         self.config_ports = true;
         self
     }
 
-    /// Uses this client port instead of a free one picked by [`free_port`].
+    /// Uses this client port instead of one the server picks.
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
         self
     }
 
-    /// Uses this monitoring (HTTP) port instead of a free one picked by [`free_port`].
+    /// Uses this monitoring (HTTP) port instead of one the server picks.
     pub fn http_port(mut self, port: u16) -> Self {
         self.http_port = Some(port);
         self
@@ -90,45 +86,56 @@ impl NatsServerBuilder {
     }
 
     /// Starts the server and waits until it accepts client connections.
-    ///
-    /// Ports picked by the harness are re-picked when another process took one meanwhile.
     pub async fn try_start(self) -> Result<NatsServer, HarnessError> {
-        let repickable = !self.config_ports && (self.port.is_none() || self.http_port.is_none());
-        let mut attempt = 1;
-        loop {
-            let port = self.port.unwrap_or_else(free_port);
-            let http_port = self.http_port.unwrap_or_else(free_port);
-            match self.start_once(port, http_port).await {
-                Err(HarnessError::PortInUse { .. }) if repickable && attempt < START_ATTEMPTS => {
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        let dir = tempfile::Builder::new().prefix("pbn-nats-").tempdir().map_err(|source| {
+            HarnessError::Io { action: "create temp dir", path: std::env::temp_dir(), source }
+        })?;
+        let port = |given: Option<u16>| match (self.config_ports, given) {
+            (true, _) => Port::Config,
+            (false, Some(port)) => Port::Fixed(port),
+            (false, None) => Port::Pick,
+        };
+        let mut opts = natsd::Options::new(
+            &nats_server_binary(),
+            &dir.path().join("nats.conf"),
+            &dir.path().join("nats.log"),
+        );
+        opts.client = port(self.port);
+        opts.http = port(self.http_port);
+        opts.args = self.args.clone();
+        opts.work_dir = Some(dir.path().to_path_buf());
+        opts.startup_timeout = self.startup_timeout;
+        opts.stop_timeout = STOP_TIMEOUT;
+        let requested = self.port.unwrap_or(0);
+        let mut server =
+            NatsServer { dir, natsd: None, port: requested, http_port: 0, cluster_port: 0 };
+        server.render(&self.config, self.port, self.http_port)?;
+        server.natsd = Some(spawn(opts, requested)?);
+        server.ready(requested).await?;
+        server.render(&self.config, Some(server.port), Some(server.http_port))?;
+        Ok(server)
     }
 
     /// Like [`NatsServerBuilder::try_start`], but panics (with the server log) on failure.
     pub async fn start(self) -> NatsServer {
         self.try_start().await.unwrap_or_else(|err| panic!("{err}"))
     }
+}
 
-    async fn start_once(&self, port: u16, http_port: u16) -> Result<NatsServer, HarnessError> {
-        let dir = tempfile::Builder::new().prefix("pbn-nats-").tempdir().map_err(|source| {
-            HarnessError::Io { action: "create temp dir", path: std::env::temp_dir(), source }
-        })?;
-        let mut server = NatsServer {
-            dir,
-            port,
-            http_port,
-            args: self.args.clone(),
-            startup_timeout: self.startup_timeout,
-            config_ports: self.config_ports,
-            child: None,
-            run_start: 0,
-        };
-        server.try_rewrite_config(&self.config)?;
-        server.launch().await?;
-        Ok(server)
+fn spawn(opts: natsd::Options, port: u16) -> Result<Natsd, HarnessError> {
+    Natsd::spawn(opts).map_err(|err| harness_error(err, port, String::new()))
+}
+
+/// The harness error for `err` of the server with client port `port` and current log `log`.
+fn harness_error(err: NatsdError, port: u16, log: String) -> HarnessError {
+    match err {
+        NatsdError::PortInUse { .. } => HarnessError::PortInUse { port, log },
+        NatsdError::Exited { status, .. } => HarnessError::Exited { port, status, log },
+        NatsdError::NotReady { timeout, .. } => HarnessError::NotReady { port, timeout, log },
+        NatsdError::Spawn { binary, source } => HarnessError::Spawn { binary, source },
+        NatsdError::Io { action, path, source } => HarnessError::Io { action, path, source },
+        NatsdError::Monitor { url, reason } => HarnessError::Monitor { url, reason },
+        other => HarnessError::Monitor { url: String::new(), reason: other.to_string() },
     }
 }
 
@@ -140,16 +147,13 @@ impl NatsServerBuilder {
 /// and removes the dir (kept when `PBN_TEST_KEEP_DIRS` is set and the test panicked).
 #[derive(Debug)]
 pub struct NatsServer {
+    // Declared before `dir`: the process is killed before its dir is removed.
+    natsd: Option<Natsd>,
     dir: TempDir,
     port: u16,
     http_port: u16,
-    args: Vec<String>,
-    startup_timeout: Duration,
-    /// The config's `listen` and `http` are used as written (no `-a`, `-p`, `-m`).
-    config_ports: bool,
-    child: Option<Child>,
-    /// Byte offset in the log where the current (or last) run's output starts.
-    run_start: u64,
+    /// The route port, 0 without a `cluster` block.
+    cluster_port: u16,
 }
 
 impl NatsServer {
@@ -166,6 +170,14 @@ impl NatsServer {
         NatsServerBuilder::new(config)
     }
 
+    fn natsd(&self) -> &Natsd {
+        self.natsd.as_ref().expect("a started server has its process handle")
+    }
+
+    fn natsd_mut(&mut self) -> &mut Natsd {
+        self.natsd.as_mut().expect("a started server has its process handle")
+    }
+
     /// The URL clients connect to: `nats://127.0.0.1:<port>`.
     pub fn client_url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
@@ -179,6 +191,12 @@ impl NatsServer {
     /// The HTTP monitoring port; the same across restarts.
     pub fn http_port(&self) -> u16 {
         self.http_port
+    }
+
+    /// The route (cluster) port, if the config has a `cluster` block; the same across restarts
+    /// once the config names it.
+    pub fn cluster_port(&self) -> Option<u16> {
+        Some(self.cluster_port).filter(|&port| port != 0)
     }
 
     /// The monitoring base URL: `http://127.0.0.1:<http_port>`.
@@ -210,9 +228,7 @@ impl NatsServer {
 
     /// The log of the current run only (since the last start or restart).
     pub fn current_log(&self) -> String {
-        let raw = fs::read(self.log_path()).unwrap_or_default();
-        let start = usize::try_from(self.run_start).map_or(raw.len(), |start| start.min(raw.len()));
-        String::from_utf8_lossy(&raw[start..]).into_owned()
+        self.natsd.as_ref().map(Natsd::current_log).unwrap_or_default()
     }
 
     /// How many lines of the current run's log contain `pattern` (a plain substring).
@@ -239,28 +255,33 @@ impl NatsServer {
 
     /// The process id while the server runs (not yet stopped or killed by the harness).
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.natsd().pid()
     }
 
     /// Whether the process is alive; reaps it if it exited on its own.
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => true,
-            Some(_) => {
-                self.kill();
-                false
-            }
-            None => false,
-        }
+        let natsd = self.natsd_mut();
+        natsd.pid().is_some() && natsd.try_wait().is_none()
     }
 
     /// Replaces the config file with `config` (placeholders rendered); takes effect at the
     /// next [`NatsServer::restart`] or [`NatsServer::reload`].
     pub fn try_rewrite_config(&self, config: &str) -> Result<(), HarnessError> {
+        self.render(config, Some(self.port), Some(self.http_port))
+    }
+
+    /// Writes `config` with its placeholders rendered; `None` ports as `-1`.
+    fn render(
+        &self,
+        config: &str,
+        port: Option<u16>,
+        http_port: Option<u16>,
+    ) -> Result<(), HarnessError> {
+        let shown = |port: Option<u16>| port.map_or_else(|| "-1".to_owned(), |p| p.to_string());
         let rendered = config
             .replace("{{DIR}}", &self.dir().display().to_string())
-            .replace("{{PORT}}", &self.port.to_string())
-            .replace("{{HTTP_PORT}}", &self.http_port.to_string());
+            .replace("{{PORT}}", &shown(port))
+            .replace("{{HTTP_PORT}}", &shown(http_port));
         let path = self.config_path();
         fs::write(&path, rendered).map_err(|source| HarnessError::Io {
             action: "write config",
@@ -279,56 +300,26 @@ impl NatsServer {
     /// # Panics
     /// If the server is not running.
     pub fn reload(&self) {
-        let child = self.child.as_ref().expect("reload needs a running nats-server");
-        process::signal(child, libc::SIGHUP)
-            .unwrap_or_else(|err| panic!("cannot signal nats-server {}: {err}", child.id()));
+        self.natsd().signal(libc::SIGHUP).unwrap_or_else(|err| panic!("reload: {err}"));
     }
 
     /// Stops the server gracefully (SIGTERM), killing it if it takes longer than 10 s.
     /// Does nothing if it is not running. Clients see a disconnect.
     pub async fn stop(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        if matches!(child.try_wait(), Ok(None)) {
-            // Failure means the process is already gone; try_wait below reaps it.
-            let _ = process::signal(&child, libc::SIGTERM);
-        }
-        let deadline = Deadline::after(STOP_TIMEOUT, "nats-server to exit after SIGTERM");
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Some(status),
-                Ok(None) if !deadline.expired() => tokio::time::sleep(POLL_INTERVAL).await,
-                _ => {
-                    let _ = child.kill();
-                    return child.wait().ok();
-                }
-            }
-        }
+        self.natsd_mut().stop().await
     }
 
     /// Kills the server at once (SIGKILL) and reaps it, like a crash. No-op when stopped.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // Errors mean the process already exited; wait() reaps it either way.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.natsd_mut().kill();
     }
 
     /// Stops the server (if running) and starts it again with the same config file, ports and
     /// temp dir (so resolver dirs and JetStream data survive), waiting until it is ready.
     /// Also starts a server that was stopped or killed.
     pub async fn try_restart(&mut self) -> Result<(), HarnessError> {
-        self.stop().await;
-        let deadline = Deadline::after(self.startup_timeout, "ports to be free for a restart");
-        loop {
-            match self.launch().await {
-                // Fixed ports cannot be re-picked; another process may hold one briefly.
-                Err(HarnessError::PortInUse { .. }) if !deadline.expired() => {
-                    deadline.try_tick().await?;
-                }
-                result => return result,
-            }
-        }
+        let result = self.natsd_mut().restart().await;
+        result.map(drop).map_err(|err| harness_error(err, self.port, self.current_log()))
     }
 
     /// Like [`NatsServer::try_restart`], but panics (with the server log) on failure.
@@ -339,28 +330,9 @@ impl NatsServer {
     /// GETs `path` (e.g. `/varz`, `/connz?auth=1`, `/routez`) from the monitoring endpoint
     /// and parses the JSON body.
     pub async fn try_monitor(&self, path: &str) -> Result<serde_json::Value, HarnessError> {
-        let url = format!("{}{path}", self.monitoring_url());
-        let fail = |reason: String| HarnessError::Monitor { url: url.clone(), reason };
-        let exchange = async {
-            let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).await?;
-            let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-            stream.write_all(request.as_bytes()).await?;
-            let mut raw = Vec::new();
-            stream.read_to_end(&mut raw).await?;
-            Ok::<_, std::io::Error>(raw)
-        };
-        let raw = tokio::time::timeout(MONITOR_TIMEOUT, exchange)
+        natsd::monitor(self.http_port, path)
             .await
-            .map_err(|_| fail(format!("no response within {MONITOR_TIMEOUT:?}")))?
-            .map_err(|err| fail(err.to_string()))?;
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) =
-            text.split_once("\r\n\r\n").ok_or_else(|| fail("response has no header end".into()))?;
-        let status = head.lines().next().unwrap_or_default();
-        if status.split_whitespace().nth(1) != Some("200") {
-            return Err(fail(format!("status {status:?}, body {body:?}")));
-        }
-        serde_json::from_str(body).map_err(|err| fail(format!("body is not json: {err}")))
+            .map_err(|err| harness_error(err, self.port, String::new()))
     }
 
     /// Like [`NatsServer::try_monitor`], but panics on failure.
@@ -368,77 +340,25 @@ impl NatsServer {
         self.try_monitor(path).await.unwrap_or_else(|err| panic!("{err}"))
     }
 
-    /// Spawns the process with the current config and waits until it is ready.
-    async fn launch(&mut self) -> Result<(), HarnessError> {
-        let log_path = self.log_path();
-        let io_err = |action, source| HarnessError::Io { action, path: log_path.clone(), source };
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|source| io_err("open log", source))?;
-        self.run_start = log.metadata().map_err(|source| io_err("stat log", source))?.len();
-        let stderr = log.try_clone().map_err(|source| io_err("duplicate log handle", source))?;
-        let binary = nats_server_binary();
-        let mut command = Command::new(&binary);
-        command.arg("-c").arg(self.config_path());
-        if !self.config_ports {
-            command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
-            command.args(["-m", &self.http_port.to_string()]);
-        }
-        command
-            .args(&self.args)
-            .current_dir(self.dir())
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(stderr);
-        let child = process::spawn(command)
-            .map_err(|source| HarnessError::Spawn { binary: binary.clone(), source })?;
-        self.child = Some(child);
-        self.wait_ready().await
-    }
-
-    /// Polls until the current run logged readiness and accepts a TCP connection; kills the
-    /// process on failure.
-    async fn wait_ready(&mut self) -> Result<(), HarnessError> {
-        let deadline = Deadline::after(self.startup_timeout, "nats-server to become ready");
-        loop {
-            // A try_wait error leaves the child in place; the deadline then kills it.
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                self.child = None;
-                return Err(self.exit_error(status));
+    /// Waits until the first run is ready and records its ports.
+    async fn ready(&mut self, requested: u16) -> Result<(), HarnessError> {
+        match self.natsd_mut().wait_ready().await {
+            Ok(ports) => {
+                self.port = ports.client;
+                self.http_port = ports.http.unwrap_or(0);
+                self.cluster_port = ports.cluster.unwrap_or(0);
+                Ok(())
             }
-            if self.current_log().contains(READY_LINE)
-                && TcpStream::connect(("127.0.0.1", self.port)).await.is_ok()
-            {
-                return Ok(());
-            }
-            if deadline.expired() {
-                self.kill();
-                let log = self.current_log();
-                return Err(HarnessError::NotReady {
-                    port: self.port,
-                    timeout: self.startup_timeout,
-                    log,
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-
-    fn exit_error(&self, status: ExitStatus) -> HarnessError {
-        let log = self.current_log();
-        if log.contains("address already in use") {
-            HarnessError::PortInUse { port: self.port, log }
-        } else {
-            HarnessError::Exited { port: self.port, status, log }
+            Err(err) => Err(harness_error(err, requested, self.current_log())),
         }
     }
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(natsd) = self.natsd.as_mut() {
+            natsd.kill();
+        }
         if !std::thread::panicking() {
             return;
         }

@@ -193,7 +193,7 @@ impl Supervisor {
                     "primary probe succeeded");
                 if self.healthy_probes >= needed {
                     info!(connection = %self.name(), checks = needed, "primary healthy; failing back");
-                    let grace = self.dialer.settings().request_timeout;
+                    let grace = self.dialer.settings().failback_grace;
                     self.activate(0, dialed, grace);
                     return;
                 }
