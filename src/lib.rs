@@ -20,7 +20,8 @@
 //! (`server::admin_api`) and the application of effects (`server::lifecycle`).
 //!
 //! At the edge: `config` (raw TOML and flags into checked [`Settings`]), `natsconf` (nats-server
-//! configuration), `cli` (the binary: parse, dispatch, exit codes), and the small shared parts
+//! configuration), [`natsd`] (the one nats-server harness of `pbn up`, the tests and the load
+//! benchmark; public), `cli` (the binary: parse, dispatch, exit codes), and the small shared parts
 //! `clock`, `backoff`, `shutdown`, `fsutil`.
 //!
 //! # The two flows

@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! use pbn::keys::UserPublicKey;
-//! use pbn::store::{Store, StoreError, StoreRead};
+//! use pbn::{Store, StoreError, StoreRead};
 //!
 //! fn revoke(store: &Store, user: &UserPublicKey, now: i64) -> Result<(), StoreError> {
 //!     store.write(|tx| {
