@@ -157,29 +157,8 @@ async fn serve(
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", "pbn serve started");
-    let callout_task = tokio::spawn(callout_loop(
-        service.client(),
-        pipeline,
-        settings.callout.queue_group.clone(),
-        settings.callout.max_concurrent,
-        shutdown.clone(),
-    ));
-    let events_task = tokio::spawn(crate::server::sessions::track_disconnects(
-        system.client(),
-        sessions.clone(),
-        shutdown.clone(),
-    ));
-    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
-    let admin = admin_api::AdminApi {
-        store: store.clone(),
-        sessions: sessions.clone(),
-        pushes: publisher.push_watch(),
-        keys: Default::default(),
-    };
-    let admin_task = tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone()));
-    let prune_task = tokio::spawn(prune_sessions(sessions, shutdown.clone()));
-    let publisher_task = tokio::spawn(publisher.run(system.client(), shutdown.clone()));
-    for task in [callout_task, events_task, admin_task, prune_task, publisher_task] {
+    let tasks = spawn_tasks(&settings, store, pipeline, sessions, &service, &system, &shutdown);
+    for task in tasks {
         if let Err(e) = task.await {
             warn!(error = %e, "service task ended abnormally");
         }
@@ -191,6 +170,45 @@ async fn serve(
     }
     info!("pbn serve stopped");
     Ok(())
+}
+
+/// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the
+/// disconnect tracker, the admin API and the publisher on the system connection; the session
+/// pruner.
+fn spawn_tasks(
+    settings: &Settings,
+    store: Store,
+    pipeline: Arc<Pipeline>,
+    sessions: Arc<SessionRegistry>,
+    service: &Connection,
+    system: &Connection,
+    shutdown: &watch::Receiver<bool>,
+) -> [tokio::task::JoinHandle<()>; 5] {
+    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
+    let admin = admin_api::AdminApi {
+        store,
+        sessions: sessions.clone(),
+        pushes: publisher.push_watch(),
+        keys: Default::default(),
+    };
+    let callout = &settings.callout;
+    [
+        tokio::spawn(callout_loop(
+            service.client(),
+            pipeline,
+            callout.queue_group.clone(),
+            callout.max_concurrent,
+            shutdown.clone(),
+        )),
+        tokio::spawn(sessions::track_disconnects(
+            system.client(),
+            sessions.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone())),
+        tokio::spawn(prune_sessions(sessions, shutdown.clone())),
+        tokio::spawn(publisher.run(system.client(), shutdown.clone())),
+    ]
 }
 
 fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {
