@@ -73,20 +73,21 @@ pub use auth::{
 };
 pub use cli::{exit_code, is_closed_output, log_filter, run as run_cli, Cli};
 pub use clock::unix_now;
-pub use config::{PublisherSettings, RawConfig, RawPublisher, Settings};
+pub use config::{CalloutSettings, PublisherSettings, RawConfig, RawPublisher, Settings};
 pub use issue::{creds, default_permissions, internal_user_jwt, sentinel_jwt, user_jwt, UserSpec};
 pub use model::{
-    Account, ApiToken, CloseSessions, Effects, Limit, Name, QueuedPush, Role, User, AUTH_ACCOUNT,
-    SYS_ACCOUNT,
+    Account, AccountKind, ApiToken, CloseSessions, Effects, Limit, Name, QueuedPush, Role, User,
+    AUTH_ACCOUNT, SYS_ACCOUNT,
 };
 pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
 pub use server::callout::listener::{serve as serve_callout, CALLOUT_SUBJECT, XKEY_HEADER};
 pub use server::callout::{CalloutError, Handled, Pipeline, PipelineOptions};
 pub use server::connection::{
-    ConnState, Connection, ConnectionAuth, ConnectionSettings, Credentials, CredentialsError,
+    ConnState, Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
+    CredentialsError, CredentialsProvider,
 };
 pub use server::publisher::{Publisher, CLAIMS_UPDATE, SERVER_PING};
 pub use server::sessions::{SessionRegistry, CONFIRM_TIMEOUT};
 pub use server::{run, run_with_store, ServerError};
 pub use shutdown::channel as shutdown_channel;
-pub use store::{Store, StoreError, StoreRead, SERVICE_COMMAND};
+pub use store::{ReadTx, Store, StoreError, StoreRead, WriteTx, SERVICE_COMMAND};

@@ -81,7 +81,7 @@ pub async fn run(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<
 
 /// Runs the service on an open store (which the caller may keep using: the handle is shared)
 /// until `shutdown` becomes true, or until a connection reaches a server older than
-/// [`version::MINIMUM`] (then it stops and returns [`ServerError::Version`]).
+/// `version::MINIMUM` (then it stops and returns [`ServerError::Version`]).
 /// `settings.store` is only reported.
 pub async fn run_with_store(
     settings: Settings,
@@ -103,7 +103,7 @@ async fn forward_shutdown(mut shutdown: watch::Receiver<bool>, stop: Arc<watch::
 }
 
 /// Checks the version of every server `client` connects to; on a server older than
-/// [`version::MINIMUM`] sets `stop` and returns the error.
+/// `version::MINIMUM` sets `stop` and returns the error.
 async fn refuse_old_servers(
     mut client: watch::Receiver<Option<async_nats::Client>>,
     stop: Arc<watch::Sender<bool>>,

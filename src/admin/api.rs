@@ -1,7 +1,7 @@
 //! The admin API's wire format: what `pbn admin --server` sends and `pbn serve` answers.
 //!
 //! A request is the JSON of one [`Request`] (at most [`MAX_REQUEST_BYTES`]) sent to
-//! [`REQUEST_SUBJECT`] in the system account; the answer is a [`Reply`]:
+//! [`REQUEST_SUBJECT`] in the system account; the answer is a `Reply`:
 //! `{"ok": <Response>}` or `{"error": {"class": "usage|not_found|conflict|locked|other",
 //! "message": "..."}}`. The service is a NATS micro service named [`SERVICE_NAME`], so
 //! `$SRV.PING`, `$SRV.INFO` and `$SRV.STATS` discover it.
@@ -18,7 +18,7 @@ use super::{AdminError, ErrorClass, Outcome, Request, Response};
 pub const SERVICE_NAME: &str = "pbn-admin";
 /// Version the micro service reports: pbn's own.
 pub const SERVICE_VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The one endpoint: a JSON [`Request`] in, a JSON [`Reply`] out.
+/// The one endpoint: a JSON [`Request`] in, a JSON `Reply` out.
 pub const REQUEST_SUBJECT: &str = "pbn.admin.request";
 /// Largest request accepted. The biggest legitimate request (a role with long subject lists) is
 /// a few KiB; anything near a server's payload limit is a mistake or an attack.
@@ -81,7 +81,7 @@ pub fn new_idempotency_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The error half of a [`Reply`].
+/// The error half of a `Reply`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
     /// What kind of failure (decides the exit code of `pbn admin`).

@@ -147,7 +147,7 @@ fn trust_from<T: StoreRead>(
 }
 
 /// Creds of an administrator: a fresh user of the system account, signed by its newest signing
-/// key with `issuer_account`, whose permissions are the [`ADMIN_ROLE`] role's (as they are now:
+/// key with `issuer_account`, whose permissions are the `ADMIN_ROLE` role's (as they are now:
 /// editing the role later changes only creds minted afterwards).
 ///
 /// These permissions are what nats-server enforces: a system user whose JWT does not allow

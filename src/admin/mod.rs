@@ -178,8 +178,8 @@ pub trait Command {
     const NAME: &'static str;
     /// Whether it only reads.
     const READ_ONLY: bool;
-    /// Runs it against `store`: one read or one write transaction (see [`reading`],
-    /// [`writing`]).
+    /// Runs it against `store`: one read or one write transaction (see `reading`,
+    /// `writing`).
     fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError>;
 }
 

@@ -122,7 +122,7 @@ pub fn hash_password(password: &Secret) -> Result<String, AuthError> {
 /// Hashes a password with `params` and a fresh random salt into an argon2id PHC string
 /// (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`).
 ///
-/// Empty passwords and passwords over [`MAX_PASSWORD_LEN`] bytes are refused.
+/// Empty passwords and passwords over `MAX_PASSWORD_LEN` bytes are refused.
 pub fn hash_password_with(password: &Secret, params: &PasswordParams) -> Result<String, AuthError> {
     if password.is_empty() {
         return Err(AuthError::EmptyPassword);

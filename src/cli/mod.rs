@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The exit code for an error (see [`args::EXIT_CODES`]).
+/// The exit code for an error (see `args::EXIT_CODES`).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(c) = err.chain().find_map(|e| e.downcast_ref::<CheckError>()) {
         return c.exit_code();

@@ -299,7 +299,7 @@ pub struct Account {
     pub exports: Vec<Export>,
     /// Imports.
     pub imports: Vec<Import>,
-    /// Revoked user keys (or [`REVOKE_ALL`]) → unix seconds: JWTs issued at or before it are void.
+    /// Revoked user keys (or `REVOKE_ALL`) → unix seconds: JWTs issued at or before it are void.
     pub revocations: BTreeMap<String, i64>,
     /// System, auth-callout or managed account.
     pub kind: AccountKind,
@@ -368,7 +368,7 @@ impl Account {
         *cutoff = (*cutoff).max(at);
     }
 
-    /// Whether a JWT for `user` issued at `iat` is revoked (by its key or by [`REVOKE_ALL`]).
+    /// Whether a JWT for `user` issued at `iat` is revoked (by its key or by `REVOKE_ALL`).
     pub fn is_revoked(&self, user: &str, iat: i64) -> bool {
         [user, REVOKE_ALL].iter().any(|k| self.revocations.get(*k).is_some_and(|&cut| iat <= cut))
     }

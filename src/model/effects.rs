@@ -39,7 +39,7 @@ pub enum CloseSessions {
     /// Every session in this account (deactivated).
     Account(AccountPublicKey),
     /// Sessions of `account` whose JWT was signed by a signing key the change removed, judged
-    /// by issue time (see [`signed_by_removed`]).
+    /// by issue time (see `signed_by_removed`).
     SignedBy {
         /// The account.
         account: AccountPublicKey,

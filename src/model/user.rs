@@ -48,7 +48,7 @@ pub struct Role {
     pub max_connections: Limit,
     /// Lifetime of minted user JWTs; `None` = the configured default.
     pub jwt_ttl: Option<Duration>,
-    /// Allowed connection types (see [`CONNECTION_TYPES`]); empty = any.
+    /// Allowed connection types (see `CONNECTION_TYPES`); empty = any.
     pub connection_types: Vec<String>,
     /// Source networks users may connect from; empty = any.
     #[serde(with = "cidr_strings")]

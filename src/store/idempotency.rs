@@ -34,7 +34,7 @@ impl Store {
     /// Runs `f` (on this thread) so that every write transaction it commits also records `key`
     /// as applied at `now_ms`, with an empty result: the change and the proof that it was
     /// applied are committed together, so a retry can never apply it twice. Record the result
-    /// afterwards with [`WriteTx::remember`] (a lost result leaves the empty one).
+    /// afterwards with `WriteTx::remember` (a lost result leaves the empty one).
     pub fn with_idempotency_key<T>(&self, key: &str, now_ms: i64, f: impl FnOnce() -> T) -> T {
         struct Reset;
         impl Drop for Reset {
