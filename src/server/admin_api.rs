@@ -86,6 +86,9 @@ pub(super) async fn serve(
         serve_on(client, api.clone(), permits.clone(), stop)
     })
     .await;
+    // Every permit back means every request in flight was answered (each is bounded by the
+    // push wait and the kick timeout), so a shutdown loses no reply.
+    let _ = permits.acquire_many(ADMIN_IN_FLIGHT as u32).await;
 }
 
 /// Runs the micro service on `client` until its subscription closes or `stop`; each request is
