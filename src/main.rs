@@ -32,10 +32,11 @@ fn main() -> ExitCode {
         .init();
     match pbn::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if pbn::cli::is_closed_output(&err) => ExitCode::from(pbn::cli::exit_code(&err)),
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(pbn::cli::exit_code(&err))
+        Err(failure) => {
+            if let Some(message) = failure.message() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(failure.code())
         }
     }
 }
