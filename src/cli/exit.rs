@@ -2,7 +2,7 @@
 //!
 //! Every error enum of the crate implements [`Classify`] with an exhaustive `match`, so a new
 //! variant does not compile until it is given an [`ExitClass`], and every such enum is listed in
-//! the [`registry!`] below (a unit test reads `src/` and fails for an error type that is not), so
+//! the `registry!` below (a unit test reads `src/` and fails for an error type that is not), so
 //! a new error type cannot fall through to exit 1 unnoticed. [`cli::run`](super::run) returns a
 //! [`Failure`]: an error that already carries its class, which is all the binary needs to exit.
 //! The codes are documented in [`super::args::EXIT_CODES`] and stable across releases.
