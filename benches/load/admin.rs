@@ -109,7 +109,7 @@ pub async fn admin(args: &Args, nats: &Path, report: &mut Report) -> Result<(), 
             );
             let round = round(&c.pbn, nats, args).await?;
             eprintln!(
-                "  {:.1} adds/s, {} failed, pbn serve CPU {:.0} ms",
+                "  {:.2} adds/s, {} failed, pbn serve CPU {:.0} ms",
                 round.ops_per_sec(),
                 round.failed,
                 round.cpu.as_secs_f64() * 1000.0
@@ -133,7 +133,7 @@ pub async fn admin(args: &Args, nats: &Path, report: &mut Report) -> Result<(), 
 fn record(contenders: &[Contender], args: &Args, report: &mut Report) {
     for c in contenders {
         let rounds: Vec<String> =
-            c.rounds.iter().map(|r| format!("{:.1}", r.ops_per_sec())).collect();
+            c.rounds.iter().map(|r| format!("{:.2}", r.ops_per_sec())).collect();
         report.fact(
             &format!(
                 "admin account add, {} concurrent clients, {} pbn serve ({})",
@@ -141,7 +141,7 @@ fn record(contenders: &[Contender], args: &Args, report: &mut Report) {
                 c.label,
                 c.pbn.display()
             ),
-            format!("{:.1} ops/s", c.median()),
+            format!("{:.2} ops/s", c.median()),
             format!(
                 "median of {} rounds of {} adds: {} ops/s; pbn serve CPU {:.2} ms per add",
                 c.rounds.len(),
