@@ -71,7 +71,7 @@ pub use admin::{
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };
-pub use cli::{exit_code, is_closed_output, log_filter, run as run_cli, Cli};
+pub use cli::{log_filter, run as run_cli, Cli, Failure};
 pub use clock::unix_now;
 pub use config::{CalloutSettings, PublisherSettings, RawConfig, RawPublisher, Settings};
 pub use issue::{creds, default_permissions, internal_user_jwt, sentinel_jwt, user_jwt, UserSpec};

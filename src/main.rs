@@ -33,10 +33,11 @@ fn main() -> ExitCode {
         .init();
     match pbn::run_cli(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) if pbn::is_closed_output(&err) => ExitCode::from(pbn::exit_code(&err)),
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(pbn::exit_code(&err))
+        Err(failure) => {
+            if let Some(message) = failure.message() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(failure.code())
         }
     }
 }

@@ -10,7 +10,10 @@
 //! 4. `claims`: revocation command → revoked connection closed, and creating + publishing many
 //!    accounts (through `admin::execute` on the store the running service shares);
 //! 5. `memory`: the real `pbn serve` binary on a store of 100,000 users: peak RSS idle and
-//!    through an N-client storm.
+//!    through an N-client storm;
+//! 6. `admin`: the concurrent admin API: `pbn admin --server … account add` from 8 concurrent
+//!    clients against one `pbn serve` process, operations per second and the server's CPU per
+//!    add, for `--pbn` and, interleaved with it, `--baseline-pbn`.
 //!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
 //! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.
@@ -18,6 +21,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin;
 mod claims;
 mod deploy;
 mod memory;
@@ -88,6 +92,8 @@ pub enum Scenario {
     Claims,
     /// `pbn serve` memory with a large store.
     Memory,
+    /// Concurrent remote `account add` against one `pbn serve`.
+    Admin,
 }
 
 /// pbn load benchmark: connect storms through the auth callout against a real nats-server.
@@ -97,9 +103,25 @@ pub struct Args {
     /// nats-server binary [default: $PBN_NATS_SERVER, .tools/bin/nats-server, then PATH].
     #[arg(long, env = "PBN_NATS_SERVER")]
     pub nats_server: Option<PathBuf>,
-    /// `pbn` binary for the memory scenario [default: target/<profile>/pbn next to this binary].
+    /// `pbn` binary for the memory and admin scenarios [default: target/<profile>/pbn next to
+    /// this binary].
     #[arg(long)]
     pub pbn: Option<PathBuf>,
+    /// A second `pbn` binary (e.g. a build of the previous commit) for the admin scenario: its
+    /// rounds alternate with those of `--pbn`, and the table shows both and their ratio.
+    #[arg(long)]
+    pub baseline_pbn: Option<PathBuf>,
+    /// `account add` operations per round of the admin scenario.
+    #[arg(long, default_value_t = 400)]
+    pub admin_ops: usize,
+    /// Concurrent admin clients (each runs its adds one after another, so at most this many
+    /// `pbn admin` processes exist at once; 8 is several operators at work, not a flood).
+    #[arg(long, default_value_t = 8)]
+    pub admin_clients: usize,
+    /// Rounds per binary in the admin scenario (fresh store and servers each round; two let
+    /// the order alternate, baseline first and then candidate first).
+    #[arg(long, default_value_t = 2)]
+    pub admin_rounds: usize,
     /// Clients of the token and creds storms (and of the memory storm).
     #[arg(long, default_value_t = 2000)]
     pub clients: usize,
@@ -186,6 +208,9 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
     }
     if !scenarios::skipped(args, Scenario::Memory) {
         memory::memory(args, &nats, report).await?;
+    }
+    if !scenarios::skipped(args, Scenario::Admin) {
+        admin::admin(args, &nats, report).await?;
     }
     Ok(())
 }

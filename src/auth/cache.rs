@@ -16,51 +16,30 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use hmac::{Hmac, Mac as _};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::Secret;
 
-/// SHA-256 block size in bytes (the HMAC pad length).
-const BLOCK: usize = 64;
+/// HMAC-SHA256 (RFC 2104) keyed once; each MAC starts from a clone of the keyed state.
+struct Keyed(Hmac<Sha256>);
 
-/// HMAC-SHA256 (RFC 2104) with the padded key already absorbed into the two hash states.
-struct Hmac {
-    inner: Sha256,
-    outer: Sha256,
-}
-
-impl Hmac {
+impl Keyed {
     fn new(key: &[u8]) -> Self {
-        let mut block = Zeroizing::new([0u8; BLOCK]);
-        if key.len() > BLOCK {
-            block[..32].copy_from_slice(&Sha256::digest(key));
-        } else {
-            block[..key.len()].copy_from_slice(key);
-        }
-        let mut ipad = Zeroizing::new([0x36u8; BLOCK]);
-        let mut opad = Zeroizing::new([0x5cu8; BLOCK]);
-        for ((i, o), k) in ipad.iter_mut().zip(opad.iter_mut()).zip(block.iter()) {
-            *i ^= k;
-            *o ^= k;
-        }
-        Hmac {
-            inner: Sha256::new_with_prefix(ipad.as_ref()),
-            outer: Sha256::new_with_prefix(opad.as_ref()),
-        }
+        // HMAC takes keys of any length (a longer one is hashed first), so this cannot fail.
+        Keyed(Hmac::new_from_slice(key).expect("hmac accepts keys of any length"))
     }
 
     /// The MAC of the concatenation of `parts`.
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut inner = self.inner.clone();
+        let mut mac = self.0.clone();
         for p in parts {
-            inner.update(p);
+            mac.update(p);
         }
-        let mut outer = self.outer.clone();
-        outer.update(inner.finalize());
-        outer.finalize().into()
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -132,7 +111,7 @@ impl Clock {
 /// An entry counts for `ttl` from its insertion; hits do not extend it, so a verified password is
 /// trusted for at most `ttl` without a fresh argon2 run.
 pub struct VerifiedCache {
-    hmac: Hmac,
+    hmac: Keyed,
     ttl: Duration,
     capacity: usize,
     clock: Mutex<Clock>,
@@ -158,7 +137,7 @@ impl VerifiedCache {
             hand: 0,
             capacity,
         };
-        VerifiedCache { hmac: Hmac::new(key.as_ref()), ttl, capacity, clock: Mutex::new(clock) }
+        VerifiedCache { hmac: Keyed::new(key.as_ref()), ttl, capacity, clock: Mutex::new(clock) }
     }
 
     /// Whether this login was verified within the TTL (at the current time).
@@ -241,10 +220,10 @@ mod tests {
     fn hmac_matches_rfc4231_vectors() {
         let hex = |b: [u8; 32]| data_encoding::HEXLOWER.encode(&b);
         // Test case 2: short key.
-        let mac = Hmac::new(b"Jefe").mac(&[b"what do ya want ", b"for nothing?"]);
+        let mac = Keyed::new(b"Jefe").mac(&[b"what do ya want ", b"for nothing?"]);
         assert_eq!(hex(mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
         // Test case 6: key longer than a block.
-        let mac = Hmac::new(&[0xaa; 131])
+        let mac = Keyed::new(&[0xaa; 131])
             .mac(&[b"Test Using Larger Than Block-Size Key - Hash Key First"]);
         assert_eq!(hex(mac), "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
     }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::args::CheckArgs;
 
-/// Why a check failed. Each variant has its own exit code (see [`CheckError::exit_code`]).
+/// Why a check failed. Each variant has its own exit code (see [`super::exit`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// The server refused the login: wrong password, or an unknown or disabled user.
@@ -48,18 +48,6 @@ pub enum CheckError {
         /// The check's subject.
         subject: String,
     },
-}
-
-impl CheckError {
-    /// The exit code (documented in [`super::args::EXIT_CODES`]).
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CheckError::LoginRefused { .. } => 6,
-            CheckError::PermissionDenied { .. } => 7,
-            CheckError::TimedOut { .. } => 8,
-            CheckError::Unreachable { .. } | CheckError::Unexpected { .. } => 1,
-        }
-    }
 }
 
 /// Server errors seen by the connection's event callback. The check does one subscribe and one

@@ -1,10 +1,11 @@
 //! The command line: clap definitions ([`args`]) and what each command does.
 //!
-//! This is the binary's edge: errors are `anyhow` with context here, and [`exit_code`] maps the
-//! typed errors underneath to the documented exit codes.
+//! This is the binary's edge: errors are `anyhow` with context here, and [`run`] returns them
+//! as a [`Failure`] that carries its exit class (see [`exit`] for how each error is classified).
 
 pub mod args;
 mod check;
+pub mod exit;
 mod nats_conf;
 pub mod output;
 mod requests;
@@ -17,15 +18,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
-use crate::admin::remote::{self, AdminClient, RemoteError};
-use crate::admin::{self, AdminError, Context, ErrorClass, Response};
-use crate::fsutil::FsError;
-use crate::natsconf;
+use crate::admin::remote::{self, AdminClient};
+use crate::admin::{self, AdminError, Context, Response};
 use crate::store::{Store, StoreError};
 pub use args::{Cli, Command};
-pub use check::CheckError;
+
+pub use exit::Failure;
 use output::outln;
-pub use output::{is_closed_output, CLOSED_EXIT_CODE};
 
 /// The log filter for a command line from `base` (`--log` or the default), adjusted for `pbn check` (which reports the
 /// server's reason itself rather than through the client library's log lines).
@@ -36,65 +35,17 @@ pub fn log_filter(cli: &Cli, base: &str) -> String {
     }
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+/// Runs a parsed command line; a failure carries the exit code it ends the process with.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    let done = match cli.command {
         Command::Init(a) => init(a),
         Command::NatsConf(a) => nats_conf::nats_conf(*a),
         Command::Admin(a) => admin_cmd(*a),
         Command::Serve(a) => serve::serve(a),
         Command::Up(a) => up::up(a),
         Command::Check(a) => check::check(a),
-    }
-}
-
-/// The exit code for an error (see `args::EXIT_CODES`).
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if let Some(c) = err.chain().find_map(|e| e.downcast_ref::<CheckError>()) {
-        return c.exit_code();
-    }
-    let class = err.chain().find_map(|e| {
-        if let Some(a) = e.downcast_ref::<AdminError>() {
-            Some(a.class())
-        } else if e.is::<crate::config::ConfigError>() || e.is::<secrets::PasswordError>() {
-            Some(ErrorClass::Usage)
-        } else if let Some(r) = e.downcast_ref::<RemoteError>() {
-            Some(r.class())
-        } else if let Some(crate::server::ServerError::Store(s)) = e.downcast_ref() {
-            Some(admin::store_class(s))
-        } else if let Some(n) = e.downcast_ref::<natsconf::NatsConfError>() {
-            Some(match n {
-                natsconf::NatsConfError::Io { .. } => ErrorClass::Other,
-                natsconf::NatsConfError::File(f) => fs_class(f),
-                _ => ErrorClass::Usage,
-            })
-        } else if let Some(f) = e.downcast_ref::<FsError>() {
-            Some(fs_class(f))
-        } else {
-            e.downcast_ref::<StoreError>().map(admin::store_class)
-        }
-    });
-    if output::is_closed_output(err) {
-        return CLOSED_EXIT_CODE;
-    }
-    match class {
-        Some(ErrorClass::Usage) => 2,
-        Some(ErrorClass::NotFound) => 3,
-        Some(ErrorClass::Conflict) => 4,
-        Some(ErrorClass::Locked) => 5,
-        Some(ErrorClass::Other) | None => 1,
-    }
-}
-
-/// The class of an output file error: an existing file is a conflict (exit 4), a link or a
-/// folder where a file should go is a bad `--out` value (exit 2).
-fn fs_class(e: &FsError) -> ErrorClass {
-    match e {
-        FsError::Exists(_) => ErrorClass::Conflict,
-        FsError::Symlink(_) | FsError::NotAFile(_) | FsError::NoFileName(_) => ErrorClass::Usage,
-        FsError::Kept { source, .. } => fs_class(source),
-        FsError::Io { .. } => ErrorClass::Other,
-    }
+    };
+    done.map_err(Failure::from)
 }
 
 /// The default place of the admin creds: `admin.creds` beside the store file.

@@ -1,0 +1,554 @@
+//! Exit codes, decided in one place.
+//!
+//! Every error enum of the crate implements [`Classify`] with an exhaustive `match`, so a new
+//! variant does not compile until it is given an [`ExitClass`], and every such enum is listed in
+//! the `registry!` below (a unit test reads `src/` and fails for an error type that is not), so
+//! a new error type cannot fall through to exit 1 unnoticed. [`cli::run`](super::run) returns a
+//! [`Failure`]: an error that already carries its class, which is all the binary needs to exit.
+//! The codes are documented in [`super::args::EXIT_CODES`] and stable across releases.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::admin::api::ApiError;
+use crate::admin::remote::RemoteError;
+use crate::admin::{self, AdminError, ErrorClass};
+use crate::auth::AuthError;
+use crate::claims::ClaimsError;
+use crate::config::ConfigError;
+use crate::fsutil::FsError;
+use crate::issue::IssueError;
+use crate::keys::KeyError;
+use crate::model::ModelError;
+use crate::natsconf::NatsConfError;
+use crate::natsd::NatsdError;
+use crate::server::callout::CalloutError;
+use crate::server::connection::ConnectionError;
+use crate::server::lifecycle::LifecycleError;
+use crate::server::publisher::PublisherError;
+use crate::server::version::VersionError;
+use crate::server::ServerError;
+use crate::store::StoreError;
+
+use super::check::CheckError;
+use super::output::{self, OutputClosed};
+use super::secrets::PasswordError;
+
+/// Why a command failed, as far as the exit code is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitClass {
+    /// Anything else: I/O, NATS, a corrupt store, ... (exit 1).
+    Other,
+    /// Bad flags or values (exit 2).
+    Usage,
+    /// A missing store or record (exit 3).
+    NotFound,
+    /// The name exists, the record is still in use, the file exists (exit 4).
+    Conflict,
+    /// The store is held by another process (exit 5).
+    Locked,
+    /// `pbn check`: the login was refused (exit 6).
+    LoginRefused,
+    /// `pbn check`: the server reported a permission violation (exit 7).
+    PermissionDenied,
+    /// `pbn check`: no answer within `--timeout` (exit 8).
+    TimedOut,
+    /// Standard output was closed by its reader: a quiet exit, as for SIGPIPE (exit 141).
+    OutputClosed,
+}
+
+impl ExitClass {
+    /// The process exit code of this class.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitClass::Other => 1,
+            ExitClass::Usage => 2,
+            ExitClass::NotFound => 3,
+            ExitClass::Conflict => 4,
+            ExitClass::Locked => 5,
+            ExitClass::LoginRefused => 6,
+            ExitClass::PermissionDenied => 7,
+            ExitClass::TimedOut => 8,
+            ExitClass::OutputClosed => output::CLOSED_EXIT_CODE,
+        }
+    }
+}
+
+impl From<ErrorClass> for ExitClass {
+    fn from(class: ErrorClass) -> Self {
+        match class {
+            ErrorClass::Usage => ExitClass::Usage,
+            ErrorClass::NotFound => ExitClass::NotFound,
+            ErrorClass::Conflict => ExitClass::Conflict,
+            ErrorClass::Locked => ExitClass::Locked,
+            ErrorClass::Other => ExitClass::Other,
+        }
+    }
+}
+
+/// An error type that knows its exit class. Implementations match every variant by name (no
+/// `_` arm) so that a new variant must be classified before the crate compiles; a variant that
+/// wraps another classified error takes that error's class.
+pub trait Classify {
+    /// The exit class of this error.
+    fn exit_class(&self) -> ExitClass;
+}
+
+/// A failed command: the error to report and the class it exits with.
+pub struct Failure {
+    class: ExitClass,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    /// A failure of `class`, whatever `error` holds.
+    pub fn new(class: ExitClass, error: anyhow::Error) -> Self {
+        Failure { class, error }
+    }
+
+    /// The exit class.
+    pub fn class(&self) -> ExitClass {
+        self.class
+    }
+
+    /// The process exit code.
+    pub fn code(&self) -> u8 {
+        self.class.code()
+    }
+
+    /// The error.
+    pub fn error(&self) -> &anyhow::Error {
+        &self.error
+    }
+
+    /// The message to print on standard error, `None` for a quiet exit (closed output).
+    pub fn message(&self) -> Option<String> {
+        (self.class != ExitClass::OutputClosed).then(|| format!("{:#}", self.error))
+    }
+}
+
+/// Classifies an error of the command line: a closed standard output anywhere in the chain
+/// ends pbn quietly; otherwise the outermost of pbn's own errors in the chain decides, and an
+/// error with none of them (an I/O error with context, a failed runtime start) is
+/// [`ExitClass::Other`].
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        let class = if output::is_closed_output(&error) {
+            ExitClass::OutputClosed
+        } else {
+            error.chain().find_map(registered_class).unwrap_or(ExitClass::Other)
+        };
+        Failure { class, error }
+    }
+}
+
+impl fmt::Debug for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failure").field("class", &self.class).field("error", &self.error).finish()
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+/// The class of the first of pbn's errors in the chain starting at `err`, `Other` without one
+/// (for an error held as `Box<dyn Error>`, e.g. a credentials provider's).
+fn chain_class(err: &(dyn StdError + 'static)) -> ExitClass {
+    std::iter::successors(Some(err), |&e| e.source())
+        .find_map(registered_class)
+        .unwrap_or(ExitClass::Other)
+}
+
+/// Lists every error type of the crate: generates [`registered_class`] (the class of an error
+/// when it is one of them) and, for the test, their names.
+macro_rules! registry {
+    ($($ty:ty),+ $(,)?) => {
+        /// The class of `err` itself when it is one of pbn's error types.
+        fn registered_class(err: &(dyn StdError + 'static)) -> Option<ExitClass> {
+            $(
+                if let Some(e) = err.downcast_ref::<$ty>() {
+                    return Some(e.exit_class());
+                }
+            )+
+            None
+        }
+
+        /// The names of the registered types.
+        #[cfg(test)]
+        const REGISTERED: &[&str] = &[$(stringify!($ty)),+];
+    };
+}
+
+registry!(
+    OutputClosed,
+    NatsdError,
+    CheckError,
+    PasswordError,
+    AdminError,
+    RemoteError,
+    ApiError,
+    ConfigError,
+    NatsConfError,
+    FsError,
+    StoreError,
+    ServerError,
+    VersionError,
+    ConnectionError,
+    CalloutError,
+    PublisherError,
+    LifecycleError,
+    IssueError,
+    ClaimsError,
+    ModelError,
+    KeyError,
+    AuthError,
+);
+
+impl Classify for OutputClosed {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::OutputClosed
+    }
+}
+
+impl Classify for CheckError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            CheckError::LoginRefused { .. } => ExitClass::LoginRefused,
+            CheckError::PermissionDenied { .. } => ExitClass::PermissionDenied,
+            CheckError::TimedOut { .. } => ExitClass::TimedOut,
+            CheckError::Unreachable { .. } | CheckError::Unexpected { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for PasswordError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            PasswordError::NotGiven
+            | PasswordError::Mismatch
+            | PasswordError::TooShort(_)
+            | PasswordError::TooLong(_) => ExitClass::Usage,
+        }
+    }
+}
+
+/// The admin layer's own classification, shared with the admin API's error replies.
+impl Classify for AdminError {
+    fn exit_class(&self) -> ExitClass {
+        self.class().into()
+    }
+}
+
+/// The admin client's classification (a refusal carries the server's class).
+impl Classify for RemoteError {
+    fn exit_class(&self) -> ExitClass {
+        self.class().into()
+    }
+}
+
+impl Classify for ApiError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            ApiError::TooLarge { .. } | ApiError::BadIdempotencyKey(_) => ExitClass::Usage,
+            ApiError::Malformed(_) | ApiError::UnknownOp(_) => ExitClass::Other,
+        }
+    }
+}
+
+/// Every config error is a bad setting (exit 2), an unreadable `--config` file included.
+impl Classify for ConfigError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            ConfigError::Read { .. }
+            | ConfigError::Parse { .. }
+            | ConfigError::Env { .. }
+            | ConfigError::Invalid { .. } => ExitClass::Usage,
+        }
+    }
+}
+
+impl Classify for NatsConfError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            NatsConfError::Io { .. } => ExitClass::Other,
+            NatsConfError::File(f) => f.exit_class(),
+            NatsConfError::ClusterTooSmall(_)
+            | NatsConfError::PortRange(..)
+            | NatsConfError::AuthTimeout(_)
+            | NatsConfError::Invalid { .. }
+            | NatsConfError::Missing { .. }
+            | NatsConfError::PortClash { .. }
+            | NatsConfError::Unreadable { .. }
+            | NatsConfError::ConfigFile { .. } => ExitClass::Usage,
+        }
+    }
+}
+
+/// An existing output file is a conflict (exit 4); a link or a folder where a file should go
+/// is a bad `--out` value (exit 2).
+impl Classify for FsError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            FsError::Exists(_) => ExitClass::Conflict,
+            FsError::Symlink(_) | FsError::NotAFile(_) | FsError::NoFileName(_) => ExitClass::Usage,
+            FsError::Kept { source, .. } => source.exit_class(),
+            FsError::Io { .. } => ExitClass::Other,
+        }
+    }
+}
+
+/// The admin layer's classification of store errors, shared with the admin API's replies.
+impl Classify for StoreError {
+    fn exit_class(&self) -> ExitClass {
+        admin::store_class(self).into()
+    }
+}
+
+impl Classify for ServerError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            ServerError::Store(e) => e.exit_class(),
+            ServerError::Callout(e) => e.exit_class(),
+            ServerError::Connection(e) => e.exit_class(),
+            ServerError::Version { source, .. } => source.exit_class(),
+            ServerError::NotInitialised(_) | ServerError::Task(_) => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for NatsdError {
+    fn exit_class(&self) -> ExitClass {
+        // `pbn up` reports a nats-server that cannot be found, started or kept running as a
+        // failure of the run itself, not of the input.
+        match self {
+            NatsdError::NotFound { .. }
+            | NatsdError::NotExecutable { .. }
+            | NatsdError::Io { .. }
+            | NatsdError::Spawn { .. }
+            | NatsdError::PortInUse { .. }
+            | NatsdError::Exited { .. }
+            | NatsdError::NotReady { .. }
+            | NatsdError::Signal { .. }
+            | NatsdError::NotRunning { .. }
+            | NatsdError::NoMonitoring { .. }
+            | NatsdError::Monitor { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for VersionError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            VersionError::Unreadable(_) | VersionError::TooOld { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for ConnectionError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            // The provider's error may be a store error (a locked or missing store).
+            ConnectionError::Credentials { source, .. } => chain_class(source.as_ref()),
+            ConnectionError::NoServers
+            | ConnectionError::InvalidServerUrl { .. }
+            | ConnectionError::InvalidSetting { .. }
+            | ConnectionError::NoRuntime { .. }
+            | ConnectionError::InvalidSeed { .. }
+            | ConnectionError::Connect { .. }
+            | ConnectionError::Lost { .. }
+            | ConnectionError::Timeout { .. }
+            | ConnectionError::Flush { .. }
+            | ConnectionError::Supervisor { .. } => ExitClass::Other,
+        }
+    }
+}
+
+/// A refused login is the client's problem, not the command's: only a store error classifies.
+impl Classify for CalloutError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            CalloutError::Store(e) => e.exit_class(),
+            CalloutError::UnexpectedSealed
+            | CalloutError::ExpectedSealed
+            | CalloutError::MissingXkeyHeader
+            | CalloutError::Open(_)
+            | CalloutError::NotUtf8
+            | CalloutError::Decode(_)
+            | CalloutError::IssuerMismatch { .. }
+            | CalloutError::XkeyMismatch { .. }
+            | CalloutError::Audience(_)
+            | CalloutError::Expired { .. }
+            | CalloutError::WrongAccount(_)
+            | CalloutError::UserNkey(_)
+            | CalloutError::NoCredentials
+            | CalloutError::UnknownUser(_)
+            | CalloutError::BadPassword(_)
+            | CalloutError::UnknownToken
+            | CalloutError::TokenExpired { .. }
+            | CalloutError::UnknownNkey(_)
+            | CalloutError::NkeySignature { .. }
+            | CalloutError::Throttled(_)
+            | CalloutError::InactiveUser(_)
+            | CalloutError::InactiveAccount(_)
+            | CalloutError::UnmanagedAccount(_)
+            | CalloutError::SourceNotAllowed { .. }
+            | CalloutError::ConnectionLimit { .. }
+            | CalloutError::ChangedDuringLogin(_)
+            | CalloutError::Busy { .. }
+            | CalloutError::ResponseTooLarge { .. }
+            | CalloutError::Issue(_)
+            | CalloutError::Auth(_) => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for PublisherError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            PublisherError::Store(e) => e.exit_class(),
+            PublisherError::Issue(_)
+            | PublisherError::Claims(_)
+            | PublisherError::Key(_)
+            | PublisherError::Nats { .. }
+            | PublisherError::NoReply { .. }
+            | PublisherError::NoResponders { .. }
+            | PublisherError::Rejected { .. }
+            | PublisherError::BadReply { .. }
+            | PublisherError::NotApplied { .. }
+            | PublisherError::NotDeleted { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for LifecycleError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            LifecycleError::Request { .. } | LifecycleError::Refused { .. } => ExitClass::Other,
+        }
+    }
+}
+
+/// Minting fails on stored data, not on the command's input: exit 1, as the admin layer says.
+impl Classify for IssueError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            IssueError::Claims(_)
+            | IssueError::Model(_)
+            | IssueError::Key(_)
+            | IssueError::NoSigningKey(_)
+            | IssueError::Invalid { .. } => ExitClass::Other,
+        }
+    }
+}
+
+/// A token pbn cannot read or write is data gone wrong, not a bad flag (exit 1).
+impl Classify for ClaimsError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            ClaimsError::TooLarge { .. }
+            | ClaimsError::PartCount { .. }
+            | ClaimsError::Base64 { .. }
+            | ClaimsError::Header { .. }
+            | ClaimsError::TokenType { .. }
+            | ClaimsError::Algorithm { .. }
+            | ClaimsError::Payload { .. }
+            | ClaimsError::UnsupportedVersion { .. }
+            | ClaimsError::MissingVersion { .. }
+            | ClaimsError::UnsupportedType { .. }
+            | ClaimsError::WrongType { .. }
+            | ClaimsError::InvalidIssuer { .. }
+            | ClaimsError::BadSignature { .. }
+            | ClaimsError::IssuerKind { .. }
+            | ClaimsError::MissingSubject { .. }
+            | ClaimsError::SubjectKind { .. }
+            | ClaimsError::SignerKind { .. }
+            | ClaimsError::AccountServerUrl { .. }
+            | ClaimsError::Serialize { .. }
+            | ClaimsError::Invalid(_)
+            | ClaimsError::CredsMissing(_)
+            | ClaimsError::CredsSeed(_)
+            | ClaimsError::Xkey(_) => ExitClass::Other,
+        }
+    }
+}
+
+/// A value the model refuses is bad input (exit 2), as the admin layer classifies it.
+impl Classify for ModelError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            ModelError::LimitBelowMinusOne(_)
+            | ModelError::LimitNotANumber(_)
+            | ModelError::NameLength(_)
+            | ModelError::NameStart(_)
+            | ModelError::NameChar { .. }
+            | ModelError::SubjectEmpty
+            | ModelError::SubjectWhitespace(_)
+            | ModelError::SubjectEmptyToken(_)
+            | ModelError::SubjectWildcard(_)
+            | ModelError::QueueInvalid(_)
+            | ModelError::ResponseMaxBelowMinusOne(_)
+            | ModelError::JwtTtlTooShort(_)
+            | ModelError::ConnectionType(_)
+            | ModelError::TextTooLong { .. }
+            | ModelError::ReservedName(_)
+            | ModelError::JwtTooLarge { .. }
+            | ModelError::ControlChar { .. }
+            | ModelError::OperatorName(_)
+            | ModelError::Key(_)
+            | ModelError::KeyMismatch(_)
+            | ModelError::NoSigningKey(_)
+            | ModelError::RevocationKey(_)
+            | ModelError::ResponseTypeOnStream(_)
+            | ModelError::TokenPosition { .. }
+            | ModelError::CalloutOnNonAuthAccount(_)
+            | ModelError::XkeyKind(_)
+            | ModelError::Email(_)
+            | ModelError::PasswordNotHashed(_)
+            | ModelError::TokenId(_)
+            | ModelError::TokenHash(_)
+            | ModelError::DuplicateToken(_) => ExitClass::Usage,
+        }
+    }
+}
+
+/// A key or seed pbn refuses is bad input (exit 2), as the admin layer classifies it.
+impl Classify for KeyError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            KeyError::InvalidPublicKey(_)
+            | KeyError::WrongKind { .. }
+            | KeyError::InvalidSeed { .. }
+            | KeyError::WrongSeedKind { .. }
+            | KeyError::BadSignature(_)
+            | KeyError::Xkey(_) => ExitClass::Usage,
+        }
+    }
+}
+
+/// Credential checks fail on stored hashes or at login, not on the command's input (exit 1),
+/// as the admin layer classifies them.
+impl Classify for AuthError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            AuthError::EmptyPassword
+            | AuthError::PasswordTooLong { .. }
+            | AuthError::InvalidParams { .. }
+            | AuthError::Hashing(_)
+            | AuthError::MalformedHash { .. }
+            | AuthError::UnsupportedAlgorithm { .. }
+            | AuthError::MissingNonce { .. }
+            | AuthError::MissingSignature { .. }
+            | AuthError::SignatureEncoding { .. }
+            | AuthError::BadSignature { .. }
+            | AuthError::Throttled { .. }
+            | AuthError::InvalidThrottleConfig(_)
+            | AuthError::InvalidHost(_) => ExitClass::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
