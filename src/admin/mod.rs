@@ -124,7 +124,15 @@ pub fn store_class(e: &StoreError) -> ErrorClass {
         }
         StoreError::Invalid(_) => ErrorClass::Usage,
         StoreError::Locked { .. } => ErrorClass::Locked,
-        _ => ErrorClass::Other,
+        StoreError::ReadOnly(_)
+        | StoreError::SchemaTooOld { .. }
+        | StoreError::CorruptFile { .. }
+        | StoreError::SchemaTooNew { .. }
+        | StoreError::Corrupt { .. }
+        | StoreError::Encode(_)
+        | StoreError::Io { .. }
+        | StoreError::Backend { .. }
+        | StoreError::TaskFailed(_) => ErrorClass::Other,
     }
 }
 

@@ -94,7 +94,12 @@ impl RemoteError {
             RemoteError::Creds { .. } | RemoteError::TooLarge(_) | RemoteError::BadKey(_) => {
                 ErrorClass::Usage
             }
-            _ => ErrorClass::Other,
+            RemoteError::Connect { .. }
+            | RemoteError::NoService(_)
+            | RemoteError::NotPermitted(_)
+            | RemoteError::Timeout { .. }
+            | RemoteError::Request(_)
+            | RemoteError::BadReply(_) => ErrorClass::Other,
         }
     }
 }
