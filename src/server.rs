@@ -29,7 +29,7 @@ use crate::store::{Store, StoreError, StoreRead};
 use callout::{Pipeline, PipelineOptions};
 use connection::{
     redact_url, Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
-    CredentialsProvider,
+    CredentialsError, CredentialsProvider,
 };
 use publisher::Publisher;
 use sessions::SessionRegistry;
@@ -231,35 +231,24 @@ fn service_credentials(auth: Account) -> Result<CredentialsProvider, ServerError
         .and_then(|c| c.service_user.clone())
         .ok_or_else(|| ServerError::NotInitialised("AUTH has no service user".into()))?;
     let kp = KeyPair::from_seed(&seed).map_err(|e| ServerError::NotInitialised(e.to_string()))?;
-    Ok(Arc::new(move || {
-        let jwt = issue::internal_user_jwt(
-            &auth,
-            kp.public_key(),
-            "pbn-callout",
-            &[],
-            &[],
-            crate::clock::unix_now(),
-            None,
-        )?;
-        Ok(Credentials { jwt, seed: kp.seed() })
-    }))
+    Ok(Arc::new(move || internal_credentials(&auth, &kp, "pbn-callout")))
 }
 
 /// Credentials of a system-account user: a fresh key per connect, nothing stored.
 fn system_credentials(sys: Account) -> CredentialsProvider {
-    Arc::new(move || {
-        let kp = KeyPair::generate(KeyKind::User);
-        let jwt = issue::internal_user_jwt(
-            &sys,
-            kp.public_key(),
-            "pbn-system",
-            &[],
-            &[],
-            crate::clock::unix_now(),
-            None,
-        )?;
-        Ok(Credentials { jwt, seed: kp.seed() })
-    })
+    Arc::new(move || internal_credentials(&sys, &KeyPair::generate(KeyKind::User), "pbn-system"))
+}
+
+/// A JWT for `kp` as pbn's own user `name` in `account` (no permissions beyond the account's),
+/// issued now, with its seed.
+fn internal_credentials(
+    account: &Account,
+    kp: &KeyPair,
+    name: &str,
+) -> Result<Credentials, CredentialsError> {
+    let now = crate::clock::unix_now();
+    let jwt = issue::internal_user_jwt(account, kp.public_key(), name, &[], &[], now, None)?;
+    Ok(Credentials { jwt, seed: kp.seed() })
 }
 
 /// Runs the callout on the current service connection, restarting it on every new client.
