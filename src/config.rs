@@ -197,7 +197,7 @@ pub struct PublisherSettings {
 }
 
 /// Checked `[connection]` settings; the defaults are those of
-/// [`crate::server::connection::ConnectionSettings`] (5 s, 3 checks: about 15 s of a healthy primary
+/// the connection (5 s, 3 checks: about 15 s of a healthy primary
 /// before failing back).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionTuning {
@@ -391,12 +391,11 @@ fn publisher_settings(p: RawPublisher) -> Result<PublisherSettings, ConfigError>
 
 /// Checked `[connection]` settings with the connection's defaults.
 fn connection_tuning(c: RawConnection) -> Result<ConnectionTuning, ConfigError> {
-    let defaults = crate::server::connection::ConnectionSettings::default();
-    let checks = c.failback_healthy_checks.unwrap_or(defaults.failback_healthy_checks);
+    let checks = c.failback_healthy_checks.unwrap_or(DEFAULT_FAILBACK_HEALTHY_CHECKS);
     Ok(ConnectionTuning {
         failback_check_interval: nonzero(
             "connection.failback_check_interval",
-            c.failback_check_interval.unwrap_or(defaults.failback_check_interval),
+            c.failback_check_interval.unwrap_or(DEFAULT_FAILBACK_CHECK_INTERVAL),
         )?,
         failback_healthy_checks: positive("connection.failback_healthy_checks", checks as usize)?
             as u32,
@@ -411,7 +410,7 @@ fn check_url(s: &str) -> Result<(), ConfigError> {
     } else {
         Err(ConfigError::Invalid {
             name: "servers",
-            value: crate::server::connection::redact_url(s),
+            value: redact_url(s),
             message: "a server URL starts with nats://, tls://, ws:// or wss:// and names a host",
         })
     }
@@ -478,6 +477,25 @@ fn non_empty(name: &'static str, v: String) -> Result<String, ConfigError> {
         return Err(ConfigError::Invalid { name, value: v, message: "must be one word" });
     }
     Ok(v)
+}
+
+/// How often a connection on a backup probes the primary, unless `[connection]` says otherwise.
+pub const DEFAULT_FAILBACK_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// Healthy probes in a row before a connection fails back to the primary.
+pub const DEFAULT_FAILBACK_HEALTHY_CHECKS: u32 = 3;
+
+/// `url` with its user-info part (`user:password@`) replaced by `***@`, for logs, states and
+/// error messages: a server URL may carry a password or token.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+            format!("{prefix}***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::api::{
     MAX_REQUEST_BYTES, REQUEST_SUBJECT,
 };
 use super::{ErrorClass, Request, Response};
-use crate::server::connection::redact_url;
+use crate::config::redact_url;
 
 /// How long `pbn admin` waits for the connection and for the answer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -41,6 +41,7 @@
 mod dial;
 mod supervisor;
 
+pub use crate::config::redact_url;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -112,8 +113,8 @@ impl Default for ConnectionSettings {
             connect_timeout: Duration::from_secs(5),
             retry_backoff_base: Duration::from_millis(250),
             retry_backoff_max: Duration::from_secs(10),
-            failback_check_interval: Duration::from_secs(5),
-            failback_healthy_checks: 3,
+            failback_check_interval: crate::config::DEFAULT_FAILBACK_CHECK_INTERVAL,
+            failback_healthy_checks: crate::config::DEFAULT_FAILBACK_HEALTHY_CHECKS,
             request_timeout: Duration::from_secs(10),
             failback_grace: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
@@ -176,20 +177,6 @@ fn parse_server(url: &str) -> Result<async_nats::ServerAddr, ConnectionError> {
         url: redact_url(url),
         reason: err.to_string(),
     })
-}
-
-/// `url` with its user-info part (`user:password@`) replaced by `***@`, for logs, states and
-/// error messages: a server URL may carry a password or token.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let prefix = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
-            format!("{prefix}***{}", &rest[at..])
-        }
-        None => url.to_owned(),
-    }
 }
 
 /// A user JWT and the seed of the user key it was issued to: what one connection presents.
