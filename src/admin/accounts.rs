@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::request::LimitPatch;
+use super::patch::LimitPatch;
 use super::view::{AccountView, LimitsView, Response, ShareView};
 use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::issue;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::request::{ListPatch, RolePatch};
+use super::patch::{ListPatch, RolePatch};
 use super::view::{Response, RoleView};
 use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::issue;

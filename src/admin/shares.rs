@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::accounts::{enqueue, view};
-use super::request::ExportKind as WireKind;
+use super::patch::ExportKind as WireKind;
 use super::view::Response;
 use super::{writing, AdminError, Command, Context, Outcome};
 use crate::keys::AccountPublicKey;
