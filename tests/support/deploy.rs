@@ -105,6 +105,10 @@ impl Deployment {
         let path = dir.path().join("store.redb");
         let (store, _) = pbn::init_store(&path, "test", opts.xkey, &Context::now())
             .unwrap_or_else(|e| panic!("init store: {e}"));
+        drop(store);
+        // Held as the service holds it: the store the in-process service runs on.
+        let store = Store::open_for(&path, pbn::SERVICE_COMMAND, std::time::Duration::ZERO)
+            .unwrap_or_else(|e| panic!("open the new store as the service: {e}"));
         Deployment { opts, store, runners: Vec::new(), services: 0, servers: Vec::new(), dir }
     }
 
