@@ -70,6 +70,8 @@ pub struct RawConfig {
     /// CA (PEM) that the NATS servers' TLS certificates are checked against, for a private
     /// CA; public CAs are trusted without it. Set, every connection requires TLS.
     pub tls_ca: Option<PathBuf>,
+    /// Address of the HTTP listener (`/healthz`, `/readyz`); unset: no listener.
+    pub http: Option<String>,
     /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
     #[serde(default, rename = "nats_conf")]
     pub _nats_conf: Option<toml::Table>,
@@ -222,6 +224,8 @@ pub struct Settings {
     pub connection: ConnectionTuning,
     /// CA of the servers' TLS certificates (checked readable PEM); `None`: system roots only.
     pub tls_ca: Option<PathBuf>,
+    /// Where the HTTP listener binds; `None`: no listener.
+    pub http: Option<std::net::SocketAddr>,
 }
 
 impl RawConfig {
@@ -242,6 +246,7 @@ impl RawConfig {
                 "PBN_STORE" if !value.is_empty() => raw.store = Some(value.into()),
                 "PBN_SERVERS" => raw.servers = Some(split_list(&value)),
                 "PBN_TLS_CA" if !value.is_empty() => raw.tls_ca = Some(value.into()),
+                "PBN_HTTP" if !value.is_empty() => raw.http = Some(value),
                 "PBN_DEFAULT_JWT_TTL" => {
                     let ttl = humantime::parse_duration(&value).map_err(|e| ConfigError::Env {
                         name: name.clone(),
@@ -261,6 +266,7 @@ impl RawConfig {
         self.store = other.store.or(self.store);
         self.servers = other.servers.or(self.servers);
         self.tls_ca = other.tls_ca.or(self.tls_ca);
+        self.http = other.http.or(self.http);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -322,7 +328,8 @@ impl Settings {
         let tls_ca = raw.tls_ca.as_deref().map(check_ca).transpose()?;
         let store = raw.store.unwrap_or("pbn.redb".into());
         let connection = connection_tuning(raw.connection)?;
-        Ok(Settings { store, servers, callout, publisher, connection, tls_ca })
+        let http = raw.http.as_deref().map(check_http).transpose()?;
+        Ok(Settings { store, servers, callout, publisher, connection, tls_ca, http })
     }
 }
 
@@ -399,6 +406,15 @@ fn connection_tuning(c: RawConnection) -> Result<ConnectionTuning, ConfigError> 
         )?,
         failback_healthy_checks: positive("connection.failback_healthy_checks", checks as usize)?
             as u32,
+    })
+}
+
+/// Parses the HTTP listener address (`HOST:PORT`, an IP address and a port).
+fn check_http(s: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    s.parse().map_err(|_| ConfigError::Invalid {
+        name: "http",
+        value: crate::model::clip(s),
+        message: "an HTTP listen address is an IP address and a port, like 127.0.0.1:8222",
     })
 }
 

@@ -73,7 +73,9 @@ pub use auth::{
 };
 pub use cli::{log_filter, run as run_cli, Cli, Failure};
 pub use clock::unix_now;
-pub use config::{CalloutSettings, PublisherSettings, RawConfig, RawPublisher, Settings};
+pub use config::{
+    CalloutSettings, ConfigError, PublisherSettings, RawConfig, RawPublisher, Settings,
+};
 pub use issue::{creds, default_permissions, internal_user_jwt, sentinel_jwt, user_jwt, UserSpec};
 pub use model::{
     Account, AccountKind, ApiToken, CloseSessions, Effects, Limit, Name, QueuedPush, Role, User,

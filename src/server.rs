@@ -9,6 +9,7 @@
 mod admin_api;
 pub mod callout;
 pub mod connection;
+pub mod http;
 pub mod lifecycle;
 pub mod publisher;
 pub mod sessions;
@@ -40,6 +41,9 @@ pub enum ServerError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The HTTP listener could not start.
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
     /// The store lacks what the service needs.
     #[error("store is not initialised for serving: {0}")]
     NotInitialised(String),
@@ -157,11 +161,22 @@ async fn serve(
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", "pbn serve started");
+    let http = match settings.http {
+        Some(addr) => {
+            let (listener, _) = http::bind(addr).await?;
+            let health = http::Health { callout: service.client(), system: system.client() };
+            Some(tokio::spawn(http::serve(listener, health, shutdown.clone())))
+        }
+        None => None,
+    };
     let tasks = spawn_tasks(&settings, store, pipeline, sessions, &service, &system, &shutdown);
     for task in tasks {
         if let Err(e) = task.await {
             warn!(error = %e, "service task ended abnormally");
         }
+    }
+    if let Some(http) = http {
+        http.await.map_err(|e| ServerError::Task(e.to_string()))??;
     }
     service.join().await?;
     system.join().await?;

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod api;
+mod http;
 mod store;
 mod users;
 

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// NATS server URL; repeat for backups (the first is the primary).
     #[arg(long = "server", value_name = "URL")]
     pub servers: Vec<String>,
+    /// Serve `/healthz` and `/readyz` over HTTP on this address (e.g. 127.0.0.1:8222; overrides
+    /// `http` in the config file and `$PBN_HTTP`). Off by default.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 /// `pbn up`.

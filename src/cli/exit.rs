@@ -24,6 +24,7 @@ use crate::natsconf::NatsConfError;
 use crate::natsd::NatsdError;
 use crate::server::callout::CalloutError;
 use crate::server::connection::ConnectionError;
+use crate::server::http::HttpError;
 use crate::server::lifecycle::LifecycleError;
 use crate::server::publisher::PublisherError;
 use crate::server::version::VersionError;
@@ -185,6 +186,7 @@ macro_rules! registry {
 registry!(
     OutputClosed,
     NatsdError,
+    HttpError,
     CheckError,
     PasswordError,
     AdminError,
@@ -314,7 +316,17 @@ impl Classify for ServerError {
             ServerError::Callout(e) => e.exit_class(),
             ServerError::Connection(e) => e.exit_class(),
             ServerError::Version { source, .. } => source.exit_class(),
+            ServerError::Http(e) => e.exit_class(),
             ServerError::NotInitialised(_) | ServerError::Task(_) => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for HttpError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            // An address taken or not ours is like a port `pbn up` finds in use.
+            HttpError::Bind { .. } | HttpError::Serve { .. } => ExitClass::Other,
         }
     }
 }

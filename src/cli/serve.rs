@@ -46,6 +46,7 @@ fn settings(a: &ServeArgs) -> Result<Settings> {
     let flags = RawConfig {
         store: a.store.clone(),
         servers: (!a.servers.is_empty()).then(|| a.servers.clone()),
+        http: a.http.clone(),
         ..RawConfig::default()
     };
     Ok(Settings::resolve(file, env, flags)?)

@@ -1,0 +1,114 @@
+//! The HTTP listener of `pbn serve`, off unless `http` is set: `GET /healthz` (the process is
+//! alive) and `GET /readyz` (200 only when every check passes, else 503 with a JSON body naming
+//! the checks that failed). Later HTTP features mount their routes on the same router.
+//!
+//! Readiness is read from the running parts as they are at the request: the store is open for
+//! as long as the service runs; each managed connection reports whether its client is connected
+//! to a server.
+
+use std::net::SocketAddr;
+
+use async_nats::connection::State as NatsState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+/// Errors of the HTTP listener.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address could not be bound.
+    #[error("cannot listen for HTTP on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("HTTP listener on {addr} failed: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What `/readyz` looks at: the clients of the two managed connections.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// The callout's connection (the AUTH service user).
+    pub callout: watch::Receiver<Option<async_nats::Client>>,
+    /// The system connection (publisher, admin API, events).
+    pub system: watch::Receiver<Option<async_nats::Client>>,
+}
+
+impl Health {
+    /// The checks, each `Ok` or the reason it fails.
+    fn checks(&self) -> Vec<(&'static str, Result<(), String>)> {
+        vec![
+            ("callout_connection", connected(&self.callout)),
+            ("system_connection", connected(&self.system)),
+        ]
+    }
+}
+
+fn connected(client: &watch::Receiver<Option<async_nats::Client>>) -> Result<(), String> {
+    match client.borrow().as_ref().map(|c| c.connection_state()) {
+        Some(NatsState::Connected) => Ok(()),
+        Some(state) => Err(format!("not connected ({state})")),
+        None => Err("no server reached yet".into()),
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port); returns the listener and the address it got.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HttpError> {
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| HttpError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| HttpError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Serves the routes on `listener` until `shutdown`.
+pub async fn serve(
+    listener: TcpListener,
+    health: Health,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), HttpError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr: SocketAddr::from(([0, 0, 0, 0], 0)), source })?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(health);
+    info!(%addr, "HTTP listener serving /healthz and /readyz");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { crate::shutdown::requested(&mut shutdown).await })
+        .await
+        .map_err(|source| HttpError::Serve { addr, source })
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+    let checks = health.checks();
+    let failed: serde_json::Map<String, Value> = checks
+        .iter()
+        .filter_map(|(name, r)| {
+            r.as_ref().err().map(|e| (name.to_string(), Value::from(e.clone())))
+        })
+        .collect();
+    if failed.is_empty() {
+        (StatusCode::OK, Json(json!({ "status": "ready" })))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "not ready", "failed": failed })))
+    }
+}

@@ -1,0 +1,67 @@
+//! The HTTP listener of `pbn serve`: `/healthz` answers while the process lives, `/readyz` follows
+//! the service's NATS connections (503 naming the failed checks while the server is down).
+
+use std::time::Duration;
+
+use pbn::RawConfig;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::Live;
+use crate::support::deploy::DeployOptions;
+use crate::support::{free_port, Deadline};
+
+/// `GET path` on `addr`: the status code and the JSON body.
+async fn get(addr: &str, path: &str) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1)?;
+    Some((status, serde_json::from_str(body).ok()?))
+}
+
+/// Polls `GET path` until it answers with `status`; returns the body.
+async fn wait_for(addr: &str, path: &str, status: u16) -> Value {
+    let deadline = Deadline::after(Duration::from_secs(30), format!("{path} to answer {status}"));
+    loop {
+        match get(addr, path).await {
+            Some((s, body)) if s == status => return body,
+            _ => deadline.tick().await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_follows_the_nats_connection_and_healthz_stays_up() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = RawConfig { http: Some(addr.clone()), ..RawConfig::default() };
+    let mut live = Live::start_with(DeployOptions::default(), |_| {}, config).await;
+    assert_eq!(wait_for(&addr, "/readyz", 200).await["status"], "ready");
+    assert_eq!(get(&addr, "/healthz").await.expect("healthz").0, 200);
+
+    live.d.server_mut(0).stop().await;
+    let body = wait_for(&addr, "/readyz", 503).await;
+    assert_eq!(body["status"], "not ready", "{body}");
+    for check in ["callout_connection", "system_connection"] {
+        assert!(body["failed"][check].is_string(), "{check} named: {body}");
+    }
+    assert_eq!(get(&addr, "/healthz").await.expect("healthz while NATS is down").0, 200);
+
+    live.d.server_mut(0).restart().await;
+    assert_eq!(wait_for(&addr, "/readyz", 200).await["status"], "ready");
+}
+
+#[test]
+fn a_bad_http_address_is_refused_naming_it() {
+    let bad = RawConfig { http: Some("localhost:port".into()), ..RawConfig::default() };
+    let err = pbn::Settings::resolve(None, RawConfig::default(), bad).expect_err("refused");
+    assert!(
+        matches!(&err, pbn::ConfigError::Invalid { name: "http", value, .. } if value == "localhost:port"),
+        "{err:?}"
+    );
+}
