@@ -11,6 +11,7 @@ pub mod callout;
 pub mod connection;
 pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod publisher;
 pub mod sessions;
 pub mod version;
@@ -164,7 +165,13 @@ async fn serve(
     let http = match settings.http {
         Some(addr) => {
             let (listener, _) = http::bind(addr).await?;
-            let health = http::Health { callout: service.client(), system: system.client() };
+            let health = http::Health {
+                callout: service.client(),
+                system: system.client(),
+                metrics: pipeline.metrics().clone(),
+                sessions: sessions.clone(),
+                store: store.clone(),
+            };
             Some(tokio::spawn(http::serve(listener, health, shutdown.clone())))
         }
         None => None,

@@ -177,6 +177,45 @@ pub enum CalloutError {
 }
 
 impl CalloutError {
+    /// A short stable name of the refusal, for metrics labels and events (never a value).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CalloutError::UnexpectedSealed => "unexpected_sealed",
+            CalloutError::ExpectedSealed => "expected_sealed",
+            CalloutError::MissingXkeyHeader => "missing_xkey_header",
+            CalloutError::Open(_) => "open",
+            CalloutError::NotUtf8 => "not_utf8",
+            CalloutError::Decode(_) => "decode",
+            CalloutError::IssuerMismatch { .. } => "issuer_mismatch",
+            CalloutError::XkeyMismatch { .. } => "xkey_mismatch",
+            CalloutError::Audience(_) => "audience",
+            CalloutError::Expired { .. } => "expired",
+            CalloutError::WrongAccount(_) => "wrong_account",
+            CalloutError::UserNkey(_) => "user_nkey",
+            CalloutError::NoCredentials => "no_credentials",
+            CalloutError::UnknownUser(_) => "unknown_user",
+            CalloutError::BadPassword(_) => "bad_password",
+            CalloutError::UnknownToken => "unknown_token",
+            CalloutError::TokenExpired { .. } => "token_expired",
+            CalloutError::UnknownNkey(_) => "unknown_nkey",
+            CalloutError::NkeySignature { .. } => "nkey_signature",
+            CalloutError::Throttled(_) => "throttled",
+            CalloutError::InactiveUser(_) => "inactive_user",
+            CalloutError::InactiveAccount(_) => "inactive_account",
+            CalloutError::UnmanagedAccount(_) => "unmanaged_account",
+            CalloutError::SourceNotAllowed { .. } => "source_not_allowed",
+            CalloutError::ConnectionLimit { .. } => "connection_limit",
+            CalloutError::ChangedDuringLogin(_) => "changed_during_login",
+            CalloutError::Busy { .. } => "busy",
+            CalloutError::ResponseTooLarge { .. } => "response_too_large",
+            CalloutError::Store(_) => "store",
+            CalloutError::Issue(_) => "issue",
+            CalloutError::Auth(_) => "auth",
+        }
+    }
+}
+
+impl CalloutError {
     /// Whether the request itself was bad (answered with silence, not an error response).
     pub fn is_request_failure(&self) -> bool {
         matches!(

@@ -1,5 +1,5 @@
-//! The HTTP listener of `pbn serve`, off unless `http` is set: `GET /healthz` (the process is
-//! alive) and `GET /readyz` (200 only when every check passes, else 503 with a JSON body naming
+//! The HTTP listener of `pbn serve`, off unless `http` is set: `GET /metrics` (Prometheus text),
+//! `GET /healthz` (the process is alive) and `GET /readyz` (200 only when every check passes, else 503 with a JSON body naming
 //! the checks that failed). Later HTTP features mount their routes on the same router.
 //!
 //! Readiness is read from the running parts as they are at the request: the store is open for
@@ -7,16 +7,21 @@
 //! to a server.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_nats::connection::State as NatsState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
+
+use super::metrics::Metrics;
+use super::sessions::SessionRegistry;
+use crate::store::{Store, StoreError, StoreRead};
 
 /// Errors of the HTTP listener.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +44,20 @@ pub enum HttpError {
     },
 }
 
-/// What `/readyz` looks at: the clients of the two managed connections.
+/// What the routes read: the clients of the two managed connections (`/readyz`), the metrics,
+/// the session registry and the store (`/metrics`).
 #[derive(Debug, Clone)]
 pub struct Health {
     /// The callout's connection (the AUTH service user).
     pub callout: watch::Receiver<Option<async_nats::Client>>,
     /// The system connection (publisher, admin API, events).
     pub system: watch::Receiver<Option<async_nats::Client>>,
+    /// Login counters and latencies.
+    pub metrics: Arc<Metrics>,
+    /// Live callout sessions.
+    pub sessions: Arc<SessionRegistry>,
+    /// The store (outbox depth).
+    pub store: Store,
 }
 
 impl Health {
@@ -86,12 +98,26 @@ pub async fn serve(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(health);
     info!(%addr, "HTTP listener serving /healthz and /readyz");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { crate::shutdown::requested(&mut shutdown).await })
         .await
         .map_err(|source| HttpError::Serve { addr, source })
+}
+
+/// The Prometheus text; gauges read at the scrape.
+async fn metrics(
+    State(health): State<Health>,
+) -> ([(header::HeaderName, &'static str); 1], String) {
+    let outbox = health.store.read_async(|tx| tx.list_outbox().map(|o| o.len())).await;
+    let outbox = outbox.unwrap_or_else(|e: StoreError| {
+        tracing::warn!(error = %e, "cannot read the outbox for /metrics");
+        0
+    });
+    let text = health.metrics.encode(health.sessions.len(), outbox);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
 async fn healthz() -> Json<Value> {

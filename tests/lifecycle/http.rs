@@ -8,8 +8,10 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use async_nats::ConnectOptions;
+
 use super::Live;
-use crate::support::deploy::DeployOptions;
+use crate::support::deploy::{ClientEvents, DeployOptions};
 use crate::support::{free_port, Deadline};
 
 /// `GET path` on `addr`: the status code and the JSON body.
@@ -23,6 +25,25 @@ async fn get(addr: &str, path: &str) -> Option<(u16, Value)> {
     let status = text.split(' ').nth(1)?.parse().ok()?;
     let body = text.split("\r\n\r\n").nth(1)?;
     Some((status, serde_json::from_str(body).ok()?))
+}
+
+/// The body of `GET path` as text (for `/metrics`).
+async fn get_text(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to the HTTP listener");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8(raw).expect("utf-8");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}
+
+/// The value of the sample `name` (with its labels) in Prometheus text, 0 when absent.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
 }
 
 /// Polls `GET path` until it answers with `status`; returns the body.
@@ -54,6 +75,26 @@ async fn readyz_follows_the_nats_connection_and_healthz_stays_up() {
 
     live.d.server_mut(0).restart().await;
     assert_eq!(wait_for(&addr, "/readyz", 200).await["status"], "ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_each_login_by_outcome() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = RawConfig { http: Some(addr.clone()), ..RawConfig::default() };
+    let live = Live::start_with(DeployOptions::default(), |_| {}, config).await;
+    wait_for(&addr, "/readyz", 200).await;
+    let before = get_text(&addr, "/metrics").await;
+    let _alice = live.login("alice").await;
+    let _bob = live.login("bob").await;
+    let bad = ConnectOptions::with_user_and_password("alice".into(), "wrong".into());
+    assert!(live.d.connect(0, bad, &ClientEvents::new()).await.is_err(), "a wrong password");
+    let text = get_text(&addr, "/metrics").await;
+    let admitted = r#"pbn_logins_total{outcome="admitted"}"#;
+    let refused = r#"pbn_logins_total{outcome="bad_password"}"#;
+    assert_eq!(sample(&text, admitted) - sample(&before, admitted), 2.0, "{text}");
+    assert_eq!(sample(&text, refused) - sample(&before, refused), 1.0, "{text}");
+    assert!(sample(&text, "pbn_sessions") >= 2.0, "{text}");
+    assert!(text.contains("pbn_login_duration_seconds_bucket"), "{text}");
 }
 
 #[test]

@@ -64,7 +64,9 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
         0 => usize::MAX,
         max => max,
     };
+    let started = std::time::Instant::now();
     let outcome = pipeline.handle(&payload, header.as_deref(), now, max_reply).await;
+    pipeline.metrics().login(outcome.error.as_ref().map(|e| e.reason()), started.elapsed());
     match (&outcome.error, &outcome.admitted) {
         (None, Some(s)) => debug!(user = %s.user, client = s.client_id, "callout admitted"),
         (Some(e), _) if e.is_request_failure() => warn!(error = %e, "callout request refused"),

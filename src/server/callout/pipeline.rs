@@ -18,6 +18,7 @@ use crate::keys::{
 };
 use crate::model::AUTH_ACCOUNT;
 use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
+use crate::server::metrics::Metrics;
 use crate::server::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead};
 
@@ -88,6 +89,8 @@ pub struct Pipeline {
     throttle: LoginThrottle,
     argon: ArgonPool,
     sessions: Arc<SessionRegistry>,
+    /// Login counts and latencies (shared with the HTTP listener).
+    metrics: Arc<Metrics>,
     opts: PipelineOptions,
     /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
     /// and the key of a rotated account simply stops being asked for.
@@ -142,6 +145,7 @@ impl Pipeline {
             throttle,
             argon: ArgonPool::for_this_machine(opts.argon_max_waiting),
             sessions,
+            metrics: Arc::new(Metrics::new()),
             opts,
             signers: Mutex::new(HashMap::new()),
         })
@@ -163,7 +167,12 @@ impl Pipeline {
         &self.argon
     }
 
-    /// The sessions this pipeline admits into.
+    /// Login counts and latencies of this pipeline.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The session registry the pipeline admits into.
     pub fn sessions(&self) -> &Arc<SessionRegistry> {
         &self.sessions
     }
