@@ -162,6 +162,7 @@ async fn serve(
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", "pbn serve started");
+    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
     let http = match settings.http {
         Some(addr) => {
             let (listener, _) = http::bind(addr).await?;
@@ -171,12 +172,14 @@ async fn serve(
                 metrics: pipeline.metrics().clone(),
                 sessions: sessions.clone(),
                 store: store.clone(),
+                pushes: publisher.push_watch(),
             };
             Some(tokio::spawn(http::serve(listener, health, shutdown.clone())))
         }
         None => None,
     };
-    let tasks = spawn_tasks(&settings, store, pipeline, sessions, &service, &system, &shutdown);
+    let parts = Parts { store, pipeline, sessions, publisher };
+    let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
         if let Err(e) = task.await {
             warn!(error = %e, "service task ended abnormally");
@@ -194,19 +197,24 @@ async fn serve(
     Ok(())
 }
 
+/// What the tasks of `pbn serve` share.
+struct Parts {
+    store: Store,
+    pipeline: Arc<Pipeline>,
+    sessions: Arc<SessionRegistry>,
+    publisher: Publisher,
+}
+
 /// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the
 /// disconnect tracker, the admin API and the publisher on the system connection; the session
 /// pruner.
 fn spawn_tasks(
     settings: &Settings,
-    store: Store,
-    pipeline: Arc<Pipeline>,
-    sessions: Arc<SessionRegistry>,
+    Parts { store, pipeline, sessions, publisher }: Parts,
     service: &Connection,
     system: &Connection,
     shutdown: &watch::Receiver<bool>,
 ) -> [tokio::task::JoinHandle<()>; 5] {
-    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
     let admin = admin_api::AdminApi {
         store,
         sessions: sessions.clone(),

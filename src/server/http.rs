@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use super::metrics::Metrics;
+use super::publisher::PushWatch;
 use super::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, StoreRead};
 
@@ -58,14 +59,26 @@ pub struct Health {
     pub sessions: Arc<SessionRegistry>,
     /// The store (outbox depth).
     pub store: Store,
+    /// The publisher's state.
+    pub pushes: Arc<PushWatch>,
 }
 
 impl Health {
     /// The checks, each `Ok` or the reason it fails.
     fn checks(&self) -> Vec<(&'static str, Result<(), String>)> {
+        let subscribed = match self.metrics.subscriptions() {
+            0 => Err("no callout subscription".to_string()),
+            _ => Ok(()),
+        };
+        let publisher = match self.pushes.is_failing() {
+            true => Err("the last account push failed (see `pbn admin outbox list`)".to_string()),
+            false => Ok(()),
+        };
         vec![
             ("callout_connection", connected(&self.callout)),
             ("system_connection", connected(&self.system)),
+            ("callout_subscription", subscribed),
+            ("publisher", publisher),
         ]
     }
 }

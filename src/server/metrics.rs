@@ -27,6 +27,7 @@ pub struct Metrics {
     login_seconds: Histogram,
     sessions: Gauge,
     outbox_entries: Gauge,
+    callout_subscriptions: Gauge,
     /// Encoding is serialized so concurrent scrapes see whole snapshots.
     encoding: Mutex<()>,
 }
@@ -68,12 +69,19 @@ impl Metrics {
             "Account JWT pushes pending or failed",
             outbox_entries.clone(),
         );
+        let callout_subscriptions = Gauge::default();
+        registry.register(
+            "callout_subscriptions",
+            "Callout subscriptions active on a connection",
+            callout_subscriptions.clone(),
+        );
         Metrics {
             registry,
             logins,
             login_seconds,
             sessions,
             outbox_entries,
+            callout_subscriptions,
             encoding: Mutex::new(()),
         }
     }
@@ -83,6 +91,20 @@ impl Metrics {
         let outcome = refused.unwrap_or("admitted");
         self.logins.get_or_create(&LoginLabels { outcome }).inc();
         self.login_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Notes a callout subscription made (`true`) or ended (`false`).
+    pub fn subscribed(&self, on: bool) {
+        if on {
+            self.callout_subscriptions.inc();
+        } else {
+            self.callout_subscriptions.dec();
+        }
+    }
+
+    /// Callout subscriptions active now.
+    pub fn subscriptions(&self) -> i64 {
+        self.callout_subscriptions.get()
     }
 
     /// The Prometheus text of every metric, with the gauges set to `sessions` and

@@ -293,12 +293,18 @@ impl Publisher {
         };
         match result {
             Ok(Pushed::Stale) => {}
-            Ok(Pushed::Done) => self.record_success(&entry).await,
+            Ok(Pushed::Done) => {
+                self.pushes.attempted(true);
+                self.record_success(&entry).await
+            }
             // Losing the connection is not the entry's fault: it is retried on the next one.
             Err(e) if !s.connected() => {
                 debug!(account = %entry.account_name, error = %e, "push interrupted by a disconnect")
             }
-            Err(e) => self.record_failure(&entry, &e).await,
+            Err(e) => {
+                self.pushes.attempted(false);
+                self.record_failure(&entry, &e).await
+            }
         }
         self.pushes.settled(&entry.account);
     }

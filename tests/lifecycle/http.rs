@@ -64,6 +64,8 @@ async fn readyz_follows_the_nats_connection_and_healthz_stays_up() {
     let mut live = Live::start_with(DeployOptions::default(), |_| {}, config).await;
     assert_eq!(wait_for(&addr, "/readyz", 200).await["status"], "ready");
     assert_eq!(get(&addr, "/healthz").await.expect("healthz").0, 200);
+    let metrics = get_text(&addr, "/metrics").await;
+    assert_eq!(sample(&metrics, "pbn_callout_subscriptions"), 1.0, "{metrics}");
 
     live.d.server_mut(0).stop().await;
     let body = wait_for(&addr, "/readyz", 503).await;

@@ -30,6 +30,7 @@ pub async fn serve(
 ) -> Result<(), async_nats::SubscribeError> {
     let mut sub = client.queue_subscribe(CALLOUT_SUBJECT, queue_group.to_string()).await?;
     info!(subject = CALLOUT_SUBJECT, queue_group, "callout subscribed");
+    pipeline.metrics().subscribed(true);
     let permits = Arc::new(Semaphore::new(max_concurrent));
     loop {
         let msg = tokio::select! {
@@ -44,6 +45,7 @@ pub async fn serve(
             drop(permit);
         });
     }
+    pipeline.metrics().subscribed(false);
     let _ = sub.unsubscribe().await;
     // Every permit back means every handler finished.
     let _ = permits.acquire_many(max_concurrent as u32).await;

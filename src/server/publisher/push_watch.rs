@@ -2,6 +2,7 @@
 //! publisher is done with it instead of polling the outbox.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
@@ -16,6 +17,8 @@ use crate::keys::AccountPublicKey;
 #[derive(Debug, Default)]
 pub struct PushWatch {
     accounts: Mutex<HashMap<AccountPublicKey, watch::Sender<u64>>>,
+    /// Whether the publisher's last push attempt failed (a success clears it).
+    failing: AtomicBool,
 }
 
 impl PushWatch {
@@ -40,6 +43,16 @@ impl PushWatch {
                 tx.send_modify(|n| *n = n.wrapping_add(1));
             }
         }
+    }
+
+    /// Records the result of a push attempt (a disconnect is neither).
+    pub fn attempted(&self, ok: bool) {
+        self.failing.store(!ok, Ordering::Relaxed);
+    }
+
+    /// Whether the last push attempt failed.
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
     }
 
     /// How many accounts have a channel (for tests of the bound).
@@ -76,5 +89,15 @@ mod tests {
         assert_eq!(watch.len(), 1);
         watch.settled(&a);
         assert!(watch.is_empty(), "nobody waits: the channel is gone");
+    }
+
+    #[test]
+    fn a_failed_push_marks_the_publisher_failing_until_a_push_succeeds() {
+        let watch = PushWatch::new();
+        assert!(!watch.is_failing());
+        watch.attempted(false);
+        assert!(watch.is_failing());
+        watch.attempted(true);
+        assert!(!watch.is_failing());
     }
 }
