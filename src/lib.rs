@@ -17,7 +17,9 @@
 //! The runtime, `server` (`pbn serve`, [`run`]): two managed NATS connections
 //! (`server::connection`), the callout (`server::callout`), the claims publisher
 //! (`server::publisher`), the callout session registry (`server::sessions`), the admin API
-//! (`server::admin_api`) and the application of effects (`server::lifecycle`).
+//! (`server::admin_api`), the application of effects (`server::lifecycle`), and the optional
+//! HTTP listener with health, readiness and Prometheus metrics (`server::http`,
+//! `server::metrics`).
 //!
 //! At the edge: `config` (raw TOML and flags into checked [`Settings`]), `natsconf` (nats-server
 //! configuration), [`natsd`] (the one nats-server harness of `pbn up`, the tests and the load
