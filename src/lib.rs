@@ -90,6 +90,7 @@ pub use server::connection::{
     ConnState, Connection, ConnectionAuth, ConnectionError, ConnectionSettings, Credentials,
     CredentialsError, CredentialsProvider,
 };
+pub use server::http::HttpError;
 pub use server::publisher::{Publisher, CLAIMS_UPDATE, SERVER_PING};
 pub use server::sessions::{SessionRegistry, CONFIRM_TIMEOUT};
 pub use server::{run, run_with_store, ServerError};

@@ -145,6 +145,11 @@ async fn serve(
     let sessions = Arc::new(SessionRegistry::new());
     let opts = PipelineOptions::from_settings(&settings.callout);
     let pipeline = Arc::new(Pipeline::new(store.clone(), sessions.clone(), opts)?);
+    // Bound before anything connects: a taken address stops the start with its own error.
+    let listener = match settings.http {
+        Some(addr) => Some(http::bind(addr).await?.0),
+        None => None,
+    };
     let service = Connection::start(
         connection_settings(&settings, "pbn-callout"),
         ConnectionAuth::Jwt(service_credentials(auth)?),
@@ -163,9 +168,8 @@ async fn serve(
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", "pbn serve started");
     let publisher = Publisher::new(store.clone(), settings.publisher.clone());
-    let http = match settings.http {
-        Some(addr) => {
-            let (listener, _) = http::bind(addr).await?;
+    let http = match listener {
+        Some(listener) => {
             let health = http::Health {
                 callout: service.client(),
                 system: system.client(),

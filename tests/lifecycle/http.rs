@@ -99,6 +99,24 @@ async fn metrics_count_each_login_by_outcome() {
     assert!(text.contains("pbn_login_duration_seconds_bucket"), "{text}");
 }
 
+/// A taken HTTP address stops `pbn serve` at once with the listener's error, before it connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_http_address_stops_the_service_with_its_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+    let addr = taken.local_addr().expect("its address").to_string();
+    let d = crate::support::deploy::Deployment::new(DeployOptions::default());
+    let flags = RawConfig {
+        store: Some(d.store().path().to_path_buf()),
+        http: Some(addr),
+        ..RawConfig::default()
+    };
+    let settings = pbn::Settings::resolve(None, RawConfig::default(), flags).expect("settings");
+    let (_stop, shutdown) = pbn::shutdown_channel();
+    let run = pbn::run_with_store(settings, d.store().clone(), shutdown);
+    let result = tokio::time::timeout(Duration::from_secs(10), run).await.expect("stops at once");
+    assert!(matches!(result, Err(pbn::ServerError::Http(_))), "{result:?}");
+}
+
 #[test]
 fn a_bad_http_address_is_refused_naming_it() {
     let bad = RawConfig { http: Some("localhost:port".into()), ..RawConfig::default() };
