@@ -31,6 +31,9 @@ mod migrate;
 #[cfg(test)]
 mod open_tests;
 mod read;
+#[cfg(test)]
+mod seal_tests;
+mod sealing;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -53,6 +56,7 @@ pub use read::{ReadTx, StoreRead};
 pub use write::WriteTx;
 
 use crate::model::ModelError;
+use crate::seal::{self, SealError, StoreKey};
 
 /// The kinds of record the store holds, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,6 +195,25 @@ pub enum StoreError {
         /// The engine's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A sealed store opened without a store key.
+    #[error("store file {0} is encrypted: give its key (--key-file, PBN_KEY_FILE or PBN_KEY_PASSPHRASE)")]
+    KeyRequired(PathBuf),
+    /// The store key given is not the key the store was sealed with.
+    #[error("the store key does not open store file {0}")]
+    WrongKey(PathBuf),
+    /// A store of plain seeds opened with a store key (it is not migrated yet).
+    #[error("store file {0} is not encrypted, but a store key was given")]
+    NotSealed(PathBuf),
+    /// A sealed seed of a record that does not open under the store key.
+    #[error("sealed seed in table {table} under key {key:?} does not open: {source}")]
+    Unseal {
+        /// The table.
+        table: String,
+        /// The record key.
+        key: String,
+        /// Why it does not open.
+        source: SealError,
+    },
     /// A background store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     TaskFailed(String),
@@ -239,6 +262,8 @@ impl Drop for HolderFile {
 struct Inner {
     db: Db,
     path: PathBuf,
+    /// The key the store's seeds are sealed under; `None` for a plain store.
+    key: Option<Arc<StoreKey>>,
     // Declared after `db`, so the file goes only once the lock is released.
     _holder: HolderFile,
 }
@@ -269,6 +294,13 @@ impl Store {
     /// Refuses an existing file with [`StoreError::AlreadyExists`]. If initialization fails
     /// after the file was created, the file is removed again.
     pub fn create(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::create_with(path, None)
+    }
+
+    /// [`Store::create`] with a store key: every seed written is sealed under `key`, and the
+    /// key check value is stored so later opens tell a wrong key at once. `None` makes a
+    /// plain store.
+    pub fn create_with(path: impl AsRef<Path>, key: Option<StoreKey>) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let file = OpenOptions::new()
             .read(true)
@@ -280,7 +312,7 @@ impl Store {
                 io::ErrorKind::AlreadyExists => StoreError::AlreadyExists(path.to_path_buf()),
                 _ => StoreError::Io { path: path.to_path_buf(), source: e },
             })?;
-        let result = Self::initialize(path, file);
+        let result = Self::initialize(path, file, key.map(Arc::new));
         if result.is_err() {
             // The file was created exclusively above, so it is ours to remove.
             let _ = std::fs::remove_file(path);
@@ -288,7 +320,11 @@ impl Store {
         result
     }
 
-    fn initialize(path: &Path, file: std::fs::File) -> Result<Store, StoreError> {
+    fn initialize(
+        path: &Path,
+        file: std::fs::File,
+        key: Option<Arc<StoreKey>>,
+    ) -> Result<Store, StoreError> {
         // The umask may only clear bits of 0600; setting it again makes the mode exact.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e })?;
@@ -303,12 +339,18 @@ impl Store {
             meta.insert(tables::SCHEMA_VERSION_KEY, tables::SCHEMA_VERSION)
                 .map_err(backend("writing the schema version"))?;
         }
+        if let Some(key) = &key {
+            let mut table = txn.open_table(tables::SEAL).map_err(backend("opening seal"))?;
+            table
+                .insert(tables::KEY_CHECK_KEY, seal::seal_key_check(key).as_slice())
+                .map_err(backend("writing the key check"))?;
+        }
         txn.commit().map_err(backend("committing the initial transaction"))?;
-        Ok(Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init")))
+        Ok(Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init"), key))
     }
 
-    fn with_db(db: Db, path: &Path, holder: Option<PathBuf>) -> Store {
-        let inner = Inner { db, path: path.to_path_buf(), _holder: HolderFile(holder) };
+    fn with_db(db: Db, path: &Path, holder: Option<PathBuf>, key: Option<Arc<StoreKey>>) -> Store {
+        let inner = Inner { db, path: path.to_path_buf(), key, _holder: HolderFile(holder) };
         Store { inner: Arc::new(inner) }
     }
 
@@ -334,13 +376,29 @@ impl Store {
         command: &str,
         wait: Duration,
     ) -> Result<Store, StoreError> {
+        Store::open_for_with(path, command, wait, None)
+    }
+
+    /// [`Store::open_for`] with the store key of an encrypted store (`None` for a plain one).
+    ///
+    /// The key is checked against the store's key check value before anything else is read
+    /// or migrated: [`StoreError::KeyRequired`] for an encrypted store opened without a key,
+    /// [`StoreError::WrongKey`] for another key, [`StoreError::NotSealed`] for a key given to a
+    /// plain store. On any error no store handle exists.
+    pub fn open_for_with(
+        path: impl AsRef<Path>,
+        command: &str,
+        wait: Duration,
+        key: Option<StoreKey>,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let db = retry_while_locked(path, wait, || {
             Builder::new().set_check_integrity_on_open(true).open(path)
         })?;
         let holder = lock::write(path, command);
-        let store = Store::with_db(Db::ReadWrite(db), path, holder);
+        let store = Store::with_db(Db::ReadWrite(db), path, holder, key.map(Arc::new));
         let found = store.check_schema()?;
+        store.check_key()?;
         if found < tables::SCHEMA_VERSION {
             store.migrate(found)?;
         }
@@ -354,10 +412,21 @@ impl Store {
     /// do), so this waits like [`Store::open_for`]. A store of an older schema is refused with
     /// [`StoreError::SchemaTooOld`]: only a writer can migrate it.
     pub fn open_read_only(path: impl AsRef<Path>, wait: Duration) -> Result<Store, StoreError> {
+        Store::open_read_only_with(path, wait, None)
+    }
+
+    /// [`Store::open_read_only`] with the store key of an encrypted store, checked like
+    /// [`Store::open_for_with`] does.
+    pub fn open_read_only_with(
+        path: impl AsRef<Path>,
+        wait: Duration,
+        key: Option<StoreKey>,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let db = retry_while_locked(path, wait, || Builder::new().open_read_only(path))?;
-        let store = Store::with_db(Db::ReadOnly(db), path, None);
+        let store = Store::with_db(Db::ReadOnly(db), path, None, key.map(Arc::new));
         let found = store.check_schema()?;
+        store.check_key()?;
         if found < tables::SCHEMA_VERSION {
             return Err(StoreError::SchemaTooOld {
                 path: path.to_path_buf(),
@@ -404,6 +473,34 @@ impl Store {
         Ok(found)
     }
 
+    /// Checks the store key against the key check value (see [`Store::open_for_with`]).
+    fn check_key(&self) -> Result<(), StoreError> {
+        let path = || self.inner.path.clone();
+        let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
+        let check = match txn.open_table(tables::SEAL) {
+            Ok(table) => table
+                .get(tables::KEY_CHECK_KEY)
+                .map_err(backend("reading the key check"))?
+                .map(|g| g.value().to_vec()),
+            // Stores written before encryption existed have no seal table: plain.
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(backend("opening seal")(e)),
+        };
+        match (check, self.inner.key.as_deref()) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(StoreError::NotSealed(path())),
+            (Some(_), None) => Err(StoreError::KeyRequired(path())),
+            (Some(check), Some(key)) => {
+                seal::open_key_check(key, &check).map_err(|_| StoreError::WrongKey(path()))
+            }
+        }
+    }
+
+    /// Whether the store's seeds are sealed under a store key.
+    pub fn is_sealed(&self) -> bool {
+        self.inner.key.is_some()
+    }
+
     /// The path of the store file.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -415,7 +512,7 @@ impl Store {
         f: impl FnOnce(&ReadTx) -> Result<T, E>,
     ) -> Result<T, E> {
         let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
-        f(&ReadTx::new(txn))
+        f(&ReadTx::new(txn, self.inner.key.clone()))
     }
 
     /// Runs `f` in one write transaction and commits only if it returns `Ok`; on `Err` nothing
@@ -428,7 +525,7 @@ impl Store {
             return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
         };
         let txn = db.begin_write().map_err(backend("starting a write"))?;
-        let mut tx = WriteTx::new(txn);
+        let mut tx = WriteTx::new(txn, self.inner.key.clone());
         let value = f(&mut tx)?;
         idempotency::record_tag(&mut tx)?;
         tx.commit()?;

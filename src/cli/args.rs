@@ -16,6 +16,7 @@ Exit codes:
   6  `pbn check`: login refused (wrong password, unknown or disabled user)
   7  `pbn check`: permission violation reported by the server
   8  `pbn check`: no answer within --timeout
+  9  store key missing or wrong (an encrypted store needs its key file or passphrase)
 
 141  standard output closed early (e.g. piped into `head`), as for a process ended by SIGPIPE";
 

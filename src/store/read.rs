@@ -3,11 +3,15 @@
 use redb::{Key, ReadableTable, TableDefinition, TableHandle, Value};
 use serde::de::DeserializeOwned;
 
-use super::codec::decode;
+use std::sync::Arc;
+
+use super::codec::{decode, decode_sealed};
+use super::sealing::Sealer;
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::keys::AccountPublicKey;
 use crate::model::{Account, AccountKind, ApiToken, Operator, OutboxEntry, Role, User};
+use crate::seal::StoreKey;
 
 /// What the token index says about a token hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +25,12 @@ pub struct TokenRef {
 /// A read-only snapshot of the store, given to [`Store::read`](super::Store::read) closures.
 pub struct ReadTx {
     txn: redb::ReadTransaction,
+    key: Option<Arc<StoreKey>>,
 }
 
 impl ReadTx {
-    pub(super) fn new(txn: redb::ReadTransaction) -> Self {
-        ReadTx { txn }
+    pub(super) fn new(txn: redb::ReadTransaction, key: Option<Arc<StoreKey>>) -> Self {
+        ReadTx { txn, key }
     }
 }
 
@@ -40,6 +45,9 @@ pub(crate) mod sealed {
             &self,
             def: TableDefinition<'static, K, V>,
         ) -> Result<impl ReadableTable<K, V> + '_, StoreError>;
+
+        /// The store key of an encrypted store; records' seeds are sealed under it.
+        fn store_key(&self) -> Option<&StoreKey>;
     }
 }
 
@@ -57,6 +65,10 @@ impl Source for ReadTx {
             other => backend("opening a table")(other),
         })
     }
+
+    fn store_key(&self) -> Option<&StoreKey> {
+        self.key.as_deref()
+    }
 }
 
 impl StoreRead for ReadTx {}
@@ -69,7 +81,7 @@ pub(super) fn get_record<S: Source + ?Sized, T: DeserializeOwned>(
 ) -> Result<Option<T>, StoreError> {
     let table = src.table(def)?;
     let guard = table.get(key).map_err(backend("reading a record"))?;
-    guard.map(|g| decode(def.name(), &key, g.value())).transpose()
+    guard.map(|g| decode_record(src, def.name(), key, g.value())).transpose()
 }
 
 /// Reads every record of a table, in key order.
@@ -81,9 +93,22 @@ fn list_records<S: Source + ?Sized, T: DeserializeOwned>(
     let mut out = Vec::new();
     for item in table.iter().map_err(backend("listing records"))? {
         let (k, v) = item.map_err(backend("listing records"))?;
-        out.push(decode(def.name(), &k.value(), v.value())?);
+        out.push(decode_record(src, def.name(), k.value(), v.value())?);
     }
     Ok(out)
+}
+
+/// Decodes a record, opening its sealed seeds on an encrypted store.
+fn decode_record<S: Source + ?Sized, T: DeserializeOwned>(
+    src: &S,
+    table: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    match src.store_key() {
+        Some(store_key) => decode_sealed(Sealer { key: store_key, table, record: key }, bytes),
+        None => decode(table, &key, bytes),
+    }
 }
 
 /// The second components of the index entries whose first component is `first`.
