@@ -162,6 +162,24 @@ impl fmt::Debug for StoreKey {
     }
 }
 
+/// Where a store's key comes from: the key itself (a key file) or a passphrase, stretched with
+/// argon2id and the salt kept in the store (so the same passphrase opens only its own store).
+pub enum KeySource {
+    /// The key (read from a key file).
+    Key(StoreKey),
+    /// A passphrase. Never printed.
+    Passphrase(Zeroizing<String>),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeySource::Key(_) => "KeySource::Key(<redacted>)",
+            KeySource::Passphrase(_) => "KeySource::Passphrase(<redacted>)",
+        })
+    }
+}
+
 /// Where a sealed value lives: its associated data. Names, not secrets, so it may be printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot<'a> {

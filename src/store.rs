@@ -56,7 +56,7 @@ pub use read::{ReadTx, StoreRead};
 pub use write::WriteTx;
 
 use crate::model::ModelError;
-use crate::seal::{self, SealError, StoreKey};
+use crate::seal::{self, KeySource, SealError, StoreKey};
 
 /// The kinds of record the store holds, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -262,8 +262,9 @@ impl Drop for HolderFile {
 struct Inner {
     db: Db,
     path: PathBuf,
-    /// The key the store's seeds are sealed under; `None` for a plain store.
-    key: Option<Arc<StoreKey>>,
+    /// The key the store's seeds are sealed under, set once when the store is opened; unset
+    /// for a plain store.
+    key: std::sync::OnceLock<Arc<StoreKey>>,
     // Declared after `db`, so the file goes only once the lock is released.
     _holder: HolderFile,
 }
@@ -300,7 +301,10 @@ impl Store {
     /// [`Store::create`] with a store key: every seed written is sealed under `key`, and the
     /// key check value is stored so later opens tell a wrong key at once. `None` makes a
     /// plain store.
-    pub fn create_with(path: impl AsRef<Path>, key: Option<StoreKey>) -> Result<Store, StoreError> {
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        key: Option<KeySource>,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let file = OpenOptions::new()
             .read(true)
@@ -312,7 +316,7 @@ impl Store {
                 io::ErrorKind::AlreadyExists => StoreError::AlreadyExists(path.to_path_buf()),
                 _ => StoreError::Io { path: path.to_path_buf(), source: e },
             })?;
-        let result = Self::initialize(path, file, key.map(Arc::new));
+        let result = Self::initialize(path, file, key);
         if result.is_err() {
             // The file was created exclusively above, so it is ours to remove.
             let _ = std::fs::remove_file(path);
@@ -323,7 +327,7 @@ impl Store {
     fn initialize(
         path: &Path,
         file: std::fs::File,
-        key: Option<Arc<StoreKey>>,
+        source: Option<KeySource>,
     ) -> Result<Store, StoreError> {
         // The umask may only clear bits of 0600; setting it again makes the mode exact.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
@@ -339,17 +343,17 @@ impl Store {
             meta.insert(tables::SCHEMA_VERSION_KEY, tables::SCHEMA_VERSION)
                 .map_err(backend("writing the schema version"))?;
         }
-        if let Some(key) = &key {
-            let mut table = txn.open_table(tables::SEAL).map_err(backend("opening seal"))?;
-            table
-                .insert(tables::KEY_CHECK_KEY, seal::seal_key_check(key).as_slice())
-                .map_err(backend("writing the key check"))?;
-        }
+        let key = source.map(|s| seal_new(&txn, s)).transpose()?;
         txn.commit().map_err(backend("committing the initial transaction"))?;
-        Ok(Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init"), key))
+        let store = Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init"));
+        if let Some(key) = key {
+            let _ = store.inner.key.set(Arc::new(key));
+        }
+        Ok(store)
     }
 
-    fn with_db(db: Db, path: &Path, holder: Option<PathBuf>, key: Option<Arc<StoreKey>>) -> Store {
+    fn with_db(db: Db, path: &Path, holder: Option<PathBuf>) -> Store {
+        let key = std::sync::OnceLock::new();
         let inner = Inner { db, path: path.to_path_buf(), key, _holder: HolderFile(holder) };
         Store { inner: Arc::new(inner) }
     }
@@ -389,16 +393,16 @@ impl Store {
         path: impl AsRef<Path>,
         command: &str,
         wait: Duration,
-        key: Option<StoreKey>,
+        key: Option<KeySource>,
     ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let db = retry_while_locked(path, wait, || {
             Builder::new().set_check_integrity_on_open(true).open(path)
         })?;
         let holder = lock::write(path, command);
-        let store = Store::with_db(Db::ReadWrite(db), path, holder, key.map(Arc::new));
+        let store = Store::with_db(Db::ReadWrite(db), path, holder);
         let found = store.check_schema()?;
-        store.check_key()?;
+        store.unlock(key)?;
         if found < tables::SCHEMA_VERSION {
             store.migrate(found)?;
         }
@@ -420,13 +424,13 @@ impl Store {
     pub fn open_read_only_with(
         path: impl AsRef<Path>,
         wait: Duration,
-        key: Option<StoreKey>,
+        key: Option<KeySource>,
     ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let db = retry_while_locked(path, wait, || Builder::new().open_read_only(path))?;
-        let store = Store::with_db(Db::ReadOnly(db), path, None, key.map(Arc::new));
+        let store = Store::with_db(Db::ReadOnly(db), path, None);
         let found = store.check_schema()?;
-        store.check_key()?;
+        store.unlock(key)?;
         if found < tables::SCHEMA_VERSION {
             return Err(StoreError::SchemaTooOld {
                 path: path.to_path_buf(),
@@ -473,32 +477,53 @@ impl Store {
         Ok(found)
     }
 
-    /// Checks the store key against the key check value (see [`Store::open_for_with`]).
-    fn check_key(&self) -> Result<(), StoreError> {
+    /// Turns `source` into the store key and checks it against the key check value (see
+    /// [`Store::open_for_with`]); on success the store uses the key from then on.
+    fn unlock(&self, source: Option<KeySource>) -> Result<(), StoreError> {
         let path = || self.inner.path.clone();
-        let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
-        let check = match txn.open_table(tables::SEAL) {
-            Ok(table) => table
-                .get(tables::KEY_CHECK_KEY)
-                .map_err(backend("reading the key check"))?
-                .map(|g| g.value().to_vec()),
-            // Stores written before encryption existed have no seal table: plain.
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(backend("opening seal")(e)),
-        };
-        match (check, self.inner.key.as_deref()) {
-            (None, None) => Ok(()),
-            (None, Some(_)) => Err(StoreError::NotSealed(path())),
-            (Some(_), None) => Err(StoreError::KeyRequired(path())),
-            (Some(check), Some(key)) => {
-                seal::open_key_check(key, &check).map_err(|_| StoreError::WrongKey(path()))
+        let meta = |txn: &redb::ReadTransaction, name: &str| -> Result<_, StoreError> {
+            match txn.open_table(tables::SEAL) {
+                Ok(table) => Ok(table
+                    .get(name)
+                    .map_err(backend("reading seal metadata"))?
+                    .map(|g| g.value().to_vec())),
+                // Stores written before encryption existed have no seal table: plain.
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(e) => Err(backend("opening seal")(e)),
             }
-        }
+        };
+        let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
+        let check = meta(&txn, tables::KEY_CHECK_KEY)?;
+        let salt = meta(&txn, tables::PASSPHRASE_SALT_KEY)?;
+        let (check, source) = match (check, source) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => return Err(StoreError::NotSealed(path())),
+            (Some(_), None) => return Err(StoreError::KeyRequired(path())),
+            (Some(check), Some(source)) => (check, source),
+        };
+        let key = match (source, salt) {
+            (KeySource::Key(key), _) => key,
+            (KeySource::Passphrase(pass), Some(salt)) => {
+                let salt: [u8; seal::SALT_LEN] =
+                    salt.as_slice().try_into().map_err(|_| self.corrupt("bad passphrase salt"))?;
+                StoreKey::from_passphrase(pass.as_bytes(), &salt)
+                    .map_err(|e| self.corrupt(&e.to_string()))?
+            }
+            // A store sealed under a key file has no salt: no passphrase opens it.
+            (KeySource::Passphrase(_), None) => return Err(StoreError::WrongKey(path())),
+        };
+        seal::open_key_check(&key, &check).map_err(|_| StoreError::WrongKey(path()))?;
+        let _ = self.inner.key.set(Arc::new(key));
+        Ok(())
+    }
+
+    fn corrupt(&self, detail: &str) -> StoreError {
+        StoreError::CorruptFile { path: self.inner.path.clone(), detail: detail.to_string() }
     }
 
     /// Whether the store's seeds are sealed under a store key.
     pub fn is_sealed(&self) -> bool {
-        self.inner.key.is_some()
+        self.inner.key.get().is_some()
     }
 
     /// The path of the store file.
@@ -512,7 +537,7 @@ impl Store {
         f: impl FnOnce(&ReadTx) -> Result<T, E>,
     ) -> Result<T, E> {
         let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
-        f(&ReadTx::new(txn, self.inner.key.clone()))
+        f(&ReadTx::new(txn, self.inner.key.get().cloned()))
     }
 
     /// Runs `f` in one write transaction and commits only if it returns `Ok`; on `Err` nothing
@@ -525,7 +550,7 @@ impl Store {
             return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
         };
         let txn = db.begin_write().map_err(backend("starting a write"))?;
-        let mut tx = WriteTx::new(txn, self.inner.key.clone());
+        let mut tx = WriteTx::new(txn, self.inner.key.get().cloned());
         let value = f(&mut tx)?;
         idempotency::record_tag(&mut tx)?;
         tx.commit()?;
@@ -557,6 +582,27 @@ impl Store {
             .await
             .map_err(|e| E::from(StoreError::TaskFailed(e.to_string())))?
     }
+}
+
+/// Makes the key of a new encrypted store from `source` and writes its seal metadata (the key
+/// check value, and the salt for a passphrase) in the store's first transaction.
+fn seal_new(txn: &redb::WriteTransaction, source: KeySource) -> Result<StoreKey, StoreError> {
+    let mut table = txn.open_table(tables::SEAL).map_err(backend("opening seal"))?;
+    let key = match source {
+        KeySource::Key(key) => key,
+        KeySource::Passphrase(pass) => {
+            let salt = StoreKey::generate_salt();
+            table
+                .insert(tables::PASSPHRASE_SALT_KEY, salt.as_slice())
+                .map_err(backend("writing the passphrase salt"))?;
+            StoreKey::from_passphrase(pass.as_bytes(), &salt)
+                .map_err(|e| StoreError::Encode(e.to_string()))?
+        }
+    };
+    table
+        .insert(tables::KEY_CHECK_KEY, seal::seal_key_check(&key).as_slice())
+        .map_err(backend("writing the key check"))?;
+    Ok(key)
 }
 
 /// Runs `open` until it succeeds, fails other than by a held lock, or `wait` has passed; a

@@ -18,8 +18,8 @@ fn temp_path() -> (tempfile::TempDir, PathBuf) {
 /// The key bytes of a test store, so it can be opened again with "the same key".
 const KEY: [u8; 32] = [7; 32];
 
-fn key() -> StoreKey {
-    StoreKey::from_slice(&KEY).unwrap()
+fn key() -> KeySource {
+    KeySource::Key(StoreKey::from_slice(&KEY).unwrap())
 }
 
 fn account(name: &str) -> Account {
@@ -100,10 +100,12 @@ fn an_encrypted_store_file_holds_no_seed_and_reads_them_back() {
 fn an_encrypted_store_needs_its_own_key() {
     let (_dir, path) = temp_path();
     sealed_fixture(&path);
-    let open = |key: Option<StoreKey>| Store::open_for_with(&path, "test", Duration::ZERO, key);
+    let open = |key: Option<KeySource>| Store::open_for_with(&path, "test", Duration::ZERO, key);
     assert!(matches!(open(None), Err(StoreError::KeyRequired(p)) if p == path));
-    let wrong = StoreKey::from_slice(&[8; 32]).unwrap();
+    let wrong = KeySource::Key(StoreKey::from_slice(&[8; 32]).unwrap());
     assert!(matches!(open(Some(wrong)), Err(StoreError::WrongKey(p)) if p == path));
+    let pass = KeySource::Passphrase("the key file's store has no salt".to_string().into());
+    assert!(matches!(open(Some(pass)), Err(StoreError::WrongKey(_))));
     let ro = Store::open_read_only_with(&path, Duration::ZERO, None);
     assert!(matches!(ro, Err(StoreError::KeyRequired(_))));
     let ro = Store::open_read_only_with(&path, Duration::ZERO, Some(key())).unwrap();
@@ -138,4 +140,28 @@ fn a_sealed_record_moved_to_another_key_does_not_open() {
         "{err:?}"
     );
     assert!(store.read(|tx| tx.get_account("orders")).unwrap().is_some());
+}
+
+fn passphrase(text: &str) -> Option<KeySource> {
+    Some(KeySource::Passphrase(text.to_string().into()))
+}
+
+#[test]
+fn a_passphrase_store_opens_with_its_passphrase_only() {
+    let (_dir, path) = temp_path();
+    let store = Store::create_with(&path, passphrase("correct horse")).unwrap();
+    let orders = account("orders");
+    store.write(|tx| tx.insert_account(&orders)).unwrap();
+    drop(store);
+    let raw = std::fs::read(&path).unwrap();
+    assert!(!contains(&raw, orders.identity.expose().as_bytes()));
+    let open = |key| Store::open_for_with(&path, "test", Duration::ZERO, key);
+    assert!(matches!(open(passphrase("correct horsf")), Err(StoreError::WrongKey(_))));
+    assert!(matches!(open(None), Err(StoreError::KeyRequired(_))));
+    // The passphrase's key with another salt (the key file route) is another key.
+    let salted = StoreKey::from_passphrase(b"correct horse", &[0; seal::SALT_LEN]).unwrap();
+    assert!(matches!(open(Some(KeySource::Key(salted))), Err(StoreError::WrongKey(_))));
+    let store = open(passphrase("correct horse")).unwrap();
+    let back = store.read(|tx| tx.require_account("orders")).unwrap();
+    assert_eq!(back.identity.expose(), orders.identity.expose());
 }

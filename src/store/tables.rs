@@ -28,6 +28,9 @@ pub(crate) const SEAL: TableDefinition<&str, &[u8]> = TableDefinition::new("seal
 /// The key of the key check value in [`SEAL`].
 pub(crate) const KEY_CHECK_KEY: &str = "key_check";
 
+/// The key of the argon2id salt in [`SEAL`] (present when the key comes from a passphrase).
+pub(crate) const PASSPHRASE_SALT_KEY: &str = "passphrase_salt";
+
 /// The operator, a singleton under [`OPERATOR_KEY`].
 pub(crate) const OPERATOR: RecordTable = TableDefinition::new("operator");
 
