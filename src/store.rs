@@ -37,6 +37,7 @@ mod sealing;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod unlock;
 mod write;
 mod write_ops;
 
@@ -56,7 +57,7 @@ pub use read::{ReadTx, StoreRead};
 pub use write::WriteTx;
 
 use crate::model::ModelError;
-use crate::seal::{self, KeySource, SealError, StoreKey};
+use crate::seal::{KeySource, SealError, StoreKey};
 
 /// The kinds of record the store holds, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -343,7 +344,7 @@ impl Store {
             meta.insert(tables::SCHEMA_VERSION_KEY, tables::SCHEMA_VERSION)
                 .map_err(backend("writing the schema version"))?;
         }
-        let key = source.map(|s| seal_new(&txn, s)).transpose()?;
+        let key = source.map(|s| unlock::seal_new(&txn, s)).transpose()?;
         txn.commit().map_err(backend("committing the initial transaction"))?;
         let store = Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init"));
         if let Some(key) = key {
@@ -477,50 +478,6 @@ impl Store {
         Ok(found)
     }
 
-    /// Turns `source` into the store key and checks it against the key check value (see
-    /// [`Store::open_for_with`]); on success the store uses the key from then on.
-    fn unlock(&self, source: Option<KeySource>) -> Result<(), StoreError> {
-        let path = || self.inner.path.clone();
-        let meta = |txn: &redb::ReadTransaction, name: &str| -> Result<_, StoreError> {
-            match txn.open_table(tables::SEAL) {
-                Ok(table) => Ok(table
-                    .get(name)
-                    .map_err(backend("reading seal metadata"))?
-                    .map(|g| g.value().to_vec())),
-                // Stores written before encryption existed have no seal table: plain.
-                Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-                Err(e) => Err(backend("opening seal")(e)),
-            }
-        };
-        let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
-        let check = meta(&txn, tables::KEY_CHECK_KEY)?;
-        let salt = meta(&txn, tables::PASSPHRASE_SALT_KEY)?;
-        let (check, source) = match (check, source) {
-            (None, None) => return Ok(()),
-            (None, Some(_)) => return Err(StoreError::NotSealed(path())),
-            (Some(_), None) => return Err(StoreError::KeyRequired(path())),
-            (Some(check), Some(source)) => (check, source),
-        };
-        let key = match (source, salt) {
-            (KeySource::Key(key), _) => key,
-            (KeySource::Passphrase(pass), Some(salt)) => {
-                let salt: [u8; seal::SALT_LEN] =
-                    salt.as_slice().try_into().map_err(|_| self.corrupt("bad passphrase salt"))?;
-                StoreKey::from_passphrase(pass.as_bytes(), &salt)
-                    .map_err(|e| self.corrupt(&e.to_string()))?
-            }
-            // A store sealed under a key file has no salt: no passphrase opens it.
-            (KeySource::Passphrase(_), None) => return Err(StoreError::WrongKey(path())),
-        };
-        seal::open_key_check(&key, &check).map_err(|_| StoreError::WrongKey(path()))?;
-        let _ = self.inner.key.set(Arc::new(key));
-        Ok(())
-    }
-
-    fn corrupt(&self, detail: &str) -> StoreError {
-        StoreError::CorruptFile { path: self.inner.path.clone(), detail: detail.to_string() }
-    }
-
     /// Whether the store's seeds are sealed under a store key.
     pub fn is_sealed(&self) -> bool {
         self.inner.key.get().is_some()
@@ -582,27 +539,6 @@ impl Store {
             .await
             .map_err(|e| E::from(StoreError::TaskFailed(e.to_string())))?
     }
-}
-
-/// Makes the key of a new encrypted store from `source` and writes its seal metadata (the key
-/// check value, and the salt for a passphrase) in the store's first transaction.
-fn seal_new(txn: &redb::WriteTransaction, source: KeySource) -> Result<StoreKey, StoreError> {
-    let mut table = txn.open_table(tables::SEAL).map_err(backend("opening seal"))?;
-    let key = match source {
-        KeySource::Key(key) => key,
-        KeySource::Passphrase(pass) => {
-            let salt = StoreKey::generate_salt();
-            table
-                .insert(tables::PASSPHRASE_SALT_KEY, salt.as_slice())
-                .map_err(backend("writing the passphrase salt"))?;
-            StoreKey::from_passphrase(pass.as_bytes(), &salt)
-                .map_err(|e| StoreError::Encode(e.to_string()))?
-        }
-    };
-    table
-        .insert(tables::KEY_CHECK_KEY, seal::seal_key_check(&key).as_slice())
-        .map_err(backend("writing the key check"))?;
-    Ok(key)
 }
 
 /// Runs `open` until it succeeds, fails other than by a held lock, or `wait` has passed; a

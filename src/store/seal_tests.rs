@@ -159,7 +159,7 @@ fn a_passphrase_store_opens_with_its_passphrase_only() {
     assert!(matches!(open(passphrase("correct horsf")), Err(StoreError::WrongKey(_))));
     assert!(matches!(open(None), Err(StoreError::KeyRequired(_))));
     // The passphrase's key with another salt (the key file route) is another key.
-    let salted = StoreKey::from_passphrase(b"correct horse", &[0; seal::SALT_LEN]).unwrap();
+    let salted = StoreKey::from_passphrase(b"correct horse", &[0; crate::seal::SALT_LEN]).unwrap();
     assert!(matches!(open(Some(KeySource::Key(salted))), Err(StoreError::WrongKey(_))));
     let store = open(passphrase("correct horse")).unwrap();
     let back = store.read(|tx| tx.require_account("orders")).unwrap();

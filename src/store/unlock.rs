@@ -1,0 +1,81 @@
+//! The key of an encrypted store: made when the store is created, checked when it is opened.
+//!
+//! The `seal` table holds the key check value (and, for a passphrase, the argon2id salt). A
+//! store is usable only after [`Store::unlock`] accepted its key, so no handle on an encrypted
+//! store exists without the key.
+
+use std::sync::Arc;
+
+use super::tables;
+use super::{backend, Store, StoreError};
+use crate::seal::{self, KeySource, StoreKey};
+
+impl Store {
+    /// Turns `source` into the store key and checks it against the key check value (see
+    /// [`Store::open_for_with`]); on success the store uses the key from then on.
+    pub(super) fn unlock(&self, source: Option<KeySource>) -> Result<(), StoreError> {
+        let path = || self.inner.path.clone();
+        let meta = |txn: &redb::ReadTransaction, name: &str| -> Result<_, StoreError> {
+            match txn.open_table(tables::SEAL) {
+                Ok(table) => Ok(table
+                    .get(name)
+                    .map_err(backend("reading seal metadata"))?
+                    .map(|g| g.value().to_vec())),
+                // Stores written before encryption existed have no seal table: plain.
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(e) => Err(backend("opening seal")(e)),
+            }
+        };
+        let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
+        let check = meta(&txn, tables::KEY_CHECK_KEY)?;
+        let salt = meta(&txn, tables::PASSPHRASE_SALT_KEY)?;
+        let (check, source) = match (check, source) {
+            (None, None) => return Ok(()),
+            (None, Some(_)) => return Err(StoreError::NotSealed(path())),
+            (Some(_), None) => return Err(StoreError::KeyRequired(path())),
+            (Some(check), Some(source)) => (check, source),
+        };
+        let key = match (source, salt) {
+            (KeySource::Key(key), _) => key,
+            (KeySource::Passphrase(pass), Some(salt)) => {
+                let salt: [u8; seal::SALT_LEN] =
+                    salt.as_slice().try_into().map_err(|_| self.corrupt("bad passphrase salt"))?;
+                StoreKey::from_passphrase(pass.as_bytes(), &salt)
+                    .map_err(|e| self.corrupt(&e.to_string()))?
+            }
+            // A store sealed under a key file has no salt: no passphrase opens it.
+            (KeySource::Passphrase(_), None) => return Err(StoreError::WrongKey(path())),
+        };
+        seal::open_key_check(&key, &check).map_err(|_| StoreError::WrongKey(path()))?;
+        let _ = self.inner.key.set(Arc::new(key));
+        Ok(())
+    }
+
+    fn corrupt(&self, detail: &str) -> StoreError {
+        StoreError::CorruptFile { path: self.inner.path.clone(), detail: detail.to_string() }
+    }
+}
+
+/// Makes the key of a new encrypted store from `source` and writes its seal metadata (the key
+/// check value, and the salt for a passphrase) in the store's first transaction.
+pub(super) fn seal_new(
+    txn: &redb::WriteTransaction,
+    source: KeySource,
+) -> Result<StoreKey, StoreError> {
+    let mut table = txn.open_table(tables::SEAL).map_err(backend("opening seal"))?;
+    let key = match source {
+        KeySource::Key(key) => key,
+        KeySource::Passphrase(pass) => {
+            let salt = StoreKey::generate_salt();
+            table
+                .insert(tables::PASSPHRASE_SALT_KEY, salt.as_slice())
+                .map_err(backend("writing the passphrase salt"))?;
+            StoreKey::from_passphrase(pass.as_bytes(), &salt)
+                .map_err(|e| StoreError::Encode(e.to_string()))?
+        }
+    };
+    table
+        .insert(tables::KEY_CHECK_KEY, seal::seal_key_check(&key).as_slice())
+        .map_err(backend("writing the key check"))?;
+    Ok(key)
+}
