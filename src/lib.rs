@@ -61,7 +61,7 @@ mod shutdown;
 mod store;
 
 pub use admin::api::{decode_request, MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
-pub use admin::init::{admin_creds, auth_account, init_store, trust};
+pub use admin::init::{admin_creds, auth_account, init_store, init_store_with, trust};
 pub use admin::remote::{AdminClient, RemoteError};
 pub use admin::{
     execute, AccountAdd, AccountDelete, AccountEdit, AccountList, AccountRotateKeys, AccountShow,

@@ -114,6 +114,10 @@ pub struct StoreArg {
     /// Store file; defaults to `$PBN_STORE`, else `./pbn.redb`.
     #[arg(long, env = "PBN_STORE", default_value = "pbn.redb")]
     pub store: PathBuf,
+    /// Store key file; defaults to `$PBN_KEY_FILE`, else `$PBN_KEY_PASSPHRASE` (a passphrase),
+    /// else `<store>.key` when it exists. `pbn init` writes a missing one (mode 0600).
+    #[arg(long, env = "PBN_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `pbn init`.

@@ -35,6 +35,7 @@ use crate::store::StoreError;
 use super::check::CheckError;
 use super::output::{self, OutputClosed};
 use super::secrets::PasswordError;
+use super::store_key::StoreKeyError;
 
 /// Why a command failed, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +213,7 @@ registry!(
     ModelError,
     KeyError,
     SealError,
+    StoreKeyError,
     AuthError,
 );
 
@@ -533,6 +535,15 @@ impl Classify for ModelError {
 }
 
 /// A key or seed pbn refuses is bad input (exit 2), as the admin layer classifies it.
+impl Classify for StoreKeyError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            StoreKeyError::Missing(_) | StoreKeyError::Invalid { .. } => ExitClass::StoreKey,
+            StoreKeyError::Read { .. } => ExitClass::Other,
+        }
+    }
+}
+
 impl Classify for SealError {
     fn exit_class(&self) -> ExitClass {
         match self {

@@ -170,3 +170,19 @@ pub fn old_nats_server_binary() -> PathBuf {
     );
     path
 }
+
+/// The key of a store `pbn init` made: the key file beside it (`<store>.key`), as the binary
+/// finds it; `None` when there is none (a plain store).
+pub fn store_key(store: &Path) -> Option<::pbn::seal::KeySource> {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".key");
+    let text = std::fs::read_to_string(PathBuf::from(name)).ok()?;
+    let key = ::pbn::seal::StoreKey::from_file_text(&text).expect("a store key file");
+    Some(::pbn::seal::KeySource::Key(key))
+}
+
+/// Opens a store `pbn init` made, with its key, as `command`, without waiting.
+pub fn open_store(store: &Path, command: &str) -> ::pbn::Store {
+    ::pbn::Store::open_for_with(store, command, Duration::ZERO, store_key(store))
+        .unwrap_or_else(|e| panic!("open {}: {e}", store.display()))
+}
