@@ -206,7 +206,7 @@ pub enum StoreError {
     #[error("store file {0} is not encrypted, but a store key was given")]
     NotSealed(PathBuf),
     /// A sealed seed of a record that does not open under the store key.
-    #[error("sealed seed in table {table} under key {key:?} does not open: {source}")]
+    #[error("sealed seed in table {table} under key {key:?} does not open")]
     Unseal {
         /// The table.
         table: String,

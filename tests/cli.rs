@@ -18,6 +18,7 @@ mod output;
 mod production;
 mod readme;
 mod serve;
+mod store_key;
 mod up;
 
 use std::path::{Path, PathBuf};

@@ -23,7 +23,7 @@ pub enum StoreKeyError {
     #[error("store key file {0} does not exist")]
     Missing(PathBuf),
     /// A key file that cannot be read.
-    #[error("cannot read store key file {path}: {source}")]
+    #[error("cannot read store key file {path}")]
     Read {
         /// The file.
         path: PathBuf,
@@ -31,7 +31,7 @@ pub enum StoreKeyError {
         source: std::io::Error,
     },
     /// A key file that does not hold a key.
-    #[error("store key file {path} does not hold a store key: {source}")]
+    #[error("store key file {path} does not hold a store key")]
     Invalid {
         /// The file.
         path: PathBuf,
