@@ -103,7 +103,7 @@ impl Deployment {
     pub fn new(opts: DeployOptions) -> Deployment {
         let dir = tempfile::Builder::new().prefix("pbn-deploy-").tempdir().expect("temp dir");
         let path = dir.path().join("store.redb");
-        let (store, _) = pbn::init_store(&path, "test", opts.xkey, &Context::now())
+        let store = super::init_sealed_store(&path, "test", opts.xkey, &Context::now())
             .unwrap_or_else(|e| panic!("init store: {e}"));
         drop(store);
         // Held as the service holds it: the store the in-process service runs on.

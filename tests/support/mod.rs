@@ -186,3 +186,22 @@ pub fn open_store(store: &Path, command: &str) -> ::pbn::Store {
     ::pbn::Store::open_for_with(store, command, Duration::ZERO, store_key(store))
         .unwrap_or_else(|e| panic!("open {}: {e}", store.display()))
 }
+
+/// `pbn::init_store` as `pbn init` does it: the store sealed under a fresh key written to the
+/// key file beside it (mode 0600), where `pbn serve` and `pbn admin` find it.
+pub fn init_sealed_store(
+    path: &Path,
+    operator: &str,
+    xkey: bool,
+    ctx: &::pbn::Context,
+) -> Result<::pbn::Store, ::pbn::AdminError> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = ::pbn::seal::StoreKey::generate();
+    let mut name = path.as_os_str().to_owned();
+    name.push(".key");
+    let key_path = PathBuf::from(name);
+    std::fs::write(&key_path, key.to_file_text().as_bytes()).expect("write the store key");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let key = Some(::pbn::seal::KeySource::Key(key));
+    ::pbn::init_store_with(path, operator, xkey, ctx, key).map(|(store, _)| store)
+}
