@@ -9,19 +9,23 @@
 //! associated data starts with a domain tag, so a value sealed for one purpose (a seed, the key
 //! check) never opens as another.
 //!
-//! # How the key reaches the store (design; the store plumbing is built on this module)
-//! - The store key is held by the `Store` as a [`StoreKey`] (zeroized on drop, redacted `Debug`),
-//!   given to `Store::open_for(path, command, wait, key)`; there is no way to open a store
-//!   without one once it is sealed, so no code path sees half-open (plain) seeds.
-//! - The store's metadata table holds the key source (`file` or `passphrase` + argon2id salt) and
-//!   a key check value ([`seal_key_check`]): opening verifies it with [`open_key_check`] before
-//!   any record is read, so a wrong key fails the open with its own error and exit code instead of
-//!   failing later on the first seed.
-//! - Records keep their `Seed` fields in memory as plain [`Seed`]s (in `Zeroizing` strings); the
-//!   store's codec seals each seed field on write and opens it on read with the record's [`Slot`],
-//!   so the seed text exists only in memory, never in the file.
-//! - A store of schema version 2 (plain seeds) is migrated to version 3 (sealed seeds) the first
-//!   time it is opened with a key, in one write transaction.
+//! # How the key reaches the store
+//! - The store holds the key as a [`StoreKey`] (zeroized on drop, redacted `Debug`), set once
+//!   by `Store::create_with` / `Store::open_for_with(path, command, wait, Option<KeySource>)`
+//!   (and `open_read_only_with`). The key comes from a [`KeySource`]: the key itself (a key
+//!   file) or a passphrase stretched with argon2id and the salt kept in the store.
+//! - The store's `seal` table holds the key check value ([`seal_key_check`]) and, for a
+//!   passphrase, the salt. Opening verifies the key with [`open_key_check`] before any record is
+//!   read or migrated: an encrypted store without a key, or with another key, fails the open with
+//!   its own error (exit 9), so no handle on a half-open store exists.
+//! - Records keep their `Seed` fields in memory as plain [`Seed`]s (zeroized strings); the
+//!   store's codec seals every seed string of a record on write and opens it on read with the
+//!   record's [`Slot`] (table, key, JSON path of the field), so seed text is never in the file.
+//! - At the edge, `pbn init` writes a fresh key file beside the store (`<store>.key`, 0600,
+//!   never overwriting one) unless `PBN_KEY_PASSPHRASE` is set; every command finds the key in
+//!   `--key-file` / `PBN_KEY_FILE`, else `PBN_KEY_PASSPHRASE`, else the file beside the store.
+//! - A plain store (no key check) opened with a key is refused (`NotSealed`), not migrated;
+//!   a key given to a store is its key for life (no rekey).
 
 use std::fmt;
 

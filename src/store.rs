@@ -5,8 +5,9 @@
 //! closure returns `Ok`, so a failed operation changes nothing, and writes are serialized, so a
 //! read-modify-write inside one closure (say, adding a revocation) can never lose an update.
 //!
-//! The file is created `0600`, because it holds the operator and account seeds. Records are
-//! stored as a format-version byte plus JSON and validated on every write.
+//! The file is created `0600`, because it holds the operator and account seeds (sealed under
+//! the store key when it has one: see `crate::seal`). Records are stored as a format-version
+//! byte plus JSON and validated on every write.
 //!
 //! Reads are methods of the [`StoreRead`] trait (import it), available on both [`ReadTx`] and
 //! [`WriteTx`]; mutators are methods of [`WriteTx`].
