@@ -24,8 +24,9 @@
 //! - At the edge, `pbn init` writes a fresh key file beside the store (`<store>.key`, 0600,
 //!   never overwriting one) unless `PBN_KEY_PASSPHRASE` is set; every command finds the key in
 //!   `--key-file` / `PBN_KEY_FILE`, else `PBN_KEY_PASSPHRASE`, else the file beside the store.
-//! - A plain store (no key check) opened with a key is refused (`NotSealed`), not migrated;
-//!   a key given to a store is its key for life (no rekey).
+//! - A plain store (no key check) opened for writing with a key is sealed under it in one
+//!   transaction; read-only, it is refused (`NotSealed`). A store's key is its key for life
+//!   (there is no rekey).
 
 use std::fmt;
 

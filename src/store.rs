@@ -203,8 +203,10 @@ pub enum StoreError {
     /// The store key given is not the key the store was sealed with.
     #[error("the store key does not open store file {0}")]
     WrongKey(PathBuf),
-    /// A store of plain seeds opened with a store key (it is not migrated yet).
-    #[error("store file {0} is not encrypted, but a store key was given")]
+    /// A store of plain seeds opened read-only with a store key: only a writer can seal it.
+    #[error(
+        "store file {0} is not encrypted yet; open it once for writing with the key to encrypt it"
+    )]
     NotSealed(PathBuf),
     /// A sealed seed of a record that does not open under the store key.
     #[error("sealed seed in table {table} under key {key:?} does not open")]
@@ -389,8 +391,9 @@ impl Store {
     ///
     /// The key is checked against the store's key check value before anything else is read
     /// or migrated: [`StoreError::KeyRequired`] for an encrypted store opened without a key,
-    /// [`StoreError::WrongKey`] for another key, [`StoreError::NotSealed`] for a key given to a
-    /// plain store. On any error no store handle exists.
+    /// [`StoreError::WrongKey`] for another key. A plain store opened with a key is sealed
+    /// under it first, in one transaction (see `store::unlock`). On any error no store handle
+    /// exists.
     pub fn open_for_with(
         path: impl AsRef<Path>,
         command: &str,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use redb::ReadableTable;
 
+use super::read::sealed::Source;
+
 use super::*;
 use crate::keys::{KeyKind, KeyPair, Seed, UserPublicKey};
 use crate::model::{Account, AccountKind, CalloutConfig, Name, Operator};
@@ -113,12 +115,34 @@ fn an_encrypted_store_needs_its_own_key() {
 }
 
 #[test]
-fn a_key_given_to_a_plain_store_is_refused() {
+fn a_plain_store_is_sealed_the_first_time_it_is_opened_with_a_key() {
     let (_dir, path) = temp_path();
-    drop(Store::create(&path).unwrap());
-    let err = Store::open_for_with(&path, "test", Duration::ZERO, Some(key())).unwrap_err();
-    assert!(matches!(err, StoreError::NotSealed(p) if p == path));
+    let store = Store::create(&path).unwrap();
+    let orders = account("orders");
+    store.write(|tx| tx.insert_account(&orders)).unwrap();
+    drop(store);
+    // Read-only, it cannot be sealed: refused, and still plain.
+    let ro = Store::open_read_only_with(&path, Duration::ZERO, Some(key()));
+    assert!(matches!(ro, Err(StoreError::NotSealed(p)) if p == path));
     assert!(!Store::open(&path).unwrap().is_sealed());
+
+    let store = Store::open_for_with(&path, "test", Duration::ZERO, Some(key())).unwrap();
+    assert!(store.is_sealed());
+    let back = store.read(|tx| tx.require_account("orders")).unwrap();
+    assert_eq!(back.identity.expose(), orders.identity.expose());
+    let raw = store
+        .read(|tx| {
+            let accounts = tx.table(tables::ACCOUNTS)?;
+            let raw = accounts.get("orders").map_err(backend("test"))?.unwrap().value().to_vec();
+            Ok::<_, StoreError>(raw)
+        })
+        .unwrap();
+    assert!(!contains(&raw, orders.identity.expose().as_bytes()), "the record is still plain");
+    drop(store);
+    assert!(matches!(Store::open(&path), Err(StoreError::KeyRequired(_))));
+    let wrong = KeySource::Key(StoreKey::from_slice(&[8; 32]).unwrap());
+    let err = Store::open_for_with(&path, "test", Duration::ZERO, Some(wrong)).unwrap_err();
+    assert!(matches!(err, StoreError::WrongKey(_)));
 }
 
 #[test]

@@ -6,8 +6,13 @@
 
 use std::sync::Arc;
 
-use super::tables;
-use super::{backend, Store, StoreError};
+use redb::{ReadableTable, TableHandle};
+use zeroize::Zeroizing;
+
+use super::codec::{decode, encode_sealed};
+use super::sealing::{self, Sealer};
+use super::tables::{self, RecordTable};
+use super::{backend, Db, Store, StoreError};
 use crate::seal::{self, KeySource, StoreKey};
 
 impl Store {
@@ -31,7 +36,10 @@ impl Store {
         let salt = meta(&txn, tables::PASSPHRASE_SALT_KEY)?;
         let (check, source) = match (check, source) {
             (None, None) => return Ok(()),
-            (None, Some(_)) => return Err(StoreError::NotSealed(path())),
+            (None, Some(source)) => {
+                drop(txn);
+                return self.seal_plain(source);
+            }
             (Some(_), None) => return Err(StoreError::KeyRequired(path())),
             (Some(check), Some(source)) => (check, source),
         };
@@ -47,6 +55,30 @@ impl Store {
             (KeySource::Passphrase(_), None) => return Err(StoreError::WrongKey(path())),
         };
         seal::open_key_check(&key, &check).map_err(|_| StoreError::WrongKey(path()))?;
+        let _ = self.inner.key.set(Arc::new(key));
+        Ok(())
+    }
+
+    /// Seals a plain store the first time it is opened (for writing) with a key: in one write
+    /// transaction, every record is re-written with its seeds sealed and the seal metadata is
+    /// added, so a failure leaves the store plain. A read-only open cannot, and is refused with
+    /// [`StoreError::NotSealed`].
+    ///
+    /// The engine does not wipe the pages the plain records leave behind; they are reused by
+    /// later writes, but until then the file may still hold the old plain seeds.
+    fn seal_plain(&self, source: KeySource) -> Result<(), StoreError> {
+        let Db::ReadWrite(db) = &self.inner.db else {
+            return Err(StoreError::NotSealed(self.inner.path.clone()));
+        };
+        let txn = db.begin_write().map_err(backend("starting the sealing"))?;
+        let key = seal_new(&txn, source)?;
+        for def in
+            [tables::OPERATOR, tables::ACCOUNTS, tables::ROLES, tables::USERS, tables::OUTBOX]
+        {
+            seal_table(&txn, def, &key)?;
+        }
+        txn.commit().map_err(backend("committing the sealing"))?;
+        tracing::info!(store = %self.inner.path.display(), "store sealed under its key");
         let _ = self.inner.key.set(Arc::new(key));
         Ok(())
     }
@@ -78,4 +110,26 @@ pub(super) fn seal_new(
         .insert(tables::KEY_CHECK_KEY, seal::seal_key_check(&key).as_slice())
         .map_err(backend("writing the key check"))?;
     Ok(key)
+}
+
+/// Re-writes every record of `def` with its seeds sealed under `key`.
+fn seal_table(
+    txn: &redb::WriteTransaction,
+    def: RecordTable,
+    key: &StoreKey,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(def).map_err(backend("opening a table"))?;
+    let mut records = Vec::new();
+    for item in table.iter().map_err(backend("listing records"))? {
+        let (k, v) = item.map_err(backend("listing records"))?;
+        records.push((k.value().to_string(), Zeroizing::new(v.value().to_vec())));
+    }
+    for (name, bytes) in records {
+        let value: serde_json::Value = decode(def.name(), &name, &bytes)?;
+        let sealer = Sealer { key, table: def.name(), record: &name };
+        let sealed = encode_sealed(&value, sealer);
+        sealing::wipe(value);
+        table.insert(name.as_str(), sealed?.as_slice()).map_err(backend("writing a record"))?;
+    }
+    Ok(())
 }

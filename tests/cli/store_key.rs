@@ -131,3 +131,30 @@ fn a_passphrase_store_has_no_key_file_and_opens_with_its_passphrase_only() {
     Pbn::new(["admin", "--store"]).args([&store]).args(["account", "list"]).run().code(STORE_KEY);
     assert_eq!(seeds_in(&std::fs::read(&store).expect("store")), Vec::<String>::new());
 }
+
+#[test]
+fn a_plain_store_is_sealed_the_first_time_a_key_is_given() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("old.redb");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    std::fs::copy(data.join("store_v1_before_nkey_index.redb"), &store).expect("copy");
+    let admin = |args: &[&str]| Pbn::new(["admin", "--store"]).args([&store]).args(args).run();
+    // No key anywhere: it stays plain (a write upgrades its schema only).
+    admin(&["account", "add", "PLAIN"]).success();
+    let key = dir.path().join("old.key");
+    std::fs::write(&key, StoreKey::generate().to_file_text().as_bytes()).expect("write key");
+    let key_arg = key.to_str().expect("utf-8");
+    let after = admin(&["--key-file", key_arg, "--json", "account", "add", "NEW"]);
+    after.success();
+    let listed = admin(&["--key-file", key_arg, "--json", "account", "list"]);
+    listed.success();
+    assert!(
+        listed.stdout.contains("NEW") && listed.stdout.contains("PLAIN"),
+        "{}",
+        listed.streams()
+    );
+    // From now on it needs its key.
+    let out = admin(&["account", "list"]);
+    out.code(STORE_KEY);
+    assert_clear(&out, &["encrypted", "old.redb"]);
+}
