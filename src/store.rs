@@ -27,11 +27,14 @@
 
 mod codec;
 mod idempotency;
+mod keyring;
 mod lock;
 mod migrate;
 #[cfg(test)]
 mod open_tests;
 mod read;
+#[cfg(test)]
+mod rekey_tests;
 #[cfg(test)]
 mod seal_tests;
 mod sealing;
@@ -58,7 +61,7 @@ pub use read::{ReadTx, StoreRead};
 pub use write::WriteTx;
 
 use crate::model::ModelError;
-use crate::seal::{KeySource, SealError, StoreKey};
+use crate::seal::{KeySource, SealError};
 
 /// The kinds of record the store holds, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -268,7 +271,7 @@ struct Inner {
     path: PathBuf,
     /// The key the store's seeds are sealed under, set once when the store is opened; unset
     /// for a plain store.
-    key: std::sync::OnceLock<Arc<StoreKey>>,
+    key: keyring::KeySlot,
     // Declared after `db`, so the file goes only once the lock is released.
     _holder: HolderFile,
 }
@@ -351,13 +354,13 @@ impl Store {
         txn.commit().map_err(backend("committing the initial transaction"))?;
         let store = Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init"));
         if let Some(key) = key {
-            let _ = store.inner.key.set(Arc::new(key));
+            store.inner.key.set(key);
         }
         Ok(store)
     }
 
     fn with_db(db: Db, path: &Path, holder: Option<PathBuf>) -> Store {
-        let key = std::sync::OnceLock::new();
+        let key = keyring::KeySlot::default();
         let inner = Inner { db, path: path.to_path_buf(), key, _holder: HolderFile(holder) };
         Store { inner: Arc::new(inner) }
     }
@@ -484,7 +487,7 @@ impl Store {
 
     /// Whether the store's seeds are sealed under a store key.
     pub fn is_sealed(&self) -> bool {
-        self.inner.key.get().is_some()
+        self.inner.key.current().is_some()
     }
 
     /// The path of the store file.
@@ -497,8 +500,9 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
-        f(&ReadTx::new(txn, self.inner.key.get().cloned()))
+        let (txn, key) = self.inner.key.begin_read(|| self.inner.db.begin_read());
+        let txn = txn.map_err(backend("starting a read"))?;
+        f(&ReadTx::new(txn, key))
     }
 
     /// Runs `f` in one write transaction and commits only if it returns `Ok`; on `Err` nothing
@@ -511,7 +515,7 @@ impl Store {
             return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
         };
         let txn = db.begin_write().map_err(backend("starting a write"))?;
-        let mut tx = WriteTx::new(txn, self.inner.key.get().cloned());
+        let mut tx = WriteTx::new(txn, self.inner.key.current());
         let value = f(&mut tx)?;
         idempotency::record_tag(&mut tx)?;
         tx.commit()?;

@@ -1,17 +1,15 @@
 //! Read access: [`ReadTx`] and the [`StoreRead`] accessors shared by reads and writes.
 
 use redb::{Key, ReadableTable, TableDefinition, TableHandle, Value};
-use serde::de::DeserializeOwned;
 
 use std::sync::Arc;
 
-use super::codec::{decode, decode_sealed};
-use super::sealing::Sealer;
+use super::codec::decode;
+use super::keyring::{Keyring, Record};
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::keys::AccountPublicKey;
 use crate::model::{Account, AccountKind, ApiToken, Operator, OutboxEntry, Role, User};
-use crate::seal::StoreKey;
 
 /// What the token index says about a token hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +23,11 @@ pub struct TokenRef {
 /// A read-only snapshot of the store, given to [`Store::read`](super::Store::read) closures.
 pub struct ReadTx {
     txn: redb::ReadTransaction,
-    key: Option<Arc<StoreKey>>,
+    key: Option<Arc<Keyring>>,
 }
 
 impl ReadTx {
-    pub(super) fn new(txn: redb::ReadTransaction, key: Option<Arc<StoreKey>>) -> Self {
+    pub(super) fn new(txn: redb::ReadTransaction, key: Option<Arc<Keyring>>) -> Self {
         ReadTx { txn, key }
     }
 }
@@ -46,8 +44,8 @@ pub(crate) mod sealed {
             def: TableDefinition<'static, K, V>,
         ) -> Result<impl ReadableTable<K, V> + '_, StoreError>;
 
-        /// The store key of an encrypted store; records' seeds are sealed under it.
-        fn store_key(&self) -> Option<&StoreKey>;
+        /// The keyring of an encrypted store; records' seeds are sealed under its key.
+        fn keyring(&self) -> Option<&Keyring>;
     }
 }
 
@@ -66,7 +64,7 @@ impl Source for ReadTx {
         })
     }
 
-    fn store_key(&self) -> Option<&StoreKey> {
+    fn keyring(&self) -> Option<&Keyring> {
         self.key.as_deref()
     }
 }
@@ -74,7 +72,7 @@ impl Source for ReadTx {
 impl StoreRead for ReadTx {}
 
 /// Reads one record.
-pub(super) fn get_record<S: Source + ?Sized, T: DeserializeOwned>(
+pub(super) fn get_record<S: Source + ?Sized, T: Record>(
     src: &S,
     def: RecordTable,
     key: &str,
@@ -85,7 +83,7 @@ pub(super) fn get_record<S: Source + ?Sized, T: DeserializeOwned>(
 }
 
 /// Reads every record of a table, in key order.
-fn list_records<S: Source + ?Sized, T: DeserializeOwned>(
+fn list_records<S: Source + ?Sized, T: Record>(
     src: &S,
     def: RecordTable,
 ) -> Result<Vec<T>, StoreError> {
@@ -99,14 +97,14 @@ fn list_records<S: Source + ?Sized, T: DeserializeOwned>(
 }
 
 /// Decodes a record, opening its sealed seeds on an encrypted store.
-fn decode_record<S: Source + ?Sized, T: DeserializeOwned>(
+fn decode_record<S: Source + ?Sized, T: Record>(
     src: &S,
     table: &str,
     key: &str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    match src.store_key() {
-        Some(store_key) => decode_sealed(Sealer { key: store_key, table, record: key }, bytes),
+    match src.keyring() {
+        Some(ring) => ring.decode(table, key, bytes),
         None => decode(table, &key, bytes),
     }
 }

@@ -8,6 +8,7 @@ use redb::ReadableTable;
 use super::read::sealed::Source;
 
 use super::*;
+use crate::seal::StoreKey;
 use crate::keys::{KeyKind, KeyPair, Seed, UserPublicKey};
 use crate::model::{Account, AccountKind, CalloutConfig, Name, Operator};
 

@@ -33,6 +33,12 @@ impl Sealer<'_> {
     }
 }
 
+/// Whether `bytes` (an encoded record) holds a sealed string.
+pub(crate) fn holds_sealed(bytes: &[u8]) -> bool {
+    let marker = SEALED_PREFIX.as_bytes();
+    bytes.windows(marker.len()).any(|w| w == marker)
+}
+
 /// Replaces every seed string of `value` by its sealed form, wiping the plain text.
 pub(crate) fn seal_tree(sealer: Sealer<'_>, value: &mut Value) {
     let _ = walk(value, &mut String::new(), &mut |path, s| {

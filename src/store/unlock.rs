@@ -4,12 +4,10 @@
 //! store is usable only after [`Store::unlock`] accepted its key, so no handle on an encrypted
 //! store exists without the key.
 
-use std::sync::Arc;
-
 use redb::{ReadableTable, TableHandle};
 use zeroize::Zeroizing;
 
-use super::codec::{decode, encode_sealed};
+use super::codec::{decode, decode_sealed, encode_sealed};
 use super::sealing::{self, Sealer};
 use super::tables::{self, RecordTable};
 use super::{backend, Db, Store, StoreError};
@@ -55,7 +53,7 @@ impl Store {
             (KeySource::Passphrase(_), None) => return Err(StoreError::WrongKey(path())),
         };
         seal::open_key_check(&key, &check).map_err(|_| StoreError::WrongKey(path()))?;
-        let _ = self.inner.key.set(Arc::new(key));
+        self.inner.key.set(key);
         Ok(())
     }
 
@@ -72,14 +70,41 @@ impl Store {
         };
         let txn = db.begin_write().map_err(backend("starting the sealing"))?;
         let key = seal_new(&txn, source)?;
-        for def in
-            [tables::OPERATOR, tables::ACCOUNTS, tables::ROLES, tables::USERS, tables::OUTBOX]
-        {
+        for def in SEALED_TABLES {
             seal_table(&txn, def, &key)?;
         }
         txn.commit().map_err(backend("committing the sealing"))?;
         tracing::info!(store = %self.inner.path.display(), "store sealed under its key");
-        let _ = self.inner.key.set(Arc::new(key));
+        self.inner.key.set(key);
+        Ok(())
+    }
+
+    /// Re-seals every seed of the store under the key from `source`, in one write transaction:
+    /// a failure (or a crash) leaves the store sealed under its old key. Transactions begun
+    /// after the commit use the new key; the old key no longer opens the store.
+    ///
+    /// [`StoreError::NotSealed`] for a plain store (open it with a key to seal it), and
+    /// [`StoreError::ReadOnly`] for a read-only handle.
+    pub fn rekey(&self, source: KeySource) -> Result<(), StoreError> {
+        let Db::ReadWrite(db) = &self.inner.db else {
+            return Err(StoreError::ReadOnly(self.inner.path.clone()));
+        };
+        let txn = db.begin_write().map_err(backend("starting the rekey"))?;
+        // Taken after the write began: no other rekey can commit until this one has.
+        let old = self.inner.key.current().ok_or_else(|| StoreError::NotSealed(self.inner.path.clone()))?;
+        {
+            let mut meta = txn.open_table(tables::SEAL).map_err(backend("opening seal"))?;
+            meta.remove(tables::PASSPHRASE_SALT_KEY).map_err(backend("removing the salt"))?;
+            meta.remove(tables::KEY_CHECK_KEY).map_err(backend("removing the key check"))?;
+        }
+        let new = seal_new(&txn, source)?;
+        for def in SEALED_TABLES {
+            reseal_table(&txn, def, old.key(), &new)?;
+        }
+        let swap = self.inner.key.hold();
+        txn.commit().map_err(backend("committing the rekey"))?;
+        swap.replace(new);
+        tracing::info!(store = %self.inner.path.display(), "store re-sealed under a new key");
         Ok(())
     }
 
@@ -110,6 +135,35 @@ pub(super) fn seal_new(
         .insert(tables::KEY_CHECK_KEY, seal::seal_key_check(&key).as_slice())
         .map_err(backend("writing the key check"))?;
     Ok(key)
+}
+
+/// The tables whose records may hold seeds.
+const SEALED_TABLES: [RecordTable; 5] =
+    [tables::OPERATOR, tables::ACCOUNTS, tables::ROLES, tables::USERS, tables::OUTBOX];
+
+/// Re-writes every record of `def` that holds sealed seeds with them sealed under `new`.
+fn reseal_table(
+    txn: &redb::WriteTransaction,
+    def: RecordTable,
+    old: &StoreKey,
+    new: &StoreKey,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(def).map_err(backend("opening a table"))?;
+    let mut records = Vec::new();
+    for item in table.iter().map_err(backend("listing records"))? {
+        let (k, v) = item.map_err(backend("listing records"))?;
+        if sealing::holds_sealed(v.value()) {
+            records.push((k.value().to_string(), v.value().to_vec()));
+        }
+    }
+    for (name, bytes) in records {
+        let opened: serde_json::Value =
+            decode_sealed(Sealer { key: old, table: def.name(), record: &name }, &bytes)?;
+        let sealed = encode_sealed(&opened, Sealer { key: new, table: def.name(), record: &name });
+        sealing::wipe(opened);
+        table.insert(name.as_str(), sealed?.as_slice()).map_err(backend("writing a record"))?;
+    }
+    Ok(())
 }
 
 /// Re-writes every record of `def` with its seeds sealed under `key`.

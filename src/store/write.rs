@@ -16,13 +16,13 @@ use super::sealing::Sealer;
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::model::{Account, Operator, Role, User};
-use crate::seal::StoreKey;
+use super::keyring::Keyring;
 
 /// A write transaction, given to [`Store::write`](super::Store::write) closures. Reads through
 /// [`StoreRead`] see the transaction's own writes.
 pub struct WriteTx {
     txn: redb::WriteTransaction,
-    key: Option<Arc<StoreKey>>,
+    key: Option<Arc<Keyring>>,
 }
 
 impl Source for WriteTx {
@@ -33,7 +33,7 @@ impl Source for WriteTx {
         self.txn.open_table(def).map_err(backend("opening a table"))
     }
 
-    fn store_key(&self) -> Option<&StoreKey> {
+    fn keyring(&self) -> Option<&Keyring> {
         self.key.as_deref()
     }
 }
@@ -45,7 +45,7 @@ fn conflict(kind: RecordKind, name: &str) -> StoreError {
 }
 
 impl WriteTx {
-    pub(super) fn new(txn: redb::WriteTransaction, key: Option<Arc<StoreKey>>) -> Self {
+    pub(super) fn new(txn: redb::WriteTransaction, key: Option<Arc<Keyring>>) -> Self {
         WriteTx { txn, key }
     }
 
@@ -64,8 +64,8 @@ impl WriteTx {
         record: &T,
     ) -> Result<(), StoreError> {
         let bytes = match self.key.as_deref() {
-            Some(store_key) => {
-                encode_sealed(record, Sealer { key: store_key, table: def.name(), record: key })?
+            Some(ring) => {
+                encode_sealed(record, Sealer { key: ring.key(), table: def.name(), record: key })?
             }
             None => encode(record)?,
         };
