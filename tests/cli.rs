@@ -17,6 +17,7 @@ mod deploy;
 mod output;
 mod production;
 mod readme;
+mod rekey;
 mod serve;
 mod store_key;
 mod up;

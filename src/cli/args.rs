@@ -288,6 +288,9 @@ pub enum AdminCommand {
     /// The claims outbox: account pushes pending or failed.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// The store file itself: its key.
+    #[command(subcommand)]
+    Store(StoreCommand),
 }
 
 mod records;

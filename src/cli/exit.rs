@@ -34,6 +34,8 @@ use crate::store::StoreError;
 
 use super::check::CheckError;
 use super::output::{self, OutputClosed};
+use super::rekey::RekeyError;
+use super::requests::NotARequest;
 use super::secrets::PasswordError;
 use super::store_key::StoreKeyError;
 
@@ -214,6 +216,8 @@ registry!(
     KeyError,
     SealError,
     StoreKeyError,
+    RekeyError,
+    NotARequest,
     AuthError,
 );
 
@@ -531,6 +535,20 @@ impl Classify for ModelError {
             | ModelError::TokenHash(_)
             | ModelError::DuplicateToken(_) => ExitClass::Usage,
         }
+    }
+}
+
+/// A rekey asked of the service, or onto the key in use, is a usage error.
+impl Classify for RekeyError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Usage
+    }
+}
+
+/// Only reachable by a command that is not an admin request: a usage error.
+impl Classify for NotARequest {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Usage
     }
 }
 

@@ -8,7 +8,8 @@ mod check;
 pub mod exit;
 mod nats_conf;
 pub mod output;
-mod requests;
+pub(crate) mod rekey;
+pub(crate) mod requests;
 mod secrets;
 mod serve;
 pub mod store_key;
@@ -139,8 +140,10 @@ pub(super) const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// Opens the store for writing as `pbn admin`, waiting for a busy lock, with its key (see
 /// [`store_key::source`]).
 pub(crate) fn open_store(path: &std::path::Path, key_file: Option<&Path>) -> Result<Store> {
-    let key = store_key::source(path, key_file)?;
-    store_context(path, Store::open_for_with(path, "pbn admin", STORE_LOCK_WAIT, key))
+    let opened = store_key::open_with(path, key_file, |key| {
+        Store::open_for_with(path, "pbn admin", STORE_LOCK_WAIT, key)
+    })?;
+    store_context(path, opened)
 }
 
 /// Opens the store read-only (a `0444` file works; nothing is written), waiting for a busy lock.
@@ -148,8 +151,10 @@ pub(super) fn open_store_read_only(
     path: &std::path::Path,
     key_file: Option<&Path>,
 ) -> Result<Store> {
-    let key = store_key::source(path, key_file)?;
-    store_context(path, Store::open_read_only_with(path, STORE_LOCK_WAIT, key))
+    let opened = store_key::open_with(path, key_file, |key| {
+        Store::open_read_only_with(path, STORE_LOCK_WAIT, key)
+    })?;
+    store_context(path, opened)
 }
 
 fn store_context(path: &std::path::Path, opened: Result<Store, StoreError>) -> Result<Store> {
@@ -172,6 +177,9 @@ fn open_error(path: &std::path::Path, e: StoreError) -> anyhow::Error {
 /// `pbn admin`: the same request, executed on the local store or by the running service
 /// (`--server URL --creds FILE`), and the same output either way.
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
+    if let args::AdminCommand::Store(args::StoreCommand::Rekey(r)) = &a.command {
+        return rekey::rekey(&a, r);
+    }
     let req = requests::build(&a.command)?;
     let (result, out) = match (&a.server, &a.creds) {
         (Some(url), Some(creds)) => {

@@ -61,14 +61,15 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     })
 }
 
-/// Opens the store of `settings` with its key (see [`super::store_key::source`]) and runs the
+/// Opens the store of `settings` with its key (see [`super::store_key::open_with`]) and runs the
 /// service on it until `shutdown` turns true.
 pub(super) async fn run_service(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<()> {
     let path = settings.store.clone();
     let store = tokio::task::spawn_blocking(move || -> Result<crate::store::Store> {
-        let key = super::store_key::source(&path, None)?;
         let wait = std::time::Duration::ZERO;
-        Ok(crate::store::Store::open_for_with(&path, crate::store::SERVICE_COMMAND, wait, key)?)
+        Ok(super::store_key::open_with(&path, None, |key| {
+            crate::store::Store::open_for_with(&path, crate::store::SERVICE_COMMAND, wait, key)
+        })??)
     })
     .await
     .context("the store task failed")??;

@@ -1,14 +1,17 @@
 //! Where the store key comes from, at the edge: `--key-file` / `PBN_KEY_FILE`, else
 //! `PBN_KEY_PASSPHRASE`, else the key file beside the store (`<store>.key`, which `pbn init`
 //! writes), else none (a plain store). A passphrase is read from the environment only, never
-//! from a flag, so it is never in argv.
+//! from a flag, so it is never in argv; on a terminal an encrypted store without a configured
+//! key asks for its passphrase ([`open_with`]).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
 use super::secrets::SecretFile;
 use crate::seal::{KeySource, SealError, StoreKey};
+use crate::store::StoreError;
 
 /// The variable naming the store key file (commands without `--key-file` read it too).
 pub const KEY_FILE_VAR: &str = "PBN_KEY_FILE";
@@ -100,4 +103,24 @@ pub fn for_init(
     let key = StoreKey::generate();
     SecretFile::open(&path)?.write(&key.to_file_text())?;
     Ok((KeySource::Key(key), Some(path)))
+}
+
+/// Runs `open` with the key source of `store` (see [`source`]). When none is configured and
+/// the store turns out to be encrypted, the passphrase is asked on the terminal (never echoed)
+/// and `open` runs again with it; without a terminal the [`StoreError::KeyRequired`] stands.
+pub fn open_with<T>(
+    store: &Path,
+    key_file: Option<&Path>,
+    open: impl Fn(Option<KeySource>) -> Result<T, StoreError>,
+) -> anyhow::Result<Result<T, StoreError>> {
+    let key = source(store, key_file)?;
+    let asked = key.is_none();
+    match open(key) {
+        Err(StoreError::KeyRequired(_)) if asked && std::io::stdin().is_terminal() => {
+            let prompt = format!("passphrase of store {}: ", store.display());
+            let pass = Zeroizing::new(rpassword::prompt_password(prompt)?);
+            Ok(open(Some(KeySource::Passphrase(pass))))
+        }
+        opened => Ok(opened),
+    }
 }

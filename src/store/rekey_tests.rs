@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::*;
-use crate::seal::StoreKey;
 use crate::model::{Account, AccountKind, Name};
+use crate::seal::StoreKey;
 
 const OLD: [u8; 32] = [7; 32];
 const NEW: [u8; 32] = [9; 32];
@@ -19,9 +19,7 @@ fn sealed_store(path: &Path) -> (Store, Vec<Account>) {
     let accounts: Vec<Account> = (0..5)
         .map(|i| Account::generate(Name::parse(&format!("a{i}")).unwrap(), AccountKind::Managed, 1))
         .collect();
-    store
-        .write(|tx| accounts.iter().try_for_each(|a| tx.insert_account(a)))
-        .unwrap();
+    store.write(|tx| accounts.iter().try_for_each(|a| tx.insert_account(a))).unwrap();
     (store, accounts)
 }
 

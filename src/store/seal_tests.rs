@@ -8,9 +8,9 @@ use redb::ReadableTable;
 use super::read::sealed::Source;
 
 use super::*;
-use crate::seal::StoreKey;
 use crate::keys::{KeyKind, KeyPair, Seed, UserPublicKey};
 use crate::model::{Account, AccountKind, CalloutConfig, Name, Operator};
+use crate::seal::StoreKey;
 
 fn temp_path() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

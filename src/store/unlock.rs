@@ -91,7 +91,11 @@ impl Store {
         };
         let txn = db.begin_write().map_err(backend("starting the rekey"))?;
         // Taken after the write began: no other rekey can commit until this one has.
-        let old = self.inner.key.current().ok_or_else(|| StoreError::NotSealed(self.inner.path.clone()))?;
+        let old = self
+            .inner
+            .key
+            .current()
+            .ok_or_else(|| StoreError::NotSealed(self.inner.path.clone()))?;
         {
             let mut meta = txn.open_table(tables::SEAL).map_err(backend("opening seal"))?;
             meta.remove(tables::PASSPHRASE_SALT_KEY).map_err(backend("removing the salt"))?;

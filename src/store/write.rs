@@ -11,12 +11,12 @@ use std::sync::Arc;
 use redb::TableHandle;
 
 use super::codec::{encode, encode_sealed};
+use super::keyring::Keyring;
 use super::read::{sealed::Source, StoreRead};
 use super::sealing::Sealer;
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::model::{Account, Operator, Role, User};
-use super::keyring::Keyring;
 
 /// A write transaction, given to [`Store::write`](super::Store::write) closures. Reads through
 /// [`StoreRead`] see the transaction's own writes.

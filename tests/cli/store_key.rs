@@ -14,7 +14,7 @@ use crate::support::pbn::Pbn;
 /// Exit code of a missing or wrong store key (`pbn --help`).
 const STORE_KEY: i32 = 9;
 
-fn key_file(store: &Path) -> PathBuf {
+pub(super) fn key_file(store: &Path) -> PathBuf {
     let mut name = store.as_os_str().to_owned();
     name.push(".key");
     PathBuf::from(name)
@@ -22,7 +22,7 @@ fn key_file(store: &Path) -> PathBuf {
 
 /// Every valid nkey seed (`SO`/`SA`/`SU`/`SX`/`SN` + the rest of its 58 characters, CRC
 /// checked) anywhere in `bytes`.
-fn seeds_in(bytes: &[u8]) -> Vec<String> {
+pub(super) fn seeds_in(bytes: &[u8]) -> Vec<String> {
     const LEN: usize = 58;
     bytes
         .windows(LEN)
