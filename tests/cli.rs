@@ -17,7 +17,9 @@ mod deploy;
 mod output;
 mod production;
 mod readme;
+mod rekey;
 mod serve;
+mod store_key;
 mod up;
 
 use std::path::{Path, PathBuf};
