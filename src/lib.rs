@@ -2,13 +2,15 @@
 //!
 //! # Map
 //! The pure layers (no network, no tasks; callers pass the time in):
-//! - `keys`: typed nkeys (public keys per kind, redacted seeds, key pairs, xkeys). Public.
+//! - `keys`: typed nkeys (public keys per kind, redacted seeds, key pairs, xkeys with their
+//!   boxes precomputed per peer). Public.
 //! - `claims`: NATS JWT v2 claims: encode + sign, decode + verify, validate, creds, xkey boxes.
 //!   Public: a complete NATS JWT library, checked against Go-made vectors.
 //! - `model`: plain records (operator, accounts, roles, users, tokens, outbox entries, callout
 //!   sessions) with their validation, and the effects of an admin change ([`Effects`]).
 //! - `seal`: XChaCha20-Poly1305 sealing of seeds under the store key. Public.
-//! - `store`: the redb store: tables, versioned records, one write transaction per operation.
+//! - `store`: the redb store: tables, versioned records, one write transaction per operation,
+//!   seeds sealed under the store key (opened once per record version), rekey.
 //! - `auth`: credential checks (argon2id passwords, API tokens, nkey signatures), cache, throttles.
 //! - `issue`: minting: operator, account and user JWTs, creds, callout responses.
 //! - `admin`: the admin commands, one type each ([`Command`]), run by [`execute`] in one store
