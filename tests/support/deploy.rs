@@ -107,8 +107,7 @@ impl Deployment {
             .unwrap_or_else(|e| panic!("init store: {e}"));
         drop(store);
         // Held as the service holds it: the store the in-process service runs on.
-        let store = Store::open_for(&path, pbn::SERVICE_COMMAND, std::time::Duration::ZERO)
-            .unwrap_or_else(|e| panic!("open the new store as the service: {e}"));
+        let store = super::open_store(&path, pbn::SERVICE_COMMAND);
         Deployment { opts, store, runners: Vec::new(), services: 0, servers: Vec::new(), dir }
     }
 
