@@ -184,4 +184,41 @@ mod tests {
         });
         assert_eq!(entry(&Actor::local(), &add, 1, "ok".into()).target, "account=APP name=u");
     }
+
+    #[test]
+    fn changes_are_recorded_with_their_transaction_failures_apart_and_reads_not_at_all() {
+        use crate::admin::{AccountAdd, AccountList};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = Context::now();
+        let path = dir.path().join("s.redb");
+        let (store, _) = crate::admin::init::init_store(&path, "t", false, &ctx).unwrap();
+        let owner = Actor::local();
+        let run = |req: Request| audited_execute(&store, &req, &ctx, &owner, DEFAULT_RETENTION);
+        run(AccountAdd { name: "APP".into(), ..Default::default() }.into()).unwrap();
+        run(AccountAdd { name: "APP".into(), ..Default::default() }.into()).unwrap_err();
+        run(AccountList {}.into()).unwrap();
+        let trail = store.read(|tx| tx.list_audit(0)).unwrap();
+        let seen: Vec<(&str, &str, bool)> =
+            trail.iter().map(|e| (e.admin.as_str(), e.verb.as_str(), e.result == "ok")).collect();
+        assert_eq!(seen, [(LOCAL_OWNER, "account_add", true), (LOCAL_OWNER, "account_add", false)]);
+        assert!(trail[1].result.contains("already exists"), "{}", trail[1].result);
+    }
+
+    #[test]
+    fn entries_older_than_the_retention_are_pruned_when_one_is_appended() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ctx = Context::now();
+        let path = dir.path().join("s.redb");
+        let (store, _) = crate::admin::init::init_store(&path, "t", false, &ctx).unwrap();
+        let req = Request::from(crate::admin::AccountList {});
+        let at = |ms| entry(&Actor::local(), &req, ms, "ok".into());
+        for ms in [1_000, 2_000, 2_000, 9_000] {
+            store.write(|tx| tx.append_audit(&at(ms), 5_000)).unwrap();
+        }
+        let left = store.read(|tx| tx.list_audit(0)).unwrap();
+        assert_eq!(left.iter().map(|e| e.at_ms).collect::<Vec<_>>(), [9_000]);
+        store.write(|tx| tx.append_audit(&at(9_000), 5_000)).unwrap();
+        assert_eq!(store.read(|tx| tx.list_audit(0)).unwrap().len(), 2, "same ms, both kept");
+        assert_eq!(store.read(|tx| tx.list_audit(9_001)).unwrap().len(), 0);
+    }
 }
