@@ -25,7 +25,7 @@ use crate::admin::admins::envelope::Signed;
 use crate::admin::admins::guard::{self, AuthzError, Denied, NonceCache};
 use crate::admin::api::{self, Reply};
 use crate::admin::audit::{self, Actor};
-use crate::admin::{AdminError, Context, ErrorClass, Outcome, Response};
+use crate::admin::{self, AdminError, Context, ErrorClass, Outcome, Response};
 use crate::model::AdminRecord;
 use crate::model::Effects;
 use crate::server::lifecycle;
@@ -306,35 +306,9 @@ async fn apply(
         }
     };
     let op = req.name();
-    let store = api.store.clone();
-    let retention = api.audit_retention;
-    let done = tokio::task::spawn_blocking(move || {
-        let ctx = Context::now();
-        let actor = Actor { name: admin.name.to_string(), key: Some(admin.public_key.to_string()) };
-        if let Err(e) = store.read(|tx| guard::authorize(tx, &admin, &req)) {
-            let err = match e {
-                AuthzError::Denied(d) => AdminError::Denied(d),
-                AuthzError::Store(s) => AdminError::Store(s),
-            };
-            let refused = audit::entry(&actor, &req, ctx.now_ms, format!("refused: {err}"));
-            audit::record(&store, refused, retention);
-            let result = Err(err);
-            return (Reply::from_result(&result), result);
-        }
-        let run = || {
-            let result = audit::audited_execute(&store, &req, &ctx, &actor, retention);
-            result.map(|o| Outcome { response: guard::filtered(&admin, o.response), ..o })
-        };
-        let Some(key) = key else {
-            let result = run();
-            return (Reply::from_result(&result), result);
-        };
-        let result = store.with_idempotency_key(&key, ctx.now_ms, run);
-        let reply = Reply::from_result(&result);
-        keep_answer(&store, &key, ctx.now_ms, &reply);
-        (reply, result)
-    })
-    .await;
+    let (store, retention) = (api.store.clone(), api.audit_retention);
+    let done =
+        tokio::task::spawn_blocking(move || run_as(&store, &admin, &req, key, retention)).await;
     match done {
         Ok((reply, Ok(outcome))) => {
             info!(op, "admin request done");
@@ -350,6 +324,41 @@ async fn apply(
             (reply, Effects::default())
         }
     }
+}
+
+/// Runs `req` for `admin` (blocking): refused outside its scope, else executed with the audit
+/// trail and, with an idempotency `key`, recorded under it; lists narrowed to its scope.
+fn run_as(
+    store: &Store,
+    admin: &AdminRecord,
+    req: &admin::Request,
+    key: Option<String>,
+    retention: std::time::Duration,
+) -> (Reply, Result<Outcome, AdminError>) {
+    let ctx = Context::now();
+    let actor = Actor { name: admin.name.to_string(), key: Some(admin.public_key.to_string()) };
+    if let Err(e) = store.read(|tx| guard::authorize(tx, admin, req)) {
+        let err = match e {
+            AuthzError::Denied(d) => AdminError::Denied(d),
+            AuthzError::Store(s) => AdminError::Store(s),
+        };
+        let refused = audit::entry(&actor, req, ctx.now_ms, format!("refused: {err}"));
+        audit::record(store, refused, retention);
+        let result = Err(err);
+        return (Reply::from_result(&result), result);
+    }
+    let run = || {
+        let result = audit::audited_execute(store, req, &ctx, &actor, retention);
+        result.map(|o| Outcome { response: guard::filtered(admin, o.response), ..o })
+    };
+    let Some(key) = key else {
+        let result = run();
+        return (Reply::from_result(&result), result);
+    };
+    let result = store.with_idempotency_key(&key, ctx.now_ms, run);
+    let reply = Reply::from_result(&result);
+    keep_answer(store, &key, ctx.now_ms, &reply);
+    (reply, result)
 }
 
 /// Records the answer of an applied request under its key, if it was applied (the key was

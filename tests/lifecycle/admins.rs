@@ -406,3 +406,41 @@ async fn the_audit_trail_names_the_admin_of_every_change_and_holds_no_secret() {
     }
     assert!(stored.iter().all(|e| e.admin != LOCAL_OWNER));
 }
+
+#[test]
+fn init_makes_the_first_named_admin_and_the_store_owner_adds_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.redb");
+    Pbn::new(["init", "--store"]).args([&store]).args(["--expires", "1d"]).run().success();
+    let local = |args: &[&str]| Pbn::new(["admin", "--store"]).args([&store]).args(args).run();
+    let out = local(&["admin", "list", "--json"]);
+    let v: Value = serde_json::from_str(&out.success().stdout).unwrap();
+    let first = &v["data"][0];
+    assert_eq!(first["name"], "pbn-admin", "{v}");
+    assert_eq!(first["scope"], "operator");
+    let expires = first["expires"].as_i64().unwrap() - pbn::unix_now();
+    assert!((86_000..=86_400).contains(&expires), "{v}");
+    let claims = parse_creds(&std::fs::read_to_string(dir.path().join("admin.creds")).unwrap())
+        .map(|c| pbn::claims::decode::<pbn::claims::UserClaims>(&c.jwt).unwrap())
+        .unwrap();
+    assert_eq!(claims.exp, first["expires"].as_i64().unwrap(), "the JWT expires with the admin");
+
+    let creds = dir.path().join("t.creds");
+    let add = ["admin", "add", "t", "--scope", "account:NOPE", "--out", creds.to_str().unwrap()];
+    local(&add).code(3);
+    local(&["account", "add", "APP"]).success();
+    let add = ["admin", "add", "t", "--scope", "account:APP", "--out", creds.to_str().unwrap()];
+    local(&add).success();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777, 0o600);
+    local(&["admin", "add", "t2", "--out", creds.to_str().unwrap()]).code(4);
+    local(&["admin", "add", "t", "--out", dir.path().join("u.creds").to_str().unwrap()]).code(4);
+    let bad = dir.path().join("bad.creds");
+    local(&["admin", "add", "bad", "--scope", "user:x", "--out", bad.to_str().unwrap()]).code(2);
+    assert!(!bad.exists());
+    let out = local(&["audit", "list", "--json"]);
+    let v: Value = serde_json::from_str(&out.success().stdout).unwrap();
+    let entries = v["data"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["verb"] == "admin_add" && e["admin"] == LOCAL_OWNER), "{v}");
+    assert!(entries.iter().all(|e| e["admin"] == LOCAL_OWNER), "{v}");
+}

@@ -170,74 +170,92 @@ pub fn authorize(
         return Err(Denied::ReadOnly { admin: admin.name.to_string(), op: req.name() }.into());
     }
     let AdminScope::Account(own) = &admin.scope else { return Ok(()) };
-    let own = own.as_str();
-    let deny = |what: String| -> Result<(), AuthzError> {
-        Err(Denied::OutOfScope {
+    let outside = match by_kind(req, own.as_str()) {
+        Some(verdict) => verdict,
+        None => by_record(tx, req, own.as_str())?,
+    };
+    match outside {
+        None => Ok(()),
+        Some(what) => Err(Denied::OutOfScope {
             admin: admin.name.to_string(),
             scope: admin.scope.to_string(),
             what,
         }
-        .into())
-    };
-    let user_in = |name: &str| -> Result<Result<(), AuthzError>, StoreError> {
-        Ok(match tx.get_user(name)? {
-            Some(u) if u.account.as_str() != own => {
-                deny(format!("manage user {name} of account {}", u.account.as_str()))
-            }
-            _ => Ok(()),
-        })
-    };
+        .into()),
+    }
+}
+
+/// The verdict on `req` for an admin of account `own` when its kind and fields decide it:
+/// `Some(None)` allowed, `Some(Some(what))` refused, `None` when the records it names decide.
+fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
     use Request as R;
+    let refuse = |what: &str| Some(Some(what.to_string()));
     match req {
         R::AccountList(_) | R::RoleList(_) | R::RoleShow(_) | R::RoleAdd(_) | R::OutboxList(_) => {
-            Ok(())
+            Some(None)
         }
-        R::AccountShow(a) if a.name == own => Ok(()),
-        R::AccountShow(a) => deny(format!("see account {}", a.name)),
+        R::AccountShow(a) if a.name == own => Some(None),
+        R::AccountShow(a) => refuse(&format!("see account {}", a.name)),
         R::AccountAdd(_) | R::AccountDelete(_) | R::AccountEdit(_) => {
-            deny("add, edit or delete accounts (limits included)".into())
+            refuse("add, edit or delete accounts (limits included)")
         }
         R::ExportAdd(_) | R::ExportRemove(_) | R::ImportAdd(_) | R::ImportRemove(_) => {
-            deny("change exports or imports".into())
+            refuse("change exports or imports")
         }
         R::AccountRotateKeys(_) | R::AccountSigningKeyAdd(_) | R::AccountSigningKeyRemove(_) => {
-            deny("manage signing keys".into())
+            refuse("manage signing keys")
         }
         R::OperatorShow(_) | R::OperatorAdminCreds(_) | R::NatsConfTrust(_) => {
-            deny("touch the operator".into())
+            refuse("touch the operator")
         }
         R::AdminAdd(_)
         | R::AdminList(_)
         | R::AdminShow(_)
         | R::AdminRevoke(_)
-        | R::AdminDelete(_) => deny("manage admins".into()),
-        R::AuditList(_) => deny("read the audit trail".into()),
-        R::OutboxRetry(o) => match tx.get_account(&o.id)?.or(account_by_key(tx, &o.id)?) {
-            Some(acc) if acc.name.as_str() != own => {
-                deny(format!("retry the outbox entry of account {}", acc.name.as_str()))
-            }
-            _ => Ok(()),
-        },
-        R::RoleEdit(r) => role_in(tx, &r.name, own, deny),
-        R::RoleDelete(r) => role_in(tx, &r.name, own, deny),
-        R::UserAdd(u) if u.account == own => Ok(()),
-        R::UserAdd(u) => deny(format!("add users to account {}", u.account)),
+        | R::AdminDelete(_) => refuse("manage admins"),
+        R::AuditList(_) => refuse("read the audit trail"),
+        R::UserAdd(u) if u.account == own => Some(None),
+        R::UserAdd(u) => refuse(&format!("add users to account {}", u.account)),
         R::UserList(u) => match &u.account {
-            Some(a) if a != own => deny(format!("list users of account {a}")),
-            _ => Ok(()),
+            Some(a) if a != own => refuse(&format!("list users of account {a}")),
+            _ => Some(None),
         },
         R::UserEdit(u) => match &u.account {
-            Some(a) if a != own => deny(format!("move user {} to account {a}", u.name)),
-            _ => user_in(&u.name)?,
+            Some(a) if a != own => refuse(&format!("move user {} to account {a}", u.name)),
+            _ => None,
         },
-        R::UserShow(u) => user_in(&u.name)?,
-        R::UserDelete(u) => user_in(&u.name)?,
-        R::UserPasswd(u) => user_in(&u.name)?,
-        R::UserCreds(u) => user_in(&u.name)?,
-        R::TokenAdd(t) => user_in(&t.name)?,
-        R::TokenList(t) => user_in(&t.name)?,
-        R::TokenRevoke(t) => user_in(&t.name)?,
+        _ => None,
     }
+}
+
+/// What `req` asks outside account `own`, judged by the records it names (users, roles,
+/// outbox entries).
+fn by_record(tx: &impl StoreRead, req: &Request, own: &str) -> Result<Option<String>, StoreError> {
+    use Request as R;
+    let user = match req {
+        R::UserEdit(u) => &u.name,
+        R::UserShow(u) => &u.name,
+        R::UserDelete(u) => &u.name,
+        R::UserPasswd(u) => &u.name,
+        R::UserCreds(u) => &u.name,
+        R::TokenAdd(t) => &t.name,
+        R::TokenList(t) => &t.name,
+        R::TokenRevoke(t) => &t.name,
+        R::RoleEdit(r) => return role_in(tx, &r.name, own),
+        R::RoleDelete(r) => return role_in(tx, &r.name, own),
+        R::OutboxRetry(o) => {
+            let acc = tx.get_account(&o.id)?.or(account_by_key(tx, &o.id)?);
+            return Ok(acc
+                .filter(|a| a.name.as_str() != own)
+                .map(|a| format!("retry the outbox entry of account {}", a.name.as_str())));
+        }
+        // Every other kind is decided by `by_kind`.
+        _ => return Ok(None),
+    };
+    Ok(tx
+        .get_user(user)?
+        .filter(|u| u.account.as_str() != own)
+        .map(|u| format!("manage user {user} of account {}", u.account.as_str())))
 }
 
 fn account_by_key(
@@ -252,24 +270,18 @@ fn account_by_key(
 
 /// A role is the scoped admin's to change when it is not the admin role and every user
 /// holding it is in the admin's account (roles are shared by accounts).
-fn role_in(
-    tx: &impl StoreRead,
-    role: &str,
-    own: &str,
-    deny: impl Fn(String) -> Result<(), AuthzError>,
-) -> Result<(), AuthzError> {
+fn role_in(tx: &impl StoreRead, role: &str, own: &str) -> Result<Option<String>, StoreError> {
     if role == ADMIN_ROLE {
-        return deny(format!("change role {role}"));
+        return Ok(Some(format!("change role {role}")));
     }
     let users = tx.list_users_of_role(role)?;
-    match users.iter().find(|u| u.account.as_str() != own) {
-        Some(u) => deny(format!(
+    Ok(users.iter().find(|u| u.account.as_str() != own).map(|u| {
+        format!(
             "change role {role}: user {} of account {} holds it",
             u.name.as_str(),
             u.account.as_str()
-        )),
-        None => Ok(()),
-    }
+        )
+    }))
 }
 
 /// A refusal, or a store failure while deciding.
