@@ -543,6 +543,15 @@ mod tests {
     }
 
     #[test]
+    fn audit_retention_defaults_to_90_days_and_is_set_by_the_file() {
+        let defaults = Settings::resolve(None, RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(defaults.audit_retention, crate::admin::audit::DEFAULT_RETENTION);
+        let raw: RawConfig = toml::from_str("audit_retention = \"30d\"\n").unwrap();
+        let s = Settings::resolve(Some(raw), RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(s.audit_retention, Duration::from_secs(30 * 24 * 3600));
+    }
+
+    #[test]
     fn the_connection_section_sets_the_failback_timers() {
         let defaults = Settings::resolve(None, RawConfig::default(), RawConfig::default()).unwrap();
         assert_eq!(defaults.connection.failback_check_interval, Duration::from_secs(5));
