@@ -444,3 +444,26 @@ fn init_makes_the_first_named_admin_and_the_store_owner_adds_more() {
     assert!(entries.iter().any(|e| e["verb"] == "admin_add" && e["admin"] == LOCAL_OWNER), "{v}");
     assert!(entries.iter().all(|e| e["admin"] == LOCAL_OWNER), "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_permissions_without_an_admin_record_are_refused_with_their_own_exit_code() {
+    let live = Live::start(DeployOptions::default(), |_| {}).await;
+    let sys = live.d.account(pbn::SYS_ACCOUNT);
+    let kp = KeyPair::generate(pbn::keys::KeyKind::User);
+    let subjects = ["pbn.admin.>"];
+    let jwt = pbn::internal_user_jwt(
+        &sys,
+        kp.public_key(),
+        "stranger",
+        &subjects,
+        &["_INBOX.>"],
+        pbn::unix_now(),
+        None,
+    )
+    .expect("mint");
+    let path = file(&live, "stranger.creds");
+    super::write_secret(&path, &pbn::creds(&jwt, &kp.seed()));
+    let out = admin_as(&live, &path, &["user", "list"]).await;
+    out.code(10);
+    assert!(out.stderr.contains("no admin has key"), "{}", out.streams());
+}
