@@ -72,6 +72,9 @@ pub struct RawConfig {
     pub tls_ca: Option<PathBuf>,
     /// Address of the HTTP listener (`/healthz`, `/readyz`); unset: no listener.
     pub http: Option<String>,
+    /// How long audit entries are kept, e.g. `"90d"` (the default).
+    #[serde(default, with = "opt_duration")]
+    pub audit_retention: Option<Duration>,
     /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
     #[serde(default, rename = "nats_conf")]
     pub _nats_conf: Option<toml::Table>,
@@ -226,6 +229,8 @@ pub struct Settings {
     pub tls_ca: Option<PathBuf>,
     /// Where the HTTP listener binds; `None`: no listener.
     pub http: Option<std::net::SocketAddr>,
+    /// How long audit entries are kept.
+    pub audit_retention: Duration,
 }
 
 impl RawConfig {
@@ -267,6 +272,7 @@ impl RawConfig {
         self.servers = other.servers.or(self.servers);
         self.tls_ca = other.tls_ca.or(self.tls_ca);
         self.http = other.http.or(self.http);
+        self.audit_retention = other.audit_retention.or(self.audit_retention);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -329,7 +335,17 @@ impl Settings {
         let store = raw.store.unwrap_or("pbn.redb".into());
         let connection = connection_tuning(raw.connection)?;
         let http = raw.http.as_deref().map(check_http).transpose()?;
-        Ok(Settings { store, servers, callout, publisher, connection, tls_ca, http })
+        let audit_retention = raw.audit_retention.unwrap_or(crate::admin::audit::DEFAULT_RETENTION);
+        Ok(Settings {
+            store,
+            servers,
+            callout,
+            publisher,
+            connection,
+            tls_ca,
+            http,
+            audit_retention,
+        })
     }
 }
 
@@ -524,6 +540,15 @@ mod tests {
         assert_eq!(s.servers, vec!["nats://127.0.0.1:4222".to_string()]);
         assert_eq!(s.callout.queue_group, "pbn");
         assert!(s.publisher.backoff_base <= s.publisher.backoff_max);
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_90_days_and_is_set_by_the_file() {
+        let defaults = Settings::resolve(None, RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(defaults.audit_retention, crate::admin::audit::DEFAULT_RETENTION);
+        let raw: RawConfig = toml::from_str("audit_retention = \"30d\"\n").unwrap();
+        let s = Settings::resolve(Some(raw), RawConfig::default(), RawConfig::default()).unwrap();
+        assert_eq!(s.audit_retention, Duration::from_secs(30 * 24 * 3600));
     }
 
     #[test]

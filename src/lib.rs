@@ -62,6 +62,8 @@ mod server;
 mod shutdown;
 mod store;
 
+pub use admin::admins::envelope::Signed as SignedAdminRequest;
+pub use admin::admins::guard::Denied;
 pub use admin::api::{decode_request, MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
 pub use admin::init::{admin_creds, auth_account, init_store, init_store_with, trust};
 pub use admin::remote::{AdminClient, RemoteError};
@@ -74,6 +76,7 @@ pub use admin::{
     RoleList, RolePatch, RoleShow, RoleView, ShareView, TokenAdd, TokenList, TokenRevoke,
     TokenView, UserAdd, UserCreds, UserDelete, UserEdit, UserList, UserPasswd, UserShow, UserView,
 };
+pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView, AuditList};
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };
@@ -84,8 +87,8 @@ pub use config::{
 };
 pub use issue::{creds, default_permissions, internal_user_jwt, sentinel_jwt, user_jwt, UserSpec};
 pub use model::{
-    Account, AccountKind, ApiToken, CloseSessions, Effects, Limit, Name, QueuedPush, Role, User,
-    AUTH_ACCOUNT, SYS_ACCOUNT,
+    Account, AccountKind, AdminRecord, AdminScope, ApiToken, AuditRecord, CloseSessions, Effects,
+    Limit, Name, QueuedPush, Role, User, AUTH_ACCOUNT, LOCAL_OWNER, SYS_ACCOUNT,
 };
 pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
 pub use server::callout::listener::{serve as serve_callout, CALLOUT_SUBJECT, XKEY_HEADER};

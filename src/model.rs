@@ -11,6 +11,7 @@
 //!   and is run by the store on every write, not on reads.
 
 mod account;
+mod admin;
 mod effects;
 mod limits;
 mod names;
@@ -21,6 +22,7 @@ mod user;
 pub use account::{
     Account, AccountKind, CalloutConfig, Export, ExportKind, Import, Operator, SigningKey,
 };
+pub use admin::{AdminRecord, AdminScope, AuditRecord, LOCAL_OWNER};
 pub use effects::{CloseSessions, Effects, QueuedPush};
 pub use limits::{AccountLimits, Limit};
 pub use names::{is_reserved, Name, SubSubject, Subject, AUTH_ACCOUNT, NAME_MAX_LEN, SYS_ACCOUNT};
@@ -165,6 +167,12 @@ pub enum ModelError {
     /// Two tokens of one user with the same id or the same hash.
     #[error("token {0:?} is duplicated (same id or same secret)")]
     DuplicateToken(String),
+    /// An admin scope that is not `operator` nor `account:NAME`.
+    #[error("admin scope {0:?} must be \"operator\" or \"account:NAME\"")]
+    AdminScope(String),
+    /// An admin expiry not after its creation.
+    #[error("admin expiry {0} is not after its creation")]
+    AdminExpiry(i64),
 }
 
 /// Longest piece of user input an error message quotes, in characters.

@@ -224,6 +224,8 @@ fn spawn_tasks(
         sessions: sessions.clone(),
         pushes: publisher.push_watch(),
         keys: Default::default(),
+        nonces: Default::default(),
+        audit_retention: settings.audit_retention,
     };
     let callout = &settings.callout;
     [

@@ -43,6 +43,7 @@ mod tables;
 mod tests;
 mod unlock;
 mod write;
+mod write_admins;
 mod write_ops;
 
 use std::fmt;
@@ -78,6 +79,8 @@ pub enum RecordKind {
     Token,
     /// An outbox entry.
     OutboxEntry,
+    /// A named admin.
+    Admin,
 }
 
 impl fmt::Display for RecordKind {
@@ -89,6 +92,7 @@ impl fmt::Display for RecordKind {
             RecordKind::User => "user",
             RecordKind::Token => "token",
             RecordKind::OutboxEntry => "outbox entry",
+            RecordKind::Admin => "admin",
         })
     }
 }
@@ -518,6 +522,7 @@ impl Store {
         let mut tx = WriteTx::new(txn, self.inner.key.current());
         let value = f(&mut tx)?;
         idempotency::record_tag(&mut tx)?;
+        write_admins::record_pending_audit(&mut tx)?;
         tx.commit()?;
         Ok(value)
     }

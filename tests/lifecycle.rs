@@ -8,6 +8,7 @@
 //! admin API itself: discovery, output, exit codes, bad input, who may call it).
 
 mod accounts;
+mod admins;
 mod api;
 mod http;
 mod store;

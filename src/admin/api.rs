@@ -137,6 +137,10 @@ impl Reply {
                 ErrorClass::Locked => 423,
                 ErrorClass::StoreKey => 403,
                 ErrorClass::Other => 500,
+                ErrorClass::Unauthenticated => 401,
+                ErrorClass::Replay => 408,
+                ErrorClass::AdminInactive => 401,
+                ErrorClass::OutOfScope | ErrorClass::ReadOnlyAdmin => 403,
             }),
         }
     }

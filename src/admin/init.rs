@@ -157,15 +157,26 @@ fn trust_from<T: StoreRead>(
     })
 }
 
-/// Creds of an administrator: a fresh user of the system account, signed by its newest signing
-/// key with `issuer_account`, whose permissions are the `ADMIN_ROLE` role's (as they are now:
-/// editing the role later changes only creds minted afterwards).
+/// Creds of a new named admin of operator scope (see [`super::admins`]): a fresh user of the
+/// system account, signed by its newest signing key with `issuer_account`, whose permissions
+/// are the `ADMIN_ROLE` role's (as they are now: editing the role later changes only creds
+/// minted afterwards), named [`ADMIN_USER`] (or `ADMIN_USER-2`, … when taken).
 ///
 /// These permissions are what nats-server enforces: a system user whose JWT does not allow
-/// publishing to `pbn.admin.>` gets a `Permissions Violation` and never reaches the admin API.
-/// The creds do not expire and are not recorded; the seed exists only in the returned text.
+/// publishing to `pbn.admin.>` gets a `Permissions Violation` and never reaches the admin API;
+/// the admin record is what the admin API checks each request's signature against. The seed
+/// exists only in the returned text. `expires_secs`: the admin's (and the JWT's) lifetime.
+pub fn admin_creds_expiring(
+    store: &Store,
+    ctx: &Context,
+    expires_secs: Option<u64>,
+) -> Result<Zeroizing<String>, AdminError> {
+    Ok(mint_admin_creds(store, ctx, expires_secs)?.1)
+}
+
+/// [`admin_creds_expiring`] for an admin that never expires.
 pub fn admin_creds(store: &Store, ctx: &Context) -> Result<Zeroizing<String>, AdminError> {
-    Ok(mint_admin_creds(store, ctx)?.1)
+    admin_creds_expiring(store, ctx, None)
 }
 
 /// Show the operator.
@@ -190,7 +201,7 @@ impl Command for OperatorShow {
     }
 }
 
-/// Mint admin creds (see [`admin_creds`]). Records nothing.
+/// Mint creds of a new operator-scope admin (see [`admin_creds`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorAdminCreds {}
 
@@ -199,10 +210,13 @@ impl Command for OperatorAdminCreds {
     const READ_ONLY: bool = false;
 
     fn run(&self, store: &Store, ctx: &Context) -> Result<Outcome, AdminError> {
-        let (public_key, creds) = mint_admin_creds(store, ctx)?;
-        let creds = creds.to_string();
-        let response =
-            Response::Creds { user: ADMIN_USER.into(), public_key, creds, revoked: vec![] };
+        let (record, creds) = mint_admin_creds(store, ctx, None)?;
+        let response = Response::Creds {
+            user: record.name.to_string(),
+            public_key: record.public_key.to_string(),
+            creds: creds.to_string(),
+            revoked: vec![],
+        };
         Ok(Outcome { response, effects: Default::default() })
     }
 }
@@ -226,23 +240,13 @@ impl Command for NatsConfTrust {
 fn mint_admin_creds(
     store: &Store,
     ctx: &Context,
-) -> Result<(String, Zeroizing<String>), AdminError> {
-    let (sys, role) = store.read(|tx| -> Result<_, AdminError> {
-        Ok((tx.require_account(SYS_ACCOUNT)?, tx.require_role(ADMIN_ROLE)?))
-    })?;
-    let kp = KeyPair::generate(KeyKind::User);
-    let key = UserPublicKey::parse(kp.public_key())?;
-    let spec = issue::UserSpec {
-        account: &sys,
-        role: &role,
-        user_key: &key,
-        name: ADMIN_USER,
-        iat: ctx.now,
-        exp: 0,
-        defaults: &ctx.defaults,
-    };
-    let jwt = issue::user_jwt(&spec)?;
-    Ok((key.to_string(), issue::creds(&jwt, &kp.seed())))
+    expires_secs: Option<u64>,
+) -> Result<(crate::model::AdminRecord, Zeroizing<String>), AdminError> {
+    store.write(|tx| {
+        let name = super::admins::free_name(tx, ADMIN_USER)?;
+        let add = super::AdminAdd { name, scope: None, read_only: false, expires_secs };
+        add.add(tx, ctx)
+    })
 }
 
 /// The AUTH account (for the service and for tests).

@@ -12,7 +12,9 @@
 //! the servers. Creating the store is [`init::init_store`].
 
 mod accounts;
+pub mod admins;
 pub mod api;
+pub mod audit;
 pub mod init;
 mod outbox;
 mod patch;
@@ -26,6 +28,8 @@ mod users;
 mod view;
 
 pub use accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
+pub use admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView};
+pub use audit::AuditList;
 pub use init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 pub use outbox::{OutboxList, OutboxRetry};
 pub use patch::{ExportKind, LimitPatch, ListPatch, RolePatch};
@@ -85,6 +89,9 @@ pub enum AdminError {
     /// A request that makes no sense as given.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The admin API refused the request for its sender (signature, freshness, scope).
+    #[error(transparent)]
+    Denied(#[from] admins::guard::Denied),
 }
 
 /// How errors map to the documented exit codes of `pbn` (and, in snake case, the `class` of an
@@ -104,6 +111,16 @@ pub enum ErrorClass {
     StoreKey,
     /// Anything else (exit 1).
     Other,
+    /// Not signed by a known admin's key (exit 10).
+    Unauthenticated,
+    /// Stale or replayed (exit 11).
+    Replay,
+    /// The admin was revoked or expired (exit 12).
+    AdminInactive,
+    /// Outside the admin's scope (exit 13).
+    OutOfScope,
+    /// A change asked by a read-only admin (exit 14).
+    ReadOnlyAdmin,
 }
 
 impl AdminError {
@@ -115,6 +132,7 @@ impl AdminError {
             AdminError::NotFound { .. } => ErrorClass::NotFound,
             AdminError::Conflict { .. } | AdminError::Protected(..) => ErrorClass::Conflict,
             AdminError::Issue(_) | AdminError::Auth(_) => ErrorClass::Other,
+            AdminError::Denied(d) => d.class(),
         }
     }
 }

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use async_nats::{ConnectOptions, Event, RequestErrorKind};
 
+use super::admins::envelope::Signed;
 use super::api::{
     check_idempotency_key, new_idempotency_key, ApiError, Reply, IDEMPOTENCY_KEY_HEADER,
     MAX_REQUEST_BYTES, REQUEST_SUBJECT,
 };
 use super::{ErrorClass, Request, Response};
 use crate::config::redact_url;
+use crate::keys::KeyPair;
+use zeroize::Zeroizing;
 
 /// How long `pbn admin` waits for the connection and for the answer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,6 +107,14 @@ impl RemoteError {
     }
 }
 
+/// The key pair of the admin whose creds file is `path` (its seed signs requests).
+fn read_signer(path: &Path) -> Result<KeyPair, RemoteError> {
+    let bad = |reason: String| RemoteError::Creds { path: path.to_path_buf(), reason };
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
+    let creds = crate::claims::parse_creds(&text).map_err(|e| bad(e.to_string()))?;
+    creds.key_pair().map_err(|e| bad(e.to_string()))
+}
+
 /// A connection to a server as an admin user.
 #[derive(Debug)]
 pub struct AdminClient {
@@ -114,12 +125,15 @@ pub struct AdminClient {
     errors: Arc<Mutex<Vec<String>>>,
     /// The idempotency key of the next change; a fresh random one when unset.
     idempotency_key: Option<String>,
+    /// The admin's key pair (from the creds file): every request is signed with it.
+    signer: KeyPair,
 }
 
 impl AdminClient {
     /// Connects to `url` with the user in `creds` (a creds file), waiting at most `timeout`
     /// for the connection and, later, for each answer.
     pub async fn connect(url: &str, creds: &Path, timeout: Duration) -> Result<Self, RemoteError> {
+        let signer = read_signer(creds)?;
         let opts = ConnectOptions::with_credentials_file(creds)
             .await
             .map_err(|e| RemoteError::Creds { path: creds.to_path_buf(), reason: e.to_string() })?;
@@ -141,7 +155,7 @@ impl AdminClient {
             .await
             .map_err(|e| RemoteError::Connect { url: redact_url(url), reason: e.to_string() })?;
         let url = redact_url(url);
-        Ok(AdminClient { client, url, timeout, errors, idempotency_key: None })
+        Ok(AdminClient { client, url, timeout, errors, idempotency_key: None, signer })
     }
 
     /// Sends changes with idempotency key `key` (the user's retry of a request whose answer
@@ -174,6 +188,10 @@ impl AdminClient {
         let key = self.idempotency_key.clone().unwrap_or_else(new_idempotency_key);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(IDEMPOTENCY_KEY_HEADER, key.as_str());
+        let signed = Signed::sign(&self.signer, crate::clock::unix_now_ms(), &key, &payload);
+        for (name, value) in signed.headers() {
+            headers.insert(name, value.as_str());
+        }
         let change_key = (!req.is_read_only()).then_some(key);
         let request = self.client.request_with_headers(REQUEST_SUBJECT, headers, payload.into());
         tokio::pin!(request);

@@ -9,6 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
+use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
+use super::audit::AuditList;
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
 use super::roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
@@ -107,6 +109,12 @@ requests! {
     OutboxList,
     NatsConfTrust,
     OutboxRetry,
+    AdminAdd,
+    AdminList,
+    AdminShow,
+    AdminRevoke,
+    AdminDelete,
+    AuditList,
 }
 
 impl std::fmt::Debug for Request {
@@ -137,7 +145,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 32);
+        assert_eq!(all.len(), 38);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

@@ -254,6 +254,10 @@ pub enum Response {
     Outbox(Vec<OutboxView>),
     /// What the servers trust and preload (for `pbn nats-conf --server`).
     Trust(Box<crate::natsconf::Trust>),
+    /// Named admins.
+    Admins(Vec<super::AdminView>),
+    /// Audit entries, oldest first.
+    Audit(Vec<crate::model::AuditRecord>),
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -295,6 +299,8 @@ impl Response {
                 let _ = writeln!(s, "system account: {}", o.system_account);
             }
             Response::Account(a) => account_text(&mut s, a),
+            Response::Admins(v) => super::admins::text(&mut s, v),
+            Response::Audit(v) => super::audit::text(&mut s, v),
             Response::Accounts(v) => {
                 let _ = writeln!(
                     s,

@@ -17,6 +17,11 @@ Exit codes:
   7  `pbn check`: permission violation reported by the server
   8  `pbn check`: no answer within --timeout
   9  store key missing or wrong (an encrypted store needs its key file or passphrase)
+ 10  admin API: the request is not signed by a known admin (creds not minted by `admin add`)
+ 11  admin API: the request is stale (clocks more than 30 s apart) or replayed
+ 12  admin API: the admin was revoked or has expired
+ 13  admin API: outside the admin's scope (an account admin asked for another account)
+ 14  admin API: a read-only admin asked for a change
 
 141  standard output closed early (e.g. piped into `head`), as for a process ended by SIGPIPE";
 
@@ -135,6 +140,9 @@ pub struct InitArgs {
     /// Where to write the admin creds (mode 0600); default `admin.creds` beside the store.
     #[arg(long, value_name = "PATH")]
     pub admin_creds: Option<PathBuf>,
+    /// Lifetime of the first admin (and of its creds), e.g. `30d`. Default: never expires.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires: Option<std::time::Duration>,
 }
 
 /// `pbn nats-conf`.
@@ -291,6 +299,12 @@ pub enum AdminCommand {
     /// The store file itself: its key.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Named admins: who may use the admin API, over what, until when.
+    #[command(subcommand)]
+    Admin(super::admins::AdminAdminCommand),
+    /// The audit trail of admin changes.
+    #[command(subcommand)]
+    Audit(super::audit_list::AuditCommand),
 }
 
 mod records;

@@ -10,6 +10,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use crate::admin::admins::envelope::EnvelopeError;
+use crate::admin::admins::guard::{AuthzError, Denied};
 use crate::admin::api::ApiError;
 use crate::admin::remote::RemoteError;
 use crate::admin::{self, AdminError, ErrorClass};
@@ -60,6 +62,16 @@ pub enum ExitClass {
     PermissionDenied,
     /// `pbn check`: no answer within `--timeout` (exit 8).
     TimedOut,
+    /// The admin API: not signed by a known admin (exit 10).
+    Unauthenticated,
+    /// The admin API: a stale or replayed request (exit 11).
+    Replay,
+    /// The admin API: the admin was revoked or expired (exit 12).
+    AdminInactive,
+    /// The admin API: outside the admin's scope (exit 13).
+    OutOfScope,
+    /// The admin API: a change asked by a read-only admin (exit 14).
+    ReadOnlyAdmin,
     /// Standard output was closed by its reader: a quiet exit, as for SIGPIPE (exit 141).
     OutputClosed,
 }
@@ -77,6 +89,11 @@ impl ExitClass {
             ExitClass::PermissionDenied => 7,
             ExitClass::TimedOut => 8,
             ExitClass::StoreKey => 9,
+            ExitClass::Unauthenticated => 10,
+            ExitClass::Replay => 11,
+            ExitClass::AdminInactive => 12,
+            ExitClass::OutOfScope => 13,
+            ExitClass::ReadOnlyAdmin => 14,
             ExitClass::OutputClosed => output::CLOSED_EXIT_CODE,
         }
     }
@@ -91,6 +108,11 @@ impl From<ErrorClass> for ExitClass {
             ErrorClass::Locked => ExitClass::Locked,
             ErrorClass::StoreKey => ExitClass::StoreKey,
             ErrorClass::Other => ExitClass::Other,
+            ErrorClass::Unauthenticated => ExitClass::Unauthenticated,
+            ErrorClass::Replay => ExitClass::Replay,
+            ErrorClass::AdminInactive => ExitClass::AdminInactive,
+            ErrorClass::OutOfScope => ExitClass::OutOfScope,
+            ErrorClass::ReadOnlyAdmin => ExitClass::ReadOnlyAdmin,
         }
     }
 }
@@ -198,6 +220,9 @@ registry!(
     CheckError,
     PasswordError,
     AdminError,
+    Denied,
+    AuthzError,
+    EnvelopeError,
     RemoteError,
     ApiError,
     ConfigError,
@@ -253,6 +278,31 @@ impl Classify for PasswordError {
 impl Classify for AdminError {
     fn exit_class(&self) -> ExitClass {
         self.class().into()
+    }
+}
+
+/// Each refusal of the admin API has its own class.
+impl Classify for Denied {
+    fn exit_class(&self) -> ExitClass {
+        self.class().into()
+    }
+}
+
+impl Classify for AuthzError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            AuthzError::Denied(d) => d.exit_class(),
+            AuthzError::Store(e) => e.exit_class(),
+        }
+    }
+}
+
+/// An unsigned or malformed request is not authenticated.
+impl Classify for EnvelopeError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            EnvelopeError::Missing(_) | EnvelopeError::Malformed(_) => ExitClass::Unauthenticated,
+        }
     }
 }
 
@@ -533,7 +583,9 @@ impl Classify for ModelError {
             | ModelError::PasswordNotHashed(_)
             | ModelError::TokenId(_)
             | ModelError::TokenHash(_)
-            | ModelError::DuplicateToken(_) => ExitClass::Usage,
+            | ModelError::DuplicateToken(_)
+            | ModelError::AdminScope(_)
+            | ModelError::AdminExpiry(_) => ExitClass::Usage,
         }
     }
 }

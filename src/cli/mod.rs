@@ -3,7 +3,9 @@
 //! This is the binary's edge: errors are `anyhow` with context here, and [`run`] returns them
 //! as a [`Failure`] that carries its exit class (see [`exit`] for how each error is classified).
 
+mod admins;
 pub mod args;
+mod audit_list;
 mod check;
 pub mod exit;
 mod nats_conf;
@@ -58,10 +60,16 @@ pub fn admin_creds_path(store: &Path) -> PathBuf {
 /// File name of the admin creds `pbn init` writes beside the store.
 pub const ADMIN_CREDS_FILE: &str = "admin.creds";
 
-/// Mints admin creds from `store` into `file` (mode 0600).
-fn write_admin_creds(store: &Store, file: secrets::SecretFile) -> Result<()> {
-    let creds =
-        admin::init::admin_creds(store, &Context::now()).context("cannot mint admin creds")?;
+/// Mints the creds of the first named admin (living `expires`) from `store` into `file`
+/// (mode 0600).
+fn write_admin_creds(
+    store: &Store,
+    file: secrets::SecretFile,
+    expires: Option<Duration>,
+) -> Result<()> {
+    let secs = expires.map(|d| d.as_secs().max(1));
+    let creds = admin::init::admin_creds_expiring(store, &Context::now(), secs)
+        .context("cannot mint admin creds")?;
     file.write(&creds)
 }
 
@@ -95,7 +103,7 @@ fn init(a: args::InitArgs) -> Result<()> {
         }
     };
     if let Some(file) = file {
-        write_admin_creds(&store, file)?;
+        write_admin_creds(&store, file, a.expires)?;
     }
     if let Some(written) = &key_written {
         outln!("store key:      {} (back it up apart from the store)", written.display())?;
@@ -193,7 +201,10 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
                 open_store(&a.store.store, a.store.key_file.as_deref())?
             };
             let out = creds_out(&a)?;
-            let result = admin::execute(&store, &req, &Context::now()).map(|o| o.response);
+            let (ctx, owner) = (Context::now(), admin::audit::Actor::local());
+            let retention = admin::audit::DEFAULT_RETENTION;
+            let result = admin::audit::audited_execute(&store, &req, &ctx, &owner, retention);
+            let result = result.map(|o| o.response);
             (result.map_err(anyhow::Error::from), out)
         }
     };
@@ -214,7 +225,8 @@ fn creds_out(a: &args::AdminArgs) -> Result<Option<secrets::SecretFile>> {
     use args::{AdminCommand as C, OperatorCommand as O, UserCommand as U};
     Ok(match &a.command {
         C::User(U::Creds { out: Some(path), force, .. })
-        | C::Operator(O::AdminCreds { out: Some(path), force }) => {
+        | C::Operator(O::AdminCreds { out: Some(path), force })
+        | C::Admin(admins::AdminAdminCommand::Add { out: path, force, .. }) => {
             Some(secrets::SecretFile::open_with(path, *force)?)
         }
         _ => None,

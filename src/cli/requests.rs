@@ -37,6 +37,8 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
             Request::OutboxRetry(OutboxRetry { id: n(id)? })
         }
         AdminCommand::Store(_) => return Err(NotARequest("store").into()),
+        AdminCommand::Admin(a) => super::admins::request(a)?,
+        AdminCommand::Audit(a) => super::audit_list::request(a, crate::clock::unix_now_ms())?,
     })
 }
 
@@ -53,6 +55,11 @@ fn n(text: &str) -> Result<String> {
         return Err(AdminError::Model(ModelError::NameLength(clip(text))).into());
     }
     Ok(text.to_string())
+}
+
+/// [`n`], for the other command files.
+pub(super) fn name_arg(text: &str) -> Result<String> {
+    n(text)
 }
 
 /// [`n`] for an optional name.

@@ -117,7 +117,7 @@ fn prepare_store(dir: &Path) -> Result<PathBuf> {
     if creds.exists() {
         eprintln!("warning: {} exists and was left alone", creds.display());
     } else {
-        super::write_admin_creds(&store, super::secrets::SecretFile::open(&creds)?)?;
+        super::write_admin_creds(&store, super::secrets::SecretFile::open(&creds)?, None)?;
         eprintln!("wrote admin creds {}", creds.display());
     }
     Ok(store_path)

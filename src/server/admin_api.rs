@@ -21,8 +21,12 @@ use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
 use tracing::{info, warn};
 
+use crate::admin::admins::envelope::Signed;
+use crate::admin::admins::guard::{self, AuthzError, Denied, NonceCache};
 use crate::admin::api::{self, Reply};
-use crate::admin::{self, Context, ErrorClass, Response};
+use crate::admin::audit::{self, Actor};
+use crate::admin::{self, AdminError, Context, ErrorClass, Outcome, Response};
+use crate::model::AdminRecord;
 use crate::model::Effects;
 use crate::server::lifecycle;
 use crate::server::publisher::PushWatch;
@@ -47,6 +51,10 @@ pub(super) struct AdminApi {
     pub pushes: Arc<PushWatch>,
     /// Requests in flight per idempotency key, so a retry waits for its first attempt.
     pub keys: Arc<KeyLocks>,
+    /// Nonces of recent signed requests, so none runs twice.
+    pub nonces: Arc<NonceCache>,
+    /// How long audit entries are kept.
+    pub audit_retention: std::time::Duration,
 }
 
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
@@ -134,13 +142,17 @@ async fn handle(
         .as_ref()
         .and_then(|h| h.get(api::IDEMPOTENCY_KEY_HEADER))
         .map(|v| v.as_str().to_string());
+    let admin = match authenticate(api, &request.message, key.as_deref()).await {
+        Ok(admin) => admin,
+        Err(reply) => return respond(request, &reply, &[]).await,
+    };
     let guard = match &key {
         Some(k) => Some(api.keys.lock(k).await),
         None => None,
     };
     let (reply, effects) = match remembered(api, key.as_deref()).await {
         Ok(Some(reply)) => (reply, Effects::default()),
-        Ok(None) => apply(api, &request.message.payload, key.clone()).await,
+        Ok(None) => apply(api, &request.message.payload, key.clone(), admin).await,
         Err(reply) => (reply, Effects::default()),
     };
     drop(guard);
@@ -249,32 +261,54 @@ fn answer_to_keep(reply: &Reply) -> Option<Vec<u8>> {
     }
 }
 
-/// Decodes and runs one request; returns the reply and the effects of its change. With an
-/// idempotency `key`, the change's transaction records the key, and the answer is recorded after
-/// it (see [`answer_to_keep`]).
-async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, Effects) {
+/// The admin who signed `msg` (see `admin::admins::guard::check_signed`), or the refusal.
+/// Checked before anything else, the idempotency lookup included, so an unknown sender
+/// learns nothing.
+async fn authenticate(
+    api: &AdminApi,
+    msg: &async_nats::Message,
+    idem: Option<&str>,
+) -> Result<AdminRecord, Reply> {
+    let headers = msg.headers.as_ref();
+    let signed = Signed::from_headers(|n| headers.and_then(|h| h.get(n)).map(|v| v.as_str()))
+        .map_err(|e| denied(Denied::from(e)))?;
+    let key = signed.key.clone();
+    let record = api
+        .store
+        .read_async(move |tx| tx.admin_by_key(&key))
+        .await
+        .map_err(|e| Reply::error(ErrorClass::Other, format!("cannot read the store: {e}")))?;
+    let now_ms = crate::clock::unix_now_ms();
+    let idem = idem.unwrap_or_default();
+    guard::check_signed(record, &signed, idem, &msg.payload, &api.nonces, now_ms).map_err(denied)
+}
+
+fn denied(d: Denied) -> Reply {
+    warn!(reason = %d, "admin request refused");
+    Reply::from_result(&Err(AdminError::Denied(d)))
+}
+
+/// Decodes and runs one request of `admin`, within its scope; returns the reply and the
+/// effects of its change. With an idempotency `key`, the change's transaction records the key,
+/// and the answer is recorded after it (see [`answer_to_keep`]). Every change, and every
+/// refusal for scope, is in the audit trail.
+async fn apply(
+    api: &AdminApi,
+    payload: &[u8],
+    key: Option<String>,
+    admin: AdminRecord,
+) -> (Reply, Effects) {
     let req = match api::decode_request(payload) {
-        Ok(req) => req,
+        Ok(req) => guard::scoped(&admin, req),
         Err(e) => {
             warn!(error = %e, "admin request refused");
             return (Reply::from(&e), Effects::default());
         }
     };
     let op = req.name();
-    let store = api.store.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        let ctx = Context::now();
-        let Some(key) = key else {
-            let result = admin::execute(&store, &req, &ctx);
-            return (Reply::from_result(&result), result);
-        };
-        let result =
-            store.with_idempotency_key(&key, ctx.now_ms, || admin::execute(&store, &req, &ctx));
-        let reply = Reply::from_result(&result);
-        keep_answer(&store, &key, ctx.now_ms, &reply);
-        (reply, result)
-    })
-    .await;
+    let (store, retention) = (api.store.clone(), api.audit_retention);
+    let done =
+        tokio::task::spawn_blocking(move || run_as(&store, &admin, &req, key, retention)).await;
     match done {
         Ok((reply, Ok(outcome))) => {
             info!(op, "admin request done");
@@ -290,6 +324,41 @@ async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, E
             (reply, Effects::default())
         }
     }
+}
+
+/// Runs `req` for `admin` (blocking): refused outside its scope, else executed with the audit
+/// trail and, with an idempotency `key`, recorded under it; lists narrowed to its scope.
+fn run_as(
+    store: &Store,
+    admin: &AdminRecord,
+    req: &admin::Request,
+    key: Option<String>,
+    retention: std::time::Duration,
+) -> (Reply, Result<Outcome, AdminError>) {
+    let ctx = Context::now();
+    let actor = Actor { name: admin.name.to_string(), key: Some(admin.public_key.to_string()) };
+    if let Err(e) = store.read(|tx| guard::authorize(tx, admin, req)) {
+        let err = match e {
+            AuthzError::Denied(d) => AdminError::Denied(d),
+            AuthzError::Store(s) => AdminError::Store(s),
+        };
+        let refused = audit::entry(&actor, req, ctx.now_ms, format!("refused: {err}"));
+        audit::record(store, refused, retention);
+        let result = Err(err);
+        return (Reply::from_result(&result), result);
+    }
+    let run = || {
+        let result = audit::audited_execute(store, req, &ctx, &actor, retention);
+        result.map(|o| Outcome { response: guard::filtered(admin, o.response), ..o })
+    };
+    let Some(key) = key else {
+        let result = run();
+        return (Reply::from_result(&result), result);
+    };
+    let result = store.with_idempotency_key(&key, ctx.now_ms, run);
+    let reply = Reply::from_result(&result);
+    keep_answer(store, &key, ctx.now_ms, &reply);
+    (reply, result)
 }
 
 /// Records the answer of an applied request under its key, if it was applied (the key was

@@ -21,7 +21,7 @@ use crate::model::User;
 pub(crate) type Step = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// Every migration step, in order of `from_version`.
-pub(crate) const MIGRATIONS: &[(u64, Step)] = &[(1, to_v2)];
+pub(crate) const MIGRATIONS: &[(u64, Step)] = &[(1, to_v2), (2, to_v3)];
 
 /// Brings a store of version `found` (older than [`SCHEMA_VERSION`]) up to date inside `txn`.
 pub(crate) fn run(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
@@ -40,6 +40,13 @@ pub(crate) fn run(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> 
 fn to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     rebuild_user_nkeys(txn)?;
     txn.delete_table(tables::V1_SESSIONS).map_err(backend("dropping the sessions table"))?;
+    Ok(())
+}
+
+/// Version 2 → 3: named admins and the audit trail. Their tables start empty (`run` creates
+/// them); creds minted before have no admin record, so the admin API refuses them until
+/// `pbn admin admin add` (run on the store file) mints named ones.
+fn to_v3(_: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 

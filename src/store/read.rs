@@ -9,7 +9,9 @@ use super::keyring::{Keyring, Record};
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::keys::AccountPublicKey;
-use crate::model::{Account, AccountKind, ApiToken, Operator, OutboxEntry, Role, User};
+use crate::model::{
+    Account, AccountKind, AdminRecord, ApiToken, AuditRecord, Operator, OutboxEntry, Role, User,
+};
 
 /// What the token index says about a token hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,5 +328,33 @@ pub trait StoreRead: Source {
             self.list_outbox()?.into_iter().filter(|e| e.is_due(now_ms)).collect();
         due.sort_by_key(|e| e.next_attempt);
         Ok(due)
+    }
+
+    /// The admin named `name`.
+    fn get_admin(&self, name: &str) -> Result<Option<AdminRecord>, StoreError> {
+        get_record(self, tables::ADMINS, name)
+    }
+
+    /// The admin named `name`, or `NotFound`.
+    fn require_admin(&self, name: &str) -> Result<AdminRecord, StoreError> {
+        self.get_admin(name)?.ok_or_else(|| not_found(RecordKind::Admin, name))
+    }
+
+    /// The admin whose creds key is `key`.
+    fn admin_by_key(&self, key: &str) -> Result<Option<AdminRecord>, StoreError> {
+        match super::write_admins::admin_name_by_key(self, key)? {
+            Some(name) => self.get_admin(&name),
+            None => Ok(None),
+        }
+    }
+
+    /// Every admin, by name.
+    fn list_admins(&self) -> Result<Vec<AdminRecord>, StoreError> {
+        list_records(self, tables::ADMINS)
+    }
+
+    /// Audit entries recorded at or after `since_ms` (unix ms), oldest first.
+    fn list_audit(&self, since_ms: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        super::write_admins::audit_since(self, since_ms)
     }
 }

@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 2;
+pub(crate) const SCHEMA_VERSION: u64 = 3;
 
 /// The key of the schema version in [`META`].
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -77,11 +77,20 @@ pub(crate) const IDEMPOTENCY: TableDefinition<&str, (i64, &[u8])> =
 pub(crate) const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str), ()> =
     TableDefinition::new("idempotency_by_time");
 
+/// Named admins by name (schema 3).
+pub(crate) const ADMINS: RecordTable = TableDefinition::new("admins");
+
+/// Index: admin public key → admin name (a key belongs to one admin).
+pub(crate) const ADMIN_KEYS: TableDefinition<&str, &str> = TableDefinition::new("admin_keys");
+
+/// The audit trail: (unix ms, sequence within that ms) → encoded audit record, oldest first.
+pub(crate) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit");
+
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX] {
+    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS] {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;
@@ -91,5 +100,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(USER_NKEYS)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(IDEMPOTENCY_BY_TIME)?;
+    txn.open_table(ADMIN_KEYS)?;
+    txn.open_table(AUDIT)?;
     Ok(())
 }

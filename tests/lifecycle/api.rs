@@ -32,14 +32,7 @@ async fn admin_nats(live: &Live) -> Client {
         .expect("admin connect")
 }
 
-/// Sends raw `payload` to the admin endpoint and returns the reply's JSON and headers.
-async fn raw_request(client: &Client, payload: Vec<u8>) -> (Value, Option<async_nats::HeaderMap>) {
-    let msg = tokio::time::timeout(WAIT, client.request(REQUEST_SUBJECT, payload.into()))
-        .await
-        .expect("an answer within the deadline")
-        .expect("the request is answered");
-    (serde_json::from_slice(&msg.payload).expect("a JSON reply"), msg.headers)
-}
+use super::admins::raw_request;
 
 /// Every record, as admin list responses (to prove that nothing changed).
 fn snapshot(live: &Live) -> Vec<Response> {
@@ -134,7 +127,7 @@ async fn a_locked_store_names_the_remote_options() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_requests_get_error_replies_change_nothing_and_the_service_keeps_serving() {
     let live = Live::start(DeployOptions::default(), |_| {}).await;
-    let client = admin_nats(&live).await;
+    let client = super::admins::SignedNats::new(&live, &live.creds).await;
     let before = snapshot(&live);
 
     let (reply, headers) = raw_request(&client, b"{not json".to_vec()).await;
