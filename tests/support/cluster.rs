@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
+use super::server::START_ATTEMPTS;
 use super::wait::Deadline;
-use super::{HarnessError, NatsServer};
+use super::{free_port, HarnessError, NatsServer};
 
 /// The `cluster.name` the harness gives every cluster.
 pub const CLUSTER_NAME: &str = "pbn-test";
@@ -76,13 +77,40 @@ impl Cluster {
     /// Like [`Cluster::start`], with JetStream on every node (each with its own store dir,
     /// removed with the node), waiting until every node knows the JetStream meta leader.
     ///
+    /// A JetStream cluster needs every node, the first included, to start with routes, so the
+    /// route ports are planned before the start ([`free_port`]) and every node gets the full
+    /// mesh; a port taken meanwhile by another process means a retry with fresh ports.
+    ///
     /// # Panics
     /// If a node does not start, or the routes or JetStream do not come up within 30 s each.
     pub async fn start_jetstream(n: usize, config_fn: impl Fn(usize) -> String) -> Cluster {
-        let with_js = |index| format!("{}\n{JETSTREAM_BLOCK}", config_fn(index));
-        let cluster = Self::start(n, with_js).await;
+        let mut attempt = 1;
+        let cluster = loop {
+            let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            match Self::try_start_planned(&ports, &config_fn).await {
+                Err(HarnessError::PortInUse { .. }) if attempt < START_ATTEMPTS => attempt += 1,
+                Err(err) => panic!("{err}"),
+                Ok(cluster) => break cluster,
+            }
+        };
         cluster.try_wait_for_jetstream(JETSTREAM_TIMEOUT).await.unwrap_or_else(|e| panic!("{e}"));
         cluster
+    }
+
+    /// Starts one JetStream node per route port in `ports`, each routed to all of them.
+    async fn try_start_planned(
+        ports: &[u16],
+        config_fn: &impl Fn(usize) -> String,
+    ) -> Result<Cluster, HarnessError> {
+        let mut nodes = Vec::with_capacity(ports.len());
+        for (index, port) in ports.iter().enumerate() {
+            let block = cluster_block(index, Some(*port), ports);
+            let config = format!("{}\n{JETSTREAM_BLOCK}\n{block}", config_fn(index));
+            nodes.push(NatsServer::builder(&config).try_start().await?);
+        }
+        let cluster = Cluster { nodes };
+        cluster.try_wait_for_routes(ROUTE_TIMEOUT).await?;
+        Ok(cluster)
     }
 
     /// Waits until JetStream on every node is enabled and knows its meta leader.

@@ -14,10 +14,11 @@ use super::{connz, SessionRegistry};
 use crate::keys::{AccountPublicKey, ServerPublicKey};
 use crate::model::{Name, Session};
 
-/// Subject of the per-account disconnect events (system account).
-pub const DISCONNECT_EVENTS: &str = "$SYS.ACCOUNT.*.DISCONNECT";
-/// Subject of the per-account connect events (system account).
-pub const CONNECT_EVENTS: &str = "$SYS.ACCOUNT.*.CONNECT";
+/// One subscription for both the per-account connect (`$SYS.ACCOUNT.<acc>.CONNECT`) and
+/// disconnect (`….DISCONNECT`) events (system account): a server's events then arrive in the
+/// order it sent them, so a short connection's disconnect is never applied before its connect
+/// (which would leave a session that no event ends). Other events of this shape are ignored.
+pub const CLIENT_EVENTS: &str = "$SYS.ACCOUNT.*.*";
 
 /// How long a session may wait for its connect event: nats-server's auth timeout as pbn
 /// configures it (`pbn nats-conf --auth-timeout`, 5 s by default), plus a margin for the
@@ -122,16 +123,15 @@ fn apply(registry: &SessionRegistry, connected: bool, payload: &[u8]) {
     }
 }
 
-type Subs = (async_nats::Subscriber, async_nats::Subscriber);
+type Subs = async_nats::Subscriber;
 
 /// Subscribes `client` to connect and disconnect events, and makes sure the server has the
-/// subscriptions before the registry relies on them.
+/// subscription before the registry relies on it.
 async fn subscribe_events(client: &async_nats::Client) -> Result<Subs, async_nats::Error> {
-    let disconnects = client.subscribe(DISCONNECT_EVENTS).await?;
-    let connects = client.subscribe(CONNECT_EVENTS).await?;
-    // A round trip: once the server answers, it has processed both subscriptions.
+    let events = client.subscribe(CLIENT_EVENTS).await?;
+    // A round trip: once the server answers, it has processed the subscription.
     client.request("$SYS.REQ.USER.INFO", "".into()).await?;
-    Ok((disconnects, connects))
+    Ok(events)
 }
 
 /// Keeps `registry` in step with the servers through the system connection's current client
@@ -173,17 +173,15 @@ pub async fn track(
 /// Applies the events of `subs` and takes a snapshot at once and every [`RESYNC_INTERVAL`];
 /// returns when a subscription ends.
 async fn follow(client: &async_nats::Client, subs: Subs, registry: &SessionRegistry) {
-    let (mut disconnects, mut connects) = subs;
+    let mut events = subs;
     let mut resync = tokio::time::interval(RESYNC_INTERVAL);
     let mut sync = std::pin::pin!(futures::future::Fuse::terminated());
     loop {
         tokio::select! {
-            m = disconnects.next() => match m {
-                Some(m) => apply(registry, false, &m.payload),
-                None => return,
-            },
-            m = connects.next() => match m {
-                Some(m) => apply(registry, true, &m.payload),
+            m = events.next() => match m {
+                Some(m) if m.subject.ends_with(".DISCONNECT") => apply(registry, false, &m.payload),
+                Some(m) if m.subject.ends_with(".CONNECT") => apply(registry, true, &m.payload),
+                Some(_) => {}
                 None => return,
             },
             _ = resync.tick(), if sync.is_terminated() => {
