@@ -87,6 +87,7 @@ async fn cluster_files_run_a_jetstream_cluster_with_logins_and_r3_kv_in_pbns_acc
             .args([std::ffi::OsStr::new("--out"), out.as_os_str()])
             .run();
     rendered.success();
+    assert!(rendered.stderr.contains("account edit AUTH --js-disk"), "{}", rendered.streams());
     let mut nodes = Vec::new();
     for i in 1..=3 {
         let text = read(&out.join(format!("pbn-{i}.conf")));

@@ -202,3 +202,45 @@ async fn follow(client: &async_nats::Client, subs: Subs, registry: &SessionRegis
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyKind, KeyPair};
+
+    /// An event as nats-server 2.15.1 sends it (trimmed to what pbn reads, plus noise).
+    fn event(server: &str, acc: &str, cid: u64, jwt: Option<&str>) -> Vec<u8> {
+        let mut client = serde_json::json!({
+            "start": "2026-11-29T06:07:38.878856844Z", "host": "127.0.0.1", "id": cid,
+            "acc": acc, "user": "alice", "lang": "rust", "ver": "0.51.0",
+            "issuer_key": "ASIGNER", "name_tag": "APP", "kind": "Client", "client_type": "nats"
+        });
+        if let Some(jwt) = jwt {
+            client["jwt"] = jwt.into();
+        }
+        serde_json::json!({
+            "type": "io.nats.server.advisory.v1.client_connect",
+            "server": {"name": "pbn-1", "id": server, "ver": "2.15.1"},
+            "client": client,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn connect_and_disconnect_events_maintain_the_view() {
+        let server = KeyPair::generate(KeyKind::Server).public_key().to_string();
+        let acc = KeyPair::generate(KeyKind::Account).public_key().to_string();
+        let r = SessionRegistry::new();
+        apply(&r, true, &event(&server, &acc, 9, None));
+        let s = r.of_user("alice");
+        assert_eq!(s.len(), 1);
+        assert_eq!((s[0].client_id, s[0].issuer.as_deref()), (9, Some("ASIGNER")));
+        apply(&r, true, &event(&server, &acc, 10, Some("eyJ.creds.user")));
+        assert_eq!(r.len(), 1, "a creds user is not a callout session");
+        apply(&r, false, &event(&server, &acc, 9, None));
+        assert!(r.is_empty());
+        apply(&r, true, b"not json");
+        assert!(r.is_empty());
+    }
+}
