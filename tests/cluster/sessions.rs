@@ -122,3 +122,32 @@ async fn a_user_deactivated_through_one_replica_is_kicked_from_the_other() {
     assert!(b.log().contains("kicked=1"), "replica b kicked:\n{}", b.log());
     assert_refused(&d, 1, "alice").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connz_snapshot_pages_through_every_server_and_lists_callout_users_only() {
+    let d = deployment(2, None).await;
+    let replica = Replica::start(&d, "a", 0);
+    wait_callouts(&d, 2, 1).await;
+    let mut conns = Vec::new();
+    for i in 0..5 {
+        conns.push(login(&d, i % 2, if i < 3 { "alice" } else { "bob" }).await);
+    }
+    // A creds-free connection of pbn's own (the service user) is not a session.
+    let _service = d.service_client(1).await;
+    let sys = pbn::SYS_ACCOUNT;
+    let client = crate::support::deploy::sys_user_options(&d.account(sys))
+        .connect(d.url(1))
+        .await
+        .expect("system user connects");
+    // Pages of 1: the first answer of each server, then one request per further page.
+    let listed = pbn::connz_sessions(client, 1).await.expect("snapshot");
+    let keys: std::collections::BTreeSet<(String, u64)> =
+        listed.iter().map(|s| (s.server_id.to_string(), s.client_id)).collect();
+    assert_eq!((listed.len(), keys.len()), (5, 5), "every login once: {listed:?}");
+    assert_eq!(listed.iter().filter(|s| s.user.as_str() == "alice").count(), 3);
+    let servers: std::collections::BTreeSet<String> =
+        listed.iter().map(|s| s.server_id.to_string()).collect();
+    assert_eq!(servers.len(), 2, "both servers listed");
+    assert!(listed.iter().all(|s| s.issuer.is_some() && s.user_nkey.is_none()));
+    drop(replica);
+}

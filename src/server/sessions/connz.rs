@@ -24,8 +24,9 @@ const FIRST_ANSWER: Duration = Duration::from_secs(2);
 const QUIET: Duration = Duration::from_millis(250);
 /// How long one further page may take.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Servers' first answers read: far more servers than one cluster has (a supercluster answers
-/// through its gateways too); beyond it the snapshot fails rather than being partial.
+/// Servers' answers read: far more servers than one cluster has (a supercluster answers through
+/// its gateways too); beyond it the snapshot fails rather than being partial. Answers are parsed
+/// as they arrive, so memory is bounded by the sessions kept ([`MAX_SESSIONS`]), not by this.
 const MAX_SERVERS: usize = 1024;
 
 /// Failures of a CONNZ snapshot (the registry then keeps what the events made of it).
@@ -105,9 +106,9 @@ struct Conn {
     issuer_key: String,
 }
 
-/// The query for page `offset`.
-fn query(offset: usize) -> bytes::Bytes {
-    serde_json::json!({ "auth": true, "limit": CONNZ_PAGE, "offset": offset }).to_string().into()
+/// The query for the page of `limit` connections from `offset`.
+fn query(offset: usize, limit: usize) -> bytes::Bytes {
+    serde_json::json!({ "auth": true, "limit": limit, "offset": offset }).to_string().into()
 }
 
 /// Parses one answer into (server id, total, sessions on the page, entries on the page).
@@ -142,10 +143,28 @@ fn parse(payload: &[u8]) -> Result<(String, usize, Vec<Session>, usize), Session
     Ok((server, data.total, sessions, seen))
 }
 
+/// Adds `sessions` to `listed`, failing once it would hold more than [`MAX_SESSIONS`].
+fn extend(listed: &mut Vec<Session>, sessions: Vec<Session>) -> Result<(), SessionsError> {
+    if listed.len() + sessions.len() > MAX_SESSIONS {
+        return Err(SessionsError::TooLarge(MAX_SESSIONS));
+    }
+    listed.extend(sessions);
+    Ok(())
+}
+
 /// The callout sessions every server that answers reports, through the system-account client
 /// `client`. Fails (rather than returning a partial list) when a page of an answering server
 /// cannot be read, so a caller never drops live sessions for a list it did not get.
 pub async fn snapshot(client: async_nats::Client) -> Result<Vec<Session>, SessionsError> {
+    snapshot_paged(client, CONNZ_PAGE).await
+}
+
+/// [`snapshot`] with pages of `page` connections (at least 1).
+pub async fn snapshot_paged(
+    client: async_nats::Client,
+    page: usize,
+) -> Result<Vec<Session>, SessionsError> {
+    let page = page.max(1);
     const PING: &str = "$SYS.REQ.SERVER.PING.CONNZ";
     let request_failed = |subject: &str, reason: String| SessionsError::Request {
         subject: subject.to_string(),
@@ -155,42 +174,40 @@ pub async fn snapshot(client: async_nats::Client) -> Result<Vec<Session>, Sessio
     let mut answers =
         client.subscribe(inbox.clone()).await.map_err(|e| request_failed(PING, e.to_string()))?;
     client
-        .publish_with_reply(PING, inbox, query(0))
+        .publish_with_reply(PING, inbox, query(0, page))
         .await
         .map_err(|e| request_failed(PING, e.to_string()))?;
-    let mut first = Vec::new();
+    // Each answer is parsed as it arrives: only its sessions are kept, never the raw pages.
+    let mut listed = Vec::new();
+    let mut more = Vec::new();
     let mut wait = FIRST_ANSWER;
     while let Ok(Some(msg)) = tokio::time::timeout(wait, answers.next()).await {
-        if first.len() == MAX_SERVERS {
+        if more.len() == MAX_SERVERS {
             return Err(SessionsError::TooLarge(MAX_SERVERS));
         }
-        first.push(msg.payload);
+        let (server, total, sessions, seen) = parse(&msg.payload)?;
+        extend(&mut listed, sessions)?;
+        more.push((server, total, seen));
         wait = QUIET;
     }
-    if first.is_empty() {
+    if more.is_empty() {
         return Err(SessionsError::NoAnswer { subject: PING.into(), timeout: FIRST_ANSWER });
     }
-    let mut listed = Vec::new();
-    for payload in first {
-        let (server, total, sessions, mut seen) = parse(&payload)?;
-        listed.extend(sessions);
+    for (server, total, mut seen) in more {
         while seen < total {
-            if listed.len() > MAX_SESSIONS || seen > MAX_SESSIONS {
-                return Err(SessionsError::TooLarge(MAX_SESSIONS));
-            }
             let subject = format!("$SYS.REQ.SERVER.{server}.CONNZ");
-            let msg =
-                tokio::time::timeout(PAGE_TIMEOUT, client.request(subject.clone(), query(seen)))
-                    .await
-                    .map_err(|_| {
-                        request_failed(&subject, format!("no answer within {PAGE_TIMEOUT:?}"))
-                    })?
-                    .map_err(|e| request_failed(&subject, e.to_string()))?;
+            let msg = tokio::time::timeout(
+                PAGE_TIMEOUT,
+                client.request(subject.clone(), query(seen, page)),
+            )
+            .await
+            .map_err(|_| request_failed(&subject, format!("no answer within {PAGE_TIMEOUT:?}")))?
+            .map_err(|e| request_failed(&subject, e.to_string()))?;
             let (_, _, sessions, next) = parse(&msg.payload)?;
             if next <= seen {
                 break;
             }
-            listed.extend(sessions);
+            extend(&mut listed, sessions)?;
             seen = next;
         }
     }
