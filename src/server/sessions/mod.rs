@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::{Limit, Session};
 
-pub use connz::{snapshot, snapshot_paged, SessionsError, CONNZ_PAGE};
+pub use connz::{snapshot_paged, SessionsError};
 pub use events::{track, CONFIRM_TIMEOUT};
 
 /// Key of a session: (server id, client id), unique across a cluster.
