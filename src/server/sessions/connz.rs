@@ -154,7 +154,10 @@ fn extend(listed: &mut Vec<Session>, sessions: Vec<Session>) -> Result<(), Sessi
 
 /// The callout sessions every server that answers reports, through the system-account client
 /// `client`. Fails (rather than returning a partial list) when a page of an answering server
-/// cannot be read, so a caller never drops live sessions for a list it did not get.
+/// cannot be read, so a caller never drops live sessions for a list it did not get. A server
+/// that has not answered within [`QUIET`] of the others counts as having no connections: a dead
+/// server's sessions went with it; a merely slow one's come back with its next events or the
+/// next snapshot.
 pub async fn snapshot(client: async_nats::Client) -> Result<Vec<Session>, SessionsError> {
     snapshot_paged(client, CONNZ_PAGE).await
 }
