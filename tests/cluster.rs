@@ -44,7 +44,7 @@ impl Replica {
     fn start(d: &Deployment, name: &str, server: usize) -> Replica {
         let dir = d.store().path().parent().expect("the store is in a temp dir");
         let store = dir.join(format!("{name}.redb"));
-        std::fs::copy(d.store().path(), &store).expect("copy the store file");
+        copy_store(d.store().path(), &store);
         Replica::serve(store, d.url(server), dir.join(format!("{name}.log")))
     }
 
@@ -107,6 +107,19 @@ impl Replica {
             }
             deadline.tick().await;
         }
+    }
+}
+
+/// Copies the store file `src` to `dst`, with its key file (`<store>.key`) when it has one.
+fn copy_store(src: &Path, dst: &Path) {
+    let key = |p: &Path| {
+        let mut name = p.as_os_str().to_os_string();
+        name.push(".key");
+        PathBuf::from(name)
+    };
+    std::fs::copy(src, dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
+    if key(src).exists() {
+        std::fs::copy(key(src), key(dst)).unwrap_or_else(|e| panic!("copy the store key: {e}"));
     }
 }
 

@@ -9,7 +9,7 @@ use async_nats::Client;
 use pbn::{AccountEdit, LimitPatch, ListPatch, Request, RolePatch, AUTH_ACCOUNT};
 use serde_json::{json, Value};
 
-use super::{login_options, Replica, WAIT};
+use super::{copy_store, login_options, Replica, WAIT};
 use crate::support::deploy::{service_options, ClientEvents, DeployOptions, Deployment};
 use crate::support::pbn::Pbn;
 use crate::support::{free_port, Deadline, NatsServer};
@@ -78,7 +78,7 @@ async fn cluster_files_run_a_jetstream_cluster_with_logins_and_r3_kv_in_pbns_acc
 
     let dir = d.store().path().parent().expect("temp dir").to_path_buf();
     let conf_store = dir.join("conf.redb");
-    std::fs::copy(d.store().path(), &conf_store).expect("copy the store");
+    copy_store(d.store().path(), &conf_store);
     let out = dir.join("conf");
     let base = base_port(3);
     let rendered =
@@ -113,7 +113,7 @@ async fn cluster_files_run_a_jetstream_cluster_with_logins_and_r3_kv_in_pbns_acc
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let replica_store = dir.join("serve.redb");
-    std::fs::copy(d.store().path(), &replica_store).expect("copy the store");
+    copy_store(d.store().path(), &replica_store);
     let replica = Replica::serve(replica_store, nodes[0].client_url(), dir.join("serve.log"));
     replica.wait_log("callout subscribed", 1).await;
 
