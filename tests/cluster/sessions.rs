@@ -7,6 +7,7 @@ use pbn::{ListPatch, RolePatch};
 
 use super::{admin, admin_creds, assert_refused, login, wait_callouts, Replica, UserConn};
 use crate::support::deploy::{DeployOptions, Deployment};
+use crate::support::Deadline;
 
 /// A deployment of `servers` servers (a cluster from 2 on) with account APP, role `app` (at
 /// most `cap` connections per user when given) and users `alice` and `bob`.
@@ -111,7 +112,13 @@ async fn a_user_deactivated_through_one_replica_is_kicked_from_the_other() {
     }
     let alice = login_through(&d, 0, "alice", &[&a, &b], 0).await;
     // b learns of alice from the connect event (it was running, its snapshot already taken).
-    b.wait_sessions(1).await;
+    // How long that takes is the window in which a cap can be exceeded (README).
+    let connected = Instant::now();
+    let deadline = Deadline::after(super::WAIT, "replica b to count alice");
+    while b.sessions().await != Some(1.0) {
+        deadline.tick().await;
+    }
+    eprintln!("replica b counted the session {:?} after the connect returned", connected.elapsed());
     assert_eq!(b.log().matches("sessions synchronised").count(), 1, "no second snapshot");
 
     // With a gone (its store copy never changes), b answers the admin request.
