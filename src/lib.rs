@@ -99,7 +99,9 @@ pub use server::connection::{
 };
 pub use server::http::HttpError;
 pub use server::publisher::{Publisher, CLAIMS_UPDATE, SERVER_PING};
-pub use server::sessions::{SessionRegistry, CONFIRM_TIMEOUT};
+pub use server::sessions::{
+    snapshot_paged as connz_sessions, SessionRegistry, SessionsError, CONFIRM_TIMEOUT,
+};
 pub use server::{run, run_with_store, ServerError};
 pub use shutdown::channel as shutdown_channel;
 pub use store::{ReadTx, Store, StoreError, StoreRead, WriteTx, SERVICE_COMMAND};

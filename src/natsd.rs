@@ -19,8 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 /// Environment variable naming the nats-server binary (set by `scripts/test.sh`).
 pub const BINARY_ENV: &str = "PBN_NATS_SERVER";
 /// Where `scripts/install-nats-server.sh` puts the pinned nats-server, below the project root.
@@ -410,6 +408,13 @@ impl Natsd {
         monitor(http, path).await
     }
 
+    /// The identity of the running server (see [`identity`]).
+    pub async fn identity(&self) -> Result<ServerIdentity, NatsdError> {
+        let log = || self.opts.log.clone();
+        let port = self.ports.ok_or_else(|| self.not_running())?;
+        identity(port.http.ok_or_else(|| NatsdError::NoMonitoring { log: log() })?).await
+    }
+
     /// Pins every picked port to the one `ports` shows.
     fn pin(&mut self, ports: Ports) {
         if self.opts.client == Port::Pick {
@@ -514,34 +519,10 @@ impl Drop for Natsd {
     }
 }
 
-/// GETs `path` from the monitoring endpoint on loopback port `http` and parses the JSON body.
-pub async fn monitor(http: u16, path: &str) -> Result<serde_json::Value, NatsdError> {
-    let url = format!("http://127.0.0.1:{http}{path}");
-    let fail = |reason: String| NatsdError::Monitor { url: url.clone(), reason };
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, http)).await?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(IO_TIMEOUT, exchange)
-        .await
-        .map_err(|_| fail(format!("no response within {IO_TIMEOUT:?}")))?
-        .map_err(|err| fail(err.to_string()))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) =
-        text.split_once("\r\n\r\n").ok_or_else(|| fail("response has no header end".into()))?;
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        return Err(fail(format!("status {status:?}, body {body:?}")));
-    }
-    serde_json::from_str(body).map_err(|err| fail(format!("body is not json: {err}")))
-}
-
+mod monitor;
 mod spawn;
 
+pub use monitor::{identity, jetstream_ready, monitor, route_peers, wait_for, ServerIdentity};
 pub use spawn::{send_signal, spawn_tied};
 
 #[cfg(test)]

@@ -236,11 +236,7 @@ fn spawn_tasks(
             callout.max_concurrent,
             shutdown.clone(),
         )),
-        tokio::spawn(sessions::track_disconnects(
-            system.client(),
-            sessions.clone(),
-            shutdown.clone(),
-        )),
+        tokio::spawn(sessions::track(system.client(), sessions.clone(), shutdown.clone())),
         tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone())),
         tokio::spawn(prune_sessions(sessions, shutdown.clone())),
         tokio::spawn(publisher.run(system.client(), shutdown.clone())),

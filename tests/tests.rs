@@ -6,6 +6,7 @@ mod support;
 mod callout;
 mod cli;
 mod clients;
+mod cluster;
 mod connection;
 mod lifecycle;
 mod memory;

@@ -30,6 +30,7 @@ use crate::server::connection::ConnectionError;
 use crate::server::http::HttpError;
 use crate::server::lifecycle::LifecycleError;
 use crate::server::publisher::PublisherError;
+use crate::server::sessions::SessionsError;
 use crate::server::version::VersionError;
 use crate::server::ServerError;
 use crate::store::StoreError;
@@ -235,6 +236,7 @@ registry!(
     CalloutError,
     PublisherError,
     LifecycleError,
+    SessionsError,
     IssueError,
     ClaimsError,
     ModelError,
@@ -501,6 +503,17 @@ impl Classify for LifecycleError {
     fn exit_class(&self) -> ExitClass {
         match self {
             LifecycleError::Request { .. } | LifecycleError::Refused { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for SessionsError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            SessionsError::NoAnswer { .. }
+            | SessionsError::Request { .. }
+            | SessionsError::Reply { .. }
+            | SessionsError::TooLarge(_) => ExitClass::Other,
         }
     }
 }

@@ -32,7 +32,13 @@ pub(super) fn nats_conf(a: NatsConfArgs) -> Result<()> {
                 host: "127.0.0.1".into(),
             };
             layout.validate()?;
-            natsconf::render(&fetch_trust(&a, &store)?, &layout)?
+            let files = natsconf::render(&fetch_trust(&a, &store)?, &layout)?;
+            eprintln!(
+                "note: JetStream is on in every node; an account holds streams only when its JWT \
+                 grants JetStream limits (pbn's own account: pbn admin account edit AUTH \
+                 --js-disk BYTES --js-memory BYTES)"
+            );
+            files
         }
         None => {
             let opts = file.nats_conf.overlay(flags(&a)).resolve(&out)?;

@@ -81,8 +81,12 @@ impl CloseSessions {
             CloseSessions::Account(key) => session.account == *key,
             CloseSessions::SignedBy { account, keys, removed, at } => {
                 session.account == *account
-                    && session.issued < *at
-                    && signed_by_removed(keys, removed, session.issued)
+                    && match &session.issuer {
+                        Some(issuer) => removed.contains(issuer),
+                        None => {
+                            session.issued < *at && signed_by_removed(keys, removed, session.issued)
+                        }
+                    }
             }
         }
     }

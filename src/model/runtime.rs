@@ -19,11 +19,16 @@ pub struct Session {
     pub user: Name,
     /// The account the user JWT placed the client in.
     pub account: AccountPublicKey,
-    /// The client's key (the `sub` of its user JWT), revocable in the account.
-    pub user_nkey: UserPublicKey,
-    /// Unix seconds the user JWT was issued.
+    /// The client's key (the `sub` of its user JWT), revocable in the account; `None` for a
+    /// session known only from the servers (they do not report it).
+    pub user_nkey: Option<UserPublicKey>,
+    /// The signing key that signed the user JWT, when known (the servers report it).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Unix seconds the user JWT was issued (0 for a session known only from the servers).
     pub issued: i64,
-    /// Unix seconds the user JWT expires; the session ends by then at the latest.
+    /// Unix seconds the user JWT expires; the session ends by then at the latest (`i64::MAX`
+    /// for a session known only from the servers: their disconnect event ends it).
     pub expires: i64,
 }
 

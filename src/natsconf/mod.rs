@@ -7,7 +7,8 @@
 //! (which is also the callout's deadline). Rendering is pure; [`write_configs`] does the I/O.
 //!
 //! Two layouts: [`render`] writes the loopback files of a test or a quickstart (one server, or
-//! `--cluster N` nodes routed on 127.0.0.1); [`render_server`] writes the file of one production
+//! `--cluster N` nodes routed on 127.0.0.1, each with JetStream in its own store directory, so
+//! an account whose JWT grants JetStream limits can hold R1 to RN streams and KV buckets); [`render_server`] writes the file of one production
 //! server from [`ServerOptions`] (listen address, TLS, monitoring, cluster routes to real
 //! machines, JetStream, leaf nodes), which [`RawNatsConf::resolve`] checks from the flags and the
 //! `[nats_conf]` section of a TOML file.
@@ -178,11 +179,17 @@ pub fn render(trust: &Trust, layout: &Layout) -> Result<Vec<RenderedConfig>, Nat
     let route_port = |i| layout.port + ROUTE_PORT_OFFSET + i;
     let mut out = Vec::with_capacity(usize::from(nodes));
     for i in 0..nodes {
-        let (file, name, dir) = match layout.cluster {
-            None => ("nats.conf".to_string(), "pbn".to_string(), layout.out_dir.join("jwt")),
+        let (file, name, dir, jetstream) = match layout.cluster {
+            None => ("nats.conf".to_string(), "pbn".to_string(), layout.out_dir.join("jwt"), None),
             Some(_) => {
                 let name = format!("pbn-{}", i + 1);
-                (format!("{name}.conf"), name.clone(), layout.out_dir.join(&name).join("jwt"))
+                let node_dir = layout.out_dir.join(&name);
+                let js = options::JetStreamOptions {
+                    store_dir: node_dir.join("js"),
+                    max_mem: None,
+                    max_file: None,
+                };
+                (format!("{name}.conf"), name, node_dir.join("jwt"), Some(js))
             }
         };
         let cluster = layout.cluster.map(|_| ClusterOptions {
@@ -198,7 +205,7 @@ pub fn render(trust: &Trust, layout: &Layout) -> Result<Vec<RenderedConfig>, Nat
             tls: None,
             http: None,
             cluster,
-            jetstream: None,
+            jetstream,
             leafnodes: None,
         };
         out.push(render_server(trust, &opts, layout.out_dir.join(file)));
@@ -381,6 +388,12 @@ mod tests {
         assert!(files[1].text.contains("nats-route://127.0.0.1:7002"));
         assert!(!files[1].text.contains("nats-route://127.0.0.1:7001"));
         assert!(files[2].text.contains("dir: \"/tmp/c/pbn-3/jwt\""));
+        for (i, f) in files.iter().enumerate() {
+            let js = format!("jetstream {{\n  store_dir: \"/tmp/c/pbn-{}/js\"\n}}", i + 1);
+            assert!(f.text.contains(&js), "node {i} lacks its own JetStream dir:\n{}", f.text);
+        }
+        let single = render(&trust(), &Layout::single("/tmp/c", 5000)).unwrap();
+        assert!(!single[0].text.contains("jetstream"), "a single server stays without JetStream");
     }
 
     #[test]

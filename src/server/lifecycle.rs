@@ -9,9 +9,9 @@
 //! callout and get the new permissions, or are refused.
 //!
 //! The effects were decided by the change itself, inside its transaction; nothing here reads
-//! the records or knows which command ran, so changes can be applied concurrently. Sessions
-//! admitted by another `pbn serve` replica are not in this registry; the pushed account JWT
-//! still reaches those where the server enforces it.
+//! the records or knows which command ran, so changes can be applied concurrently. The registry
+//! holds the sessions of every replica (it is built from the servers' events), and each kick goes
+//! to the server that holds the connection, so the replica that ran the change closes them all.
 
 use std::time::Duration;
 

@@ -3,17 +3,23 @@
 //! Every port is picked by the server that binds it, so none can collide: nodes start one after
 //! another, each with a route to every node started before it (which makes a full mesh), and
 //! once a node is ready its config is rewritten with the route port it got, so a restart keeps it.
+//! [`Cluster::start_jetstream`] gives every node JetStream with its own store directory inside
+//! the node's temp dir (removed with it) and waits until the JetStream meta group has a leader.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
+use super::server::START_ATTEMPTS;
 use super::wait::Deadline;
-use super::{HarnessError, NatsServer};
+use super::{free_port, HarnessError, NatsServer};
 
 /// The `cluster.name` the harness gives every cluster.
 pub const CLUSTER_NAME: &str = "pbn-test";
 /// How long a cluster may take to connect every route.
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long JetStream may take to elect its meta leader once the routes are up.
+const JETSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// The JetStream block of a node: its own store directory in its temp dir.
+pub const JETSTREAM_BLOCK: &str = "jetstream {\n  store_dir: \"{{DIR}}/js\"\n}\n";
 
 /// The config lines that make a node a member of the cluster: `server_name` `node-<index>` and a
 /// `cluster` block listening on `port` (`-1`: picked by the server) with routes to `routes`.
@@ -68,6 +74,61 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Like [`Cluster::start`], with JetStream on every node (each with its own store dir,
+    /// removed with the node), waiting until every node knows the JetStream meta leader.
+    ///
+    /// A JetStream cluster needs every node, the first included, to start with routes, so the
+    /// route ports are planned before the start ([`free_port`]) and every node gets the full
+    /// mesh; a port taken meanwhile by another process means a retry with fresh ports.
+    ///
+    /// # Panics
+    /// If a node does not start, or the routes or JetStream do not come up within 30 s each.
+    pub async fn start_jetstream(n: usize, config_fn: impl Fn(usize) -> String) -> Cluster {
+        let mut attempt = 1;
+        let cluster = loop {
+            let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            match Self::try_start_planned(&ports, &config_fn).await {
+                Err(HarnessError::PortInUse { .. }) if attempt < START_ATTEMPTS => attempt += 1,
+                Err(err) => panic!("{err}"),
+                Ok(cluster) => break cluster,
+            }
+        };
+        cluster.try_wait_for_jetstream(JETSTREAM_TIMEOUT).await.unwrap_or_else(|e| panic!("{e}"));
+        cluster
+    }
+
+    /// Starts one JetStream node per route port in `ports`, each routed to all of them.
+    async fn try_start_planned(
+        ports: &[u16],
+        config_fn: &impl Fn(usize) -> String,
+    ) -> Result<Cluster, HarnessError> {
+        let mut nodes = Vec::with_capacity(ports.len());
+        for (index, port) in ports.iter().enumerate() {
+            let block = cluster_block(index, Some(*port), ports);
+            let config = format!("{}\n{JETSTREAM_BLOCK}\n{block}", config_fn(index));
+            nodes.push(NatsServer::builder(&config).try_start().await?);
+        }
+        let cluster = Cluster { nodes };
+        cluster.try_wait_for_routes(ROUTE_TIMEOUT).await?;
+        Ok(cluster)
+    }
+
+    /// Waits until JetStream on every node is enabled and knows its meta leader.
+    pub async fn try_wait_for_jetstream(&self, timeout: Duration) -> Result<(), HarnessError> {
+        for node in &self.nodes {
+            let http = node.http_port();
+            pbn::natsd::wait_for(
+                http,
+                "jetstream meta leader",
+                timeout,
+                pbn::natsd::jetstream_ready,
+            )
+            .await
+            .map_err(|e| HarnessError::Timeout { what: e.to_string(), timeout })?;
+        }
+        Ok(())
+    }
+
     /// Node `index` (from 0).
     ///
     /// # Panics
@@ -98,14 +159,10 @@ impl Cluster {
     ///
     /// Counts servers, not connections: nats-server pools several connections per peer.
     pub async fn try_route_peers(node: &NatsServer) -> Result<usize, HarnessError> {
-        let routez = node.try_monitor("/routez").await?;
-        let peers: BTreeSet<&str> = routez["routes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|route| route["remote_id"].as_str())
-            .collect();
-        Ok(peers.len())
+        pbn::natsd::route_peers(node.http_port()).await.map_err(|e| HarnessError::Monitor {
+            url: node.monitoring_url(),
+            reason: e.to_string(),
+        })
     }
 
     /// Waits until every node has routes to all other nodes (every node must be running).

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 // Re-exported for the test modules; unused ones are not an error (see `dead_code` above).
 #[allow(unused_imports)]
-pub use cluster::{Cluster, CLUSTER_NAME};
+pub use cluster::{Cluster, CLUSTER_NAME, JETSTREAM_BLOCK};
 #[allow(unused_imports)]
 pub use refuser::Refuser;
 #[allow(unused_imports)]

@@ -340,6 +340,12 @@ impl NatsServer {
         self.try_monitor(path).await.unwrap_or_else(|err| panic!("{err}"))
     }
 
+    /// The running server's id (as `$SYS.REQ.SERVER.<id>.*` and connect events name it) and
+    /// its `server_name`, from `/varz`.
+    pub async fn identity(&self) -> natsd::ServerIdentity {
+        natsd::identity(self.http_port).await.unwrap_or_else(|err| panic!("{err}"))
+    }
+
     /// Waits until the first run is ready and records its ports.
     async fn ready(&mut self, requested: u16) -> Result<(), HarnessError> {
         match self.natsd_mut().wait_ready().await {

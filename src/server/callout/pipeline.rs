@@ -329,7 +329,8 @@ impl Pipeline {
             client_id: req.client.id,
             user: user.name.clone(),
             account: acc.public_key.clone(),
-            user_nkey: user_key,
+            user_nkey: Some(user_key),
+            issuer: Some(signer.public_key().to_string()),
             issued: now,
             expires: exp,
         };

@@ -82,7 +82,10 @@ impl Fixture {
             client_id: cid,
             user: Name::parse(user).unwrap(),
             account: acc.public_key,
-            user_nkey: UserPublicKey::parse(KeyPair::generate(KeyKind::User).public_key()).unwrap(),
+            user_nkey: Some(
+                UserPublicKey::parse(KeyPair::generate(KeyKind::User).public_key()).unwrap(),
+            ),
+            issuer: None,
             issued,
             expires: issued + 3600,
         };
