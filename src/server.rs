@@ -167,7 +167,14 @@ async fn serve(
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", "pbn serve started");
-    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
+    let metrics = pipeline.metrics().clone();
+    let publisher =
+        Publisher::new(store.clone(), settings.publisher.clone()).with_metrics(metrics.clone());
+    let watchers =
+        [("callout", service.state()), ("system", system.state())].map(|(name, state)| {
+            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+            tokio::spawn(async move { metrics.watch_connection(name, state, shutdown).await })
+        });
     let http = match listener {
         Some(listener) => {
             let health = http::Health {
@@ -194,6 +201,9 @@ async fn serve(
     }
     service.join().await?;
     system.join().await?;
+    for watcher in watchers {
+        watcher.await.map_err(|e| ServerError::Task(e.to_string()))?;
+    }
     for guard in guards {
         guard.await.map_err(|e| ServerError::Task(e.to_string()))??;
     }
@@ -224,6 +234,7 @@ fn spawn_tasks(
         sessions: sessions.clone(),
         pushes: publisher.push_watch(),
         keys: Default::default(),
+        metrics: pipeline.metrics().clone(),
     };
     let callout = &settings.callout;
     [

@@ -47,6 +47,8 @@ pub(super) struct AdminApi {
     pub pushes: Arc<PushWatch>,
     /// Requests in flight per idempotency key, so a retry waits for its first attempt.
     pub keys: Arc<KeyLocks>,
+    /// Requests by command and result.
+    pub metrics: Arc<crate::server::metrics::Metrics>,
 }
 
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
@@ -257,6 +259,7 @@ async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, E
         Ok(req) => req,
         Err(e) => {
             warn!(error = %e, "admin request refused");
+            api.metrics.admin_request("invalid", false);
             return (Reply::from(&e), Effects::default());
         }
     };
@@ -275,6 +278,7 @@ async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, E
         (reply, result)
     })
     .await;
+    api.metrics.admin_request(op, matches!(done, Ok((_, Ok(_)))));
     match done {
         Ok((reply, Ok(outcome))) => {
             info!(op, "admin request done");

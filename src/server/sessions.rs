@@ -169,6 +169,16 @@ impl SessionRegistry {
         expired.len()
     }
 
+    /// Number of sessions held per account (public key), for the metrics.
+    pub fn count_by_account(&self) -> std::collections::HashMap<String, usize> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = std::collections::HashMap::new();
+        for s in inner.sessions.values() {
+            *counts.entry(s.account.to_string()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Number of sessions held.
     pub fn len(&self) -> usize {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).sessions.len()

@@ -68,11 +68,17 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
     };
     let started = std::time::Instant::now();
     let outcome = pipeline.handle(&payload, header.as_deref(), now, max_reply).await;
-    pipeline.metrics().login(outcome.error.as_ref().map(|e| e.reason()), started.elapsed());
+    let reason = outcome.error.as_ref().map(|e| e.reason());
+    pipeline.metrics().login(outcome.method, reason, started.elapsed());
+    let method = outcome.method;
     match (&outcome.error, &outcome.admitted) {
-        (None, Some(s)) => debug!(user = %s.user, client = s.client_id, "callout admitted"),
-        (Some(e), _) if e.is_request_failure() => warn!(error = %e, "callout request refused"),
-        (Some(e), _) => info!(error = %e, "callout login refused"),
+        (None, Some(s)) => {
+            debug!(user = %s.user, method, client = s.client_id, "callout admitted")
+        }
+        (Some(e), _) if e.is_request_failure() => {
+            warn!(reason = e.reason(), error = %e, "callout request refused")
+        }
+        (Some(e), _) => info!(reason = e.reason(), method, error = %e, "callout login refused"),
         _ => {}
     }
     if let Some(reply) = outcome.reply {
