@@ -10,6 +10,7 @@
 mod accounts;
 mod api;
 mod http;
+mod prometheus;
 mod store;
 mod users;
 
