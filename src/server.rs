@@ -7,6 +7,7 @@
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
 mod admin_api;
+pub mod audit;
 pub mod callout;
 pub mod connection;
 pub mod http;
@@ -144,7 +145,9 @@ async fn serve(
     })?;
     let sessions = Arc::new(SessionRegistry::new());
     let opts = PipelineOptions::from_settings(&settings.callout);
-    let pipeline = Arc::new(Pipeline::new(store.clone(), sessions.clone(), opts)?);
+    let pipeline = Pipeline::new(store.clone(), sessions.clone(), opts)?;
+    let (audit, audit_queue) = audit::Audit::new(pipeline.metrics().clone());
+    let pipeline = Arc::new(pipeline.with_audit(audit.clone()));
     // Bound before anything connects: a taken address stops the start with its own error.
     let listener = match settings.http {
         Some(addr) => Some(http::bind(addr).await?.0),
@@ -189,7 +192,13 @@ async fn serve(
         }
         None => None,
     };
-    let parts = Parts { store, pipeline, sessions, publisher };
+    let auditor = tokio::spawn(audit::publish(
+        audit_queue,
+        system.client(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let parts = Parts { store, pipeline, sessions, publisher, audit };
     let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
         if let Err(e) = task.await {
@@ -201,6 +210,7 @@ async fn serve(
     }
     service.join().await?;
     system.join().await?;
+    auditor.await.map_err(|e| ServerError::Task(e.to_string()))?;
     for watcher in watchers {
         watcher.await.map_err(|e| ServerError::Task(e.to_string()))?;
     }
@@ -217,6 +227,7 @@ struct Parts {
     pipeline: Arc<Pipeline>,
     sessions: Arc<SessionRegistry>,
     publisher: Publisher,
+    audit: audit::Audit,
 }
 
 /// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the
@@ -224,7 +235,7 @@ struct Parts {
 /// pruner.
 fn spawn_tasks(
     settings: &Settings,
-    Parts { store, pipeline, sessions, publisher }: Parts,
+    Parts { store, pipeline, sessions, publisher, audit }: Parts,
     service: &Connection,
     system: &Connection,
     shutdown: &watch::Receiver<bool>,
@@ -235,6 +246,7 @@ fn spawn_tasks(
         pushes: publisher.push_watch(),
         keys: Default::default(),
         metrics: pipeline.metrics().clone(),
+        audit,
     };
     let callout = &settings.callout;
     [

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod api;
+mod audit;
 mod http;
 mod prometheus;
 mod store;

@@ -283,6 +283,9 @@ pub enum AdminCommand {
     /// The claims outbox: account pushes pending or failed.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Audit events of a running service.
+    #[command(subcommand)]
+    Audit(crate::cli::audit_tail::AuditCommand),
 }
 
 mod records;

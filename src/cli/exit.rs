@@ -31,6 +31,7 @@ use crate::server::version::VersionError;
 use crate::server::ServerError;
 use crate::store::StoreError;
 
+use super::audit_tail::AuditTailError;
 use super::check::CheckError;
 use super::output::{self, OutputClosed};
 use super::secrets::PasswordError;
@@ -185,6 +186,7 @@ macro_rules! registry {
 
 registry!(
     OutputClosed,
+    AuditTailError,
     NatsdError,
     HttpError,
     CheckError,
@@ -222,6 +224,14 @@ impl Classify for CheckError {
             CheckError::PermissionDenied { .. } => ExitClass::PermissionDenied,
             CheckError::TimedOut { .. } => ExitClass::TimedOut,
             CheckError::Unreachable { .. } | CheckError::Unexpected { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for AuditTailError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            AuditTailError::NeedsServer | AuditTailError::NotAudit(_) => ExitClass::Usage,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! as a [`Failure`] that carries its exit class (see [`exit`] for how each error is classified).
 
 pub mod args;
+pub mod audit_tail;
 mod check;
 pub mod exit;
 mod nats_conf;
@@ -156,6 +157,9 @@ fn open_error(path: &std::path::Path, e: StoreError) -> anyhow::Error {
 /// `pbn admin`: the same request, executed on the local store or by the running service
 /// (`--server URL --creds FILE`), and the same output either way.
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
+    if let args::AdminCommand::Audit(audit_tail::AuditCommand::Tail(t)) = &a.command {
+        return audit_tail::run(a.server.as_deref(), a.creds.as_deref(), t);
+    }
     let req = requests::build(&a.command)?;
     let (result, out) = match (&a.server, &a.creds) {
         (Some(url), Some(creds)) => {

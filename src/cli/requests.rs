@@ -36,6 +36,7 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
         AdminCommand::Outbox(OutboxCommand::Retry { id }) => {
             Request::OutboxRetry(OutboxRetry { id: n(id)? })
         }
+        AdminCommand::Audit(_) => anyhow::bail!("audit commands are not admin requests"),
     })
 }
 

@@ -49,6 +49,8 @@ pub(super) struct AdminApi {
     pub keys: Arc<KeyLocks>,
     /// Requests by command and result.
     pub metrics: Arc<crate::server::metrics::Metrics>,
+    /// Where committed changes are recorded.
+    pub audit: crate::server::audit::Audit,
 }
 
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
@@ -264,6 +266,7 @@ async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, E
         }
     };
     let op = req.name();
+    let read_only = req.is_read_only();
     let store = api.store.clone();
     let done = tokio::task::spawn_blocking(move || {
         let ctx = Context::now();
@@ -282,6 +285,9 @@ async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, E
     match done {
         Ok((reply, Ok(outcome))) => {
             info!(op, "admin request done");
+            if !read_only {
+                api.audit.admin(op);
+            }
             (reply, outcome.effects)
         }
         Ok((reply, Err(e))) => {

@@ -18,6 +18,7 @@ use crate::keys::{
 };
 use crate::model::AUTH_ACCOUNT;
 use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
+use crate::server::audit::Audit;
 use crate::server::metrics::Metrics;
 use crate::server::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead};
@@ -107,6 +108,8 @@ pub struct Pipeline {
     sessions: Arc<SessionRegistry>,
     /// Login counts and latencies (shared with the HTTP listener).
     metrics: Arc<Metrics>,
+    /// Where login decisions are recorded, when audit events are on.
+    audit: Option<Audit>,
     opts: PipelineOptions,
     /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
     /// and the key of a rotated account simply stops being asked for.
@@ -163,6 +166,7 @@ impl Pipeline {
             argon: ArgonPool::for_this_machine(opts.argon_max_waiting, metrics.clone()),
             sessions,
             metrics,
+            audit: None,
             opts,
             signers: Mutex::new(HashMap::new()),
         })
@@ -182,6 +186,16 @@ impl Pipeline {
 
     pub(super) fn argon(&self) -> &ArgonPool {
         &self.argon
+    }
+
+    /// This pipeline recording every login decision in `audit`.
+    pub fn with_audit(self, audit: Audit) -> Self {
+        Pipeline { audit: Some(audit), ..self }
+    }
+
+    /// Where login decisions are recorded, if anywhere.
+    pub fn audit(&self) -> Option<&Audit> {
+        self.audit.as_ref()
     }
 
     /// Login counts and latencies of this pipeline.
