@@ -32,9 +32,29 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub log: String,
+    /// Log line format: `text` (human-readable) or `json` (one JSON object a line, for log
+    /// collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "PBN_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        help_heading = "Global options"
+    )]
+    pub log_format: LogFormat,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// Top-level commands.
