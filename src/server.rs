@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod publisher;
 pub mod sessions;
+pub mod status;
 pub mod version;
 
 use std::sync::Arc;
@@ -140,6 +141,7 @@ async fn serve(
     shutdown: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
 ) -> Result<(), ServerError> {
+    let started = std::time::Instant::now();
     let (auth, sys) = store.read(|tx| -> Result<_, StoreError> {
         Ok((tx.require_account(AUTH_ACCOUNT)?, tx.require_account(SYS_ACCOUNT)?))
     })?;
@@ -178,20 +180,19 @@ async fn serve(
             let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
             tokio::spawn(async move { metrics.watch_connection(name, state, shutdown).await })
         });
-    let http = match listener {
-        Some(listener) => {
-            let health = http::Health {
-                callout: service.client(),
-                system: system.client(),
-                metrics: pipeline.metrics().clone(),
-                sessions: sessions.clone(),
-                store: store.clone(),
-                pushes: publisher.push_watch(),
-            };
-            Some(tokio::spawn(http::serve(listener, health, shutdown.clone())))
-        }
-        None => None,
+    let health = http::Health {
+        callout: service.client(),
+        system: system.client(),
+        metrics: metrics.clone(),
+        sessions: sessions.clone(),
+        store: store.clone(),
+        pushes: publisher.push_watch(),
+        callout_state: service.state(),
+        system_state: system.state(),
+        started,
     };
+    let status = tokio::spawn(status::serve(health.clone(), shutdown.clone()));
+    let http = listener.map(|l| tokio::spawn(http::serve(l, health, shutdown.clone())));
     let auditor = tokio::spawn(audit::publish(
         audit_queue,
         system.client(),
@@ -211,6 +212,7 @@ async fn serve(
     service.join().await?;
     system.join().await?;
     auditor.await.map_err(|e| ServerError::Task(e.to_string()))?;
+    status.await.map_err(|e| ServerError::Task(e.to_string()))?;
     for watcher in watchers {
         watcher.await.map_err(|e| ServerError::Task(e.to_string()))?;
     }

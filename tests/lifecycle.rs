@@ -12,6 +12,7 @@ mod api;
 mod audit;
 mod http;
 mod prometheus;
+mod status;
 mod store;
 mod users;
 

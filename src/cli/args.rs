@@ -72,6 +72,8 @@ pub enum Command {
     Up(UpArgs),
     /// Log in as a user through the callout and do a publish/subscribe round trip.
     Check(CheckArgs),
+    /// What a running `pbn serve` is doing (its HTTP listener, or --server/--creds).
+    Status(crate::cli::status::StatusArgs),
 }
 
 /// `pbn check`.

@@ -35,6 +35,7 @@ use super::audit_tail::AuditTailError;
 use super::check::CheckError;
 use super::output::{self, OutputClosed};
 use super::secrets::PasswordError;
+use super::status::StatusError;
 
 /// Why a command failed, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +187,7 @@ macro_rules! registry {
 
 registry!(
     OutputClosed,
+    StatusError,
     AuditTailError,
     NatsdError,
     HttpError,
@@ -232,6 +234,14 @@ impl Classify for AuditTailError {
     fn exit_class(&self) -> ExitClass {
         match self {
             AuditTailError::NeedsServer | AuditTailError::NotAudit(_) => ExitClass::Usage,
+        }
+    }
+}
+
+impl Classify for StatusError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            StatusError::Unreachable { .. } | StatusError::BadAnswer { .. } => ExitClass::Other,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod output;
 mod requests;
 mod secrets;
 mod serve;
+pub mod status;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve(a) => serve::serve(a),
         Command::Up(a) => up::up(a),
         Command::Check(a) => check::check(a),
+        Command::Status(a) => status::status(a),
     };
     done.map_err(Failure::from)
 }

@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
+use super::connection::ConnState;
 use super::metrics::{Metrics, Scrape};
 use super::publisher::PushWatch;
 use super::sessions::SessionRegistry;
@@ -62,6 +63,12 @@ pub struct Health {
     pub store: Store,
     /// The publisher's state.
     pub pushes: Arc<PushWatch>,
+    /// The callout connection's state.
+    pub callout_state: watch::Receiver<ConnState>,
+    /// The system connection's state.
+    pub system_state: watch::Receiver<ConnState>,
+    /// When the service started.
+    pub started: std::time::Instant,
 }
 
 impl Health {
@@ -113,6 +120,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/status", get(status))
         .with_state(health);
     info!(%addr, "HTTP listener serving /healthz and /readyz");
     axum::serve(listener, app)
@@ -154,6 +162,14 @@ async fn scrape(health: &Health) -> Result<Scrape, StoreError> {
         outbox_oldest_age: Duration::from_millis(u64::try_from(oldest).unwrap_or(0)),
         store_bytes,
     })
+}
+
+/// `pbn status` as JSON.
+async fn status(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+    match super::status::collect(&health).await {
+        Ok(s) => (StatusCode::OK, Json(serde_json::to_value(s).unwrap_or_default())),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))),
+    }
 }
 
 async fn healthz() -> Json<Value> {

@@ -121,6 +121,8 @@ pub struct Metrics {
     callout_subscriptions: Gauge,
     audit_published: Counter,
     audit_dropped: Counter,
+    /// Logins of the last minute, for `pbn status`.
+    recent: crate::server::status::RecentLogins,
     /// Encoding is serialized so concurrent scrapes see whole snapshots.
     encoding: Mutex<()>,
 }
@@ -179,6 +181,7 @@ impl Metrics {
             callout_subscriptions: reg(r, "callout_subscriptions", "Callout subscriptions active on a connection", Gauge::default()),
             audit_published: reg(r, "audit_events_published", "Audit events published on NATS", Counter::default()),
             audit_dropped: reg(r, "audit_events_dropped", "Audit events dropped (queue full or no connection)", Counter::default()),
+            recent: Default::default(),
             registry: std::mem::take(r),
             encoding: Mutex::new(()),
         };
@@ -205,6 +208,12 @@ impl Metrics {
         if refused == Some("throttled") {
             self.throttled.inc();
         }
+        self.recent.record(crate::server::status::unix_second(), refused.is_some());
+    }
+
+    /// Logins of the last minute.
+    pub fn recent(&self) -> &crate::server::status::RecentLogins {
+        &self.recent
     }
 
     /// Counts a lookup of the verified-login cache.
