@@ -175,15 +175,10 @@ async fn serve(
     let metrics = pipeline.metrics().clone();
     let publisher =
         Publisher::new(store.clone(), settings.publisher.clone()).with_metrics(metrics.clone());
-    let watchers =
-        [("callout", service.state()), ("system", system.state())].map(|(name, state)| {
-            let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
-            tokio::spawn(async move { metrics.watch_connection(name, state, shutdown).await })
-        });
     let health = http::Health {
         callout: service.client(),
         system: system.client(),
-        metrics: metrics.clone(),
+        metrics,
         sessions: sessions.clone(),
         store: store.clone(),
         pushes: publisher.push_watch(),
@@ -191,14 +186,7 @@ async fn serve(
         system_state: system.state(),
         started,
     };
-    let status = tokio::spawn(status::serve(health.clone(), shutdown.clone()));
-    let http = listener.map(|l| tokio::spawn(http::serve(l, health, shutdown.clone())));
-    let auditor = tokio::spawn(audit::publish(
-        audit_queue,
-        system.client(),
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let observers = Observers::spawn(health, listener, audit_queue, &shutdown);
     let parts = Parts { store, pipeline, sessions, publisher, audit };
     let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
@@ -206,21 +194,57 @@ async fn serve(
             warn!(error = %e, "service task ended abnormally");
         }
     }
-    if let Some(http) = http {
-        http.await.map_err(|e| ServerError::Task(e.to_string()))??;
-    }
+    observers.join().await?;
     service.join().await?;
     system.join().await?;
-    auditor.await.map_err(|e| ServerError::Task(e.to_string()))?;
-    status.await.map_err(|e| ServerError::Task(e.to_string()))?;
-    for watcher in watchers {
-        watcher.await.map_err(|e| ServerError::Task(e.to_string()))?;
-    }
     for guard in guards {
         guard.await.map_err(|e| ServerError::Task(e.to_string()))??;
     }
     info!("pbn serve stopped");
     Ok(())
+}
+
+/// The tasks that watch and report on the service: connection-state metrics, the audit
+/// publisher, the status responder and the HTTP listener.
+struct Observers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    http: Option<tokio::task::JoinHandle<Result<(), http::HttpError>>>,
+}
+
+impl Observers {
+    fn spawn(
+        health: http::Health,
+        listener: Option<tokio::net::TcpListener>,
+        audit_queue: audit::AuditQueue,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Observers {
+        let metrics = health.metrics.clone();
+        let states =
+            [("callout", health.callout_state.clone()), ("system", health.system_state.clone())];
+        let mut tasks: Vec<_> = states
+            .into_iter()
+            .map(|(name, state)| {
+                let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+                tokio::spawn(async move { metrics.watch_connection(name, state, shutdown).await })
+            })
+            .collect();
+        let system = health.system.clone();
+        tasks.push(tokio::spawn(audit::publish(audit_queue, system, metrics, shutdown.clone())));
+        tasks.push(tokio::spawn(status::serve(health.clone(), shutdown.clone())));
+        let http = listener.map(|l| tokio::spawn(http::serve(l, health, shutdown.clone())));
+        Observers { tasks, http }
+    }
+
+    /// Waits for every task (after the shutdown signal).
+    async fn join(self) -> Result<(), ServerError> {
+        if let Some(http) = self.http {
+            http.await.map_err(|e| ServerError::Task(e.to_string()))??;
+        }
+        for task in self.tasks {
+            task.await.map_err(|e| ServerError::Task(e.to_string()))?;
+        }
+        Ok(())
+    }
 }
 
 /// What the tasks of `pbn serve` share.
