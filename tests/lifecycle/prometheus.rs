@@ -173,3 +173,83 @@ async fn prometheus_scrapes_exactly_the_logins_of_a_storm() {
         assert_eq!(got, Some(want), "{query}; prometheus log:\n{log}");
     }
 }
+
+/// The sample names `/metrics` text exposes (histograms also by their base name).
+fn exported(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let name: String = line.chars().take_while(|c| *c != '{' && *c != ' ').collect();
+        for suffix in ["_bucket", "_sum", "_count"] {
+            if let Some(base) = name.strip_suffix(suffix) {
+                names.insert(base.to_string());
+            }
+        }
+        names.insert(name);
+    }
+    names
+}
+
+/// Every `pbn_…` name in `text`.
+fn named(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("pbn_") {
+        let name: String = text[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        names.insert(name);
+    }
+    names
+}
+
+/// `deploy/` passes promtool, and the dashboard, the rules and the README's "Operating pbn"
+/// name only metrics `pbn serve` exports, while the README lists every one it exports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_examples_and_the_readme_match_the_exported_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let deploy = root.join("deploy");
+    let promtool = prometheus_binary().map(|p| p.with_file_name("promtool"));
+    match promtool.filter(|p| p.is_file()) {
+        Some(promtool) => {
+            for (what, file) in [("config", "prometheus.yml"), ("rules", "pbn-alerts.yml")] {
+                let out = Command::new(&promtool)
+                    .args(["check", what])
+                    .arg(deploy.join(file))
+                    .output()
+                    .expect("run promtool");
+                let text = String::from_utf8_lossy(&out.stdout).to_string()
+                    + &String::from_utf8_lossy(&out.stderr);
+                assert!(out.status.success(), "promtool check {what} {file}: {text}");
+            }
+        }
+        None => {
+            assert!(std::env::var("CI").is_err(), "CI is set but promtool is missing");
+            eprintln!("SKIPPED promtool checks: no promtool (run scripts/install-prometheus.sh)");
+        }
+    }
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = RawConfig { http: Some(addr.clone()), ..RawConfig::default() };
+    let _live = Live::start_with(DeployOptions::default(), |_| {}, config).await;
+    let text = http_get(&addr, "/metrics").await.expect("/metrics");
+    let exported = exported(&text);
+    let read = |p: &Path| std::fs::read_to_string(p).expect("read a deploy file");
+    let readme = read(&root.join("README.md"));
+    let start = readme.find("## Operating pbn").expect("the Operating pbn section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    for file in ["grafana-dashboard.json", "pbn-alerts.yml"] {
+        let unknown: Vec<_> =
+            named(&read(&deploy.join(file))).difference(&exported).cloned().collect();
+        assert!(unknown.is_empty(), "{file} names {unknown:?}, not exported");
+    }
+    let unknown: Vec<_> = named(section).difference(&exported).cloned().collect();
+    assert!(unknown.is_empty(), "the README names {unknown:?}, not exported");
+    let listed = named(section);
+    let families: Vec<_> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .filter(|n| !listed.contains(*n) && !listed.contains(&format!("{n}_total")))
+        .collect();
+    assert!(families.is_empty(), "exported but not in the README: {families:?}");
+}
