@@ -355,18 +355,28 @@ impl fmt::Debug for KeyPair {
     }
 }
 
-/// A curve25519 key pair for xkey sealing (`SX…` seed).
+mod boxes;
+
+/// A curve25519 key pair for xkey sealing (`SX…` seed). The box to each peer is computed once
+/// and kept (see `keys::boxes`).
 pub struct XKeyPair {
     inner: nkeys::XKey,
     public: String,
+    boxes: boxes::Boxes,
 }
 
 impl XKeyPair {
     /// A fresh random xkey.
     pub fn generate() -> Self {
-        let inner = nkeys::XKey::new();
+        XKeyPair::from_inner(nkeys::XKey::new())
+    }
+
+    fn from_inner(inner: nkeys::XKey) -> Self {
+        let seed = Zeroizing::new(inner.seed().expect("a generated or loaded xkey has a seed"));
+        let (_, raw) = nkeys::decode_seed(&seed).expect("nkeys encodes a valid seed");
+        let raw = Zeroizing::new(raw);
         let public = inner.public_key();
-        XKeyPair { inner, public }
+        XKeyPair { inner, public, boxes: boxes::Boxes::new(*raw) }
     }
 
     /// Loads an xkey from an `SX…` seed; other seeds are refused.
@@ -377,8 +387,7 @@ impl XKeyPair {
         }
         let inner =
             nkeys::XKey::from_seed(seed.expose()).map_err(|_| invalid_seed(seed.expose()))?;
-        let public = inner.public_key();
-        Ok(XKeyPair { inner, public })
+        Ok(XKeyPair::from_inner(inner))
     }
 
     /// The encoded public key (`X…`).
@@ -393,17 +402,20 @@ impl XKeyPair {
 
     /// Seals `plain` to `recipient`: `xkv1` ‖ 24-byte nonce ‖ box, as Go's nkeys does.
     pub fn seal(&self, plain: &[u8], recipient: &CurvePublicKey) -> Result<Vec<u8>, KeyError> {
-        let r = nkeys::XKey::from_public_key(recipient.as_str())
-            .map_err(|_| KeyError::InvalidPublicKey(recipient.to_string()))?;
-        self.inner.seal(plain, &r).map_err(|_| KeyError::Xkey("sealed"))
+        Ok(self.boxes.seal(plain, &curve_raw(recipient)?))
     }
 
     /// Opens a box sealed by `sender` to this key.
     pub fn open(&self, sealed: &[u8], sender: &CurvePublicKey) -> Result<Vec<u8>, KeyError> {
-        let s = nkeys::XKey::from_public_key(sender.as_str())
-            .map_err(|_| KeyError::InvalidPublicKey(sender.to_string()))?;
-        self.inner.open(sealed, &s).map_err(|_| KeyError::Xkey("opened"))
+        self.boxes.open(sealed, &curve_raw(sender)?).map_err(|_| KeyError::Xkey("opened"))
     }
+}
+
+/// The raw 32 bytes of a curve public key.
+fn curve_raw(key: &CurvePublicKey) -> Result<[u8; 32], KeyError> {
+    let (_, raw) = nkeys::from_public_key(key.as_str())
+        .map_err(|_| KeyError::InvalidPublicKey(key.to_string()))?;
+    Ok(raw)
 }
 
 impl Clone for XKeyPair {

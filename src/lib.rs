@@ -7,6 +7,7 @@
 //!   Public: a complete NATS JWT library, checked against Go-made vectors.
 //! - `model`: plain records (operator, accounts, roles, users, tokens, outbox entries, callout
 //!   sessions) with their validation, and the effects of an admin change ([`Effects`]).
+//! - `seal`: XChaCha20-Poly1305 sealing of seeds under the store key. Public.
 //! - `store`: the redb store: tables, versioned records, one write transaction per operation.
 //! - `auth`: credential checks (argon2id passwords, API tokens, nkey signatures), cache, throttles.
 //! - `issue`: minting: operator, account and user JWTs, creds, callout responses.
@@ -54,12 +55,13 @@ pub mod keys;
 mod model;
 mod natsconf;
 pub mod natsd;
+pub mod seal;
 mod server;
 mod shutdown;
 mod store;
 
 pub use admin::api::{decode_request, MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
-pub use admin::init::{admin_creds, auth_account, init_store, trust};
+pub use admin::init::{admin_creds, auth_account, init_store, init_store_with, trust};
 pub use admin::remote::{AdminClient, RemoteError};
 pub use admin::{
     execute, AccountAdd, AccountDelete, AccountEdit, AccountList, AccountRotateKeys, AccountShow,

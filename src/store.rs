@@ -5,8 +5,9 @@
 //! closure returns `Ok`, so a failed operation changes nothing, and writes are serialized, so a
 //! read-modify-write inside one closure (say, adding a revocation) can never lose an update.
 //!
-//! The file is created `0600`, because it holds the operator and account seeds. Records are
-//! stored as a format-version byte plus JSON and validated on every write.
+//! The file is created `0600`, because it holds the operator and account seeds (sealed under
+//! the store key when it has one: see `crate::seal`). Records are stored as a format-version
+//! byte plus JSON and validated on every write.
 //!
 //! Reads are methods of the [`StoreRead`] trait (import it), available on both [`ReadTx`] and
 //! [`WriteTx`]; mutators are methods of [`WriteTx`].
@@ -26,14 +27,21 @@
 
 mod codec;
 mod idempotency;
+mod keyring;
 mod lock;
 mod migrate;
 #[cfg(test)]
 mod open_tests;
 mod read;
+#[cfg(test)]
+mod rekey_tests;
+#[cfg(test)]
+mod seal_tests;
+mod sealing;
 mod tables;
 #[cfg(test)]
 mod tests;
+mod unlock;
 mod write;
 mod write_ops;
 
@@ -53,6 +61,7 @@ pub use read::{ReadTx, StoreRead};
 pub use write::WriteTx;
 
 use crate::model::ModelError;
+use crate::seal::{KeySource, SealError};
 
 /// The kinds of record the store holds, for error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,6 +200,27 @@ pub enum StoreError {
         /// The engine's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A sealed store opened without a store key.
+    #[error("store file {0} is encrypted: give its key (--key-file, PBN_KEY_FILE or PBN_KEY_PASSPHRASE)")]
+    KeyRequired(PathBuf),
+    /// The store key given is not the key the store was sealed with.
+    #[error("the store key does not open store file {0}")]
+    WrongKey(PathBuf),
+    /// A store of plain seeds opened read-only with a store key: only a writer can seal it.
+    #[error(
+        "store file {0} is not encrypted yet; open it once for writing with the key to encrypt it"
+    )]
+    NotSealed(PathBuf),
+    /// A sealed seed of a record that does not open under the store key.
+    #[error("sealed seed in table {table} under key {key:?} does not open")]
+    Unseal {
+        /// The table.
+        table: String,
+        /// The record key.
+        key: String,
+        /// Why it does not open.
+        source: SealError,
+    },
     /// A background store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     TaskFailed(String),
@@ -239,6 +269,9 @@ impl Drop for HolderFile {
 struct Inner {
     db: Db,
     path: PathBuf,
+    /// The key the store's seeds are sealed under, set once when the store is opened; unset
+    /// for a plain store.
+    key: keyring::KeySlot,
     // Declared after `db`, so the file goes only once the lock is released.
     _holder: HolderFile,
 }
@@ -269,6 +302,16 @@ impl Store {
     /// Refuses an existing file with [`StoreError::AlreadyExists`]. If initialization fails
     /// after the file was created, the file is removed again.
     pub fn create(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Store::create_with(path, None)
+    }
+
+    /// [`Store::create`] with a store key: every seed written is sealed under `key`, and the
+    /// key check value is stored so later opens tell a wrong key at once. `None` makes a
+    /// plain store.
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        key: Option<KeySource>,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let file = OpenOptions::new()
             .read(true)
@@ -280,7 +323,7 @@ impl Store {
                 io::ErrorKind::AlreadyExists => StoreError::AlreadyExists(path.to_path_buf()),
                 _ => StoreError::Io { path: path.to_path_buf(), source: e },
             })?;
-        let result = Self::initialize(path, file);
+        let result = Self::initialize(path, file, key);
         if result.is_err() {
             // The file was created exclusively above, so it is ours to remove.
             let _ = std::fs::remove_file(path);
@@ -288,7 +331,11 @@ impl Store {
         result
     }
 
-    fn initialize(path: &Path, file: std::fs::File) -> Result<Store, StoreError> {
+    fn initialize(
+        path: &Path,
+        file: std::fs::File,
+        source: Option<KeySource>,
+    ) -> Result<Store, StoreError> {
         // The umask may only clear bits of 0600; setting it again makes the mode exact.
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e })?;
@@ -303,12 +350,18 @@ impl Store {
             meta.insert(tables::SCHEMA_VERSION_KEY, tables::SCHEMA_VERSION)
                 .map_err(backend("writing the schema version"))?;
         }
+        let key = source.map(|s| unlock::seal_new(&txn, s)).transpose()?;
         txn.commit().map_err(backend("committing the initial transaction"))?;
-        Ok(Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init")))
+        let store = Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init"));
+        if let Some(key) = key {
+            store.inner.key.set(key);
+        }
+        Ok(store)
     }
 
     fn with_db(db: Db, path: &Path, holder: Option<PathBuf>) -> Store {
-        let inner = Inner { db, path: path.to_path_buf(), _holder: HolderFile(holder) };
+        let key = keyring::KeySlot::default();
+        let inner = Inner { db, path: path.to_path_buf(), key, _holder: HolderFile(holder) };
         Store { inner: Arc::new(inner) }
     }
 
@@ -334,6 +387,22 @@ impl Store {
         command: &str,
         wait: Duration,
     ) -> Result<Store, StoreError> {
+        Store::open_for_with(path, command, wait, None)
+    }
+
+    /// [`Store::open_for`] with the store key of an encrypted store (`None` for a plain one).
+    ///
+    /// The key is checked against the store's key check value before anything else is read
+    /// or migrated: [`StoreError::KeyRequired`] for an encrypted store opened without a key,
+    /// [`StoreError::WrongKey`] for another key. A plain store opened with a key is sealed
+    /// under it first, in one transaction (see `store::unlock`). On any error no store handle
+    /// exists.
+    pub fn open_for_with(
+        path: impl AsRef<Path>,
+        command: &str,
+        wait: Duration,
+        key: Option<KeySource>,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let db = retry_while_locked(path, wait, || {
             Builder::new().set_check_integrity_on_open(true).open(path)
@@ -341,6 +410,7 @@ impl Store {
         let holder = lock::write(path, command);
         let store = Store::with_db(Db::ReadWrite(db), path, holder);
         let found = store.check_schema()?;
+        store.unlock(key)?;
         if found < tables::SCHEMA_VERSION {
             store.migrate(found)?;
         }
@@ -354,10 +424,21 @@ impl Store {
     /// do), so this waits like [`Store::open_for`]. A store of an older schema is refused with
     /// [`StoreError::SchemaTooOld`]: only a writer can migrate it.
     pub fn open_read_only(path: impl AsRef<Path>, wait: Duration) -> Result<Store, StoreError> {
+        Store::open_read_only_with(path, wait, None)
+    }
+
+    /// [`Store::open_read_only`] with the store key of an encrypted store, checked like
+    /// [`Store::open_for_with`] does.
+    pub fn open_read_only_with(
+        path: impl AsRef<Path>,
+        wait: Duration,
+        key: Option<KeySource>,
+    ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let db = retry_while_locked(path, wait, || Builder::new().open_read_only(path))?;
         let store = Store::with_db(Db::ReadOnly(db), path, None);
         let found = store.check_schema()?;
+        store.unlock(key)?;
         if found < tables::SCHEMA_VERSION {
             return Err(StoreError::SchemaTooOld {
                 path: path.to_path_buf(),
@@ -404,6 +485,11 @@ impl Store {
         Ok(found)
     }
 
+    /// Whether the store's seeds are sealed under a store key.
+    pub fn is_sealed(&self) -> bool {
+        self.inner.key.current().is_some()
+    }
+
     /// The path of the store file.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -414,8 +500,9 @@ impl Store {
         &self,
         f: impl FnOnce(&ReadTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let txn = self.inner.db.begin_read().map_err(backend("starting a read"))?;
-        f(&ReadTx::new(txn))
+        let (txn, key) = self.inner.key.begin_read(|| self.inner.db.begin_read());
+        let txn = txn.map_err(backend("starting a read"))?;
+        f(&ReadTx::new(txn, key))
     }
 
     /// Runs `f` in one write transaction and commits only if it returns `Ok`; on `Err` nothing
@@ -428,7 +515,7 @@ impl Store {
             return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
         };
         let txn = db.begin_write().map_err(backend("starting a write"))?;
-        let mut tx = WriteTx::new(txn);
+        let mut tx = WriteTx::new(txn, self.inner.key.current());
         let value = f(&mut tx)?;
         idempotency::record_tag(&mut tx)?;
         tx.commit()?;

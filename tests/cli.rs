@@ -18,7 +18,9 @@ mod logs;
 mod output;
 mod production;
 mod readme;
+mod rekey;
 mod serve;
+mod store_key;
 mod up;
 
 use std::path::{Path, PathBuf};

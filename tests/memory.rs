@@ -59,7 +59,7 @@ fn vm_hwm_kib(pid: u32) -> u64 {
 /// all with one argon2id hash of [`PW`] made with the production parameters.
 fn build_store(path: &Path) -> Store {
     let ctx = Context::now();
-    let (store, _) = pbn::init_store(path, "test", false, &ctx).expect("init store");
+    let store = crate::support::init_sealed_store(path, "test", false, &ctx).expect("init store");
     let account = Request::AccountAdd(AccountAdd {
         name: "APP".into(),
         description: None,

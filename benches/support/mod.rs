@@ -22,11 +22,21 @@ pub const ROLE: &str = "bench";
 pub const FAKE_PHC: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$YmVuY2hzYWx0YmVuY2g$K3u2Jt9Bf2mX0hX2gU0Jb8Yy1Xc5wQ4d6Qy3zVbY2aE";
 
-/// Creates a store at `path` with the built-in accounts (AUTH with an xkey when `xkey`), the
+/// Creates a sealed store at `path` with the built-in accounts (AUTH with an xkey when `xkey`), the
 /// managed account [`ACCOUNT`] and the role [`ROLE`] (unlimited connections per user).
 pub fn served_store(path: &Path, xkey: bool) -> Store {
     let ctx = Context::now();
-    let (store, _) = pbn::init_store(path, "bench", xkey, &ctx).expect("a fresh temp path");
+    // Sealed, as `pbn init` makes stores (key file beside it, where a `pbn serve` child finds
+    // it): logins pay for opening sealed seeds.
+    let key = pbn::seal::StoreKey::generate();
+    let mut key_path = path.as_os_str().to_owned();
+    key_path.push(".key");
+    std::fs::write(&key_path, key.to_file_text().as_bytes()).expect("write the store key");
+    let secret = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&key_path, secret).expect("chmod the store key");
+    let key = Some(pbn::seal::KeySource::Key(key));
+    let (store, _) =
+        pbn::init_store_with(path, "bench", xkey, &ctx, key).expect("a fresh temp path");
     let requests = [
         Request::AccountAdd(AccountAdd {
             name: ACCOUNT.into(),

@@ -135,6 +135,7 @@ impl Reply {
                 ErrorClass::NotFound => 404,
                 ErrorClass::Conflict => 409,
                 ErrorClass::Locked => 423,
+                ErrorClass::StoreKey => 403,
                 ErrorClass::Other => 500,
             }),
         }

@@ -45,12 +45,23 @@ pub struct InitReport {
 }
 
 /// Creates a new store with operator, SYS, AUTH (service user, optional xkey) and the admin
-/// role. Refuses an existing file.
+/// role. Refuses an existing file. The store's seeds are plain: see [`init_store_with`].
 pub fn init_store(
     path: &Path,
     operator_name: &str,
     xkey: bool,
     ctx: &Context,
+) -> Result<(Store, InitReport), AdminError> {
+    init_store_with(path, operator_name, xkey, ctx, None)
+}
+
+/// [`init_store`] with a store key: every seed is sealed under it (`None`: plain seeds).
+pub fn init_store_with(
+    path: &Path,
+    operator_name: &str,
+    xkey: bool,
+    ctx: &Context,
+    key: Option<crate::seal::KeySource>,
 ) -> Result<(Store, InitReport), AdminError> {
     if operator_name.trim().is_empty() || operator_name.len() > 64 {
         return Err(AdminError::Invalid(format!(
@@ -77,7 +88,7 @@ pub fn init_store(
         sub_allow: Some(vec![SubSubject::parse("_INBOX.>")?, SubSubject::parse(AUDIT_SUBJECTS)?]),
         sub_deny: None,
     };
-    let store = Store::create(path)?;
+    let store = Store::create_with(path, key)?;
     store.write(|tx| -> Result<(), AdminError> {
         tx.insert_account(&sys)?;
         tx.insert_account(&auth)?;

@@ -100,6 +100,8 @@ pub enum ErrorClass {
     Conflict,
     /// The store is held by another process (exit 5).
     Locked,
+    /// The store key is missing, wrong, or given to a plain store (exit 9).
+    StoreKey,
     /// Anything else (exit 1).
     Other,
 }
@@ -126,11 +128,15 @@ pub fn store_class(e: &StoreError) -> ErrorClass {
         }
         StoreError::Invalid(_) => ErrorClass::Usage,
         StoreError::Locked { .. } => ErrorClass::Locked,
+        StoreError::KeyRequired(_) | StoreError::WrongKey(_) | StoreError::NotSealed(_) => {
+            ErrorClass::StoreKey
+        }
         StoreError::ReadOnly(_)
         | StoreError::SchemaTooOld { .. }
         | StoreError::CorruptFile { .. }
         | StoreError::SchemaTooNew { .. }
         | StoreError::Corrupt { .. }
+        | StoreError::Unseal { .. }
         | StoreError::Encode(_)
         | StoreError::Io { .. }
         | StoreError::Backend { .. }

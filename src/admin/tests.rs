@@ -20,7 +20,11 @@ fn setup() -> (tempfile::TempDir, Store, Context) {
     let dir = tempfile::tempdir().expect("temp dir");
     let ctx =
         Context { now: NOW, now_ms: NOW * 1000, defaults: crate::issue::default_permissions() };
-    let (store, _) = init_store(&dir.path().join("pbn.redb"), "test", false, &ctx).expect("init");
+    // Sealed, as `pbn init` makes stores.
+    let key = Some(crate::seal::KeySource::Key(crate::seal::StoreKey::generate()));
+    let path = dir.path().join("pbn.redb");
+    let (store, _) =
+        crate::admin::init::init_store_with(&path, "test", false, &ctx, key).expect("init");
     (dir, store, ctx)
 }
 

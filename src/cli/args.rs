@@ -16,6 +16,7 @@ Exit codes:
   6  `pbn check`: login refused (wrong password, unknown or disabled user)
   7  `pbn check`: permission violation reported by the server
   8  `pbn check`: no answer within --timeout
+  9  store key missing or wrong (an encrypted store needs its key file or passphrase)
 
 141  standard output closed early (e.g. piped into `head`), as for a process ended by SIGPIPE";
 
@@ -135,6 +136,10 @@ pub struct StoreArg {
     /// Store file; defaults to `$PBN_STORE`, else `./pbn.redb`.
     #[arg(long, env = "PBN_STORE", default_value = "pbn.redb")]
     pub store: PathBuf,
+    /// Store key file; defaults to `$PBN_KEY_FILE`, else `$PBN_KEY_PASSPHRASE` (a passphrase),
+    /// else `<store>.key` when it exists. `pbn init` writes a missing one (mode 0600).
+    #[arg(long, env = "PBN_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `pbn init`.
@@ -308,6 +313,9 @@ pub enum AdminCommand {
     /// Audit events of a running service.
     #[command(subcommand)]
     Audit(crate::cli::audit_tail::AuditCommand),
+    /// The store file itself: its key.
+    #[command(subcommand)]
+    Store(StoreCommand),
 }
 
 mod records;

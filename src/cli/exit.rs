@@ -22,6 +22,7 @@ use crate::keys::KeyError;
 use crate::model::ModelError;
 use crate::natsconf::NatsConfError;
 use crate::natsd::NatsdError;
+use crate::seal::SealError;
 use crate::server::callout::CalloutError;
 use crate::server::connection::ConnectionError;
 use crate::server::http::HttpError;
@@ -34,8 +35,11 @@ use crate::store::StoreError;
 use super::audit_tail::AuditTailError;
 use super::check::CheckError;
 use super::output::{self, OutputClosed};
+use super::rekey::RekeyError;
+use super::requests::NotARequest;
 use super::secrets::PasswordError;
 use super::status::StatusError;
+use super::store_key::StoreKeyError;
 
 /// Why a command failed, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +54,8 @@ pub enum ExitClass {
     Conflict,
     /// The store is held by another process (exit 5).
     Locked,
+    /// The store key is missing, wrong, or given to a plain store (exit 9).
+    StoreKey,
     /// `pbn check`: the login was refused (exit 6).
     LoginRefused,
     /// `pbn check`: the server reported a permission violation (exit 7).
@@ -72,6 +78,7 @@ impl ExitClass {
             ExitClass::LoginRefused => 6,
             ExitClass::PermissionDenied => 7,
             ExitClass::TimedOut => 8,
+            ExitClass::StoreKey => 9,
             ExitClass::OutputClosed => output::CLOSED_EXIT_CODE,
         }
     }
@@ -84,6 +91,7 @@ impl From<ErrorClass> for ExitClass {
             ErrorClass::NotFound => ExitClass::NotFound,
             ErrorClass::Conflict => ExitClass::Conflict,
             ErrorClass::Locked => ExitClass::Locked,
+            ErrorClass::StoreKey => ExitClass::StoreKey,
             ErrorClass::Other => ExitClass::Other,
         }
     }
@@ -210,6 +218,10 @@ registry!(
     ClaimsError,
     ModelError,
     KeyError,
+    SealError,
+    StoreKeyError,
+    RekeyError,
+    NotARequest,
     AuthError,
 );
 
@@ -546,7 +558,46 @@ impl Classify for ModelError {
     }
 }
 
+/// A rekey asked of the service, or onto the key in use, is a usage error.
+impl Classify for RekeyError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Usage
+    }
+}
+
+/// Only reachable by a command that is not an admin request: a usage error.
+impl Classify for NotARequest {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Usage
+    }
+}
+
 /// A key or seed pbn refuses is bad input (exit 2), as the admin layer classifies it.
+impl Classify for StoreKeyError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            StoreKeyError::Missing(_) | StoreKeyError::Invalid { .. } => ExitClass::StoreKey,
+            StoreKeyError::Read { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for SealError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            SealError::WrongKey | SealError::KeyLength(_) | SealError::KeyText => {
+                ExitClass::StoreKey
+            }
+            SealError::Open { .. }
+            | SealError::UnknownVersion { .. }
+            | SealError::Truncated { .. }
+            | SealError::Encoding { .. }
+            | SealError::NotASeed { .. }
+            | SealError::Kdf(_) => ExitClass::Other,
+        }
+    }
+}
+
 impl Classify for KeyError {
     fn exit_class(&self) -> ExitClass {
         match self {

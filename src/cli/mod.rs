@@ -9,10 +9,12 @@ mod check;
 pub mod exit;
 mod nats_conf;
 pub mod output;
-mod requests;
+pub(crate) mod rekey;
+pub(crate) mod requests;
 mod secrets;
 mod serve;
 pub mod status;
+pub mod store_key;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -79,11 +81,17 @@ fn init(a: args::InitArgs) -> Result<()> {
     }
     // Opened first: an unwritable path fails before a store exists without its admin creds.
     let file = (!creds_exist).then(|| secrets::SecretFile::open(&creds_path)).transpose()?;
-    let (store, report) = match admin::init::init_store(store_path, &a.operator, a.xkey, &ctx) {
+    let (key, key_written) = store_key::for_init(store_path, a.store.key_file.as_deref())?;
+    let init = admin::init::init_store_with(store_path, &a.operator, a.xkey, &ctx, Some(key));
+    let (store, report) = match init {
         Ok(done) => done,
         Err(e) => {
             if let Some(file) = file {
                 file.discard();
+            }
+            // A key generated for this store goes with it: it would seal nothing.
+            if let Some(written) = &key_written {
+                let _ = std::fs::remove_file(written);
             }
             return Err(anyhow::Error::new(e)
                 .context(format!("cannot initialise store {}", store_path.display())));
@@ -91,6 +99,9 @@ fn init(a: args::InitArgs) -> Result<()> {
     };
     if let Some(file) = file {
         write_admin_creds(&store, file)?;
+    }
+    if let Some(written) = &key_written {
+        outln!("store key:      {} (back it up apart from the store)", written.display())?;
     }
     print_init_report(&report, &creds_path, creds_exist, store_path)
 }
@@ -129,14 +140,24 @@ fn print_init_report(
 /// How long a local command waits for a store another process holds.
 pub(super) const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// Opens the store for writing as `pbn admin`, waiting for a busy lock.
-pub(crate) fn open_store(path: &std::path::Path) -> Result<Store> {
-    store_context(path, Store::open_for(path, "pbn admin", STORE_LOCK_WAIT))
+/// Opens the store for writing as `pbn admin`, waiting for a busy lock, with its key (see
+/// [`store_key::source`]).
+pub(crate) fn open_store(path: &std::path::Path, key_file: Option<&Path>) -> Result<Store> {
+    let opened = store_key::open_with(path, key_file, |key| {
+        Store::open_for_with(path, "pbn admin", STORE_LOCK_WAIT, key)
+    })?;
+    store_context(path, opened)
 }
 
 /// Opens the store read-only (a `0444` file works; nothing is written), waiting for a busy lock.
-pub(super) fn open_store_read_only(path: &std::path::Path) -> Result<Store> {
-    store_context(path, Store::open_read_only(path, STORE_LOCK_WAIT))
+pub(super) fn open_store_read_only(
+    path: &std::path::Path,
+    key_file: Option<&Path>,
+) -> Result<Store> {
+    let opened = store_key::open_with(path, key_file, |key| {
+        Store::open_read_only_with(path, STORE_LOCK_WAIT, key)
+    })?;
+    store_context(path, opened)
 }
 
 fn store_context(path: &std::path::Path, opened: Result<Store, StoreError>) -> Result<Store> {
@@ -162,6 +183,9 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
     if let args::AdminCommand::Audit(audit_tail::AuditCommand::Tail(t)) = &a.command {
         return audit_tail::run(a.server.as_deref(), a.creds.as_deref(), t);
     }
+    if let args::AdminCommand::Store(args::StoreCommand::Rekey(r)) = &a.command {
+        return rekey::rekey(&a, r);
+    }
     let req = requests::build(&a.command)?;
     let (result, out) = match (&a.server, &a.creds) {
         (Some(url), Some(creds)) => {
@@ -170,9 +194,9 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
         }
         _ => {
             let store = if req.is_read_only() {
-                open_store_read_only(&a.store.store)?
+                open_store_read_only(&a.store.store, a.store.key_file.as_deref())?
             } else {
-                open_store(&a.store.store)?
+                open_store(&a.store.store, a.store.key_file.as_deref())?
             };
             let out = creds_out(&a)?;
             let result = admin::execute(&store, &req, &Context::now()).map(|o| o.response);

@@ -109,7 +109,8 @@ fn nats_conf_trust(path: &Path) -> Result<natsconf::Trust> {
         StoreError::Backend { .. } => true,
         _ => false,
     };
-    let store = match Store::open_for(path, "pbn nats-conf", super::STORE_LOCK_WAIT) {
+    let key = super::store_key::source(path, None)?;
+    let store = match Store::open_for_with(path, "pbn nats-conf", super::STORE_LOCK_WAIT, key) {
         Ok(store) => match admin::init::trust(&store, &ctx) {
             Err(AdminError::Store(e)) if unwritable(&e) => {
                 eprintln!("warning: cannot record in {}: {e}; reading it only", path.display());
@@ -119,7 +120,7 @@ fn nats_conf_trust(path: &Path) -> Result<natsconf::Trust> {
         },
         Err(e) if unwritable(&e) => {
             eprintln!("warning: cannot write {}: {e}; reading it only", path.display());
-            super::open_store_read_only(path)?
+            super::open_store_read_only(path, None)?
         }
         Err(e) => return Err(locked_hint(e, path)),
     };

@@ -36,9 +36,15 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
         AdminCommand::Outbox(OutboxCommand::Retry { id }) => {
             Request::OutboxRetry(OutboxRetry { id: n(id)? })
         }
-        AdminCommand::Audit(_) => anyhow::bail!("audit commands are not admin requests"),
+        AdminCommand::Store(_) => return Err(NotARequest("store").into()),
+        AdminCommand::Audit(_) => return Err(NotARequest("audit").into()),
     })
 }
+
+/// A command that works on the store file and has no admin request.
+#[derive(Debug, thiserror::Error)]
+#[error("pbn admin {0} has no admin request")]
+pub struct NotARequest(pub &'static str);
 
 /// A record name or id from the command line. One longer than any name can be is refused here
 /// (quoted cut short), so no error message echoes a flood of input; the rest of the name rules

@@ -57,6 +57,21 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let settings = settings(&a)?;
     runtime()?.block_on(async move {
         let shutdown = signal_shutdown()?;
-        crate::server::run(settings, shutdown).await.context("pbn serve failed")
+        run_service(settings, shutdown).await.context("pbn serve failed")
     })
+}
+
+/// Opens the store of `settings` with its key (see [`super::store_key::open_with`]) and runs the
+/// service on it until `shutdown` turns true.
+pub(super) async fn run_service(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<()> {
+    let path = settings.store.clone();
+    let store = tokio::task::spawn_blocking(move || -> Result<crate::store::Store> {
+        let wait = std::time::Duration::ZERO;
+        Ok(super::store_key::open_with(&path, None, |key| {
+            crate::store::Store::open_for_with(&path, crate::store::SERVICE_COMMAND, wait, key)
+        })??)
+    })
+    .await
+    .context("the store task failed")??;
+    Ok(crate::server::run_with_store(settings, store, shutdown).await?)
 }

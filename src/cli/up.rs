@@ -71,7 +71,7 @@ fn serve_while_up(server: &Server, settings: Settings) -> Result<()> {
         watch_signals(tx.clone())?;
         let natsd = server.natsd.clone();
         let watcher = tokio::spawn(watch_child(natsd, tx.clone(), rx.clone()));
-        let result = crate::server::run(settings, rx).await.context("pbn serve failed");
+        let result = super::serve::run_service(settings, rx).await.context("pbn serve failed");
         let _ = tx.send(true);
         let exited = watcher.await.ok().flatten();
         Ok::<_, anyhow::Error>((result, exited))
@@ -109,7 +109,9 @@ fn prepare_store(dir: &Path) -> Result<PathBuf> {
     if store_path.exists() {
         return Ok(store_path);
     }
-    let (store, _) = admin::init::init_store(&store_path, "pbn", false, &Context::now())?;
+    let (key, _) = super::store_key::for_init(&store_path, None)?;
+    let (store, _) =
+        admin::init::init_store_with(&store_path, "pbn", false, &Context::now(), Some(key))?;
     eprintln!("created store {}", store_path.display());
     let creds = super::admin_creds_path(&store_path);
     if creds.exists() {
@@ -123,7 +125,7 @@ fn prepare_store(dir: &Path) -> Result<PathBuf> {
 
 /// Renders the single-server config for `port` into `<dir>/nats/`; returns its path.
 fn write_config(store_path: &Path, dir: &Path, port: u16) -> Result<PathBuf> {
-    let store = super::open_store(store_path)?;
+    let store = super::open_store(store_path, None)?;
     let trust = admin::init::trust(&store, &Context::now())?;
     drop(store);
     let mut layout = Layout::single(dir.join("nats"), port);

@@ -9,6 +9,7 @@ use std::fmt::Display;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::sealing::{self, Sealer};
 use super::StoreError;
 
 /// The record format this build writes.
@@ -33,6 +34,42 @@ pub(crate) fn decode<T: DeserializeOwned>(
         Some((&RECORD_VERSION, body)) => serde_json::from_slice(body).map_err(|_| corrupt()),
         _ => Err(corrupt()),
     }
+}
+
+/// [`encode`] on a keyed store: every seed of the record sealed for its slot (see
+/// `store::sealing`), so the bytes written hold no seed text.
+pub(crate) fn encode_sealed<T: Serialize>(
+    record: &T,
+    sealer: Sealer<'_>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut value = serde_json::to_value(record).map_err(|e| StoreError::Encode(e.to_string()))?;
+    sealing::seal_tree(sealer, &mut value);
+    let out = encode(&value);
+    sealing::wipe(value);
+    out
+}
+
+/// [`decode`] on a keyed store: every sealed seed opened for its slot under the store key.
+/// A value that does not open is [`StoreError::Unseal`].
+pub(crate) fn decode_sealed<T: DeserializeOwned>(
+    sealer: Sealer<'_>,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    let mut value: serde_json::Value = decode(sealer.table, &sealer.record, bytes)?;
+    if let Err(source) = sealing::open_tree(sealer, &mut value) {
+        sealing::wipe(value);
+        return Err(StoreError::Unseal {
+            table: sealer.table.to_string(),
+            key: sealer.record.to_string(),
+            source,
+        });
+    }
+    let record = T::deserialize(&value).map_err(|_| StoreError::Corrupt {
+        table: sealer.table.to_string(),
+        key: sealer.record.to_string(),
+    });
+    sealing::wipe(value);
+    record
 }
 
 #[cfg(test)]

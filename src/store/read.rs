@@ -1,9 +1,11 @@
 //! Read access: [`ReadTx`] and the [`StoreRead`] accessors shared by reads and writes.
 
 use redb::{Key, ReadableTable, TableDefinition, TableHandle, Value};
-use serde::de::DeserializeOwned;
+
+use std::sync::Arc;
 
 use super::codec::decode;
+use super::keyring::{Keyring, Record};
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::keys::AccountPublicKey;
@@ -21,11 +23,12 @@ pub struct TokenRef {
 /// A read-only snapshot of the store, given to [`Store::read`](super::Store::read) closures.
 pub struct ReadTx {
     txn: redb::ReadTransaction,
+    key: Option<Arc<Keyring>>,
 }
 
 impl ReadTx {
-    pub(super) fn new(txn: redb::ReadTransaction) -> Self {
-        ReadTx { txn }
+    pub(super) fn new(txn: redb::ReadTransaction, key: Option<Arc<Keyring>>) -> Self {
+        ReadTx { txn, key }
     }
 }
 
@@ -40,6 +43,9 @@ pub(crate) mod sealed {
             &self,
             def: TableDefinition<'static, K, V>,
         ) -> Result<impl ReadableTable<K, V> + '_, StoreError>;
+
+        /// The keyring of an encrypted store; records' seeds are sealed under its key.
+        fn keyring(&self) -> Option<&Keyring>;
     }
 }
 
@@ -57,23 +63,27 @@ impl Source for ReadTx {
             other => backend("opening a table")(other),
         })
     }
+
+    fn keyring(&self) -> Option<&Keyring> {
+        self.key.as_deref()
+    }
 }
 
 impl StoreRead for ReadTx {}
 
 /// Reads one record.
-pub(super) fn get_record<S: Source + ?Sized, T: DeserializeOwned>(
+pub(super) fn get_record<S: Source + ?Sized, T: Record>(
     src: &S,
     def: RecordTable,
     key: &str,
 ) -> Result<Option<T>, StoreError> {
     let table = src.table(def)?;
     let guard = table.get(key).map_err(backend("reading a record"))?;
-    guard.map(|g| decode(def.name(), &key, g.value())).transpose()
+    guard.map(|g| decode_record(src, def.name(), key, g.value())).transpose()
 }
 
 /// Reads every record of a table, in key order.
-fn list_records<S: Source + ?Sized, T: DeserializeOwned>(
+fn list_records<S: Source + ?Sized, T: Record>(
     src: &S,
     def: RecordTable,
 ) -> Result<Vec<T>, StoreError> {
@@ -81,9 +91,22 @@ fn list_records<S: Source + ?Sized, T: DeserializeOwned>(
     let mut out = Vec::new();
     for item in table.iter().map_err(backend("listing records"))? {
         let (k, v) = item.map_err(backend("listing records"))?;
-        out.push(decode(def.name(), &k.value(), v.value())?);
+        out.push(decode_record(src, def.name(), k.value(), v.value())?);
     }
     Ok(out)
+}
+
+/// Decodes a record, opening its sealed seeds on an encrypted store.
+fn decode_record<S: Source + ?Sized, T: Record>(
+    src: &S,
+    table: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    match src.keyring() {
+        Some(ring) => ring.decode(table, key, bytes),
+        None => decode(table, &key, bytes),
+    }
 }
 
 /// The second components of the index entries whose first component is `first`.

@@ -21,6 +21,16 @@ pub(crate) type RecordTable = TableDefinition<'static, &'static str, &'static [u
 /// Store metadata: `schema_version → 1`.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// Sealing metadata of an encrypted store: [`KEY_CHECK_KEY`] → the key check value
+/// (`seal::seal_key_check`). A store without it holds plain seeds.
+pub(crate) const SEAL: TableDefinition<&str, &[u8]> = TableDefinition::new("seal");
+
+/// The key of the key check value in [`SEAL`].
+pub(crate) const KEY_CHECK_KEY: &str = "key_check";
+
+/// The key of the argon2id salt in [`SEAL`] (present when the key comes from a passphrase).
+pub(crate) const PASSPHRASE_SALT_KEY: &str = "passphrase_salt";
+
 /// The operator, a singleton under [`OPERATOR_KEY`].
 pub(crate) const OPERATOR: RecordTable = TableDefinition::new("operator");
 
@@ -70,6 +80,7 @@ pub(crate) const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str), ()> =
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
+    txn.open_table(SEAL)?;
     for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX] {
         txn.open_table(table)?;
     }

@@ -6,8 +6,14 @@
 use redb::{Key, ReadableTable, TableDefinition, Value};
 use serde::Serialize;
 
-use super::codec::encode;
+use std::sync::Arc;
+
+use redb::TableHandle;
+
+use super::codec::{encode, encode_sealed};
+use super::keyring::Keyring;
 use super::read::{sealed::Source, StoreRead};
+use super::sealing::Sealer;
 use super::tables::{self, RecordTable};
 use super::{backend, RecordKind, StoreError};
 use crate::model::{Account, Operator, Role, User};
@@ -16,6 +22,7 @@ use crate::model::{Account, Operator, Role, User};
 /// [`StoreRead`] see the transaction's own writes.
 pub struct WriteTx {
     txn: redb::WriteTransaction,
+    key: Option<Arc<Keyring>>,
 }
 
 impl Source for WriteTx {
@@ -24,6 +31,10 @@ impl Source for WriteTx {
         def: TableDefinition<'static, K, V>,
     ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
         self.txn.open_table(def).map_err(backend("opening a table"))
+    }
+
+    fn keyring(&self) -> Option<&Keyring> {
+        self.key.as_deref()
     }
 }
 
@@ -34,8 +45,8 @@ fn conflict(kind: RecordKind, name: &str) -> StoreError {
 }
 
 impl WriteTx {
-    pub(super) fn new(txn: redb::WriteTransaction) -> Self {
-        WriteTx { txn }
+    pub(super) fn new(txn: redb::WriteTransaction, key: Option<Arc<Keyring>>) -> Self {
+        WriteTx { txn, key }
     }
 
     pub(super) fn txn(&self) -> &redb::WriteTransaction {
@@ -52,7 +63,12 @@ impl WriteTx {
         key: &str,
         record: &T,
     ) -> Result<(), StoreError> {
-        let bytes = encode(record)?;
+        let bytes = match self.key.as_deref() {
+            Some(ring) => {
+                encode_sealed(record, Sealer { key: ring.key(), table: def.name(), record: key })?
+            }
+            None => encode(record)?,
+        };
         let mut table = self.txn.open_table(def).map_err(backend("opening a table"))?;
         table.insert(key, bytes.as_slice()).map_err(backend("writing a record"))?;
         Ok(())

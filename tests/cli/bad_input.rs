@@ -4,7 +4,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use pbn::{Store, StoreRead};
+use pbn::StoreRead;
 
 use super::Deployment;
 use crate::support::pbn::{Pbn, PbnOutput};
@@ -194,8 +194,7 @@ fn a_locked_store_exits_5_and_points_to_remote_administration() {
     let d = populated();
     let before = d.snapshot();
     // Held as a running `pbn serve` holds it: commands fail at once instead of waiting.
-    let held = Store::open_for(&d.store, pbn::SERVICE_COMMAND, std::time::Duration::ZERO)
-        .expect("open the store in the test process");
+    let held = crate::support::open_store(&d.store, pbn::SERVICE_COMMAND);
     for args in [&["account", "list"][..], &["account", "add", "other"]] {
         let out = d.admin(args);
         out.code(LOCKED);
@@ -274,7 +273,7 @@ fn passwords_are_never_taken_from_flags() {
 /// Every secret the store holds: seeds of the operator, accounts, signing keys, service user and
 /// xkey; password hashes and token hashes.
 pub(super) fn stored_secrets(store: &Path) -> Vec<String> {
-    let store = Store::open(store).expect("open store");
+    let store = crate::support::open_store(store, "pbn admin");
     store
         .read(|tx| {
             let op = tx.require_operator()?;

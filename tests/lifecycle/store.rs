@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
-use pbn::Store;
 use pbn::CONFIRM_TIMEOUT;
 use pbn::{Context, LimitPatch, Request, RolePatch};
 use serde_json::Value;
@@ -112,7 +111,7 @@ fn a_second_local_command_waits_for_the_lock_and_names_the_holder() {
     let (_dir, path) = cli_store();
     let add_b = || Pbn::new(["admin", "--store"]).args([&path]).args(["account", "add", "B"]);
     // Held by another admin command for longer than the wait: exit 5, naming the holder.
-    let held = Store::open_for(&path, "pbn admin", Duration::ZERO).expect("open");
+    let held = crate::support::open_store(&path, "pbn admin");
     let started = std::time::Instant::now();
     let out = add_b().run();
     out.code(5);
@@ -128,7 +127,7 @@ fn a_second_local_command_waits_for_the_lock_and_names_the_holder() {
     add_b().run().code(0);
     releaser.join().unwrap();
     // A running service does not let go: no waiting, the service is named with the remote hint.
-    let _serve = Store::open_for(&path, "pbn serve", Duration::ZERO).expect("open");
+    let _serve = crate::support::open_store(&path, "pbn serve");
     let started = std::time::Instant::now();
     let out = Pbn::new(["admin", "--store"]).args([&path]).args(["account", "list"]).run();
     out.code(5);

@@ -41,7 +41,8 @@ impl Env {
     /// A fresh store (operator, SYS, AUTH) with the role [`ROLE`].
     pub fn new() -> Env {
         let dir = tempfile::Builder::new().prefix("pbn-pub-").tempdir().expect("temp dir");
-        let (store, _) = pbn::init_store(&dir.path().join("store.redb"), "test", false, &ctx())
+        let path = dir.path().join("store.redb");
+        let store = crate::support::init_sealed_store(&path, "test", false, &ctx())
             .unwrap_or_else(|e| panic!("init store: {e}"));
         let env = Env { dir, store };
         env.admin(Request::RoleAdd(RoleAdd { name: ROLE.into(), role: RolePatch::default() }));

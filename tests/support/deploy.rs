@@ -103,12 +103,11 @@ impl Deployment {
     pub fn new(opts: DeployOptions) -> Deployment {
         let dir = tempfile::Builder::new().prefix("pbn-deploy-").tempdir().expect("temp dir");
         let path = dir.path().join("store.redb");
-        let (store, _) = pbn::init_store(&path, "test", opts.xkey, &Context::now())
+        let store = super::init_sealed_store(&path, "test", opts.xkey, &Context::now())
             .unwrap_or_else(|e| panic!("init store: {e}"));
         drop(store);
         // Held as the service holds it: the store the in-process service runs on.
-        let store = Store::open_for(&path, pbn::SERVICE_COMMAND, std::time::Duration::ZERO)
-            .unwrap_or_else(|e| panic!("open the new store as the service: {e}"));
+        let store = super::open_store(&path, pbn::SERVICE_COMMAND);
         Deployment { opts, store, runners: Vec::new(), services: 0, servers: Vec::new(), dir }
     }
 

@@ -170,3 +170,38 @@ pub fn old_nats_server_binary() -> PathBuf {
     );
     path
 }
+
+/// The key of a store `pbn init` made: the key file beside it (`<store>.key`), as the binary
+/// finds it; `None` when there is none (a plain store).
+pub fn store_key(store: &Path) -> Option<::pbn::seal::KeySource> {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".key");
+    let text = std::fs::read_to_string(PathBuf::from(name)).ok()?;
+    let key = ::pbn::seal::StoreKey::from_file_text(&text).expect("a store key file");
+    Some(::pbn::seal::KeySource::Key(key))
+}
+
+/// Opens a store `pbn init` made, with its key, as `command`, without waiting.
+pub fn open_store(store: &Path, command: &str) -> ::pbn::Store {
+    ::pbn::Store::open_for_with(store, command, Duration::ZERO, store_key(store))
+        .unwrap_or_else(|e| panic!("open {}: {e}", store.display()))
+}
+
+/// `pbn::init_store` as `pbn init` does it: the store sealed under a fresh key written to the
+/// key file beside it (mode 0600), where `pbn serve` and `pbn admin` find it.
+pub fn init_sealed_store(
+    path: &Path,
+    operator: &str,
+    xkey: bool,
+    ctx: &::pbn::Context,
+) -> Result<::pbn::Store, ::pbn::AdminError> {
+    use std::os::unix::fs::PermissionsExt;
+    let key = ::pbn::seal::StoreKey::generate();
+    let mut name = path.as_os_str().to_owned();
+    name.push(".key");
+    let key_path = PathBuf::from(name);
+    std::fs::write(&key_path, key.to_file_text().as_bytes()).expect("write the store key");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let key = Some(::pbn::seal::KeySource::Key(key));
+    ::pbn::init_store_with(path, operator, xkey, ctx, key).map(|(store, _)| store)
+}

@@ -1,6 +1,6 @@
 //! Signing-key operations: rotation, graceful add/remove, and what they refuse.
 
-use crate::admin::init::{init_store, AUTH_ACCOUNT, SYS_ACCOUNT};
+use crate::admin::init::{init_store_with, AUTH_ACCOUNT, SYS_ACCOUNT};
 use crate::admin::{
     execute, AdminError, Context, ErrorClass, LimitPatch, Request, Response, RolePatch,
 };
@@ -19,7 +19,10 @@ fn setup() -> (tempfile::TempDir, Store, Context) {
     let dir = tempfile::tempdir().expect("temp dir");
     let ctx =
         Context { now: NOW, now_ms: NOW * 1000, defaults: crate::issue::default_permissions() };
-    let (store, _) = init_store(&dir.path().join("pbn.redb"), "test", false, &ctx).expect("init");
+    // Sealed, as `pbn init` makes stores.
+    let key = Some(crate::seal::KeySource::Key(crate::seal::StoreKey::generate()));
+    let path = dir.path().join("pbn.redb");
+    let (store, _) = init_store_with(&path, "test", false, &ctx, key).expect("init");
     run(
         &store,
         &ctx,

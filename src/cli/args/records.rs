@@ -17,6 +17,23 @@ pub enum OutboxCommand {
     },
 }
 
+/// `pbn admin store`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Re-seal every seed under a new key, in one transaction (on the store file: stop pbn serve
+    /// first). The new key: `PBN_NEW_KEY_PASSPHRASE`, else `--new-key-file`, else a new key
+    /// file that replaces `<store>.key` (the old one is kept as `<store>.key.old`).
+    Rekey(RekeyArgs),
+}
+
+/// `pbn admin store rekey`.
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// File of the new key: read when it exists, else generated into it (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub new_key_file: Option<std::path::PathBuf>,
+}
+
 /// `pbn admin operator`.
 #[derive(Debug, Subcommand)]
 pub enum OperatorCommand {

@@ -45,6 +45,7 @@ fn admin_classes_keep_their_codes() {
         (ErrorClass::NotFound, 3),
         (ErrorClass::Conflict, 4),
         (ErrorClass::Locked, 5),
+        (ErrorClass::StoreKey, 9),
         (ErrorClass::Other, 1),
     ];
     for (class, expected) in table {
@@ -71,6 +72,20 @@ fn store_errors_exit_with_their_class() {
     assert_eq!(code(StoreError::AlreadyExists("pbn.redb".into())), 4);
     assert_eq!(code(StoreError::Invalid(ModelError::SubjectEmpty)), 2);
     assert_eq!(code(StoreError::TaskFailed("panicked".into())), 1);
+}
+
+#[test]
+fn store_key_errors_exit_9() {
+    assert_eq!(code(StoreError::KeyRequired("pbn.redb".into())), 9);
+    assert_eq!(code(StoreError::WrongKey("pbn.redb".into())), 9);
+    assert_eq!(code(StoreError::NotSealed("pbn.redb".into())), 9);
+    assert_eq!(code(crate::seal::SealError::KeyText), 9);
+    let tampered = StoreError::Unseal {
+        table: "accounts".into(),
+        key: "A".into(),
+        source: crate::seal::SealError::Open { slot: "accounts/A/identity".into() },
+    };
+    assert_eq!(code(tampered), 1);
 }
 
 #[test]
