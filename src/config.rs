@@ -72,6 +72,9 @@ pub struct RawConfig {
     pub tls_ca: Option<PathBuf>,
     /// Address of the HTTP listener (`/healthz`, `/readyz`); unset: no listener.
     pub http: Option<String>,
+    /// Log line format of `pbn serve`, `text` or `json` (`--log-format` and
+    /// `PBN_LOG_FORMAT` win); read when logging starts, checked with the rest.
+    pub log_format: Option<String>,
     /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
     #[serde(default, rename = "nats_conf")]
     pub _nats_conf: Option<toml::Table>,
@@ -267,6 +270,7 @@ impl RawConfig {
         self.servers = other.servers.or(self.servers);
         self.tls_ca = other.tls_ca.or(self.tls_ca);
         self.http = other.http.or(self.http);
+        self.log_format = other.log_format.or(self.log_format);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -329,6 +333,7 @@ impl Settings {
         let store = raw.store.unwrap_or("pbn.redb".into());
         let connection = connection_tuning(raw.connection)?;
         let http = raw.http.as_deref().map(check_http).transpose()?;
+        raw.log_format.as_deref().map(check_log_format).transpose()?;
         Ok(Settings { store, servers, callout, publisher, connection, tls_ca, http })
     }
 }
@@ -407,6 +412,18 @@ fn connection_tuning(c: RawConnection) -> Result<ConnectionTuning, ConfigError> 
         failback_healthy_checks: positive("connection.failback_healthy_checks", checks as usize)?
             as u32,
     })
+}
+
+/// Checks a log format: `text` or `json`.
+pub fn check_log_format(s: &str) -> Result<(), ConfigError> {
+    match s {
+        "text" | "json" => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            name: "log_format",
+            value: crate::model::clip(s),
+            message: "the log format is text or json",
+        }),
+    }
 }
 
 /// Parses the HTTP listener address (`HOST:PORT`, an IP address and a port).

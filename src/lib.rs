@@ -76,7 +76,7 @@ pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };
 pub use cli::args::LogFormat;
-pub use cli::{log_filter, run as run_cli, Cli, Failure};
+pub use cli::{log_filter, log_format, run as run_cli, Cli, Failure};
 pub use clock::unix_now;
 pub use config::{
     CalloutSettings, ConfigError, PublisherSettings, RawConfig, RawPublisher, Settings,

@@ -28,7 +28,9 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     use std::io::IsTerminal;
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match cli.log_format {
+    let explicit =
+        !matches!(matches.value_source("log_format"), Some(ValueSource::DefaultValue) | None);
+    match pbn::log_format(&cli, explicit) {
         pbn::LogFormat::Json => logs.json().init(),
         pbn::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }

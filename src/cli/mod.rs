@@ -39,6 +39,22 @@ pub fn log_filter(cli: &Cli, base: &str) -> String {
     }
 }
 
+/// The log format: `--log-format` or `PBN_LOG_FORMAT` when given (`explicit`), else the
+/// `log_format` key of `pbn serve --config FILE`, else text. A file that cannot be read or a
+/// bad value is reported when the command resolves its settings.
+pub fn log_format(cli: &Cli, explicit: bool) -> args::LogFormat {
+    let from_file = match &cli.command {
+        Command::Serve(a) if !explicit => a.config.as_deref(),
+        _ => None,
+    };
+    let key = from_file.and_then(|p| crate::config::RawConfig::from_file(p).ok()?.log_format);
+    match key.as_deref() {
+        Some("json") => args::LogFormat::Json,
+        Some("text") => args::LogFormat::Text,
+        _ => cli.log_format,
+    }
+}
+
 /// Runs a parsed command line; a failure carries the exit code it ends the process with.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let done = match cli.command {

@@ -65,3 +65,34 @@ async fn serve_logs_are_json_name_refusals_and_never_hold_a_secret() {
     let admitted = lines.iter().filter(|l| l["fields"]["message"] == "callout admitted").count();
     assert_eq!(admitted, 2, "{text}");
 }
+
+/// `log_format = "json"` in the config file of `pbn serve --config` turns on JSON lines; a bad
+/// value is refused naming it.
+#[tokio::test]
+async fn the_config_file_sets_the_log_format_and_a_bad_one_is_refused() {
+    let d = Deployment::init();
+    let config = d.dir().join("pbn.toml");
+    let store = d.store.display().to_string();
+    let port = free_port();
+    let text = format!(
+        "store = {store:?}\nservers = [\"nats://127.0.0.1:{port}\"]\nlog_format = \"json\"\n"
+    );
+    std::fs::write(&config, text).expect("write the config");
+    let serve =
+        Pbn::new(["serve", "--config"]).args([&config]).spawn_logged(&d.dir().join("s.log"));
+    wait_until(Duration::from_secs(20), "pbn serve to log its start", || {
+        serve.log().contains("pbn serve started")
+    })
+    .await;
+    for line in serve.log().lines() {
+        let json: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(json["level"].is_string(), "{line}");
+    }
+    drop(serve);
+
+    std::fs::write(&config, format!("store = {store:?}\nlog_format = \"xml\"\n")).expect("write");
+    let out = Pbn::new(["serve", "--config"]).args([&config]).run();
+    out.code(2);
+    assert!(out.stderr.contains("log_format") && out.stderr.contains("xml"), "{}", out.stderr);
+}
