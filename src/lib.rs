@@ -20,7 +20,8 @@
 //! (`server::publisher`), the callout session registry (`server::sessions`), the admin API
 //! (`server::admin_api`), the application of effects (`server::lifecycle`), and the optional
 //! HTTP listener with health, readiness and Prometheus metrics (`server::http`,
-//! `server::metrics`).
+//! `server::metrics`), audit events on NATS (`server::audit`) and what `pbn status` shows
+//! (`server::status`).
 //!
 //! At the edge: `config` (raw TOML and flags into checked [`Settings`]), `natsconf` (nats-server
 //! configuration), [`natsd`] (the one nats-server harness of `pbn up`, the tests and the load
