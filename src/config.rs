@@ -75,6 +75,9 @@ pub struct RawConfig {
     /// Log line format of `pbn serve`, `text` or `json` (`--log-format` and
     /// `PBN_LOG_FORMAT` win); read when logging starts, checked with the rest.
     pub log_format: Option<String>,
+    /// Whether login decisions and admin changes are published as audit events on NATS
+    /// (default true).
+    pub audit: Option<bool>,
     /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
     #[serde(default, rename = "nats_conf")]
     pub _nats_conf: Option<toml::Table>,
@@ -229,6 +232,8 @@ pub struct Settings {
     pub tls_ca: Option<PathBuf>,
     /// Where the HTTP listener binds; `None`: no listener.
     pub http: Option<std::net::SocketAddr>,
+    /// Whether audit events are published (`audit` key; on by default).
+    pub audit: bool,
 }
 
 impl RawConfig {
@@ -271,6 +276,7 @@ impl RawConfig {
         self.tls_ca = other.tls_ca.or(self.tls_ca);
         self.http = other.http.or(self.http);
         self.log_format = other.log_format.or(self.log_format);
+        self.audit = other.audit.or(self.audit);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -334,7 +340,8 @@ impl Settings {
         let connection = connection_tuning(raw.connection)?;
         let http = raw.http.as_deref().map(check_http).transpose()?;
         raw.log_format.as_deref().map(check_log_format).transpose()?;
-        Ok(Settings { store, servers, callout, publisher, connection, tls_ca, http })
+        let audit = raw.audit.unwrap_or(true);
+        Ok(Settings { store, servers, callout, publisher, connection, tls_ca, http, audit })
     }
 }
 

@@ -149,7 +149,11 @@ async fn serve(
     let opts = PipelineOptions::from_settings(&settings.callout);
     let pipeline = Pipeline::new(store.clone(), sessions.clone(), opts)?;
     let (audit, audit_queue) = audit::Audit::new(pipeline.metrics().clone());
-    let pipeline = Arc::new(pipeline.with_audit(audit.clone()));
+    let audit = settings.audit.then_some(audit);
+    let pipeline = Arc::new(match &audit {
+        Some(a) => pipeline.with_audit(a.clone()),
+        None => pipeline,
+    });
     // Bound before anything connects: a taken address stops the start with its own error.
     let listener = match settings.http {
         Some(addr) => Some(http::bind(addr).await?.0),
@@ -253,7 +257,7 @@ struct Parts {
     pipeline: Arc<Pipeline>,
     sessions: Arc<SessionRegistry>,
     publisher: Publisher,
-    audit: audit::Audit,
+    audit: Option<audit::Audit>,
 }
 
 /// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the

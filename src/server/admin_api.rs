@@ -49,8 +49,8 @@ pub(super) struct AdminApi {
     pub keys: Arc<KeyLocks>,
     /// Requests by command and result.
     pub metrics: Arc<crate::server::metrics::Metrics>,
-    /// Where committed changes are recorded.
-    pub audit: crate::server::audit::Audit,
+    /// Where committed changes are recorded, when audit events are on.
+    pub audit: Option<crate::server::audit::Audit>,
 }
 
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
@@ -285,8 +285,8 @@ async fn apply(api: &AdminApi, payload: &[u8], key: Option<String>) -> (Reply, E
     match done {
         Ok((reply, Ok(outcome))) => {
             info!(op, "admin request done");
-            if !read_only {
-                api.audit.admin(op);
+            if let Some(audit) = api.audit.as_ref().filter(|_| !read_only) {
+                audit.admin(op);
             }
             (reply, outcome.effects)
         }

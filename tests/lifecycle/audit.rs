@@ -129,3 +129,18 @@ fn audit_tail_without_a_server_is_a_usage_error() {
     let out = crate::support::pbn::Pbn::new(["admin", "audit", "tail"]).run();
     out.code(2);
 }
+
+/// With `audit = false` nothing is published: the first message a subscriber gets after a
+/// login and a change is the marker the test sends itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_off_publishes_no_event() {
+    let config = pbn::RawConfig { audit: Some(false), ..pbn::RawConfig::default() };
+    let live = Live::start_with(DeployOptions::default(), |_| {}, config).await;
+    let (client, mut sub) = audit_subscriber(&live).await;
+    let _alice = live.login("alice").await;
+    live.admin(&["user", "edit", "olga", "--active", "false"]).await.success();
+    client.publish("pbn.audit.marker", "{}".into()).await.expect("publish the marker");
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next()).await;
+    let subject = msg.expect("the marker within 10 s").expect("open").subject;
+    assert_eq!(subject.as_str(), "pbn.audit.marker");
+}
