@@ -64,7 +64,7 @@ pub async fn observe(
     report: &mut Report,
 ) -> Result<(), LoadError> {
     let (mut on, mut off) = (Vec::new(), Vec::new());
-    for observed in ROUNDS {
+    for (round, observed) in ROUNDS.into_iter().enumerate() {
         let (settings, http) = settings(d, observed)?;
         d.replace_service(settings).await?;
         let scraper = http.map(|addr| tokio::spawn(scrape(addr)));
@@ -73,10 +73,7 @@ pub async fn observe(
         if let Some(task) = scraper {
             task.abort();
         }
-        if s.failed > 0 {
-            let e = s.first_error.clone().unwrap_or_default();
-            report.failures.push(format!("{label}: {} of {} failed ({e})", s.failed, s.attempted));
-        }
+        report.storm(&format!("{label}, round {}", round + 1), &s, "");
         if observed {
             on.push(s.rate())
         } else {
