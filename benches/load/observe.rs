@@ -92,7 +92,7 @@ pub async fn observe(
     report.fact(
         "token storm, no HTTP listener, audit events off",
         format!("{off:.0} connects/s"),
-        format!("median of 3 rounds, interleaved"),
+        "median of 3 rounds, interleaved",
     );
     let verdict = if slower <= 5.0 { "target ≤ 5 % met" } else { "target ≤ 5 % missed" };
     report.fact("slowdown with metrics and audit on", format!("{slower:.1} %"), verdict);
