@@ -19,6 +19,9 @@ scripts/install-nats-server.sh 2.10.26
 export PBN_NATS_SERVER="$repo_root/.tools/bin/nats-server"
 scripts/install-node-clients.sh
 
+step "prometheus"
+scripts/install-prometheus.sh
+
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 

@@ -75,6 +75,12 @@ pub struct RawConfig {
     /// How long audit entries are kept, e.g. `"90d"` (the default).
     #[serde(default, with = "opt_duration")]
     pub audit_retention: Option<Duration>,
+    /// Log line format of `pbn serve`, `text` or `json` (`--log-format` and
+    /// `PBN_LOG_FORMAT` win); read when logging starts, checked with the rest.
+    pub log_format: Option<String>,
+    /// Whether login decisions and admin changes are published as audit events on NATS
+    /// (default true).
+    pub audit: Option<bool>,
     /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
     #[serde(default, rename = "nats_conf")]
     pub _nats_conf: Option<toml::Table>,
@@ -231,6 +237,8 @@ pub struct Settings {
     pub http: Option<std::net::SocketAddr>,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
+    /// Whether audit events are published (`audit` key; on by default).
+    pub audit: bool,
 }
 
 impl RawConfig {
@@ -273,6 +281,8 @@ impl RawConfig {
         self.tls_ca = other.tls_ca.or(self.tls_ca);
         self.http = other.http.or(self.http);
         self.audit_retention = other.audit_retention.or(self.audit_retention);
+        self.log_format = other.log_format.or(self.log_format);
+        self.audit = other.audit.or(self.audit);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -336,6 +346,8 @@ impl Settings {
         let connection = connection_tuning(raw.connection)?;
         let http = raw.http.as_deref().map(check_http).transpose()?;
         let audit_retention = raw.audit_retention.unwrap_or(crate::admin::audit::DEFAULT_RETENTION);
+        raw.log_format.as_deref().map(check_log_format).transpose()?;
+        let audit = raw.audit.unwrap_or(true);
         Ok(Settings {
             store,
             servers,
@@ -345,6 +357,7 @@ impl Settings {
             tls_ca,
             http,
             audit_retention,
+            audit,
         })
     }
 }
@@ -423,6 +436,18 @@ fn connection_tuning(c: RawConnection) -> Result<ConnectionTuning, ConfigError> 
         failback_healthy_checks: positive("connection.failback_healthy_checks", checks as usize)?
             as u32,
     })
+}
+
+/// Checks a log format: `text` or `json`.
+pub fn check_log_format(s: &str) -> Result<(), ConfigError> {
+    match s {
+        "text" | "json" => Ok(()),
+        _ => Err(ConfigError::Invalid {
+            name: "log_format",
+            value: crate::model::clip(s),
+            message: "the log format is text or json",
+        }),
+    }
 }
 
 /// Parses the HTTP listener address (`HOST:PORT`, an IP address and a port).

@@ -22,7 +22,8 @@
 //! (`server::publisher`), the callout session registry (`server::sessions`), the admin API
 //! (`server::admin_api`), the application of effects (`server::lifecycle`), and the optional
 //! HTTP listener with health, readiness and Prometheus metrics (`server::http`,
-//! `server::metrics`).
+//! `server::metrics`), audit events on NATS (`server::audit`) and what `pbn status` shows
+//! (`server::status`).
 //!
 //! At the edge: `config` (raw TOML and flags into checked [`Settings`]), `natsconf` (nats-server
 //! configuration), [`natsd`] (the one nats-server harness of `pbn up`, the tests and the load
@@ -80,7 +81,8 @@ pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminV
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };
-pub use cli::{log_filter, run as run_cli, Cli, Failure};
+pub use cli::args::LogFormat;
+pub use cli::{log_filter, log_format, run as run_cli, Cli, Failure};
 pub use clock::unix_now;
 pub use config::{
     CalloutSettings, ConfigError, PublisherSettings, RawConfig, RawPublisher, Settings,

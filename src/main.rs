@@ -9,7 +9,8 @@ use clap::{CommandFactory, FromArgMatches};
 /// service starts and stops and one per connection state change. async-nats' own events are
 /// off: pbn reconnects itself and logs that, and async-nats would report a routine server
 /// restart as an error. `--log debug` shows everything, async-nats included.
-const DEFAULT_FILTER: &str = "warn,pbn::server=info,pbn::server::callout=warn,\
+const DEFAULT_FILTER: &str =
+    "warn,pbn::server=info,pbn::server::callout=warn,pbn::server::callout::listener=info,\
     pbn::server::publisher=warn,pbn::server::sessions=warn,pbn::server::lifecycle=warn,\
     pbn::cli=info,async_nats=off";
 
@@ -26,11 +27,13 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_new(pbn::log_filter(&cli, spec))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let explicit =
+        !matches!(matches.value_source("log_format"), Some(ValueSource::DefaultValue) | None);
+    match pbn::log_format(&cli, explicit) {
+        pbn::LogFormat::Json => logs.json().init(),
+        pbn::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     match pbn::run_cli(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

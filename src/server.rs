@@ -7,6 +7,7 @@
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
 mod admin_api;
+pub mod audit;
 pub mod callout;
 pub mod connection;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod publisher;
 pub mod sessions;
+pub mod status;
 pub mod version;
 
 use std::sync::Arc;
@@ -139,12 +141,19 @@ async fn serve(
     shutdown: watch::Receiver<bool>,
     stop: Arc<watch::Sender<bool>>,
 ) -> Result<(), ServerError> {
+    let started = std::time::Instant::now();
     let (auth, sys) = store.read(|tx| -> Result<_, StoreError> {
         Ok((tx.require_account(AUTH_ACCOUNT)?, tx.require_account(SYS_ACCOUNT)?))
     })?;
     let sessions = Arc::new(SessionRegistry::new());
     let opts = PipelineOptions::from_settings(&settings.callout);
-    let pipeline = Arc::new(Pipeline::new(store.clone(), sessions.clone(), opts)?);
+    let pipeline = Pipeline::new(store.clone(), sessions.clone(), opts)?;
+    let (audit, audit_queue) = audit::Audit::new(pipeline.metrics().clone());
+    let audit = settings.audit.then_some(audit);
+    let pipeline = Arc::new(match &audit {
+        Some(a) => pipeline.with_audit(a.clone()),
+        None => pipeline,
+    });
     // Bound before anything connects: a taken address stops the start with its own error.
     let listener = match settings.http {
         Some(addr) => Some(http::bind(addr).await?.0),
@@ -167,31 +176,29 @@ async fn serve(
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", "pbn serve started");
-    let publisher = Publisher::new(store.clone(), settings.publisher.clone());
-    let http = match listener {
-        Some(listener) => {
-            let health = http::Health {
-                callout: service.client(),
-                system: system.client(),
-                metrics: pipeline.metrics().clone(),
-                sessions: sessions.clone(),
-                store: store.clone(),
-                pushes: publisher.push_watch(),
-            };
-            Some(tokio::spawn(http::serve(listener, health, shutdown.clone())))
-        }
-        None => None,
+    let metrics = pipeline.metrics().clone();
+    let publisher =
+        Publisher::new(store.clone(), settings.publisher.clone()).with_metrics(metrics.clone());
+    let health = http::Health {
+        callout: service.client(),
+        system: system.client(),
+        metrics,
+        sessions: sessions.clone(),
+        store: store.clone(),
+        pushes: publisher.push_watch(),
+        callout_state: service.state(),
+        system_state: system.state(),
+        started,
     };
-    let parts = Parts { store, pipeline, sessions, publisher };
+    let observers = Observers::spawn(health, listener, audit_queue, &shutdown);
+    let parts = Parts { store, pipeline, sessions, publisher, audit };
     let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
         if let Err(e) = task.await {
             warn!(error = %e, "service task ended abnormally");
         }
     }
-    if let Some(http) = http {
-        http.await.map_err(|e| ServerError::Task(e.to_string()))??;
-    }
+    observers.join().await?;
     service.join().await?;
     system.join().await?;
     for guard in guards {
@@ -201,12 +208,56 @@ async fn serve(
     Ok(())
 }
 
+/// The tasks that watch and report on the service: connection-state metrics, the audit
+/// publisher, the status responder and the HTTP listener.
+struct Observers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    http: Option<tokio::task::JoinHandle<Result<(), http::HttpError>>>,
+}
+
+impl Observers {
+    fn spawn(
+        health: http::Health,
+        listener: Option<tokio::net::TcpListener>,
+        audit_queue: audit::AuditQueue,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Observers {
+        let metrics = health.metrics.clone();
+        let states =
+            [("callout", health.callout_state.clone()), ("system", health.system_state.clone())];
+        let mut tasks: Vec<_> = states
+            .into_iter()
+            .map(|(name, state)| {
+                let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+                tokio::spawn(async move { metrics.watch_connection(name, state, shutdown).await })
+            })
+            .collect();
+        let system = health.system.clone();
+        tasks.push(tokio::spawn(audit::publish(audit_queue, system, metrics, shutdown.clone())));
+        tasks.push(tokio::spawn(status::serve(health.clone(), shutdown.clone())));
+        let http = listener.map(|l| tokio::spawn(http::serve(l, health, shutdown.clone())));
+        Observers { tasks, http }
+    }
+
+    /// Waits for every task (after the shutdown signal).
+    async fn join(self) -> Result<(), ServerError> {
+        if let Some(http) = self.http {
+            http.await.map_err(|e| ServerError::Task(e.to_string()))??;
+        }
+        for task in self.tasks {
+            task.await.map_err(|e| ServerError::Task(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 /// What the tasks of `pbn serve` share.
 struct Parts {
     store: Store,
     pipeline: Arc<Pipeline>,
     sessions: Arc<SessionRegistry>,
     publisher: Publisher,
+    audit: Option<audit::Audit>,
 }
 
 /// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the
@@ -214,7 +265,7 @@ struct Parts {
 /// pruner.
 fn spawn_tasks(
     settings: &Settings,
-    Parts { store, pipeline, sessions, publisher }: Parts,
+    Parts { store, pipeline, sessions, publisher, audit }: Parts,
     service: &Connection,
     system: &Connection,
     shutdown: &watch::Receiver<bool>,
@@ -226,6 +277,8 @@ fn spawn_tasks(
         keys: Default::default(),
         nonces: Default::default(),
         audit_retention: settings.audit_retention,
+        metrics: pipeline.metrics().clone(),
+        audit,
     };
     let callout = &settings.callout;
     [

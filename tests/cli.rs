@@ -14,6 +14,7 @@
 
 mod bad_input;
 mod deploy;
+mod logs;
 mod output;
 mod production;
 mod readme;

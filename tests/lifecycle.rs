@@ -8,9 +8,13 @@
 //! admin API itself: discovery, output, exit codes, bad input, who may call it).
 
 mod accounts;
+mod admin_inbox;
 mod admins;
 mod api;
+mod audit;
 mod http;
+mod prometheus;
+mod status;
 mod store;
 mod users;
 

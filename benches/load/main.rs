@@ -11,7 +11,9 @@
 //!    accounts (through `admin::execute` on the store the running service shares);
 //! 5. `memory`: the real `pbn serve` binary on a store of 100,000 users: peak RSS idle and
 //!    through an N-client storm;
-//! 6. `admin`: the concurrent admin API: `pbn admin --server … account add` from 8 concurrent
+//! 6. `observe`: the token storm with metrics scraped and audit events on versus off,
+//!    interleaved rounds, and the slowdown;
+//! 7. `admin`: the concurrent admin API: `pbn admin --server … account add` from 8 concurrent
 //!    clients against one `pbn serve` process, operations per second and the server's CPU per
 //!    add, for `--pbn` and, interleaved with it, `--baseline-pbn`.
 //!
@@ -25,6 +27,7 @@ mod admin;
 mod claims;
 mod deploy;
 mod memory;
+mod observe;
 mod report;
 mod scenarios;
 mod server;
@@ -94,6 +97,8 @@ pub enum Scenario {
     Memory,
     /// Concurrent remote `account add` against one `pbn serve`.
     Admin,
+    /// Token storms with metrics and audit events on versus off.
+    Observe,
 }
 
 /// pbn load benchmark: connect storms through the auth callout against a real nats-server.
@@ -181,7 +186,13 @@ fn raise_fd_limit() -> u64 {
 async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
     let nats = server::find_binary(args.nats_server.as_deref())?;
     eprintln!("nats-server: {}", nats.display());
-    let main_run = [Scenario::Token, Scenario::Password, Scenario::Reconnect, Scenario::Claims];
+    let main_run = [
+        Scenario::Token,
+        Scenario::Password,
+        Scenario::Reconnect,
+        Scenario::Claims,
+        Scenario::Observe,
+    ];
     if main_run.iter().any(|s| !scenarios::skipped(args, *s)) {
         let mut d = scenarios::deploy(args, &nats, report).await?;
         if !scenarios::skipped(args, Scenario::Token) {
@@ -196,6 +207,9 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
         if !scenarios::skipped(args, Scenario::Claims) {
             let publishing = claims::revocation(&d, report).await?;
             claims::push(&d, args, publishing, report).await?;
+        }
+        if !scenarios::skipped(args, Scenario::Observe) {
+            observe::observe(&mut d, args, report).await?;
         }
         d.stop().await;
     }

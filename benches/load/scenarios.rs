@@ -78,6 +78,22 @@ impl Deployment {
         }
     }
 
+    /// Stops the service and starts one with `settings` on the same store, once it admits a
+    /// login.
+    pub async fn replace_service(&mut self, settings: pbn::Settings) -> Result<(), LoadError> {
+        if let Some(s) = self.service.take() {
+            s.stop().await;
+        }
+        self.service = Some(InProcess::start(settings, self.ws.store.clone()));
+        deploy::wait_ready(&self.url, &self.tokens[0]).await?;
+        Ok(())
+    }
+
+    /// The connect options of token user `i`.
+    pub fn token(&self, i: usize) -> ConnectOptions {
+        ConnectOptions::with_token(self.tokens[i].clone())
+    }
+
     /// Stops the service and the server.
     pub async fn stop(mut self) {
         if let Some(s) = self.service.take() {

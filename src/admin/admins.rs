@@ -15,10 +15,11 @@ use zeroize::Zeroizing;
 
 use super::accounts::enqueue;
 use super::init::{ADMIN_ROLE, SYS_ACCOUNT};
+use super::remote;
 use super::{check_lifetime, reading, writing, AdminError, Command, Context, Outcome, Response};
 use crate::issue;
 use crate::keys::{KeyKind, KeyPair, UserPublicKey};
-use crate::model::{AccountKind, AdminRecord, AdminScope, Effects, Name, OutboxAction};
+use crate::model::{AccountKind, AdminRecord, AdminScope, Effects, Name, OutboxAction, SubSubject};
 use crate::store::{Store, StoreRead, WriteTx};
 
 /// An admin as shown by `list` and `show`.
@@ -117,12 +118,14 @@ impl AdminAdd {
     ) -> Result<(AdminRecord, Zeroizing<String>), AdminError> {
         let name = Name::parse(&self.name)?;
         let scope = AdminScope::parse(self.scope.as_deref().unwrap_or("operator"))?;
+        let mut tenant = None;
         if let Some(account) = scope.account() {
             let acc = tx.require_account(account.as_str())?;
             if acc.kind != AccountKind::Managed {
                 let what = format!("account {:?}", acc.name.as_str());
                 return Err(AdminError::Protected(what, "given a scoped admin"));
             }
+            tenant = Some(acc.public_key.to_string());
         }
         if let Some(secs) = self.expires_secs {
             check_lifetime("admin lifetime", secs)?;
@@ -132,9 +135,12 @@ impl AdminAdd {
         }
         let expires = self.expires_secs.map_or(0, |s| ctx.now.saturating_add_unsigned(s));
         let sys = tx.require_account(SYS_ACCOUNT)?;
-        let role = tx.require_role(ADMIN_ROLE)?;
+        let mut role = tx.require_role(ADMIN_ROLE)?;
         let kp = KeyPair::generate(KeyKind::User);
         let key = UserPublicKey::parse(kp.public_key())?;
+        if let Some(account) = &tenant {
+            role.permissions.sub_allow = Some(tenant_subscriptions(&key, account)?);
+        }
         let record = AdminRecord {
             name,
             public_key: key.clone(),
@@ -157,6 +163,20 @@ impl AdminAdd {
         let jwt = issue::user_jwt(&spec)?;
         Ok((record, issue::creds(&jwt, &kp.seed())))
     }
+}
+
+/// What an `account:` admin may subscribe to in the system account: the replies to its own
+/// requests only (its client's inbox prefix is `_INBOX.<its key>`, see `admin::remote`), and
+/// the login events of its account. Never `_INBOX.>` or `pbn.audit.>`: those would show it the
+/// replies (creds among them) and events of every other admin and account.
+fn tenant_subscriptions(
+    admin: &UserPublicKey,
+    account: &str,
+) -> Result<Vec<SubSubject>, AdminError> {
+    Ok(vec![
+        SubSubject::parse(&format!("{}.>", remote::inbox_prefix(admin.as_str())))?,
+        SubSubject::parse(&format!("pbn.audit.login.{account}.>"))?,
+    ])
 }
 
 /// A free admin name: `base`, else `base-2`, `base-3`, …

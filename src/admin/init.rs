@@ -22,6 +22,8 @@ pub const ADMIN_ROLE: &str = "pbn-admin";
 pub const ADMIN_SUBJECTS: &str = "pbn.admin.>";
 /// Subjects of micro-service discovery (`$SRV.PING`, `$SRV.INFO`, `$SRV.STATS`).
 pub const DISCOVERY_SUBJECTS: &str = "$SRV.>";
+/// Audit events the admin creds may follow (`pbn admin audit tail`).
+pub const AUDIT_SUBJECTS: &str = "pbn.audit.>";
 /// Name (`name` claim) of the user in the admin creds.
 pub const ADMIN_USER: &str = "pbn-admin";
 
@@ -83,7 +85,7 @@ pub fn init_store_with(
     admin.permissions = Permissions {
         pub_allow: Some(vec![Subject::parse(ADMIN_SUBJECTS)?, Subject::parse(DISCOVERY_SUBJECTS)?]),
         pub_deny: None,
-        sub_allow: Some(vec![SubSubject::parse("_INBOX.>")?]),
+        sub_allow: Some(vec![SubSubject::parse("_INBOX.>")?, SubSubject::parse(AUDIT_SUBJECTS)?]),
         sub_deny: None,
     };
     let store = Store::create_with(path, key)?;
@@ -297,7 +299,7 @@ mod tests {
         assert_eq!(claims.exp, 0, "admin creds do not expire");
         let l = &claims.nats.limits;
         assert_eq!(l.publish.allow, vec![ADMIN_SUBJECTS.to_string(), DISCOVERY_SUBJECTS.into()]);
-        assert_eq!(l.subscribe.allow, vec!["_INBOX.>".to_string()]);
+        assert_eq!(l.subscribe.allow, vec!["_INBOX.>".to_string(), AUDIT_SUBJECTS.into()]);
         assert!(l.publish.deny.is_empty() && l.subscribe.deny.is_empty());
         let again = admin_creds(&store, &ctx).unwrap();
         assert_ne!(parse_creds(&again).unwrap().jwt, parsed.jwt, "a fresh user key each time");

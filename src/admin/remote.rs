@@ -115,6 +115,12 @@ fn read_signer(path: &Path) -> Result<KeyPair, RemoteError> {
     creds.key_pair().map_err(|e| bad(e.to_string()))
 }
 
+/// The inbox prefix of the admin with public key `key`: replies to its requests come under it,
+/// and an `account:` admin may subscribe to nothing else in the system account.
+pub fn inbox_prefix(key: &str) -> String {
+    format!("_INBOX.{key}")
+}
+
 /// A connection to a server as an admin user.
 #[derive(Debug)]
 pub struct AdminClient {
@@ -141,6 +147,7 @@ impl AdminClient {
         let seen = errors.clone();
         let client = opts
             .name("pbn-admin-client")
+            .custom_inbox_prefix(inbox_prefix(signer.public_key()))
             .connection_timeout(timeout)
             .request_timeout(Some(timeout))
             .event_callback(move |event| {

@@ -38,9 +38,29 @@ pub struct Cli {
         help_heading = "Global options"
     )]
     pub log: String,
+    /// Log line format: `text` (human-readable) or `json` (one JSON object a line, for log
+    /// collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "PBN_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        help_heading = "Global options"
+    )]
+    pub log_format: LogFormat,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// Top-level commands.
@@ -58,6 +78,8 @@ pub enum Command {
     Up(UpArgs),
     /// Log in as a user through the callout and do a publish/subscribe round trip.
     Check(CheckArgs),
+    /// What a running `pbn serve` is doing (its HTTP listener, or --server/--creds).
+    Status(crate::cli::status::StatusArgs),
 }
 
 /// `pbn check`.
@@ -302,7 +324,7 @@ pub enum AdminCommand {
     /// Named admins: who may use the admin API, over what, until when.
     #[command(subcommand)]
     Admin(super::admins::AdminAdminCommand),
-    /// The audit trail of admin changes.
+    /// The audit trail of admin changes (`list`), and audit events of a running service (`tail`).
     #[command(subcommand)]
     Audit(super::audit_list::AuditCommand),
 }

@@ -10,6 +10,8 @@ use crate::admin::{AuditList, Request};
 pub enum AuditCommand {
     /// List recorded admin changes, oldest first.
     List(AuditListArgs),
+    /// Follow the audit events of a running `pbn serve` live (needs --server and --creds).
+    Tail(super::audit_tail::TailArgs),
 }
 
 /// `pbn admin audit list`.
@@ -26,7 +28,10 @@ pub struct AuditListArgs {
 
 /// The request of an audit command, at `now_ms`.
 pub fn request(cmd: &AuditCommand, now_ms: i64) -> Result<Request> {
-    let AuditCommand::List(a) = cmd;
+    let a = match cmd {
+        AuditCommand::List(a) => a,
+        AuditCommand::Tail(_) => return Err(super::requests::NotARequest("audit tail").into()),
+    };
     let since_ms = a.since.as_deref().map(|s| since(s, now_ms)).transpose()?;
     Ok(Request::AuditList(AuditList { since_ms, admin: a.admin.clone() }))
 }

@@ -35,11 +35,13 @@ use crate::server::version::VersionError;
 use crate::server::ServerError;
 use crate::store::StoreError;
 
+use super::audit_tail::AuditTailError;
 use super::check::CheckError;
 use super::output::{self, OutputClosed};
 use super::rekey::RekeyError;
 use super::requests::NotARequest;
 use super::secrets::PasswordError;
+use super::status::StatusError;
 use super::store_key::StoreKeyError;
 
 /// Why a command failed, as far as the exit code is concerned.
@@ -216,6 +218,8 @@ macro_rules! registry {
 
 registry!(
     OutputClosed,
+    StatusError,
+    AuditTailError,
     NatsdError,
     HttpError,
     CheckError,
@@ -261,6 +265,22 @@ impl Classify for CheckError {
             CheckError::PermissionDenied { .. } => ExitClass::PermissionDenied,
             CheckError::TimedOut { .. } => ExitClass::TimedOut,
             CheckError::Unreachable { .. } | CheckError::Unexpected { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for AuditTailError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            AuditTailError::NeedsServer | AuditTailError::NotAudit(_) => ExitClass::Usage,
+        }
+    }
+}
+
+impl Classify for StatusError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            StatusError::Unreachable { .. } | StatusError::BadAnswer { .. } => ExitClass::Other,
         }
     }
 }

@@ -6,6 +6,7 @@
 mod admins;
 pub mod args;
 mod audit_list;
+pub mod audit_tail;
 mod check;
 pub mod exit;
 mod nats_conf;
@@ -14,6 +15,7 @@ pub(crate) mod rekey;
 pub(crate) mod requests;
 mod secrets;
 mod serve;
+pub mod status;
 pub mod store_key;
 mod up;
 
@@ -39,6 +41,22 @@ pub fn log_filter(cli: &Cli, base: &str) -> String {
     }
 }
 
+/// The log format: `--log-format` or `PBN_LOG_FORMAT` when given (`explicit`), else the
+/// `log_format` key of `pbn serve --config FILE`, else text. A file that cannot be read or a
+/// bad value is reported when the command resolves its settings.
+pub fn log_format(cli: &Cli, explicit: bool) -> args::LogFormat {
+    let from_file = match &cli.command {
+        Command::Serve(a) if !explicit => a.config.as_deref(),
+        _ => None,
+    };
+    let key = from_file.and_then(|p| crate::config::RawConfig::from_file(p).ok()?.log_format);
+    match key.as_deref() {
+        Some("json") => args::LogFormat::Json,
+        Some("text") => args::LogFormat::Text,
+        _ => cli.log_format,
+    }
+}
+
 /// Runs a parsed command line; a failure carries the exit code it ends the process with.
 pub fn run(cli: Cli) -> Result<(), Failure> {
     let done = match cli.command {
@@ -48,6 +66,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve(a) => serve::serve(a),
         Command::Up(a) => up::up(a),
         Command::Check(a) => check::check(a),
+        Command::Status(a) => status::status(a),
     };
     done.map_err(Failure::from)
 }
@@ -185,6 +204,9 @@ fn open_error(path: &std::path::Path, e: StoreError) -> anyhow::Error {
 /// `pbn admin`: the same request, executed on the local store or by the running service
 /// (`--server URL --creds FILE`), and the same output either way.
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
+    if let args::AdminCommand::Audit(audit_list::AuditCommand::Tail(t)) = &a.command {
+        return audit_tail::run(a.server.as_deref(), a.creds.as_deref(), t);
+    }
     if let args::AdminCommand::Store(args::StoreCommand::Rekey(r)) = &a.command {
         return rekey::rekey(&a, r);
     }

@@ -55,6 +55,10 @@ pub(super) struct AdminApi {
     pub nonces: Arc<NonceCache>,
     /// How long audit entries are kept.
     pub audit_retention: std::time::Duration,
+    /// Requests by command and result.
+    pub metrics: Arc<crate::server::metrics::Metrics>,
+    /// Where committed changes are published, when audit events are on.
+    pub audit: Option<crate::server::audit::Audit>,
 }
 
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
@@ -302,16 +306,22 @@ async fn apply(
         Ok(req) => guard::scoped(&admin, req),
         Err(e) => {
             warn!(error = %e, "admin request refused");
+            api.metrics.admin_request("invalid", false);
             return (Reply::from(&e), Effects::default());
         }
     };
     let op = req.name();
+    let read_only = req.is_read_only();
     let (store, retention) = (api.store.clone(), api.audit_retention);
     let done =
         tokio::task::spawn_blocking(move || run_as(&store, &admin, &req, key, retention)).await;
+    api.metrics.admin_request(op, matches!(done, Ok((_, Ok(_)))));
     match done {
         Ok((reply, Ok(outcome))) => {
             info!(op, "admin request done");
+            if let Some(audit) = api.audit.as_ref().filter(|_| !read_only) {
+                audit.admin(op);
+            }
             (reply, outcome.effects)
         }
         Ok((reply, Err(e))) => {

@@ -18,7 +18,7 @@ mod authn;
 pub mod listener;
 mod pipeline;
 
-pub use pipeline::{Handled, Pipeline, PipelineOptions};
+pub use pipeline::{Handled, LoginClient, Pipeline, PipelineOptions};
 
 use crate::auth::AuthError;
 use crate::claims::ClaimsError;

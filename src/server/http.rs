@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::connection::State as NatsState;
 use axum::extract::State;
@@ -19,7 +20,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
-use super::metrics::Metrics;
+use super::connection::ConnState;
+use super::metrics::{Metrics, Scrape};
 use super::publisher::PushWatch;
 use super::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, StoreRead};
@@ -61,6 +63,12 @@ pub struct Health {
     pub store: Store,
     /// The publisher's state.
     pub pushes: Arc<PushWatch>,
+    /// The callout connection's state.
+    pub callout_state: watch::Receiver<ConnState>,
+    /// The system connection's state.
+    pub system_state: watch::Receiver<ConnState>,
+    /// When the service started.
+    pub started: std::time::Instant,
 }
 
 impl Health {
@@ -112,6 +120,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/status", get(status))
         .with_state(health);
     info!(%addr, "HTTP listener serving /healthz and /readyz");
     axum::serve(listener, app)
@@ -124,13 +133,43 @@ pub async fn serve(
 async fn metrics(
     State(health): State<Health>,
 ) -> ([(header::HeaderName, &'static str); 1], String) {
-    let outbox = health.store.read_async(|tx| tx.list_outbox().map(|o| o.len())).await;
-    let outbox = outbox.unwrap_or_else(|e: StoreError| {
-        tracing::warn!(error = %e, "cannot read the outbox for /metrics");
-        0
+    let scrape = scrape(&health).await.unwrap_or_else(|e: StoreError| {
+        tracing::warn!(error = %e, "cannot read the store for /metrics");
+        Scrape::default()
     });
-    let text = health.metrics.encode(health.sessions.len(), outbox);
+    let text = health.metrics.encode(&scrape);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
+}
+
+/// What the scrape-time gauges show: sessions by account name, the outbox, the store's size.
+async fn scrape(health: &Health) -> Result<Scrape, StoreError> {
+    let counts = health.sessions.count_by_account();
+    let (accounts, outbox) = health
+        .store
+        .read_async(|tx| Ok::<_, StoreError>((tx.list_accounts()?, tx.list_outbox()?)))
+        .await?;
+    let sessions_by_account = accounts
+        .iter()
+        .map(|a| (a.name.to_string(), counts.get(a.public_key.as_str()).copied().unwrap_or(0)))
+        .collect();
+    let now_ms = crate::clock::unix_now_ms();
+    let oldest = outbox.iter().map(|e| e.created).min().map_or(0, |c| now_ms.saturating_sub(c));
+    let store_bytes = std::fs::metadata(health.store.path()).map_or(0, |m| m.len());
+    Ok(Scrape {
+        sessions: health.sessions.len(),
+        sessions_by_account,
+        outbox_entries: outbox.len(),
+        outbox_oldest_age: Duration::from_millis(u64::try_from(oldest).unwrap_or(0)),
+        store_bytes,
+    })
+}
+
+/// `pbn status` as JSON.
+async fn status(State(health): State<Health>) -> (StatusCode, Json<Value>) {
+    match super::status::collect(&health).await {
+        Ok(s) => (StatusCode::OK, Json(serde_json::to_value(s).unwrap_or_default())),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))),
+    }
 }
 
 async fn healthz() -> Json<Value> {

@@ -55,6 +55,7 @@ use crate::config::PublisherSettings;
 use crate::issue::IssueError;
 use crate::keys::{AccountPublicKey, KeyError};
 use crate::model::{OutboxAction, OutboxEntry};
+use crate::server::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreRead};
 
 pub use nats::{CLAIMS_UPDATE, SERVER_PING};
@@ -186,12 +187,19 @@ pub struct Publisher {
     store: Store,
     settings: PublisherSettings,
     pushes: Arc<PushWatch>,
+    metrics: Arc<Metrics>,
 }
 
 impl Publisher {
     /// A publisher draining the outbox of `store` with `settings`.
     pub fn new(store: Store, settings: PublisherSettings) -> Self {
-        Publisher { store, settings, pushes: Arc::new(PushWatch::new()) }
+        let (pushes, metrics) = (Arc::new(PushWatch::new()), Arc::new(Metrics::new()));
+        Publisher { store, settings, pushes, metrics }
+    }
+
+    /// This publisher counting its pushes and reconciles in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Publisher { metrics, ..self }
     }
 
     /// Where this publisher announces every outbox entry it settles.
@@ -254,7 +262,9 @@ impl Publisher {
                 Err(e) => debug!(error = %e, "cannot count servers; waiting for every reply"),
             }
         }
-        match self.reconcile(s).await {
+        let result = self.reconcile(s).await;
+        self.metrics.reconciled(result.as_ref().map(|q| *q).map_err(|_| ()));
+        match result {
             Ok(queued) => {
                 s.reconciled = true;
                 info!(queued, servers = s.servers, "reconciled account JWTs with the servers");
@@ -287,6 +297,7 @@ impl Publisher {
     }
 
     async fn process(&self, s: &mut Link, entry: OutboxEntry) {
+        let started = Instant::now();
         let result = match entry.action {
             OutboxAction::Upsert => self.upsert(s, &entry).await,
             OutboxAction::Delete => self.delete(s, &entry).await,
@@ -294,6 +305,7 @@ impl Publisher {
         match result {
             Ok(Pushed::Stale) => {}
             Ok(Pushed::Done) => {
+                self.metrics.pushed(true, started.elapsed());
                 self.pushes.attempted(true);
                 self.record_success(&entry).await
             }
@@ -302,6 +314,7 @@ impl Publisher {
                 debug!(account = %entry.account_name, error = %e, "push interrupted by a disconnect")
             }
             Err(e) => {
+                self.metrics.pushed(false, started.elapsed());
                 self.pushes.attempted(false);
                 self.record_failure(&entry, &e).await
             }

@@ -272,7 +272,7 @@ fn passwords_are_never_taken_from_flags() {
 
 /// Every secret the store holds: seeds of the operator, accounts, signing keys, service user and
 /// xkey; password hashes and token hashes.
-fn stored_secrets(store: &Path) -> Vec<String> {
+pub(super) fn stored_secrets(store: &Path) -> Vec<String> {
     let store = crate::support::open_store(store, "pbn admin");
     store
         .read(|tx| {

@@ -77,7 +77,7 @@ fn file(live: &Live, name: &str) -> PathBuf {
 }
 
 /// Adds admin `name` remotely (`admin admin add NAME EXTRA… --out FILE`) and returns its creds.
-async fn add_admin(live: &Live, name: &str, extra: &[&str]) -> PathBuf {
+pub(super) async fn add_admin(live: &Live, name: &str, extra: &[&str]) -> PathBuf {
     let path = file(live, &format!("{name}.creds"));
     let mut args = vec!["admin", "add", name, "--out", path.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -86,7 +86,7 @@ async fn add_admin(live: &Live, name: &str, extra: &[&str]) -> PathBuf {
 }
 
 /// Runs `pbn admin --server URL --creds CREDS ARGS…`.
-async fn admin_as(live: &Live, creds: &Path, args: &[&str]) -> PbnOutput {
+pub(super) async fn admin_as(live: &Live, creds: &Path, args: &[&str]) -> PbnOutput {
     let pbn =
         Pbn::new(["admin", "--server", &live.d.url(live.home), "--creds"]).args([creds]).args(args);
     tokio::task::spawn_blocking(move || pbn.run()).await.expect("pbn ran")

@@ -46,6 +46,18 @@ fn sample(text: &str, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `/metrics` once the outbox the deployment left at startup is pushed.
+async fn settled_metrics(addr: &str) -> String {
+    let deadline = Deadline::after(Duration::from_secs(30), "the startup pushes");
+    loop {
+        let text = get_text(addr, "/metrics").await;
+        if sample(&text, "pbn_outbox_entries") == 0.0 {
+            return text;
+        }
+        deadline.tick().await;
+    }
+}
+
 /// Polls `GET path` until it answers with `status`; returns the body.
 async fn wait_for(addr: &str, path: &str, status: u16) -> Value {
     let deadline = Deadline::after(Duration::from_secs(30), format!("{path} to answer {status}"));
@@ -77,26 +89,83 @@ async fn readyz_follows_the_nats_connection_and_healthz_stays_up() {
 
     live.d.server_mut(0).restart().await;
     assert_eq!(wait_for(&addr, "/readyz", 200).await["status"], "ready");
+    let metrics = get_text(&addr, "/metrics").await;
+    for connection in ["callout", "system"] {
+        let connected = format!("pbn_nats_connected{{connection=\"{connection}\"}}");
+        let reconnects = format!("pbn_nats_reconnects_total{{connection=\"{connection}\"}}");
+        assert_eq!(sample(&metrics, &connected), 1.0, "{metrics}");
+        assert_eq!(sample(&metrics, &reconnects), 1.0, "{metrics}");
+    }
 }
 
+/// Every metric after real logins (password, cached password, token, refusals) and real admin
+/// changes through `pbn admin --server`: exact values, as deltas where startup counts too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_each_login_by_outcome() {
+async fn metrics_count_logins_by_method_and_outcome_and_admin_requests_exactly() {
     let addr = format!("127.0.0.1:{}", free_port());
     let config = RawConfig { http: Some(addr.clone()), ..RawConfig::default() };
     let live = Live::start_with(DeployOptions::default(), |_| {}, config).await;
     wait_for(&addr, "/readyz", 200).await;
-    let before = get_text(&addr, "/metrics").await;
+    let before = settled_metrics(&addr).await;
+    let token = live.admin(&["--json", "user", "token", "add", "alice"]).await.success().json();
+    let token = token["data"]["token"].as_str().expect("token in the output").to_string();
     let _alice = live.login("alice").await;
+    let _again = live.login("alice").await;
     let _bob = live.login("bob").await;
     let bad = ConnectOptions::with_user_and_password("alice".into(), "wrong".into());
     assert!(live.d.connect(0, bad, &ClientEvents::new()).await.is_err(), "a wrong password");
+    let events = ClientEvents::new();
+    let by_token = live.d.connect(0, ConnectOptions::with_token(token), &events).await;
+    let _by_token = by_token.expect("token login");
+    let guess = ConnectOptions::with_token("pbn_not-a-token".into());
+    assert!(live.d.connect(0, guess, &ClientEvents::new()).await.is_err(), "an unknown token");
+    live.admin(&["account", "edit", "OTHER", "--active", "false"]).await.success();
+    live.admin(&["account", "edit", "NOPE", "--active", "false"]).await;
+
     let text = get_text(&addr, "/metrics").await;
-    let admitted = r#"pbn_logins_total{outcome="admitted"}"#;
-    let refused = r#"pbn_logins_total{outcome="bad_password"}"#;
-    assert_eq!(sample(&text, admitted) - sample(&before, admitted), 2.0, "{text}");
-    assert_eq!(sample(&text, refused) - sample(&before, refused), 1.0, "{text}");
-    assert!(sample(&text, "pbn_sessions") >= 2.0, "{text}");
-    assert!(text.contains("pbn_login_duration_seconds_bucket"), "{text}");
+    let delta = |name: &str| sample(&text, name) - sample(&before, name);
+    let exact = [
+        (r#"pbn_logins_total{method="password",outcome="admitted"}"#, 3.0),
+        (r#"pbn_logins_total{method="password",outcome="bad_password"}"#, 1.0),
+        (r#"pbn_logins_total{method="token",outcome="admitted"}"#, 1.0),
+        (r#"pbn_logins_total{method="token",outcome="unknown_token"}"#, 1.0),
+        (r#"pbn_logins_total{method="nkey",outcome="admitted"}"#, 0.0),
+        ("pbn_login_duration_seconds_count", 6.0),
+        ("pbn_login_cache_hits_total", 1.0),
+        ("pbn_login_cache_misses_total", 3.0),
+        ("pbn_argon2_duration_seconds_count", 3.0),
+        ("pbn_login_throttle_refusals_total", 0.0),
+        (r#"pbn_admin_requests_total{command="token_add",result="ok"}"#, 1.0),
+        (r#"pbn_admin_requests_total{command="account_edit",result="ok"}"#, 1.0),
+        (r#"pbn_admin_requests_total{command="account_edit",result="error"}"#, 1.0),
+        (r#"pbn_pushes_total{result="failed"}"#, 0.0),
+    ];
+    for (name, want) in exact {
+        assert_eq!(delta(name), want, "{name} grew by {} in:\n{text}", delta(name));
+    }
+    let now = [
+        ("pbn_sessions", 4.0),
+        (r#"pbn_account_sessions{account="APP"}"#, 4.0),
+        (r#"pbn_account_sessions{account="OTHER"}"#, 0.0),
+        ("pbn_argon2_waiting", 0.0),
+        ("pbn_argon2_running", 0.0),
+        ("pbn_outbox_entries", 0.0),
+        ("pbn_outbox_oldest_entry_age_seconds", 0.0),
+        (r#"pbn_nats_connected{connection="callout"}"#, 1.0),
+        (r#"pbn_nats_connected{connection="system"}"#, 1.0),
+        (r#"pbn_nats_reconnects_total{connection="callout"}"#, 0.0),
+        (r#"pbn_reconcile_runs_total{result="ok"}"#, 1.0),
+        (r#"pbn_reconcile_runs_total{result="failed"}"#, 0.0),
+        ("pbn_reconcile_differences_total", 0.0),
+        ("pbn_push_duration_seconds_count", sample(&text, r#"pbn_pushes_total{result="ok"}"#)),
+    ];
+    for (name, want) in now {
+        assert_eq!(sample(&text, name), want, "{name} in:\n{text}");
+    }
+    // The account edit waits for its push (the AUTH account's may come with it).
+    assert!(delta(r#"pbn_pushes_total{result="ok"}"#) >= 1.0, "{text}");
+    let size = std::fs::metadata(live.d.store().path()).expect("the store file").len();
+    assert_eq!(sample(&text, "pbn_store_size_bytes"), size as f64, "{text}");
 }
 
 /// A taken HTTP address stops `pbn serve` at once with the listener's error, before it connects.

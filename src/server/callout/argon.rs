@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 
 use super::CalloutError;
 use crate::auth::{default_verify_blocks, verify_password_in, AuthError, Secret, VerifyMemory};
+use crate::server::metrics::Metrics;
 
 /// The stored hash to verify against.
 pub(super) enum Phc {
@@ -32,6 +33,8 @@ pub(super) struct ArgonPool {
     waiting: AtomicUsize,
     max_waiting: usize,
     blocks: usize,
+    /// Waiting and running gauges, verification times.
+    metrics: Arc<Metrics>,
 }
 
 /// Counts one waiting verification; uncounted on drop (also when the login is abandoned).
@@ -46,7 +49,18 @@ impl Drop for Waiting<'_> {
 impl ArgonPool {
     /// `permits` verifications at once (one per core: more only share the cores and each holds
     /// a work area), at most `max_waiting` queued, work areas of `blocks` KiB.
+    #[cfg(test)]
     pub(super) fn new(permits: usize, max_waiting: usize, blocks: usize) -> Self {
+        ArgonPool::with_metrics(permits, max_waiting, blocks, Arc::new(Metrics::new()))
+    }
+
+    /// [`ArgonPool::new`] reporting to `metrics`.
+    pub(super) fn with_metrics(
+        permits: usize,
+        max_waiting: usize,
+        blocks: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let permits = permits.max(1);
         ArgonPool {
             permits: Arc::new(Semaphore::new(permits)),
@@ -54,13 +68,14 @@ impl ArgonPool {
             waiting: AtomicUsize::new(0),
             max_waiting,
             blocks,
+            metrics,
         }
     }
 
     /// One permit per core, work areas sized for the default password parameters.
-    pub(super) fn for_this_machine(max_waiting: usize) -> Self {
+    pub(super) fn for_this_machine(max_waiting: usize, metrics: Arc<Metrics>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        ArgonPool::new(cores, max_waiting, default_verify_blocks())
+        ArgonPool::with_metrics(cores, max_waiting, default_verify_blocks(), metrics)
     }
 
     /// Verifies `password` against `phc` on the blocking pool once a permit is free, or refuses
@@ -71,9 +86,12 @@ impl ArgonPool {
         if waiting >= self.max_waiting {
             return Err(CalloutError::Busy { waiting, max: self.max_waiting });
         }
+        let gauge = self.metrics.argon_waiting();
         // The semaphore is never closed.
         let permit = self.permits.acquire().await.map_err(|_| busy_closed())?;
-        drop(counted);
+        drop((counted, gauge));
+        let _running = self.metrics.argon_running();
+        let started = std::time::Instant::now();
         let mut area = self.take_area();
         let work = tokio::task::spawn_blocking(move || {
             let result = match &phc {
@@ -86,6 +104,7 @@ impl ArgonPool {
             CalloutError::Auth(AuthError::Hashing(format!("verifier stopped: {e}")))
         })?;
         self.put_area(area);
+        self.metrics.argon_took(started.elapsed());
         drop(permit);
         result.map_err(CalloutError::Auth)
     }

@@ -33,6 +33,25 @@ fn credential(req: &AuthorizationRequestClaims) -> Result<Credential<'_>, Callou
     Err(CalloutError::NoCredentials)
 }
 
+/// How the request authenticates: `password`, `token`, `nkey`, or `none`.
+pub(super) fn method(req: &AuthorizationRequestClaims) -> &'static str {
+    match credential(req) {
+        Ok(Credential::Password { .. }) => "password",
+        Ok(Credential::Token(_)) => "token",
+        Ok(Credential::Nkey { .. }) => "nkey",
+        Err(_) => "none",
+    }
+}
+
+/// The user the request names: the user name, or the nkey presented; empty for a token.
+pub(super) fn claimed_user(req: &AuthorizationRequestClaims) -> &str {
+    match credential(req) {
+        Ok(Credential::Password { user, .. }) => user,
+        Ok(Credential::Nkey { key, .. }) => key,
+        Ok(Credential::Token(_)) | Err(_) => "",
+    }
+}
+
 /// The client's address, when the server reported one we can parse.
 pub(super) fn client_ip(req: &AuthorizationRequestClaims) -> Option<IpAddr> {
     parse_client_host(&req.client.host).ok()
@@ -85,7 +104,9 @@ async fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, C
             return Err(CalloutError::UnknownUser(name.into()));
         }
     };
-    if p.cache().check(name, &secret, &phc) {
+    let hit = p.cache().check(name, &secret, &phc);
+    p.metrics().cache_lookup(hit);
+    if hit {
         return Ok(user);
     }
     if !p.argon().verify(secret.clone(), Phc::Stored(phc.clone())).await? {

@@ -7,6 +7,7 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use super::Pipeline;
+use crate::server::audit::LoginEvent;
 
 /// The subject nats-server sends authorization requests to (in the callout account).
 pub const CALLOUT_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
@@ -68,12 +69,21 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
     };
     let started = std::time::Instant::now();
     let outcome = pipeline.handle(&payload, header.as_deref(), now, max_reply).await;
-    pipeline.metrics().login(outcome.error.as_ref().map(|e| e.reason()), started.elapsed());
+    let reason = outcome.error.as_ref().map(|e| e.reason());
+    pipeline.metrics().login(outcome.method, reason, started.elapsed());
+    let method = outcome.method;
     match (&outcome.error, &outcome.admitted) {
-        (None, Some(s)) => debug!(user = %s.user, client = s.client_id, "callout admitted"),
-        (Some(e), _) if e.is_request_failure() => warn!(error = %e, "callout request refused"),
-        (Some(e), _) => info!(error = %e, "callout login refused"),
+        (None, Some(s)) => {
+            debug!(user = %s.user, method, client = s.client_id, "callout admitted")
+        }
+        (Some(e), _) if e.is_request_failure() => {
+            warn!(reason = e.reason(), error = %e, "callout request refused")
+        }
+        (Some(e), _) => info!(reason = e.reason(), method, error = %e, "callout login refused"),
         _ => {}
+    }
+    if let Some(audit) = pipeline.audit() {
+        audit.login(login_event(&outcome));
     }
     if let Some(reply) = outcome.reply {
         if let Err(e) = client.publish(reply_to, reply.into()).await {
@@ -83,5 +93,27 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
                 pipeline.sessions().remove(s.server_id.as_str(), s.client_id);
             }
         }
+    }
+}
+
+/// The audit event of a handled request: who, how, from where, and the decision.
+fn login_event(outcome: &super::Handled) -> LoginEvent {
+    let client = outcome.client.clone().unwrap_or(super::LoginClient {
+        user: String::new(),
+        host: String::new(),
+        server_id: String::new(),
+    });
+    let (user, account) = match &outcome.admitted {
+        Some(s) => (s.user.to_string(), s.account.to_string()),
+        None => (client.user, String::new()),
+    };
+    LoginEvent {
+        user,
+        account,
+        method: outcome.method,
+        client_host: client.host,
+        server_id: client.server_id,
+        outcome: if outcome.error.is_none() { "admitted" } else { "refused" },
+        reason: outcome.error.as_ref().map_or("", |e| e.reason()),
     }
 }

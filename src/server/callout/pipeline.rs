@@ -18,6 +18,7 @@ use crate::keys::{
 };
 use crate::model::AUTH_ACCOUNT;
 use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
+use crate::server::audit::Audit;
 use crate::server::metrics::Metrics;
 use crate::server::sessions::SessionRegistry;
 use crate::store::{Store, StoreRead};
@@ -70,6 +71,22 @@ pub struct Handled {
     pub admitted: Option<Session>,
     /// Why the request was refused, if it was.
     pub error: Option<CalloutError>,
+    /// How the client authenticated (one of [`LOGIN_METHODS`](crate::server::metrics::LOGIN_METHODS)).
+    pub method: &'static str,
+    /// What the request says of the client, for audit events (`None` when it failed
+    /// verification and nothing in it can be trusted).
+    pub client: Option<LoginClient>,
+}
+
+/// What a verified request says of the client: never a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginClient {
+    /// The user name the client gave, or the nkey it presented (empty for a token).
+    pub user: String,
+    /// The client's host as the server reported it.
+    pub host: String,
+    /// The id of the server the client connected to.
+    pub server_id: String,
 }
 
 /// A request that passed every check.
@@ -91,6 +108,8 @@ pub struct Pipeline {
     sessions: Arc<SessionRegistry>,
     /// Login counts and latencies (shared with the HTTP listener).
     metrics: Arc<Metrics>,
+    /// Where login decisions are recorded, when audit events are on.
+    audit: Option<Audit>,
     opts: PipelineOptions,
     /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
     /// and the key of a rotated account simply stops being asked for.
@@ -136,6 +155,7 @@ impl Pipeline {
             ..ThrottleConfig::users()
         };
         let throttle = LoginThrottle::new(pairs, hosts, users).map_err(CalloutError::Auth)?;
+        let metrics = Arc::new(Metrics::new());
         Ok(Pipeline {
             store,
             auth_key: auth.public_key,
@@ -143,9 +163,10 @@ impl Pipeline {
             xkey,
             cache: VerifiedCache::new(opts.password_cache_size, opts.password_cache_ttl),
             throttle,
-            argon: ArgonPool::for_this_machine(opts.argon_max_waiting),
+            argon: ArgonPool::for_this_machine(opts.argon_max_waiting, metrics.clone()),
             sessions,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            audit: None,
             opts,
             signers: Mutex::new(HashMap::new()),
         })
@@ -165,6 +186,16 @@ impl Pipeline {
 
     pub(super) fn argon(&self) -> &ArgonPool {
         &self.argon
+    }
+
+    /// This pipeline recording every login decision in `audit`.
+    pub fn with_audit(self, audit: Audit) -> Self {
+        Pipeline { audit: Some(audit), ..self }
+    }
+
+    /// Where login decisions are recorded, if anywhere.
+    pub fn audit(&self) -> Option<&Audit> {
+        self.audit.as_ref()
     }
 
     /// Login counts and latencies of this pipeline.
@@ -192,13 +223,24 @@ impl Pipeline {
     ) -> Handled {
         let verified = match self.verify(payload, xkey_header, now) {
             Ok(v) => v,
-            Err(e) => return Handled { reply: None, admitted: None, error: Some(e) },
+            Err(e) => {
+                let (method, client) = ("unknown", None);
+                return Handled { reply: None, admitted: None, error: Some(e), method, client };
+            }
         };
+        let req = &verified.claims.nats;
+        let method = super::authn::method(req);
+        let client = Some(LoginClient {
+            user: super::authn::claimed_user(req).to_string(),
+            host: req.client.host.clone(),
+            server_id: req.server.id.clone(),
+        });
         let admitted = self.admit(&verified.claims.nats, now).await;
         let e = match admitted {
             Ok((jwt, session)) => match self.respond(&verified, Ok(&jwt)) {
                 Ok(reply) if reply.len() <= max_reply => {
-                    return Handled { reply: Some(reply), admitted: Some(session), error: None };
+                    let (reply, admitted) = (Some(reply), Some(session));
+                    return Handled { reply, admitted, error: None, method, client };
                 }
                 Ok(reply) => {
                     self.sessions.remove(session.server_id.as_str(), session.client_id);
@@ -207,13 +249,13 @@ impl Pipeline {
                 }
                 Err(e) => {
                     self.sessions.remove(session.server_id.as_str(), session.client_id);
-                    return Handled { reply: None, admitted: None, error: Some(e) };
+                    return Handled { reply: None, admitted: None, error: Some(e), method, client };
                 }
             },
             Err(e) => e,
         };
         let reply = self.respond(&verified, Err(&e)).ok();
-        Handled { reply, admitted: None, error: Some(e) }
+        Handled { reply, admitted: None, error: Some(e), method, client }
     }
 
     fn open(

@@ -272,6 +272,16 @@ impl SessionRegistry {
         expired.len()
     }
 
+    /// Number of sessions held per account (public key), for the metrics.
+    pub fn count_by_account(&self) -> HashMap<String, usize> {
+        let inner = self.lock();
+        let mut counts = HashMap::new();
+        for s in inner.sessions.values() {
+            *counts.entry(s.account.to_string()).or_insert(0) += 1;
+        }
+        counts
+    }
+
     /// Number of sessions held.
     pub fn len(&self) -> usize {
         self.lock().sessions.len()
