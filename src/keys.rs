@@ -226,13 +226,13 @@ public_key_type!(
 );
 
 /// Verifies an ed25519 signature by the public key `key` (any ed25519 kind).
+/// The key is decoded once and kept (see `keys::verifiers`).
 pub fn verify(key: &str, message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
-    let kp = nkeys::KeyPair::from_public_key(key)
-        .map_err(|_| KeyError::InvalidPublicKey(key.to_string()))?;
-    if kp.key_pair_type() == nkeys::KeyPairType::Curve {
-        return Err(KeyError::WrongKind { key: key.to_string(), expected: KeyKind::User });
-    }
-    kp.verify(message, signature).map_err(|_| KeyError::BadSignature(key.to_string()))
+    use ed25519_dalek::Verifier;
+    let vk = verifiers::verifying_key(key)?;
+    let bad = || KeyError::BadSignature(key.to_string());
+    let signature: &[u8; 64] = signature.try_into().map_err(|_| bad())?;
+    vk.verify(message, &ed25519_dalek::Signature::from_bytes(signature)).map_err(|_| bad())
 }
 
 /// A seed (`S…`) held in memory that is wiped on drop and never printed.
@@ -356,6 +356,7 @@ impl fmt::Debug for KeyPair {
 }
 
 mod boxes;
+mod verifiers;
 
 /// A curve25519 key pair for xkey sealing (`SX…` seed). The box to each peer is computed once
 /// and kept (see `keys::boxes`).
