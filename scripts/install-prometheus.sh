@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Prometheus (Debian's `prometheus` package) for the test that has a real Prometheus
-# scrape `pbn serve` (tests/observe/prometheus.rs). Idempotent: returns at once when a
+# scrape `pbn serve` (tests/lifecycle/prometheus.rs). Idempotent: returns at once when a
 # `prometheus` binary is already on PATH. Needs root (CI runs as root on Debian).
 # Usage: scripts/install-prometheus.sh   (from any directory)
 set -euo pipefail
