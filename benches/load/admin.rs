@@ -266,7 +266,7 @@ impl AdminCli {
 }
 
 /// User plus system CPU time of process `pid` so far (`/proc/PID/stat`, fields 14 and 15).
-fn cpu_time(pid: u32) -> Option<Duration> {
+pub fn cpu_time(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after it start with the state.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();

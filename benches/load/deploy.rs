@@ -167,6 +167,17 @@ pub struct ChildService {
 impl ChildService {
     /// Runs `binary serve --store STORE --server URL`, logging to `log`.
     pub fn start(binary: &Path, store: &Path, url: &str, log: &Path) -> Result<Self, LoadError> {
+        Self::start_with(binary, store, url, log, &[])
+    }
+
+    /// [`ChildService::start`] with `extra` arguments after `serve`'s own.
+    pub fn start_with(
+        binary: &Path,
+        store: &Path,
+        url: &str,
+        log: &Path,
+        extra: &[&str],
+    ) -> Result<Self, LoadError> {
         let out = std::fs::File::create(log).map_err(LoadError::io("create the pbn log"))?;
         let err = out.try_clone().map_err(LoadError::io("create the pbn log"))?;
         let child = std::process::Command::new(binary)
@@ -175,6 +186,7 @@ impl ChildService {
             .arg(store)
             .arg("--server")
             .arg(url)
+            .args(extra)
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)

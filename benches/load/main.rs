@@ -28,6 +28,7 @@ mod claims;
 mod deploy;
 mod memory;
 mod observe;
+mod observe_process;
 mod report;
 mod scenarios;
 mod server;
@@ -219,6 +220,9 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
             format!("{hwm:.1} MiB"),
             "clients + in-process service",
         );
+    }
+    if !scenarios::skipped(args, Scenario::Observe) {
+        observe_process::observe_process(args, &nats, report).await?;
     }
     if !scenarios::skipped(args, Scenario::Memory) {
         memory::memory(args, &nats, report).await?;

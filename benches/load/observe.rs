@@ -13,18 +13,11 @@ use crate::storm::storm;
 use crate::{Args, LoadError};
 
 /// The rounds, `true` = observed; each side runs first once and last once.
-const ROUNDS: [bool; 6] = [false, true, true, false, false, true];
+pub const ROUNDS: [bool; 6] = [false, true, true, false, false, true];
 
 /// Settings of the service for one side: with an HTTP listener and audit events, or neither.
 fn settings(d: &Deployment, observed: bool) -> Result<(pbn::Settings, Option<String>), LoadError> {
-    let http = match observed {
-        true => {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(LoadError::io("find a free port"))?;
-            Some(probe.local_addr().map_err(LoadError::io("find a free port"))?.to_string())
-        }
-        false => None,
-    };
+    let http = observed.then(free_addr).transpose()?;
     let flags = pbn::RawConfig {
         store: Some(d.ws.store_path.clone()),
         servers: Some(vec![d.url.clone()]),
@@ -37,8 +30,15 @@ fn settings(d: &Deployment, observed: bool) -> Result<(pbn::Settings, Option<Str
     Ok((settings, http))
 }
 
+/// A free loopback address for the HTTP listener.
+pub fn free_addr() -> Result<String, LoadError> {
+    let probe =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(LoadError::io("find a free port"))?;
+    Ok(probe.local_addr().map_err(LoadError::io("find a free port"))?.to_string())
+}
+
 /// Scrapes `GET /metrics` on `addr` every second until aborted, as Prometheus would.
-async fn scrape(addr: String) {
+pub async fn scrape(addr: String) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -52,7 +52,7 @@ async fn scrape(addr: String) {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
