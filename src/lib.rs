@@ -106,4 +106,7 @@ pub use server::sessions::{
 };
 pub use server::{run, run_with_store, ServerError};
 pub use shutdown::channel as shutdown_channel;
-pub use store::{ReadTx, Store, StoreError, StoreRead, WriteTx, SERVICE_COMMAND};
+pub use store::{
+    Journal, JournalError, Op, ReadTx, Rows, Store, StoreError, StoreRead, WriteTx,
+    JOURNAL_VERSION, MAX_JOURNAL_BYTES, SERVICE_COMMAND,
+};

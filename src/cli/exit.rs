@@ -33,7 +33,7 @@ use crate::server::publisher::PublisherError;
 use crate::server::sessions::SessionsError;
 use crate::server::version::VersionError;
 use crate::server::ServerError;
-use crate::store::StoreError;
+use crate::store::{JournalError, StoreError};
 
 use super::audit_tail::AuditTailError;
 use super::check::CheckError;
@@ -234,6 +234,7 @@ registry!(
     NatsConfError,
     FsError,
     StoreError,
+    JournalError,
     ServerError,
     VersionError,
     ConnectionError,
@@ -390,6 +391,22 @@ impl Classify for FsError {
 impl Classify for StoreError {
     fn exit_class(&self) -> ExitClass {
         admin::store_class(self).into()
+    }
+}
+
+impl Classify for JournalError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            JournalError::OutOfOrder { .. } => ExitClass::Conflict,
+            JournalError::TooLarge { .. }
+            | JournalError::Version(_)
+            | JournalError::Checksum(_)
+            | JournalError::Malformed { .. }
+            | JournalError::Schema { .. }
+            | JournalError::UnknownTable(_)
+            | JournalError::BadBytes { .. }
+            | JournalError::PreparedTwice => ExitClass::Other,
+        }
     }
 }
 
