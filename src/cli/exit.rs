@@ -24,6 +24,7 @@ use crate::keys::KeyError;
 use crate::model::ModelError;
 use crate::natsconf::NatsConfError;
 use crate::natsd::NatsdError;
+use crate::replica::ReplicaError;
 use crate::seal::SealError;
 use crate::server::callout::CalloutError;
 use crate::server::connection::ConnectionError;
@@ -235,6 +236,7 @@ registry!(
     FsError,
     StoreError,
     JournalError,
+    ReplicaError,
     ServerError,
     VersionError,
     ConnectionError,
@@ -406,6 +408,16 @@ impl Classify for JournalError {
             | JournalError::UnknownTable(_)
             | JournalError::BadBytes { .. }
             | JournalError::PreparedTwice => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for ReplicaError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            ReplicaError::Conflict { .. } => ExitClass::Conflict,
+            ReplicaError::Store(e) => e.exit_class(),
+            ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }
     }
 }
