@@ -94,7 +94,7 @@ pub use model::{
     Limit, Name, QueuedPush, Role, User, AUTH_ACCOUNT, LOCAL_OWNER, SYS_ACCOUNT,
 };
 pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
-pub use replica::{catch_up, Log, ReplicaError, LOG_STREAM, LOG_SUBJECT};
+pub use replica::{catch_up, follow, Log, ReplicaError, LOG_STREAM, LOG_SUBJECT};
 pub use server::callout::listener::{serve as serve_callout, CALLOUT_SUBJECT, XKEY_HEADER};
 pub use server::callout::{CalloutError, Handled, Pipeline, PipelineOptions};
 pub use server::connection::{

@@ -4,7 +4,7 @@
 use pbn::seal::{KeySource, StoreKey};
 use pbn::{catch_up, execute, AccountAdd, Context, Journal, Log, ReplicaError, Request, Store};
 
-use crate::support::NatsServer;
+use crate::support::{Deadline, NatsServer};
 
 /// Two replicas of one store: A made by `pbn init` (its write prepared, appended as position
 /// 1), B created from A's genesis; both have caught up with the log.
@@ -78,4 +78,26 @@ async fn two_appends_at_the_same_position_one_wins_the_other_conflicts() {
     // The loser re-runs its command on the caught-up view and appends after the winner.
     let again = account_add(&b, "TWO");
     assert_eq!(log.append(&again, b.applied_seq().expect("seq")).await.expect("retry"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_following_replica_applies_appends_as_they_come() {
+    let (_server, log) = started().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = replicas(dir.path(), &log).await;
+    let (stop, shutdown) = pbn::shutdown_channel();
+    // A long poll: the append itself must wake the follower.
+    let poll = std::time::Duration::from_secs(60);
+    let follower = tokio::spawn(pbn::follow(b.clone(), log.clone(), poll, shutdown));
+    log.append(&account_add(&a, "APP"), 1).await.expect("append");
+    let deadline = Deadline::after(std::time::Duration::from_secs(10), "b to apply APP");
+    while b.applied_seq().expect("seq") < 2 {
+        if deadline.expired() {
+            panic!("b did not apply the append");
+        }
+        deadline.tick().await;
+    }
+    assert!(b.read(|tx| pbn::StoreRead::get_account(tx, "APP")).expect("read").is_some());
+    stop.send(true).expect("stop");
+    follower.await.expect("join").expect("the follower ends cleanly");
 }

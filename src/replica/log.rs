@@ -130,3 +130,42 @@ pub async fn catch_up(store: &Store, log: &Log) -> Result<u64, ReplicaError> {
     }
     Ok(seq)
 }
+
+/// Applies the log to `store` as it grows, until `shutdown` turns true: woken by every append
+/// seen on [`LOG_SUBJECT`], and every `poll` in case a wake-up was missed (a reconnect, an
+/// append made before the subscription). Wake-ups are coalesced: however many arrive during
+/// a catch-up, one more catch-up follows, so the subscription's buffer (the client's bounded
+/// per-subscription capacity) never holds work, only signals.
+pub async fn follow(
+    store: Store,
+    log: Log,
+    poll: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ReplicaError> {
+    use futures::StreamExt;
+    let mut appends = log.client.subscribe(LOG_SUBJECT).await.map_err(|e| {
+        ReplicaError::Request { subject: LOG_SUBJECT.into(), detail: e.to_string() }
+    })?;
+    loop {
+        match catch_up(&store, &log).await {
+            Ok(_) => {}
+            // A journal the store refuses needs an operator: applying past it would diverge.
+            Err(e @ ReplicaError::Store(_)) => return Err(e),
+            // The log unreachable: the view keeps serving; try again at the next wake-up.
+            Err(e) => tracing::warn!(error = %e, "the log cannot be read; retrying"),
+        }
+        tokio::select! {
+            _ = crate::shutdown::requested(&mut shutdown) => return Ok(()),
+            seen = appends.next() => {
+                if seen.is_none() {
+                    return Err(ReplicaError::Request {
+                        subject: LOG_SUBJECT.into(),
+                        detail: "the subscription closed".into(),
+                    });
+                }
+                while futures::FutureExt::now_or_never(appends.next()).flatten().is_some() {}
+            }
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}

@@ -9,7 +9,7 @@
 
 mod log;
 
-pub use log::{catch_up, Log, LOG_STREAM, LOG_SUBJECT};
+pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
 
 /// Errors of the replicated log.
 #[derive(Debug, thiserror::Error)]
