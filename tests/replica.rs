@@ -101,3 +101,30 @@ async fn a_following_replica_applies_appends_as_they_come() {
     stop.send(true).expect("stop");
     follower.await.expect("join").expect("the follower ends cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_lives_in_pbns_auth_account_once_its_jwt_grants_jetstream() {
+    use crate::support::deploy::{DeployOptions, Deployment};
+    use pbn::{AccountEdit, LimitPatch, AUTH_ACCOUNT};
+    let opts = DeployOptions {
+        runners: 0,
+        extra_config: crate::support::JETSTREAM_BLOCK.into(),
+        ..DeployOptions::default()
+    };
+    let mut d = Deployment::new(opts);
+    let limits =
+        LimitPatch { js_disk: Some(1 << 30), js_memory: Some(64 << 20), ..LimitPatch::default() };
+    d.admin(Request::AccountEdit(AccountEdit {
+        name: AUTH_ACCOUNT.into(),
+        limits,
+        ..AccountEdit::default()
+    }));
+    d.start().await;
+    let log = Log::new(d.service_client(0).await);
+    log.ensure_stream(1).await.expect("the stream in AUTH");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = replicas(dir.path(), &log).await;
+    log.append(&account_add(&a, "APP"), 1).await.expect("append");
+    assert_eq!(catch_up(&b, &log).await.expect("b"), 2);
+    assert!(b.read(|tx| pbn::StoreRead::get_account(tx, "APP")).expect("read").is_some());
+}
