@@ -529,24 +529,6 @@ impl Store {
         Ok(value)
     }
 
-    /// Runs `f` in one write transaction, then commits (or with `commit` false, aborts) and
-    /// returns the journal of its changes.
-    fn write_with<T, E: From<StoreError>>(
-        &self,
-        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
-        commit: bool,
-    ) -> Result<(T, Journal), E> {
-        let Db::ReadWrite(db) = &self.inner.db else {
-            return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
-        };
-        let txn = db.begin_write().map_err(backend("starting a write"))?;
-        let mut tx = WriteTx::new(txn, self.inner.key.current());
-        let value = f(&mut tx)?;
-        idempotency::record_tag(&mut tx)?;
-        write_admins::record_pending_audit(&mut tx)?;
-        Ok((value, tx.finish(commit)?))
-    }
-
     /// [`Store::read`] on tokio's blocking pool, so async callers never block the runtime.
     pub async fn read_async<T, E, F>(&self, f: F) -> Result<T, E>
     where

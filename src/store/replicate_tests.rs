@@ -76,6 +76,9 @@ impl Pair {
         result.unwrap_or_else(|e| panic!("{req:?}: {e}"));
         self.apply(&journal.expect("a change writes"));
         assert_same(&self.a, &self.b);
+        // Opens (and caches by raw bytes) every sealed account on B: a later change to one
+        // must be read as its new version, never the cached old one.
+        self.b.read(|tx| tx.list_accounts()).expect("accounts on b");
     }
 }
 

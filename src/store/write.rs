@@ -16,7 +16,7 @@ use super::keyring::Keyring;
 use super::read::{sealed::Source, StoreRead};
 use super::sealing::Sealer;
 use super::tables::{self, RecordTable};
-use super::{backend, RecordKind, StoreError};
+use super::{backend, idempotency, write_admins, Db, RecordKind, Store, StoreError};
 use crate::model::{Account, Operator, Role, User};
 
 /// A write transaction, given to [`Store::write`](super::Store::write) closures. Reads through
@@ -40,6 +40,26 @@ impl Source for WriteTx {
 }
 
 impl StoreRead for WriteTx {}
+
+impl Store {
+    /// Runs `f` in one write transaction, then commits (or with `commit` false, aborts) and
+    /// returns the journal of its changes.
+    pub(super) fn write_with<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+        commit: bool,
+    ) -> Result<(T, Journal), E> {
+        let Db::ReadWrite(db) = &self.inner.db else {
+            return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
+        };
+        let txn = db.begin_write().map_err(backend("starting a write"))?;
+        let mut tx = WriteTx::new(txn, self.inner.key.current());
+        let value = f(&mut tx)?;
+        idempotency::record_tag(&mut tx)?;
+        write_admins::record_pending_audit(&mut tx)?;
+        Ok((value, tx.finish(commit)?))
+    }
+}
 
 fn conflict(kind: RecordKind, name: &str) -> StoreError {
     StoreError::Conflict { kind, name: name.to_string() }
