@@ -58,6 +58,7 @@ pub mod keys;
 mod model;
 mod natsconf;
 pub mod natsd;
+mod replica;
 pub mod seal;
 mod server;
 mod shutdown;
@@ -93,6 +94,7 @@ pub use model::{
     Limit, Name, QueuedPush, Role, User, AUTH_ACCOUNT, LOCAL_OWNER, SYS_ACCOUNT,
 };
 pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
+pub use replica::{catch_up, follow, Log, ReplicaError, LOG_STREAM, LOG_SUBJECT};
 pub use server::callout::listener::{serve as serve_callout, CALLOUT_SUBJECT, XKEY_HEADER};
 pub use server::callout::{CalloutError, Handled, Pipeline, PipelineOptions};
 pub use server::connection::{
@@ -106,4 +108,7 @@ pub use server::sessions::{
 };
 pub use server::{run, run_with_store, ServerError};
 pub use shutdown::channel as shutdown_channel;
-pub use store::{ReadTx, Store, StoreError, StoreRead, WriteTx, SERVICE_COMMAND};
+pub use store::{
+    Journal, JournalError, Op, ReadTx, Rows, Store, StoreError, StoreRead, WriteTx,
+    JOURNAL_VERSION, MAX_JOURNAL_BYTES, SERVICE_COMMAND,
+};

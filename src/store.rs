@@ -27,6 +27,7 @@
 
 mod codec;
 mod idempotency;
+mod journal;
 mod keyring;
 mod lock;
 mod migrate;
@@ -35,6 +36,9 @@ mod open_tests;
 mod read;
 #[cfg(test)]
 mod rekey_tests;
+mod replicate;
+#[cfg(test)]
+mod replicate_tests;
 #[cfg(test)]
 mod seal_tests;
 mod sealing;
@@ -57,8 +61,10 @@ use std::time::{Duration, Instant};
 use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, StorageError};
 
 pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
+pub use journal::{Journal, JournalError, Op, JOURNAL_VERSION, MAX_JOURNAL_BYTES};
 pub use lock::Holder;
 pub use read::{ReadTx, StoreRead};
+pub use replicate::Rows;
 pub use write::WriteTx;
 
 use crate::model::ModelError;
@@ -225,6 +231,9 @@ pub enum StoreError {
         /// Why it does not open.
         source: SealError,
     },
+    /// A journal that cannot be encoded, decoded or applied.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// A background store task panicked or was cancelled.
     #[error("store task failed: {0}")]
     TaskFailed(String),
@@ -515,15 +524,8 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let Db::ReadWrite(db) = &self.inner.db else {
-            return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
-        };
-        let txn = db.begin_write().map_err(backend("starting a write"))?;
-        let mut tx = WriteTx::new(txn, self.inner.key.current());
-        let value = f(&mut tx)?;
-        idempotency::record_tag(&mut tx)?;
-        write_admins::record_pending_audit(&mut tx)?;
-        tx.commit()?;
+        let (value, journal) = self.write_with(f, Store::capture_commits())?;
+        Store::captured(journal)?;
         Ok(value)
     }
 

@@ -12,5 +12,6 @@ mod lifecycle;
 mod memory;
 mod operator;
 mod publisher;
+mod replica;
 mod service;
 mod smoke;

@@ -158,6 +158,7 @@ pub fn store_class(e: &StoreError) -> ErrorClass {
         | StoreError::Encode(_)
         | StoreError::Io { .. }
         | StoreError::Backend { .. }
+        | StoreError::Journal(_)
         | StoreError::TaskFailed(_) => ErrorClass::Other,
     }
 }

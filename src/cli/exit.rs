@@ -24,6 +24,7 @@ use crate::keys::KeyError;
 use crate::model::ModelError;
 use crate::natsconf::NatsConfError;
 use crate::natsd::NatsdError;
+use crate::replica::ReplicaError;
 use crate::seal::SealError;
 use crate::server::callout::CalloutError;
 use crate::server::connection::ConnectionError;
@@ -33,7 +34,7 @@ use crate::server::publisher::PublisherError;
 use crate::server::sessions::SessionsError;
 use crate::server::version::VersionError;
 use crate::server::ServerError;
-use crate::store::StoreError;
+use crate::store::{JournalError, StoreError};
 
 use super::audit_tail::AuditTailError;
 use super::check::CheckError;
@@ -234,6 +235,8 @@ registry!(
     NatsConfError,
     FsError,
     StoreError,
+    JournalError,
+    ReplicaError,
     ServerError,
     VersionError,
     ConnectionError,
@@ -390,6 +393,32 @@ impl Classify for FsError {
 impl Classify for StoreError {
     fn exit_class(&self) -> ExitClass {
         admin::store_class(self).into()
+    }
+}
+
+impl Classify for JournalError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            JournalError::OutOfOrder { .. } => ExitClass::Conflict,
+            JournalError::TooLarge { .. }
+            | JournalError::Version(_)
+            | JournalError::Checksum(_)
+            | JournalError::Malformed { .. }
+            | JournalError::Schema { .. }
+            | JournalError::UnknownTable(_)
+            | JournalError::BadBytes { .. }
+            | JournalError::PreparedTwice => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for ReplicaError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            ReplicaError::Conflict { .. } => ExitClass::Conflict,
+            ReplicaError::Store(e) => e.exit_class(),
+            ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
+        }
     }
 }
 

@@ -80,13 +80,11 @@ impl WriteTx {
         max_count: u64,
     ) -> Result<(), StoreError> {
         self.prune_remembered(now_ms.saturating_sub(max_age_ms), max_count.saturating_sub(1))?;
-        let mut table =
-            self.txn().open_table(tables::IDEMPOTENCY).map_err(backend("opening keys"))?;
+        let mut table = self.open(tables::IDEMPOTENCY)?;
         let old = table.insert(key, (now_ms, result)).map_err(backend("writing a key"))?;
         let old_at = old.map(|g| g.value().0);
         drop(table);
-        let mut by_time =
-            self.txn().open_table(tables::IDEMPOTENCY_BY_TIME).map_err(backend("opening keys"))?;
+        let mut by_time = self.open(tables::IDEMPOTENCY_BY_TIME)?;
         if let Some(at) = old_at {
             by_time.remove((at, key)).map_err(backend("writing a key"))?;
         }
@@ -96,10 +94,8 @@ impl WriteTx {
 
     /// Forgets results applied before `cutoff_ms`, then the oldest beyond `keep`.
     fn prune_remembered(&mut self, cutoff_ms: i64, keep: u64) -> Result<(), StoreError> {
-        let mut by_time =
-            self.txn().open_table(tables::IDEMPOTENCY_BY_TIME).map_err(backend("opening keys"))?;
-        let mut table =
-            self.txn().open_table(tables::IDEMPOTENCY).map_err(backend("opening keys"))?;
+        let mut by_time = self.open(tables::IDEMPOTENCY_BY_TIME)?;
+        let mut table = self.open(tables::IDEMPOTENCY)?;
         let mut excess = table.len().map_err(backend("counting keys"))?.saturating_sub(keep);
         loop {
             let oldest = by_time.first().map_err(backend("reading keys"))?;

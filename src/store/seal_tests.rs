@@ -153,7 +153,7 @@ fn a_sealed_record_moved_to_another_key_does_not_open() {
     let store = Store::open_for_with(&path, "test", Duration::ZERO, Some(key())).unwrap();
     store
         .write(|tx| {
-            let mut accounts = tx.txn().open_table(tables::ACCOUNTS).map_err(backend("test"))?;
+            let mut accounts = tx.open(tables::ACCOUNTS)?;
             let raw = accounts.get("orders").map_err(backend("test"))?.unwrap().value().to_vec();
             accounts.insert("copied", raw.as_slice()).map_err(backend("test"))?;
             Ok::<_, StoreError>(())

@@ -104,3 +104,59 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(AUDIT)?;
     Ok(())
 }
+
+/// The key of the last applied log position in [`META`] (absent: nothing applied, 0).
+pub(crate) const APPLIED_SEQ_KEY: &str = "applied_seq";
+
+/// A table every replica holds: how to replay one raw journal operation on it with its own
+/// key and value types, and how to list its raw rows (for comparing replicas and snapshots).
+pub(crate) struct Replicated {
+    /// The table's name.
+    pub(crate) name: fn() -> &'static str,
+    /// Writes (`Some`) or removes (`None`) one raw row.
+    pub(crate) apply: super::replicate::ApplyFn,
+    /// Every raw row, in key order.
+    pub(crate) rows: super::replicate::RowsFn,
+}
+
+/// Lists the replicated tables: each entry replays and lists its table through the table's
+/// own types, so a table left out here cannot be replayed (a unit test compares this list
+/// with the tables a new store has).
+macro_rules! replicated {
+    ($($def:ident),+ $(,)?) => {
+        /// Every table of the store, with its typed replay (see [`Replicated`]).
+        pub(crate) static REPLICATED: &[Replicated] = &[$(Replicated {
+            name: || {
+                let def: &'static _ = &$def;
+                redb::TableHandle::name(def)
+            },
+            apply: |txn, key, value| super::replicate::apply_row(txn, $def, key, value),
+            rows: |txn| super::replicate::rows(txn, $def),
+        }),+];
+    };
+}
+
+replicated!(
+    META,
+    SEAL,
+    OPERATOR,
+    ACCOUNTS,
+    ACCOUNT_KEYS,
+    ROLES,
+    USERS,
+    USERS_BY_ACCOUNT,
+    USERS_BY_ROLE,
+    TOKENS,
+    USER_NKEYS,
+    OUTBOX,
+    IDEMPOTENCY,
+    IDEMPOTENCY_BY_TIME,
+    ADMINS,
+    ADMIN_KEYS,
+    AUDIT,
+);
+
+/// The replicated table named `name`.
+pub(crate) fn replicated(name: &str) -> Option<&'static Replicated> {
+    REPLICATED.iter().find(|r| (r.name)() == name)
+}

@@ -218,7 +218,7 @@ fn record_version_byte_round_trips_and_unknown_version_is_corrupt() {
     let (_dir, store, _) = fixture();
     store
         .write(|tx| {
-            let mut users = tx.txn().open_table(tables::USERS).map_err(backend("test"))?;
+            let mut users = tx.open(tables::USERS)?;
             let raw = users.get("alice").map_err(backend("test"))?.unwrap().value().to_vec();
             assert_eq!(raw[0], codec::RECORD_VERSION);
             let mut future = raw.clone();

@@ -11,17 +11,18 @@ use std::sync::Arc;
 use redb::TableHandle;
 
 use super::codec::{encode, encode_sealed};
+use super::journal::{Journal, JournaledTable, JournaledTxn};
 use super::keyring::Keyring;
 use super::read::{sealed::Source, StoreRead};
 use super::sealing::Sealer;
 use super::tables::{self, RecordTable};
-use super::{backend, RecordKind, StoreError};
+use super::{backend, idempotency, write_admins, Db, RecordKind, Store, StoreError};
 use crate::model::{Account, Operator, Role, User};
 
 /// A write transaction, given to [`Store::write`](super::Store::write) closures. Reads through
 /// [`StoreRead`] see the transaction's own writes.
 pub struct WriteTx {
-    txn: redb::WriteTransaction,
+    txn: JournaledTxn,
     key: Option<Arc<Keyring>>,
 }
 
@@ -30,7 +31,7 @@ impl Source for WriteTx {
         &self,
         def: TableDefinition<'static, K, V>,
     ) -> Result<impl ReadableTable<K, V> + '_, StoreError> {
-        self.txn.open_table(def).map_err(backend("opening a table"))
+        self.txn.read(def)
     }
 
     fn keyring(&self) -> Option<&Keyring> {
@@ -40,21 +41,50 @@ impl Source for WriteTx {
 
 impl StoreRead for WriteTx {}
 
+impl Store {
+    /// Runs `f` in one write transaction, then commits (or with `commit` false, aborts) and
+    /// returns the journal of its changes.
+    pub(super) fn write_with<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
+        commit: bool,
+    ) -> Result<(T, Journal), E> {
+        let Db::ReadWrite(db) = &self.inner.db else {
+            return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
+        };
+        let txn = db.begin_write().map_err(backend("starting a write"))?;
+        let mut tx = WriteTx::new(txn, self.inner.key.current());
+        let value = f(&mut tx)?;
+        idempotency::record_tag(&mut tx)?;
+        write_admins::record_pending_audit(&mut tx)?;
+        Ok((value, tx.finish(commit)?))
+    }
+}
+
 fn conflict(kind: RecordKind, name: &str) -> StoreError {
     StoreError::Conflict { kind, name: name.to_string() }
 }
 
 impl WriteTx {
     pub(super) fn new(txn: redb::WriteTransaction, key: Option<Arc<Keyring>>) -> Self {
-        WriteTx { txn, key }
+        WriteTx { txn: JournaledTxn::new(txn), key }
     }
 
-    pub(super) fn txn(&self) -> &redb::WriteTransaction {
-        &self.txn
+    /// Opens `def` for writing: the only way to change a table, and every change is journaled.
+    pub(super) fn open<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'static, K, V>,
+    ) -> Result<JournaledTable<'_, K, V>, StoreError> {
+        self.txn.open(def)
     }
 
-    pub(super) fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit().map_err(backend("committing"))
+    /// Commits (or, with `commit` false, aborts) and returns the journal of the changes.
+    pub(super) fn finish(self, commit: bool) -> Result<Journal, StoreError> {
+        if commit {
+            self.txn.commit()
+        } else {
+            self.txn.abort()
+        }
     }
 
     pub(super) fn put_record<T: Serialize>(
@@ -69,13 +99,13 @@ impl WriteTx {
             }
             None => encode(record)?,
         };
-        let mut table = self.txn.open_table(def).map_err(backend("opening a table"))?;
+        let mut table = self.open(def)?;
         table.insert(key, bytes.as_slice()).map_err(backend("writing a record"))?;
         Ok(())
     }
 
     pub(super) fn remove_record(&self, def: RecordTable, key: &str) -> Result<bool, StoreError> {
-        let mut table = self.txn.open_table(def).map_err(backend("opening a table"))?;
+        let mut table = self.open(def)?;
         let old = table.remove(key).map_err(backend("removing a record"))?;
         Ok(old.is_some())
     }
@@ -93,7 +123,7 @@ impl WriteTx {
         b: &str,
         present: bool,
     ) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(def).map_err(backend("opening an index"))?;
+        let mut table = self.open(def)?;
         if present {
             table.insert((a, b), ()).map_err(backend("writing an index"))?;
         } else {
@@ -122,8 +152,7 @@ impl WriteTx {
     }
 
     fn set_account_key(&self, key: &str, name: Option<&str>) -> Result<(), StoreError> {
-        let mut table =
-            self.txn.open_table(tables::ACCOUNT_KEYS).map_err(backend("opening account keys"))?;
+        let mut table = self.open(tables::ACCOUNT_KEYS)?;
         match name {
             Some(name) => table.insert(key, name).map_err(backend("writing account keys"))?,
             None => table.remove(key).map_err(backend("writing account keys"))?,
@@ -250,7 +279,7 @@ impl WriteTx {
         let name = user.name.as_str();
         self.set_pair(tables::USERS_BY_ACCOUNT, user.account.as_str(), name, present)?;
         self.set_pair(tables::USERS_BY_ROLE, user.role.as_str(), name, present)?;
-        let mut tokens = self.txn.open_table(tables::TOKENS).map_err(backend("opening tokens"))?;
+        let mut tokens = self.open(tables::TOKENS)?;
         for token in &user.tokens {
             if present {
                 tokens
@@ -261,8 +290,7 @@ impl WriteTx {
             }
         }
         if let Some(key) = &user.nkey {
-            let mut nkeys =
-                self.txn.open_table(tables::USER_NKEYS).map_err(backend("opening user nkeys"))?;
+            let mut nkeys = self.open(tables::USER_NKEYS)?;
             if present {
                 nkeys.insert(key.as_str(), name).map_err(backend("writing user nkeys"))?;
             } else {

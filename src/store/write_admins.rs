@@ -71,7 +71,7 @@ impl WriteTx {
         if admin_name_by_key(self, key)?.is_some() {
             return Err(StoreError::Conflict { kind: RecordKind::Admin, name: key.into() });
         }
-        let mut keys = self.txn().open_table(tables::ADMIN_KEYS).map_err(backend("opening"))?;
+        let mut keys = self.open(tables::ADMIN_KEYS)?;
         keys.insert(key, name).map_err(backend("writing admin keys"))?;
         drop(keys);
         self.put_record(tables::ADMINS, name, admin)
@@ -95,7 +95,7 @@ impl WriteTx {
     pub fn delete_admin(&mut self, name: &str) -> Result<AdminRecord, StoreError> {
         let old: AdminRecord = super::read::get_record(self, tables::ADMINS, name)?
             .ok_or_else(|| StoreError::NotFound { kind: RecordKind::Admin, name: name.into() })?;
-        let mut keys = self.txn().open_table(tables::ADMIN_KEYS).map_err(backend("opening"))?;
+        let mut keys = self.open(tables::ADMIN_KEYS)?;
         keys.remove(old.public_key.as_str()).map_err(backend("writing admin keys"))?;
         drop(keys);
         self.remove_record(tables::ADMINS, name)?;
@@ -111,7 +111,7 @@ impl WriteTx {
     ) -> Result<(), StoreError> {
         self.prune_audit(record.at_ms.saturating_sub(retention_ms))?;
         let bytes = encode(record)?;
-        let mut table = self.txn().open_table(tables::AUDIT).map_err(backend("opening audit"))?;
+        let mut table = self.open(tables::AUDIT)?;
         let last = table.last().map_err(backend("reading audit"))?.map(|(k, _)| k.value());
         // Keys grow strictly even if the clock steps back: never overwrite an entry.
         let key = match last {
@@ -124,7 +124,7 @@ impl WriteTx {
 
     /// Removes audit entries recorded before `cutoff_ms`; returns how many.
     pub fn prune_audit(&mut self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let mut table = self.txn().open_table(tables::AUDIT).map_err(backend("opening audit"))?;
+        let mut table = self.open(tables::AUDIT)?;
         let mut removed = 0;
         loop {
             let first = table.first().map_err(backend("reading audit"))?;

@@ -1,0 +1,171 @@
+//! The log: the stream [`LOG_STREAM`] on subject [`LOG_SUBJECT`], spoken through JetStream's
+//! JSON API on a plain NATS connection (publish with expected last sequence, get by sequence).
+
+use async_nats::{Client, HeaderMap};
+use serde_json::{json, Value};
+
+use super::ReplicaError;
+use crate::store::{Journal, JournalError, Store, StoreError, MAX_JOURNAL_BYTES};
+
+/// The stream holding the log.
+pub const LOG_STREAM: &str = "PBN_LOG";
+/// The subject journals are appended on.
+pub const LOG_SUBJECT: &str = "pbn.log";
+
+/// JetStream's error code for a publish whose expected last sequence is not the stream's.
+const WRONG_LAST_SEQUENCE: u64 = 10071;
+/// JetStream's error code for a message get of a sequence the stream does not hold.
+const NO_MESSAGE: u64 = 10037;
+/// JetStream's error code for creating a stream that exists with the same config.
+const STREAM_EXISTS: u64 = 10058;
+
+/// A handle on the log through one NATS connection (in the account that owns the stream).
+#[derive(Debug, Clone)]
+pub struct Log {
+    client: Client,
+}
+
+impl Log {
+    /// The log reached through `client`.
+    pub fn new(client: Client) -> Log {
+        Log { client }
+    }
+
+    /// Creates the stream with `replicas` copies (1 on a single server, 3 on a cluster) unless
+    /// it exists. Entries are never discarded: a replica replays the log from position 1.
+    pub async fn ensure_stream(&self, replicas: u32) -> Result<(), ReplicaError> {
+        let config = json!({
+            "name": LOG_STREAM, "subjects": [LOG_SUBJECT], "storage": "file",
+            "retention": "limits", "discard": "new", "num_replicas": replicas,
+            "max_msg_size": MAX_JOURNAL_BYTES + 1024, "allow_direct": true,
+        });
+        let subject = format!("$JS.API.STREAM.CREATE.{LOG_STREAM}");
+        match self.api(&subject, None, config.to_string().into_bytes()).await? {
+            Ok(_) => Ok(()),
+            Err((STREAM_EXISTS, _)) => Ok(()),
+            Err((_, detail)) => Err(ReplicaError::Request { subject, detail }),
+        }
+    }
+
+    /// Appends `journal` as the entry after `expected_last` (the last position the appender
+    /// applied) and returns its position. [`ReplicaError::Conflict`] when the log has moved on.
+    pub async fn append(&self, journal: &Journal, expected_last: u64) -> Result<u64, ReplicaError> {
+        let payload = journal.encode().map_err(StoreError::from)?;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Expected-Stream", LOG_STREAM);
+        headers.insert("Nats-Expected-Last-Sequence", expected_last.to_string().as_str());
+        match self.api(LOG_SUBJECT, Some(headers), payload).await? {
+            Ok(ack) => ack.get("seq").and_then(Value::as_u64).ok_or_else(|| {
+                bad(LOG_SUBJECT, format!("publish acknowledgement without seq: {ack}"))
+            }),
+            Err((WRONG_LAST_SEQUENCE, detail)) => {
+                Err(ReplicaError::Conflict { expected: expected_last, detail })
+            }
+            Err((_, detail)) => Err(ReplicaError::Request { subject: LOG_SUBJECT.into(), detail }),
+        }
+    }
+
+    /// The entry at `seq`, or `None` when the log does not hold it (yet).
+    pub async fn get(&self, seq: u64) -> Result<Option<Journal>, ReplicaError> {
+        let subject = format!("$JS.API.STREAM.MSG.GET.{LOG_STREAM}");
+        let body = json!({ "seq": seq }).to_string().into_bytes();
+        let answer = match self.api(&subject, None, body).await? {
+            Ok(answer) => answer,
+            Err((NO_MESSAGE, _)) => return Ok(None),
+            Err((_, detail)) => return Err(ReplicaError::Request { subject, detail }),
+        };
+        let data = answer.pointer("/message/data").and_then(Value::as_str).unwrap_or("");
+        let bytes = data_encoding::BASE64
+            .decode(data.as_bytes())
+            .map_err(|e| bad(&subject, format!("message data of seq {seq}: {e}")))?;
+        let journal = Journal::decode(&bytes).map_err(|e: JournalError| StoreError::from(e))?;
+        Ok(Some(journal))
+    }
+
+    /// One API request: the JSON answer, or JetStream's (error code, description).
+    async fn api(
+        &self,
+        subject: &str,
+        headers: Option<HeaderMap>,
+        payload: Vec<u8>,
+    ) -> Result<Result<Value, (u64, String)>, ReplicaError> {
+        let failed = |e: &dyn std::fmt::Display| ReplicaError::Request {
+            subject: subject.to_string(),
+            detail: e.to_string(),
+        };
+        let reply = match headers {
+            Some(h) => {
+                self.client.request_with_headers(subject.to_string(), h, payload.into()).await
+            }
+            None => self.client.request(subject.to_string(), payload.into()).await,
+        }
+        .map_err(|e| failed(&e))?;
+        let answer: Value = serde_json::from_slice(&reply.payload)
+            .map_err(|e| bad(subject, format!("not JSON: {e}")))?;
+        match answer.get("error") {
+            None => Ok(Ok(answer)),
+            Some(e) => {
+                let code = e.get("err_code").and_then(Value::as_u64).unwrap_or(0);
+                let text = e.get("description").and_then(Value::as_str).unwrap_or("unknown");
+                Ok(Err((code, text.to_string())))
+            }
+        }
+    }
+}
+
+fn bad(subject: &str, detail: String) -> ReplicaError {
+    ReplicaError::BadAnswer { subject: subject.to_string(), detail }
+}
+
+/// Applies every entry of the log after the store's applied position, in order; returns the
+/// position reached. Each entry is applied in its own transaction with its position.
+pub async fn catch_up(store: &Store, log: &Log) -> Result<u64, ReplicaError> {
+    let mut seq = store.applied_seq()?;
+    while let Some(journal) = log.get(seq + 1).await? {
+        let (target, next) = (store.clone(), seq + 1);
+        tokio::task::spawn_blocking(move || target.apply(&journal, next))
+            .await
+            .map_err(|e| StoreError::TaskFailed(e.to_string()))??;
+        seq = next;
+    }
+    Ok(seq)
+}
+
+/// Applies the log to `store` as it grows, until `shutdown` turns true: woken by every append
+/// seen on [`LOG_SUBJECT`], and every `poll` in case a wake-up was missed (a reconnect, an
+/// append made before the subscription). Wake-ups are coalesced: however many arrive during
+/// a catch-up, one more catch-up follows, so the subscription's buffer (the client's bounded
+/// per-subscription capacity) never holds work, only signals.
+pub async fn follow(
+    store: Store,
+    log: Log,
+    poll: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ReplicaError> {
+    use futures::StreamExt;
+    let mut appends = log.client.subscribe(LOG_SUBJECT).await.map_err(|e| {
+        ReplicaError::Request { subject: LOG_SUBJECT.into(), detail: e.to_string() }
+    })?;
+    loop {
+        match catch_up(&store, &log).await {
+            Ok(_) => {}
+            // A journal the store refuses needs an operator: applying past it would diverge.
+            Err(e @ ReplicaError::Store(_)) => return Err(e),
+            // The log unreachable: the view keeps serving; try again at the next wake-up.
+            Err(e) => tracing::warn!(error = %e, "the log cannot be read; retrying"),
+        }
+        tokio::select! {
+            _ = crate::shutdown::requested(&mut shutdown) => return Ok(()),
+            seen = appends.next() => {
+                if seen.is_none() {
+                    return Err(ReplicaError::Request {
+                        subject: LOG_SUBJECT.into(),
+                        detail: "the subscription closed".into(),
+                    });
+                }
+                while futures::FutureExt::now_or_never(appends.next()).flatten().is_some() {}
+            }
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}

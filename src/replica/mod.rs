@@ -1,0 +1,44 @@
+//! Several replicas on one log: a JetStream stream of store journals.
+//!
+//! Each replica keeps its own redb file as a view of the log. A change is prepared on the
+//! local store ([`Store::prepare`](crate::Store::prepare)), appended to the stream with
+//! `Nats-Expected-Last-Sequence` set to the last position the replica applied, so a replica
+//! that missed a change cannot append over it ([`ReplicaError::Conflict`]: catch up and run
+//! the command again), and then applied like every other entry, in order, by
+//! [`catch_up`]. Journals hold sealed seeds only (see `store::journal`).
+
+mod log;
+
+pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
+
+/// Errors of the replicated log.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The log moved past the position the append expected: another replica appended first.
+    #[error("log conflict: the append expected log position {expected}: {detail}")]
+    Conflict {
+        /// The last position the appender had applied.
+        expected: u64,
+        /// The server's words.
+        detail: String,
+    },
+    /// A JetStream API request that failed or was refused.
+    #[error("jetstream request {subject} failed: {detail}")]
+    Request {
+        /// The API subject.
+        subject: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// An answer of JetStream that pbn cannot read.
+    #[error("jetstream answer on {subject} is not understood: {detail}")]
+    BadAnswer {
+        /// The API subject.
+        subject: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A journal that cannot be encoded, decoded or applied.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
