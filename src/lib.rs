@@ -10,7 +10,8 @@
 //!   sessions) with their validation, and the effects of an admin change ([`Effects`]).
 //! - `seal`: XChaCha20-Poly1305 sealing of seeds under the store key. Public.
 //! - `store`: the redb store: tables, versioned records, one write transaction per operation,
-//!   seeds sealed under the store key (opened once per record version), rekey.
+//!   seeds sealed under the store key (opened once per record version), rekey; every write's
+//!   journal of raw table operations and its replay on another store (`store::journal`).
 //! - `auth`: credential checks (argon2id passwords, API tokens, nkey signatures), cache, throttles.
 //! - `issue`: minting: operator, account and user JWTs, creds, callout responses.
 //! - `admin`: the admin commands, one type each ([`Command`]), run by [`execute`] in one store
@@ -23,7 +24,8 @@
 //! (`server::admin_api`), the application of effects (`server::lifecycle`), and the optional
 //! HTTP listener with health, readiness and Prometheus metrics (`server::http`,
 //! `server::metrics`), audit events on NATS (`server::audit`) and what `pbn status` shows
-//! (`server::status`).
+//! (`server::status`). `replica`: the log of journals on JetStream (append with an expected
+//! last sequence, catch up, follow); not wired into `pbn serve` yet.
 //!
 //! At the edge: `config` (raw TOML and flags into checked [`Settings`]), `natsconf` (nats-server
 //! configuration), [`natsd`] (the one nats-server harness of `pbn up`, the tests and the load
