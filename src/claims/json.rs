@@ -19,6 +19,10 @@ impl Formatter for GoFormatter {
         W: ?Sized + io::Write,
     {
         let bytes = fragment.as_bytes();
+        // Most fragments (keys, names, subjects) need no Go-only escape: one scan, one write.
+        if !bytes.iter().any(|&b| matches!(b, b'<' | b'>' | b'&' | 0xE2)) {
+            return writer.write_all(bytes);
+        }
         let mut start = 0;
         let mut i = 0;
         while i < bytes.len() {
