@@ -81,5 +81,9 @@ mod tests {
         let mut buf = Vec::new();
         write_go_json(&mut buf, &["$SYS.>", "plain"]).unwrap();
         assert_eq!(buf, br#"["$SYS.\u003e","plain"]"#);
+        // A three-byte character that starts like U+2028 but is not it.
+        let mut buf = Vec::new();
+        write_go_json(&mut buf, "a\u{2192}b").unwrap();
+        assert_eq!(String::from_utf8(buf).unwrap(), "\"a\u{2192}b\"");
     }
 }
