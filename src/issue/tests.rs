@@ -157,7 +157,7 @@ fn explicitly_empty_lists_deny_everything() {
         exp: 0,
         defaults: &defaults,
     };
-    let c = user_claims(&spec);
+    let c = user_claims(&spec).unwrap();
     assert!(c.nats.limits.publish.allow.is_empty());
     assert_eq!(c.nats.limits.publish.deny, vec![">".to_string()]);
     assert_eq!(c.nats.limits.subscribe.deny, vec![">".to_string()]);
