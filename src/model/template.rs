@@ -13,9 +13,10 @@
 //! be a valid subject (so `{{name}}>` or `*{{name}}` are refused: NATS would not accept them).
 //!
 //! Rendering ([`render_into`]) is injection-safe: a value must be exactly one subject token (not
-//! empty, no `.`, `*`, `>`, whitespace or control characters, see [`check_value`]); otherwise
+//! empty, no `.`, `*`, `>`, whitespace or control characters, see [`is_token`]); otherwise
 //! rendering fails and the caller refuses the login or the creds, so a value can never widen a
-//! permission. An entry without `{{` is copied as is, without a scan of its placeholders.
+//! permission. Rendering is one pass: a value holding `{{` is text, never a placeholder. An
+//! entry without `{{` is copied as is, without a scan for placeholders.
 
 use std::collections::BTreeMap;
 
@@ -220,24 +221,23 @@ impl<'a> RenderContext<'a> {
         if let Some(any) = self.any {
             return Ok(any);
         }
-        let (what, value) = match hole {
-            Placeholder::Name => ("name", Some(self.name)),
-            Placeholder::Account => ("account", Some(self.account)),
+        let value = match hole {
+            Placeholder::Name => self.name,
+            Placeholder::Account => self.account,
             Placeholder::Tag(k) => {
-                let v = self.tags.get(k).ok_or_else(|| RenderError::MissingTag(k.into()))?;
-                ("tag", Some(v.as_str()))
+                self.tags.get(k).ok_or_else(|| RenderError::MissingTag(k.into()))?.as_str()
             }
-            Placeholder::Claim(path) => ("claim", Some(self.claim(path)?)),
+            Placeholder::Claim(path) => self.claim(path)?,
         };
-        let value = value.unwrap_or_default();
-        check_value(value).map_err(|_| RenderError::NotAToken {
-            what: match hole {
+        if !is_token(value) {
+            let what = match hole {
+                Placeholder::Name => "name".to_string(),
+                Placeholder::Account => "account".to_string(),
                 Placeholder::Tag(k) => format!("tag {k}"),
                 Placeholder::Claim(p) => format!("claim {p}"),
-                _ => what.to_string(),
-            },
-            value: clip(value),
-        })?;
+            };
+            return Err(RenderError::NotAToken { what, value: clip(value) });
+        }
         Ok(value)
     }
 
@@ -252,15 +252,11 @@ impl<'a> RenderContext<'a> {
     }
 }
 
-/// Checks that `value` is exactly one subject token: not empty, no `.`, `*`, `>`, whitespace
-/// or control characters.
-pub fn check_value(value: &str) -> Result<(), ()> {
+/// Whether `value` is exactly one subject token: not empty, no `.`, `*`, `>`, whitespace or
+/// control characters.
+pub fn is_token(value: &str) -> bool {
     let bad = |c: char| matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control();
-    if value.is_empty() || value.chars().any(bad) {
-        Err(())
-    } else {
-        Ok(())
-    }
+    !value.is_empty() && !value.chars().any(bad)
 }
 
 /// Appends `entry` with its placeholders filled in from `ctx` to `out`. On an error `out` may
@@ -291,7 +287,7 @@ pub fn render(entry: &str, ctx: &RenderContext<'_>) -> Result<String, RenderErro
     Ok(out)
 }
 
-/// Tags as `KEY=VALUE` pairs, for views.
+/// A change of a user's tags: values to set and keys to remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagPatch {
     /// Tags to set (replacing a value of the same key).
