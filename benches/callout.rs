@@ -4,7 +4,9 @@
 //! request, authenticate, authorize, mint + sign the user JWT, sign (and seal) the response.
 //! Credentials: `password_cache_hit` (production argon2id parameters; the first call pays argon2
 //! and fills the verified-password cache, the timed calls hit it), `token` and `nkey`; each also
-//! as `*_xkey`, with the request sealed to the AUTH account's xkey.
+//! as `*_xkey`, with the request sealed to the AUTH account's xkey. `token_templated` is
+//! `token` for a user whose role has subject templates (`devices.{{name}}.>`,
+//! `site.{{tag:site}}.>`, `cmd.{{name}}.>`): the cost of filling them in.
 //!
 //! Requests are forged once, signed by a server key with `exp` far in the future. Each forged
 //! request has its own `client_info.id`; its session is removed from the registry before every
@@ -13,7 +15,7 @@
 
 mod support;
 
-use pbn::{TokenAdd, UserAdd, UserEdit};
+use pbn::{ListPatch, RoleAdd, RolePatch, TokenAdd, UserAdd, UserEdit};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +70,8 @@ struct Bench {
     auth_key: String,
     auth_xkey: Option<CurvePublicKey>,
     token: String,
+    /// The token of a user whose role has subject templates.
+    templated_token: String,
     nkey_user: KeyPair,
 }
 
@@ -79,8 +83,42 @@ fn add_user(store: &Store, ctx: &Context, name: &str, password_hash: Option<Stri
         email: None,
         description: None,
         password_hash,
+        tags: Default::default(),
     });
     pbn::execute(store, &req, ctx).expect("a valid user");
+}
+
+/// The role of `token_templated`: per-user subjects from the user name and a tag, with as many
+/// lists as the plain role fills from the defaults.
+const TEMPLATED_ROLE: &str = "device";
+
+/// Adds [`TEMPLATED_ROLE`] and a token user holding it with the tag `site`; returns the token.
+fn add_templated_user(store: &Store, ctx: &Context) -> String {
+    let role = RolePatch {
+        pub_allow: ListPatch::Set(vec!["devices.{{name}}.>".into(), "site.{{tag:site}}.>".into()]),
+        sub_allow: ListPatch::Set(vec!["cmd.{{name}}.>".into()]),
+        ..RolePatch::default()
+    };
+    let add = Request::RoleAdd(RoleAdd { name: TEMPLATED_ROLE.into(), role });
+    pbn::execute(store, &add, ctx).expect("a valid templated role");
+    let req = Request::UserAdd(UserAdd {
+        name: "device-user".into(),
+        account: ACCOUNT.into(),
+        role: TEMPLATED_ROLE.into(),
+        email: None,
+        description: None,
+        password_hash: None,
+        tags: [("site".to_string(), "berlin".to_string())].into(),
+    });
+    pbn::execute(store, &req, ctx).expect("a valid user");
+    let add_token =
+        Request::TokenAdd(TokenAdd { name: "device-user".into(), label: None, expires_secs: None });
+    let Ok(Response::Token { token, .. }) =
+        pbn::execute(store, &add_token, ctx).map(|o| o.response)
+    else {
+        panic!("token add answers with the token");
+    };
+    token
 }
 
 fn setup(xkey: bool) -> Bench {
@@ -108,8 +146,10 @@ fn setup(xkey: bool) -> Bench {
         email: None,
         description: None,
         nkey: Some(nkey_user.public_key().into()),
+        tags: Default::default(),
     });
     pbn::execute(&store, &register, &ctx).expect("a valid nkey");
+    let templated_token = add_templated_user(&store, &ctx);
     let auth = store.read(pbn::auth_account).expect("init made AUTH");
     let auth_xkey = auth.callout.as_ref().and_then(|c| c.xkey.as_ref()).map(|seed| {
         let pair = XKeyPair::from_seed(seed).expect("init stores a valid xkey seed");
@@ -129,6 +169,7 @@ fn setup(xkey: bool) -> Bench {
         auth_key: auth.public_key.to_string(),
         auth_xkey,
         token,
+        templated_token,
         nkey_user,
     }
 }
@@ -237,6 +278,7 @@ fn bench_callout(c: &mut Criterion) {
             ("password_cache_hit", Cred::Password),
             ("token", Cred::Token(bench.token.clone())),
             ("nkey", Cred::Nkey(Box::new(bench.nkey_user.clone()))),
+            ("token_templated", Cred::Token(bench.templated_token.clone())),
         ];
         for (id, (name, cred)) in creds.iter().enumerate() {
             let forged = bench.forge(cred, 1000 + id as u64);

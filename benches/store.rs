@@ -57,6 +57,7 @@ fn bench_store(c: &mut Criterion) {
                         email: None,
                         description: Some(if flip { "on call" } else { "off duty" }.into()),
                         nkey: None,
+                        tags: Default::default(),
                     });
                     black_box(pbn::execute(&store, &req, &ctx).expect("a valid edit"))
                 })

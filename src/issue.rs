@@ -16,6 +16,7 @@ use crate::claims::{
     ResponsePermission, UserClaims,
 };
 use crate::keys::{AccountPublicKey, KeyError, KeyPair, Seed, UserPublicKey};
+use crate::model::template::{self, RenderContext, RenderError, UserTags};
 use crate::model::{
     Account, AccountKind, ExportKind, ModelError, Operator, PermissionDefaults, Role, SubSubject,
     Subject,
@@ -33,6 +34,9 @@ pub enum IssueError {
     /// A key is unusable.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The role's subject templates cannot be filled in for this user.
+    #[error("the role's subjects cannot be filled in: {0}")]
+    Render(#[from] RenderError),
     /// The record has no signing key to sign with.
     #[error("{0} has no signing key")]
     NoSigningKey(String),
@@ -238,24 +242,124 @@ pub struct UserSpec<'a> {
     pub defaults: &'a PermissionDefaults,
 }
 
-/// The user claims for `spec`: role permissions, response permission, limits, CIDRs, types.
-pub fn user_claims(spec: &UserSpec<'_>) -> Claims<UserClaims> {
-    let role = spec.role;
-    let perms = role.permissions.resolve(spec.defaults);
-    let mut body = UserClaims::new();
-    let l = &mut body.limits;
+/// What a role's subject templates are filled with beyond the user name and account name
+/// (see [`crate::model::template`]): the user's tags and, for an identity-provider login, its
+/// verified claims.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserVars<'a> {
+    /// The user's tags (`None`: none).
+    pub tags: Option<&'a UserTags>,
+    /// The verified claims of the login (`None`: not an identity-provider login).
+    pub claims: Option<&'a serde_json::Value>,
+}
+
+/// Renders subjects into JWT permission entries with `ctx`: one allocation per entry, as for
+/// a plain subject (placeholders are filled in straight into the output).
+fn render_subjects(list: &[Subject], ctx: &RenderContext<'_>) -> Result<Vec<String>, RenderError> {
+    let mut out = Vec::with_capacity(list.len());
+    for entry in list {
+        let text = entry.as_str();
+        let mut rendered = String::with_capacity(text.len() + RENDER_SLACK);
+        template::render_into(text, ctx, &mut rendered)?;
+        out.push(rendered);
+    }
+    Ok(out)
+}
+
+/// [`render_subjects`] for subscribe entries (`"subject queue"`: both parts may be templates).
+fn render_sub_entries(
+    list: &[SubSubject],
+    ctx: &RenderContext<'_>,
+) -> Result<Vec<String>, RenderError> {
+    let mut out = Vec::with_capacity(list.len());
+    for entry in list {
+        let subject = entry.subject().as_str();
+        let mut rendered = String::with_capacity(subject.len() + RENDER_SLACK);
+        template::render_into(subject, ctx, &mut rendered)?;
+        if let Some(queue) = entry.queue() {
+            rendered.push(' ');
+            template::render_into(queue.as_str(), ctx, &mut rendered)?;
+        }
+        out.push(rendered);
+    }
+    Ok(out)
+}
+
+/// Room for placeholder values beyond an entry's own length, so a typical rendering does not
+/// reallocate.
+const RENDER_SLACK: usize = 16;
+
+/// The JWT permission lists for `role` and one user: the role's lists with the defaults
+/// applied and every placeholder filled in. Fails (never widens) when a value is missing or
+/// is not one subject token.
+pub fn rendered_permissions(
+    role: &Role,
+    defaults: &PermissionDefaults,
+    ctx: &RenderContext<'_>,
+) -> Result<RenderedPermissions, RenderError> {
+    let perms = role.permissions.resolve(defaults);
+    let mut out = RenderedPermissions::default();
     if perms.publishes_nothing() {
-        l.publish.deny.push(">".into());
+        out.pub_deny.push(">".into());
     } else {
-        l.publish.allow = perms.pub_allow.iter().map(|s| s.to_string()).collect();
-        l.publish.deny = perms.pub_deny.iter().map(|s| s.to_string()).collect();
+        out.pub_allow = render_subjects(&perms.pub_allow, ctx)?;
+        out.pub_deny = render_subjects(&perms.pub_deny, ctx)?;
     }
     if perms.subscribes_nothing() {
-        l.subscribe.deny.push(">".into());
+        out.sub_deny.push(">".into());
     } else {
-        l.subscribe.allow = perms.sub_allow.iter().map(|s| s.to_string()).collect();
-        l.subscribe.deny = perms.sub_deny.iter().map(|s| s.to_string()).collect();
+        out.sub_allow = render_sub_entries(&perms.sub_allow, ctx)?;
+        out.sub_deny = render_sub_entries(&perms.sub_deny, ctx)?;
     }
+    Ok(out)
+}
+
+/// Permission lists as a user JWT carries them (see [`rendered_permissions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderedPermissions {
+    /// Publish allow.
+    pub pub_allow: Vec<String>,
+    /// Publish deny.
+    pub pub_deny: Vec<String>,
+    /// Subscribe allow.
+    pub sub_allow: Vec<String>,
+    /// Subscribe deny.
+    pub sub_deny: Vec<String>,
+}
+
+/// The user claims for `spec`: role permissions, response permission, limits, CIDRs, types;
+/// subject templates filled in with the user name, the account name and no tags.
+#[cfg(test)]
+pub fn user_claims(spec: &UserSpec<'_>) -> Result<Claims<UserClaims>, IssueError> {
+    user_claims_with(spec, UserVars::default())
+}
+
+/// [`user_claims`] with the user's tags and login claims for the role's subject templates.
+pub fn user_claims_with(
+    spec: &UserSpec<'_>,
+    vars: UserVars<'_>,
+) -> Result<Claims<UserClaims>, IssueError> {
+    let role = spec.role;
+    let none = UserTags::new();
+    let ctx = RenderContext {
+        name: spec.name,
+        account: spec.account.name.as_str(),
+        tags: vars.tags.unwrap_or(&none),
+        claims: vars.claims,
+        any: None,
+    };
+    let perms = rendered_permissions(role, spec.defaults, &ctx)?;
+    Ok(claims_from(spec, perms))
+}
+
+fn claims_from(spec: &UserSpec<'_>, perms: RenderedPermissions) -> Claims<UserClaims> {
+    let role = spec.role;
+    let mut body = UserClaims::new();
+    let l = &mut body.limits;
+    l.publish.allow = perms.pub_allow;
+    l.publish.deny = perms.pub_deny;
+    l.subscribe.allow = perms.sub_allow;
+    l.subscribe.deny = perms.sub_deny;
     l.resp = role.allow_responses.as_ref().map(|r| ResponsePermission::new(r.max, r.ttl));
     l.subs = role.max_subscriptions.get();
     l.data = role.max_data.get();
@@ -288,8 +392,13 @@ pub fn sign_user(
 
 /// A user JWT for `spec`, signed by the account's newest signing key.
 pub fn user_jwt(spec: &UserSpec<'_>) -> Result<String, IssueError> {
+    user_jwt_with(spec, UserVars::default())
+}
+
+/// [`user_jwt`] with the user's tags and login claims for the role's subject templates.
+pub fn user_jwt_with(spec: &UserSpec<'_>, vars: UserVars<'_>) -> Result<String, IssueError> {
     let signer = account_signer(spec.account)?;
-    sign_user(spec.account, &signer, &mut user_claims(spec))
+    sign_user(spec.account, &signer, &mut user_claims_with(spec, vars)?)
 }
 
 /// The bearer sentinel of the AUTH account: deny everything; it only selects the callout.
@@ -357,7 +466,18 @@ pub fn callout_response_size(
         exp,
         defaults,
     };
-    let jwt = user_jwt(&spec)?;
+    // Every placeholder takes the longest value a tag may have.
+    let longest_value = "x".repeat(template::TAG_VALUE_MAX_LEN);
+    let tags = UserTags::new();
+    let ctx = RenderContext {
+        name: &longest,
+        account: &longest,
+        tags: &tags,
+        claims: None,
+        any: Some(&longest_value),
+    };
+    let perms = rendered_permissions(role, defaults, &ctx)?;
+    let jwt = sign_user(&account, &account_signer(&account)?, &mut claims_from(&spec, perms))?;
     let body =
         AuthorizationResponseClaims::success(jwt).with_issuer_account(account.public_key.as_str());
     let server = KeyPair::generate(KeyKind::Server);

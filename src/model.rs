@@ -17,6 +17,7 @@ mod limits;
 mod names;
 mod permissions;
 mod runtime;
+pub mod template;
 mod user;
 
 pub use account::{
@@ -170,6 +171,18 @@ pub enum ModelError {
     /// An admin scope that is not `operator` nor `account:NAME`.
     #[error("admin scope {0:?} must be \"operator\" or \"account:NAME\"")]
     AdminScope(String),
+    /// A user with more than [`template::MAX_TAGS`] tags.
+    #[error("a user may have at most {max} tags, not {0}", max = template::MAX_TAGS)]
+    TooManyTags(usize),
+    /// A tag key outside `[A-Za-z0-9_-]{1,64}`.
+    #[error("tag key {0:?} must be 1 to 64 letters, digits, '_' or '-'")]
+    TagKey(String),
+    /// A tag value that is empty, too long or has control characters.
+    #[error("tag {0:?} has a value that is empty, longer than 256 characters or not printable")]
+    TagValue(String),
+    /// A permission entry that is not a valid subject template.
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
     /// An admin expiry not after its creation.
     #[error("admin expiry {0} is not after its creation")]
     AdminExpiry(i64),

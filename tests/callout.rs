@@ -164,6 +164,7 @@ async fn nkey_login_is_admitted() {
         email: None,
         description: None,
         nkey: Some(key.public_key().into()),
+        tags: Default::default(),
     }));
     let opts = ConnectOptions::with_nkey(key.seed().expose().to_string());
     let client = d.connect(0, opts, &ClientEvents::new()).await.expect("nkey login");
@@ -250,6 +251,7 @@ async fn inactive_user_is_rejected() {
         email: None,
         description: None,
         nkey: None,
+        tags: Default::default(),
     }));
     let mut errors = d.auth_errors(0).await;
     let reason = callout_reason(&CalloutError::InactiveUser("alice".into()));

@@ -14,8 +14,10 @@ mod api;
 mod audit;
 mod http;
 mod prometheus;
+mod session_admin;
 mod status;
 mod store;
+mod templates;
 mod users;
 
 use pbn::OperatorShow;

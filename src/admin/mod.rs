@@ -21,6 +21,7 @@ mod patch;
 pub mod remote;
 mod request;
 mod roles;
+pub mod sessions;
 mod shares;
 mod signing_keys;
 mod tokens;
@@ -35,6 +36,7 @@ pub use outbox::{OutboxList, OutboxRetry};
 pub use patch::{ExportKind, LimitPatch, ListPatch, RolePatch};
 pub use request::Request;
 pub use roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
+pub use sessions::{SessionKick, SessionList, SessionView};
 pub use shares::{ExportAdd, ExportRemove, ImportAdd, ImportRemove};
 pub use signing_keys::{AccountRotateKeys, AccountSigningKeyAdd, AccountSigningKeyRemove};
 pub use tokens::{TokenAdd, TokenList, TokenRevoke};
@@ -86,6 +88,15 @@ pub enum AdminError {
         /// Its name or subject.
         name: String,
     },
+    /// A user's role has subject templates that cannot be filled in for it (creds are not
+    /// minted).
+    #[error("cannot mint for user {user:?}: {source}")]
+    Subjects {
+        /// The user.
+        user: String,
+        /// Why.
+        source: crate::model::template::RenderError,
+    },
     /// A request that makes no sense as given.
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -128,7 +139,10 @@ impl AdminError {
     pub fn class(&self) -> ErrorClass {
         match self {
             AdminError::Store(e) => store_class(e),
-            AdminError::Model(_) | AdminError::Key(_) | AdminError::Invalid(_) => ErrorClass::Usage,
+            AdminError::Model(_)
+            | AdminError::Key(_)
+            | AdminError::Invalid(_)
+            | AdminError::Subjects { .. } => ErrorClass::Usage,
             AdminError::NotFound { .. } => ErrorClass::NotFound,
             AdminError::Conflict { .. } | AdminError::Protected(..) => ErrorClass::Conflict,
             AdminError::Issue(_) | AdminError::Auth(_) => ErrorClass::Other,

@@ -14,6 +14,7 @@ use super::audit::AuditList;
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
 use super::roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
+use super::sessions::{SessionKick, SessionList};
 use super::shares::{ExportAdd, ExportRemove, ImportAdd, ImportRemove};
 use super::signing_keys::{AccountRotateKeys, AccountSigningKeyAdd, AccountSigningKeyRemove};
 use super::tokens::{TokenAdd, TokenList, TokenRevoke};
@@ -115,6 +116,8 @@ requests! {
     AdminRevoke,
     AdminDelete,
     AuditList,
+    SessionList,
+    SessionKick,
 }
 
 impl std::fmt::Debug for Request {
@@ -145,7 +148,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 38);
+        assert_eq!(all.len(), 40);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

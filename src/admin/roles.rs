@@ -8,6 +8,7 @@ use super::patch::{ListPatch, RolePatch};
 use super::view::{Response, RoleView};
 use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::issue;
+use crate::model::template;
 use crate::model::{
     CloseSessions, Effects, Limit, ModelError, Name, ResponsePermission, Role, SubSubject, Subject,
 };
@@ -51,7 +52,7 @@ fn subjects(p: &ListPatch, current: &mut Option<Vec<Subject>>) -> Result<(), Adm
         ListPatch::Keep => {}
         ListPatch::Default => *current = None,
         ListPatch::Set(v) => {
-            *current = Some(v.iter().map(|s| Subject::parse(s)).collect::<Result<_, _>>()?)
+            *current = Some(v.iter().map(|s| subject(s)).collect::<Result<_, _>>()?)
         }
     }
     Ok(())
@@ -62,10 +63,22 @@ fn sub_subjects(p: &ListPatch, current: &mut Option<Vec<SubSubject>>) -> Result<
         ListPatch::Keep => {}
         ListPatch::Default => *current = None,
         ListPatch::Set(v) => {
-            *current = Some(v.iter().map(|s| SubSubject::parse(s)).collect::<Result<_, _>>()?)
+            *current = Some(v.iter().map(|s| sub_subject(s)).collect::<Result<_, _>>()?)
         }
     }
     Ok(())
+}
+
+/// A publish entry: its template checked first, so a bad placeholder is named as such.
+fn subject(text: &str) -> Result<Subject, AdminError> {
+    template::check_entry(text, false).map_err(ModelError::from)?;
+    Ok(Subject::parse(text)?)
+}
+
+/// A subscribe entry (`"subject [queue]"`), its template checked first.
+fn sub_subject(text: &str) -> Result<SubSubject, AdminError> {
+    template::check_entry(text, true).map_err(ModelError::from)?;
+    Ok(SubSubject::parse(text)?)
 }
 
 fn limit(v: Option<i64>, current: Limit) -> Result<Limit, AdminError> {

@@ -60,6 +60,7 @@ fn add_user(name: &str, account: &str, role: &str) -> Request {
         email: None,
         description: None,
         password_hash: None,
+        tags: Default::default(),
     })
 }
 
@@ -72,6 +73,7 @@ fn user_edit(name: &str) -> Request {
         email: None,
         description: None,
         nkey: None,
+        tags: Default::default(),
     })
 }
 

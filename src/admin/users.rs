@@ -1,5 +1,7 @@
 //! User commands: create, change, delete, password, creds.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::accounts::enqueue;
@@ -7,6 +9,7 @@ use super::view::{Response, UserView};
 use super::{reading, writing, AdminError, Command, Context, Outcome};
 use crate::issue::{self, UserSpec};
 use crate::keys::{KeyKind, KeyPair, UserPublicKey};
+use crate::model::template::{RenderContext, TagPatch};
 use crate::model::{
     Account, AccountKind, CloseSessions, Effects, IssuedCreds, Name, OutboxAction, User,
 };
@@ -24,6 +27,7 @@ pub(super) fn view(u: &User) -> UserView {
         tokens: u.tokens.len(),
         nkey: u.nkey.as_ref().map(ToString::to_string),
         creds: u.creds.iter().map(|c| c.public.to_string()).collect(),
+        tags: u.tags.clone(),
         created: u.created,
         updated: u.updated,
     }
@@ -67,6 +71,9 @@ pub struct UserAdd {
     pub description: Option<String>,
     /// argon2id PHC string of the password (hashed by the client).
     pub password_hash: Option<String>,
+    /// Tags (`KEY=VALUE`) for the role's subject templates.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Command for UserAdd {
@@ -83,6 +90,7 @@ impl Command for UserAdd {
             u.email = self.email.clone();
             u.description = self.description.clone().unwrap_or_default();
             u.password_hash = self.password_hash.clone();
+            u.tags = self.tags.clone();
             tx.insert_user(&u)?;
             Ok(Response::User(view(&u)))
         })
@@ -148,6 +156,10 @@ pub struct UserEdit {
     pub description: Option<String>,
     /// Registered nkey.
     pub nkey: Option<String>,
+    /// Tags to set and remove. When the user's rendered permissions change with them, its
+    /// creds are revoked and its sessions closed.
+    #[serde(default)]
+    pub tags: TagPatch,
 }
 
 impl Command for UserEdit {
@@ -160,6 +172,44 @@ impl Command for UserEdit {
 }
 
 impl UserEdit {
+    /// Whether the tag patch changes what the user's role renders for it (a role whose
+    /// templates cannot be rendered either way counts as changed: sessions are closed rather
+    /// than kept on a guess).
+    fn retags(
+        &self,
+        tx: &WriteTx,
+        u: &User,
+        acc: &Account,
+        ctx: &Context,
+    ) -> Result<bool, AdminError> {
+        if self.tags.is_empty() {
+            return Ok(false);
+        }
+        let mut after = u.tags.clone();
+        self.tags.apply(&mut after);
+        if after == u.tags {
+            return Ok(false);
+        }
+        let role = tx.require_role(u.role.as_str())?;
+        if !role.is_templated() {
+            return Ok(false);
+        }
+        let render = |tags| {
+            let c = RenderContext {
+                name: u.name.as_str(),
+                account: acc.name.as_str(),
+                tags,
+                claims: None,
+                any: None,
+            };
+            issue::rendered_permissions(&role, &ctx.defaults, &c)
+        };
+        Ok(match (render(&u.tags), render(&after)) {
+            (Ok(before), Ok(now)) => before != now,
+            _ => true,
+        })
+    }
+
     fn apply(
         &self,
         tx: &mut WriteTx,
@@ -174,10 +224,20 @@ impl UserEdit {
         let moves = new_acc.as_ref().is_some_and(|a| a.name != u.account);
         let role_changes = new_role.as_ref().is_some_and(|r| r.name != u.role);
         let deactivates = self.active == Some(false) && u.active;
-        if moves || role_changes || deactivates {
-            revoke_creds(tx, fx, &mut u, &mut old_acc, ctx)?;
+        let retags = !moves && !role_changes && self.retags(tx, &u, &old_acc, ctx)?;
+        if moves || role_changes || deactivates || retags {
+            let revoked = revoke_creds(tx, fx, &mut u, &mut old_acc, ctx)?;
             fx.close(CloseSessions::User(u.name.clone()));
+            if retags && !revoked.is_empty() {
+                tracing::warn!(
+                    user = self.name,
+                    revoked = revoked.len(),
+                    "tags changed the user's subjects: its creds were revoked; issue new ones \
+                     with `pbn admin user creds`"
+                );
+            }
         }
+        self.tags.apply(&mut u.tags);
         if let Some(a) = new_acc {
             u.account = a.name;
         }
@@ -308,7 +368,11 @@ fn creds(
         exp,
         defaults: &ctx.defaults,
     };
-    let jwt = issue::user_jwt(&spec)?;
+    let vars = issue::UserVars { tags: Some(&u.tags), claims: None };
+    let jwt = issue::user_jwt_with(&spec, vars).map_err(|e| match e {
+        issue::IssueError::Render(source) => AdminError::Subjects { user: name.into(), source },
+        e => AdminError::Issue(e),
+    })?;
     u.creds.push(IssuedCreds { public: key.clone(), issued: iat });
     u.updated = ctx.now;
     tx.update_user(&u)?;

@@ -154,6 +154,9 @@ pub struct UserView {
     pub nkey: Option<String>,
     /// Public keys of creds handed out.
     pub creds: Vec<String>,
+    /// Tags (`KEY=VALUE`) for subject templates.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
     /// Created (unix s).
     pub created: i64,
     /// Updated (unix s).
@@ -258,6 +261,8 @@ pub enum Response {
     Admins(Vec<super::AdminView>),
     /// Audit entries, oldest first.
     Audit(Vec<crate::model::AuditRecord>),
+    /// Live sessions.
+    Sessions(Vec<super::sessions::SessionView>),
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -301,6 +306,7 @@ impl Response {
             Response::Account(a) => account_text(&mut s, a),
             Response::Admins(v) => super::admins::text(&mut s, v),
             Response::Audit(v) => super::audit::text(&mut s, v),
+            Response::Sessions(v) => super::sessions::text(&mut s, v),
             Response::Accounts(v) => {
                 let _ = writeln!(
                     s,
@@ -467,6 +473,8 @@ fn user_text(s: &mut String, u: &UserView) {
     let _ = writeln!(s, "tokens:      {}", u.tokens);
     let _ = writeln!(s, "nkey:        {}", u.nkey.as_deref().unwrap_or(""));
     let _ = writeln!(s, "creds:       {}", u.creds.join(", "));
+    let tags: Vec<String> = u.tags.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    let _ = writeln!(s, "tags:        {}", tags.join(", "));
 }
 
 impl std::fmt::Debug for Response {

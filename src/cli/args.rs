@@ -327,6 +327,9 @@ pub enum AdminCommand {
     /// The audit trail of admin changes (`list`), and audit events of a running service (`tail`).
     #[command(subcommand)]
     Audit(super::audit_list::AuditCommand),
+    /// Live connections pbn admitted: list them, end them (asks the running service).
+    #[command(subcommand)]
+    Session(super::session::SessionCommand),
 }
 
 mod records;

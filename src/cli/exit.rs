@@ -21,6 +21,7 @@ use crate::config::ConfigError;
 use crate::fsutil::FsError;
 use crate::issue::IssueError;
 use crate::keys::KeyError;
+use crate::model::template::{RenderError, TemplateError};
 use crate::model::ModelError;
 use crate::natsconf::NatsConfError;
 use crate::natsd::NatsdError;
@@ -247,6 +248,8 @@ registry!(
     IssueError,
     ClaimsError,
     ModelError,
+    TemplateError,
+    RenderError,
     KeyError,
     SealError,
     StoreKeyError,

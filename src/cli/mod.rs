@@ -15,6 +15,7 @@ pub(crate) mod rekey;
 pub(crate) mod requests;
 mod secrets;
 mod serve;
+mod session;
 pub mod status;
 pub mod store_key;
 mod up;
@@ -211,8 +212,11 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
         return rekey::rekey(&a, r);
     }
     let req = requests::build(&a.command)?;
-    let (result, out) = match (&a.server, &a.creds) {
-        (Some(url), Some(creds)) => {
+    // Sessions live in the running service: without --server, ask the one beside the store.
+    let local_service = matches!(a.command, args::AdminCommand::Session(_))
+        .then(|| (session::LOCAL_SERVER.to_string(), admin_creds_path(&a.store.store)));
+    let (result, out) = match (&a.server, &a.creds, &local_service) {
+        (Some(url), Some(creds), _) | (None, _, Some((url, creds))) => {
             let out = creds_out(&a)?;
             (remote_execute(url, creds, a.idempotency_key.as_deref(), &req), out)
         }

@@ -18,7 +18,9 @@ use super::args::{
 use super::secrets::read_password;
 use crate::admin::{AdminError, ExportKind, LimitPatch, ListPatch, Request, RolePatch};
 use crate::auth::{hash_password, Secret};
+use crate::model::template::{check_tag_key, TagPatch};
 use crate::model::{clip, ModelError, NAME_MAX_LEN};
+use std::collections::BTreeMap;
 
 /// Builds the request for an admin command (reading a password where one is needed).
 pub fn build(cmd: &AdminCommand) -> Result<Request> {
@@ -39,6 +41,7 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
         AdminCommand::Store(_) => return Err(NotARequest("store").into()),
         AdminCommand::Admin(a) => super::admins::request(a)?,
         AdminCommand::Audit(a) => super::audit_list::request(a, crate::clock::unix_now_ms())?,
+        AdminCommand::Session(s) => super::session::request(s)?,
     })
 }
 
@@ -55,6 +58,28 @@ fn n(text: &str) -> Result<String> {
         return Err(AdminError::Model(ModelError::NameLength(clip(text))).into());
     }
     Ok(text.to_string())
+}
+
+/// `--tag KEY=VALUE` flags as a map; a flag without `=`, or a bad key, is refused here with
+/// the flag named (values are checked by the store).
+fn tag_pairs(flags: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for flag in flags {
+        let (k, v) = flag.split_once('=').ok_or_else(|| {
+            AdminError::Invalid(format!("--tag {:?} is not KEY=VALUE", clip(flag)))
+        })?;
+        check_tag_key(k).map_err(AdminError::Model)?;
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// `--untag KEY` flags, each a valid key.
+fn tag_keys(flags: &[String]) -> Result<Vec<String>> {
+    for k in flags {
+        check_tag_key(k).map_err(AdminError::Model)?;
+    }
+    Ok(flags.to_vec())
 }
 
 /// [`n`], for the other command files.
@@ -212,7 +237,17 @@ fn password_hash(p: &PasswordArgs) -> Result<String> {
 
 fn user(u: &UserCommand) -> Result<Request> {
     Ok(match u {
-        UserCommand::Add { name, account, role, email, description, password, no_password } => {
+        UserCommand::Add {
+            name,
+            account,
+            role,
+            email,
+            description,
+            password,
+            no_password,
+            tags,
+        } => {
+            let tags = tag_pairs(tags)?;
             Request::UserAdd(UserAdd {
                 name: n(name)?,
                 account: n(account)?,
@@ -220,21 +255,31 @@ fn user(u: &UserCommand) -> Result<Request> {
                 email: email.clone(),
                 description: description.clone(),
                 password_hash: if *no_password { None } else { Some(password_hash(password)?) },
+                tags,
             })
         }
         UserCommand::List { account } => Request::UserList(UserList { account: opt(account)? }),
         UserCommand::Show { name } => Request::UserShow(UserShow { name: n(name)? }),
-        UserCommand::Edit { name, account, role, active, email, description, nkey } => {
-            Request::UserEdit(UserEdit {
-                name: n(name)?,
-                account: opt(account)?,
-                role: opt(role)?,
-                active: *active,
-                email: email.clone(),
-                description: description.clone(),
-                nkey: nkey.clone(),
-            })
-        }
+        UserCommand::Edit {
+            name,
+            account,
+            role,
+            active,
+            email,
+            description,
+            nkey,
+            tags,
+            untags,
+        } => Request::UserEdit(UserEdit {
+            name: n(name)?,
+            account: opt(account)?,
+            role: opt(role)?,
+            active: *active,
+            email: email.clone(),
+            description: description.clone(),
+            nkey: nkey.clone(),
+            tags: TagPatch { set: tag_pairs(tags)?, unset: tag_keys(untags)? },
+        }),
         UserCommand::Delete { name } => Request::UserDelete(UserDelete { name: n(name)? }),
         UserCommand::Passwd { name, password } => Request::UserPasswd(UserPasswd {
             name: n(name)?,

@@ -157,7 +157,7 @@ fn explicitly_empty_lists_deny_everything() {
         exp: 0,
         defaults: &defaults,
     };
-    let c = user_claims(&spec);
+    let c = user_claims(&spec).unwrap();
     assert!(c.nats.limits.publish.allow.is_empty());
     assert_eq!(c.nats.limits.publish.deny, vec![">".to_string()]);
     assert_eq!(c.nats.limits.subscribe.deny, vec![">".to_string()]);
@@ -191,4 +191,63 @@ fn expired_user_jwt_is_never_signed() {
         defaults: &defaults,
     };
     assert!(matches!(user_jwt(&spec), Err(IssueError::Invalid { what: "user JWT", .. })));
+}
+
+#[test]
+fn templates_render_per_user_with_tags_and_login_claims() {
+    let acc = managed("FLEET");
+    let sub = |s: &str| crate::model::SubSubject::parse(s).unwrap();
+    let perms = Permissions {
+        pub_allow: Some(vec![
+            Subject::parse("devices.{{name}}.>").unwrap(),
+            Subject::parse("{{account}}.site.{{tag:site}}").unwrap(),
+        ]),
+        pub_deny: Some(vec![Subject::parse("devices.{{name}}.secret").unwrap()]),
+        sub_allow: Some(vec![sub("team.{{claim:org.team}}.> q-{{name}}")]),
+        sub_deny: None,
+    };
+    let r = role(perms);
+    let key = user_key();
+    let defaults = default_permissions();
+    let spec = UserSpec {
+        account: &acc,
+        role: &r,
+        user_key: &key,
+        name: "d1",
+        iat: NOW,
+        exp: 0,
+        defaults: &defaults,
+    };
+    let tags: UserTags = [("site".to_string(), "berlin".to_string())].into();
+    let claims = serde_json::json!({"org": {"team": "blue"}});
+    let vars = UserVars { tags: Some(&tags), claims: Some(&claims) };
+    let c = user_claims_with(&spec, vars).unwrap();
+    let l = &c.nats.limits;
+    assert_eq!(l.publish.allow, ["devices.d1.>", "FLEET.site.berlin"]);
+    assert_eq!(l.publish.deny, ["devices.d1.secret"]);
+    assert_eq!(l.subscribe.allow, ["team.blue.> q-d1"]);
+
+    // Without the login's claims (creds, a password login) the role is refused, not widened.
+    let no_claims = UserVars { tags: Some(&tags), claims: None };
+    let err = user_claims_with(&spec, no_claims).unwrap_err();
+    assert!(matches!(err, IssueError::Render(RenderError::MissingClaim(_))), "{err:?}");
+    let bad = serde_json::json!({"org": {"team": "a.>"}});
+    let err = user_claims_with(&spec, UserVars { tags: Some(&tags), claims: Some(&bad) });
+    assert!(matches!(err, Err(IssueError::Render(RenderError::NotAToken { .. }))), "{err:?}");
+}
+
+#[test]
+fn the_size_check_of_a_templated_role_counts_the_longest_values() {
+    let plain = role(Permissions {
+        pub_allow: Some(vec![Subject::parse("devices.x.>").unwrap()]),
+        ..Default::default()
+    });
+    let templated = role(Permissions {
+        pub_allow: Some(vec![Subject::parse("devices.{{tag:site}}.>").unwrap()]),
+        ..Default::default()
+    });
+    let d = default_permissions();
+    let small = callout_response_size(&plain, &d, NOW).unwrap();
+    let large = callout_response_size(&templated, &d, NOW).unwrap();
+    assert!(large >= small + crate::model::template::TAG_VALUE_MAX_LEN - 1, "{small} {large}");
 }

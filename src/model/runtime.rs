@@ -30,6 +30,16 @@ pub struct Session {
     /// Unix seconds the user JWT expires; the session ends by then at the latest (`i64::MAX`
     /// for a session known only from the servers: their disconnect event ends it).
     pub expires: i64,
+    /// The client's host as the server reported it (empty when not reported).
+    #[serde(default)]
+    pub host: String,
+    /// How the client logged in (`password`, `token`, `nkey`…); `None` for a session known
+    /// only from the servers (they do not report it).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Unix seconds the connection began (the login, or the server's report); 0 when unknown.
+    #[serde(default)]
+    pub since: i64,
 }
 
 impl Session {

@@ -8,8 +8,10 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::template::{self, UserTags};
 use super::{
-    check_text, clip, Limit, ModelError, Name, Permissions, ResponsePermission, DESCRIPTION_MAX_LEN,
+    check_text, clip, Limit, ModelError, Name, Permissions, ResponsePermission, Subject,
+    DESCRIPTION_MAX_LEN,
 };
 use crate::keys::UserPublicKey;
 
@@ -88,12 +90,39 @@ impl Role {
         if self.jwt_ttl.is_some_and(|t| t.as_secs() < MIN_JWT_TTL_SECS) {
             return Err(ModelError::JwtTtlTooShort(self.name.to_string()));
         }
+        self.check_templates()?;
         if let Some(bad) =
             self.connection_types.iter().find(|t| !CONNECTION_TYPES.contains(&t.as_str()))
         {
             return Err(ModelError::ConnectionType(clip(bad)));
         }
         Ok(())
+    }
+}
+
+impl Role {
+    /// Checks every permission entry as a subject template (see [`super::template`]).
+    fn check_templates(&self) -> Result<(), ModelError> {
+        let p = &self.permissions;
+        let subjects = p.pub_allow.iter().chain(&p.pub_deny).flatten();
+        for s in subjects {
+            template::check_entry(s.as_str(), false)?;
+        }
+        for s in p.sub_allow.iter().chain(&p.sub_deny).flatten() {
+            template::check_entry(&s.to_string(), true)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any permission entry holds a placeholder (the minted subjects depend on the user).
+    pub fn is_templated(&self) -> bool {
+        let p = &self.permissions;
+        let subjects = p.pub_allow.iter().chain(&p.pub_deny).flatten();
+        subjects.map(Subject::as_str).any(template::is_template)
+            || p.sub_allow.iter().chain(&p.sub_deny).flatten().any(|s| {
+                s.subject().as_str().contains("{{")
+                    || s.queue().is_some_and(|q| q.as_str().contains("{{"))
+            })
     }
 }
 
@@ -202,6 +231,10 @@ pub struct User {
     pub active: bool,
     /// Creds files issued for this user (public keys only), for revocation.
     pub creds: Vec<IssuedCreds>,
+    /// Tags that subject templates refer to (`{{tag:KEY}}`). Absent in records written before
+    /// tags existed: they read as none.
+    #[serde(default, skip_serializing_if = "UserTags::is_empty")]
+    pub tags: UserTags,
     /// Unix seconds of creation.
     pub created: i64,
     /// Unix seconds of the last change.
@@ -222,6 +255,7 @@ impl User {
             nkey: None,
             active: true,
             creds: vec![],
+            tags: UserTags::new(),
             created: now,
             updated: now,
         }
@@ -243,6 +277,7 @@ impl User {
                 return Err(ModelError::PasswordNotHashed(self.name.to_string()));
             }
         }
+        template::check_tags(&self.tags)?;
         let mut ids = HashSet::new();
         let mut hashes = HashSet::new();
         for token in &self.tokens {
@@ -280,6 +315,7 @@ impl fmt::Debug for User {
             .field("nkey", &self.nkey)
             .field("active", &self.active)
             .field("creds", &self.creds)
+            .field("tags", &self.tags)
             .field("created", &self.created)
             .field("updated", &self.updated)
             .finish()
@@ -377,6 +413,29 @@ mod tests {
         assert!(matches!(u.validate(), Err(ModelError::DuplicateToken(_))));
         u.tokens = vec![token("a", "s1"), token("b", "s1")];
         assert!(matches!(u.validate(), Err(ModelError::DuplicateToken(_))));
+    }
+
+    #[test]
+    fn a_user_record_written_before_tags_reads_with_none() {
+        let mut u = user();
+        let json = serde_json::to_value(&u).unwrap();
+        assert!(json.get("tags").is_none(), "no tags, no field: older builds read it too");
+        let back: User = serde_json::from_value(json).unwrap();
+        assert!(back.tags.is_empty());
+        u.tags.insert("site".into(), "berlin".into());
+        let back: User = serde_json::from_value(serde_json::to_value(&u).unwrap()).unwrap();
+        assert_eq!(back.tags, u.tags);
+    }
+
+    #[test]
+    fn role_templates_are_checked_on_validation() {
+        let mut role = Role::new(name("device"), 1);
+        role.permissions.pub_allow = Some(vec![Subject::parse("devices.{{name}}.>").unwrap()]);
+        role.validate().unwrap();
+        assert!(role.is_templated());
+        role.permissions.pub_allow = Some(vec![Subject::parse("devices.{{nme}}.>").unwrap()]);
+        assert!(matches!(role.validate(), Err(ModelError::Template(_))));
+        assert!(!Role::new(name("plain"), 1).is_templated());
     }
 
     #[test]

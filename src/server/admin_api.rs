@@ -30,7 +30,7 @@ use crate::model::AdminRecord;
 use crate::model::Effects;
 use crate::server::lifecycle;
 use crate::server::publisher::PushWatch;
-use crate::server::sessions::SessionRegistry;
+use crate::server::sessions::{self, SessionRegistry};
 use crate::store::{Store, StoreRead, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 
 /// Admin requests handled at once. Writes serialize in the store anyway; what runs in parallel
@@ -150,6 +150,13 @@ async fn handle(
         Ok(admin) => admin,
         Err(reply) => return respond(request, &reply, &[]).await,
     };
+    let payload = &request.message.payload;
+    let (store, sessions, keep) = (&api.store, &api.sessions, api.audit_retention);
+    if let Some(reply) =
+        sessions::admin::answer(client, store, sessions, &admin, payload, keep).await
+    {
+        return respond(request, &reply, &[]).await;
+    }
     let guard = match &key {
         Some(k) => Some(api.keys.lock(k).await),
         None => None,

@@ -165,6 +165,15 @@ pub enum CalloutError {
         /// The server's max payload.
         max: usize,
     },
+    /// The user's role has subject templates that cannot be filled in for it (a missing tag,
+    /// a value that is not one subject token): refused, never widened.
+    #[error("user {user:?} refused: {source}")]
+    Subjects {
+        /// The user.
+        user: String,
+        /// Why.
+        source: crate::model::template::RenderError,
+    },
     /// Reading the store failed.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
@@ -194,6 +203,7 @@ impl CalloutError {
             CalloutError::UserNkey(_) => "user_nkey",
             CalloutError::NoCredentials => "no_credentials",
             CalloutError::UnknownUser(_) => "unknown_user",
+            CalloutError::Subjects { .. } => "subjects",
             CalloutError::BadPassword(_) => "bad_password",
             CalloutError::UnknownToken => "unknown_token",
             CalloutError::TokenExpired { .. } => "token_expired",

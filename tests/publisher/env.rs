@@ -90,6 +90,7 @@ impl Env {
             email: None,
             description: None,
             password_hash: Some(hash),
+            tags: Default::default(),
         }));
     }
 

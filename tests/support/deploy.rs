@@ -159,6 +159,7 @@ impl Deployment {
             email: None,
             description: None,
             password_hash: Some(hash),
+            tags: Default::default(),
         }));
     }
 

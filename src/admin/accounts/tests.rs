@@ -45,6 +45,7 @@ fn setup() -> (tempfile::TempDir, Store, Context) {
                 email: None,
                 description: None,
                 password_hash: None,
+                tags: Default::default(),
             }),
         );
     }

@@ -373,6 +373,9 @@ pub enum UserCommand {
         /// Create the user without a password (tokens, nkey or creds only).
         #[arg(long, conflicts_with_all = ["password_stdin", "password_file"])]
         no_password: bool,
+        /// A tag `KEY=VALUE` for the role's subject templates (`{{tag:KEY}}`); repeatable.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
     },
     /// List users.
     List {
@@ -407,6 +410,13 @@ pub enum UserCommand {
         /// Register a user nkey (`U…`) for nkey login.
         #[arg(long)]
         nkey: Option<String>,
+        /// Set a tag `KEY=VALUE` (repeatable); a change of the user's subjects closes its
+        /// sessions and revokes its creds.
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Remove the tag KEY (repeatable).
+        #[arg(long = "untag", value_name = "KEY")]
+        untags: Vec<String>,
     },
     /// Delete a user (its creds are revoked).
     Delete {

@@ -22,6 +22,8 @@ impl Classify for IssueError {
             | IssueError::Key(_)
             | IssueError::NoSigningKey(_)
             | IssueError::Invalid { .. } => ExitClass::Other,
+            // A role's templates that do not fill in for a user: fixed by editing the user.
+            IssueError::Render(_) => ExitClass::Usage,
         }
     }
 }
@@ -93,7 +95,32 @@ impl Classify for ModelError {
             | ModelError::TokenHash(_)
             | ModelError::DuplicateToken(_)
             | ModelError::AdminScope(_)
-            | ModelError::AdminExpiry(_) => ExitClass::Usage,
+            | ModelError::AdminExpiry(_)
+            | ModelError::TooManyTags(_)
+            | ModelError::TagKey(_)
+            | ModelError::TagValue(_)
+            | ModelError::Template(_) => ExitClass::Usage,
+        }
+    }
+}
+
+/// A bad subject template is bad input (exit 2).
+impl Classify for crate::model::template::TemplateError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            Self::Unbalanced(_) | Self::Unknown { .. } | Self::Placement(_) => ExitClass::Usage,
+        }
+    }
+}
+
+/// A user whose tags do not fill its role's templates is fixed by editing the user (exit 2).
+impl Classify for crate::model::template::RenderError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            Self::MissingTag(_)
+            | Self::MissingClaim(_)
+            | Self::NotAToken { .. }
+            | Self::Template(_) => ExitClass::Usage,
         }
     }
 }

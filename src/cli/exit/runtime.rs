@@ -113,6 +113,7 @@ impl Classify for CalloutError {
             | CalloutError::ChangedDuringLogin(_)
             | CalloutError::Busy { .. }
             | CalloutError::ResponseTooLarge { .. }
+            | CalloutError::Subjects { .. }
             | CalloutError::Issue(_)
             | CalloutError::Auth(_) => ExitClass::Other,
         }

@@ -360,7 +360,14 @@ impl Pipeline {
             defaults: &self.opts.defaults,
         };
         let signer = self.signer_for(&acc)?;
-        let jwt = issue::sign_user(&acc, &signer, &mut issue::user_claims(&spec))?;
+        let vars = issue::UserVars { tags: Some(&user.tags), claims: None };
+        let mut claims = issue::user_claims_with(&spec, vars).map_err(|e| match e {
+            issue::IssueError::Render(source) => {
+                CalloutError::Subjects { user: user.name.to_string(), source }
+            }
+            e => CalloutError::Issue(e),
+        })?;
+        let jwt = issue::sign_user(&acc, &signer, &mut claims)?;
         let server_id =
             ServerPublicKey::parse(&req.server.id).map_err(|_| CalloutError::IssuerMismatch {
                 iss: req.server.id.clone(),
@@ -375,6 +382,9 @@ impl Pipeline {
             issuer: Some(signer.public_key().to_string()),
             issued: now,
             expires: exp,
+            host: req.client.host.clone(),
+            method: Some(super::authn::method(req).to_string()),
+            since: now,
         };
         self.sessions.try_admit(session.clone(), role.max_connections, now).map_err(|_| {
             CalloutError::ConnectionLimit {

@@ -68,6 +68,7 @@ impl Fixture {
             email: None,
             description: None,
             password_hash: None,
+            tags: Default::default(),
         }));
     }
 
@@ -88,6 +89,9 @@ impl Fixture {
             issuer: None,
             issued,
             expires: issued + 3600,
+            host: String::new(),
+            method: None,
+            since: issued,
         };
         self.registry.try_admit(s, Limit::UNLIMITED, issued).unwrap();
         cid
@@ -126,6 +130,7 @@ fn edit(name: &str) -> Request {
         email: None,
         description: None,
         nkey: None,
+        tags: Default::default(),
     })
 }
 

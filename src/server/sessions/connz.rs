@@ -104,6 +104,10 @@ struct Conn {
     jwt: String,
     #[serde(default)]
     issuer_key: String,
+    #[serde(default)]
+    ip: String,
+    #[serde(default)]
+    start: String,
 }
 
 /// The query for the page of `limit` connections from `offset`.
@@ -135,6 +139,8 @@ fn parse(payload: &[u8]) -> Result<(String, usize, Vec<Session>, usize), Session
                 user: &c.authorized_user,
                 jwt: &c.jwt,
                 issuer: &c.issuer_key,
+                host: &c.ip,
+                start: &c.start,
             }
             .session()
         })

@@ -58,6 +58,10 @@ struct EventClient {
     issuer_key: String,
     #[serde(default)]
     kind: String,
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    start: String,
 }
 
 /// What the servers say of one connection, from an event or a CONNZ entry.
@@ -69,6 +73,10 @@ pub(super) struct Reported<'a> {
     pub user: &'a str,
     pub jwt: &'a str,
     pub issuer: &'a str,
+    /// The client's host (IP).
+    pub host: &'a str,
+    /// When the connection began (RFC 3339), if reported.
+    pub start: &'a str,
 }
 
 impl Reported<'_> {
@@ -89,8 +97,20 @@ impl Reported<'_> {
             issuer: Some(self.issuer.to_string()).filter(|i| !i.is_empty()),
             issued: 0,
             expires: i64::MAX,
+            host: self.host.to_string(),
+            method: None,
+            since: unix_seconds(self.start),
         })
     }
+}
+
+/// Unix seconds of an RFC 3339 time as the servers write it (`2026-01-02T03:04:05.123Z`); 0
+/// when absent or unreadable.
+pub(super) fn unix_seconds(rfc3339: &str) -> i64 {
+    humantime::parse_rfc3339_weak(rfc3339.trim_end_matches('Z'))
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0))
 }
 
 /// Applies one event to `registry`: a connect records (or confirms) the session, a disconnect
@@ -110,6 +130,8 @@ fn apply(registry: &SessionRegistry, connected: bool, payload: &[u8]) {
         user: &c.user,
         jwt: &c.jwt,
         issuer: &c.issuer_key,
+        host: &c.host,
+        start: &c.start,
     };
     match reported.session() {
         Some(s) => {

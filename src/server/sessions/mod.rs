@@ -15,6 +15,7 @@
 //! connections whose JWT the server does not show (it clears it for callout users) with a user
 //! name pbn could have minted; creds users, pbn's own connections and leaf nodes are not.
 
+pub(crate) mod admin;
 mod connz;
 mod events;
 
@@ -249,6 +250,11 @@ impl SessionRegistry {
             .get(user)
             .map(|keys| keys.iter().filter_map(|k| inner.sessions.get(k).cloned()).collect())
             .unwrap_or_default()
+    }
+
+    /// Every live session (for `session list`).
+    pub fn all(&self) -> Vec<Session> {
+        self.lock().sessions.values().cloned().collect()
     }
 
     /// The live sessions in account `account` (public key).

@@ -17,6 +17,9 @@ fn session(user: &str, cid: u64, expires: i64) -> Session {
         issuer: None,
         issued: 0,
         expires,
+        host: "127.0.0.1".into(),
+        method: Some("password".into()),
+        since: 0,
     }
 }
 
