@@ -13,6 +13,7 @@ use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
 use super::audit::AuditList;
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
+use super::replicas::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow};
 use super::roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
 use super::shares::{ExportAdd, ExportRemove, ImportAdd, ImportRemove};
 use super::signing_keys::{AccountRotateKeys, AccountSigningKeyAdd, AccountSigningKeyRemove};
@@ -115,6 +116,10 @@ requests! {
     AdminRevoke,
     AdminDelete,
     AuditList,
+    ReplicaAdd,
+    ReplicaList,
+    ReplicaShow,
+    ReplicaRemove,
 }
 
 impl std::fmt::Debug for Request {
@@ -145,7 +150,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 38);
+        assert_eq!(all.len(), 42);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

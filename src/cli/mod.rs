@@ -12,6 +12,7 @@ pub mod exit;
 mod nats_conf;
 pub mod output;
 pub(crate) mod rekey;
+mod replicas;
 pub(crate) mod requests;
 mod secrets;
 mod serve;
@@ -211,6 +212,10 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
         return rekey::rekey(&a, r);
     }
     let req = requests::build(&a.command)?;
+    let bundle = match &a.command {
+        args::AdminCommand::Replica(r) => replicas::prepare(r, a.server.as_deref())?,
+        _ => None,
+    };
     let (result, out) = match (&a.server, &a.creds) {
         (Some(url), Some(creds)) => {
             let out = creds_out(&a)?;
@@ -230,9 +235,10 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
             (result.map_err(anyhow::Error::from), out)
         }
     };
-    match result {
-        Ok(resp) => print_response(&a, &resp, out),
-        Err(e) => {
+    match (result, bundle) {
+        (Ok(resp), Some((path, servers))) => replicas::write_bundle(&resp, &path, servers, a.json),
+        (Ok(resp), None) => print_response(&a, &resp, out),
+        (Err(e), _) => {
             if let Some(file) = out {
                 file.discard();
             }
