@@ -97,6 +97,7 @@ pub use model::{
     Limit, Name, QueuedPush, Role, User, AUTH_ACCOUNT, LOCAL_OWNER, SYS_ACCOUNT,
 };
 pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
+pub use replica::bundle::BUNDLE_VERSION;
 pub use replica::{catch_up, follow, Log, ReplicaError, LOG_STREAM, LOG_SUBJECT};
 pub use replica::{
     join, Bundle, BundleError, JoinError, Joined, Manifest, SnapshotError, Snapshots,

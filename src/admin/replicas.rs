@@ -236,7 +236,8 @@ impl Command for ReplicaRemove {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::{execute, init_store, Request};
+    use crate::admin::init::{init_store, init_store_with};
+    use crate::admin::{execute, Request};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -309,7 +310,7 @@ mod tests {
         let path = dir.path().join("s.redb");
         let ctx = Context::now();
         let source = Some(KeySource::Key(key));
-        let (store, _) = crate::admin::init_store_with(&path, "t", false, &ctx, source).unwrap();
+        let (store, _) = init_store_with(&path, "t", false, &ctx, source).unwrap();
         let out = run(&store, ReplicaAdd { name: "r1".into(), expires_secs: None }).unwrap();
         let shown = format!("{:?}", out.response);
         let Response::Replica { creds, store_key, .. } = out.response else { panic!("answer") };
