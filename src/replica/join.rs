@@ -237,10 +237,7 @@ async fn build(
             blocking(move || Store::create_replica(&p, &genesis, key)).await?
         }
     };
-    let seq = match catch_up(&store, &log).await {
-        Ok(seq) => seq,
-        Err(e) => return Err(e.into()),
-    };
+    let seq = catch_up(&store, &log).await?;
     if seq == 0 && from.is_none() {
         tracing::warn!("the log is empty and there is no snapshot: the replica holds no records");
     }

@@ -245,6 +245,28 @@ impl Snapshots {
         }
     }
 
+    /// Every `every`, writes a snapshot when the store is `min_entries` past the newest one
+    /// ([`Snapshots::write_if_behind`]), until `shutdown` turns true: the task the runtime of
+    /// a replicated store runs. A failed round is logged and tried again at the next tick (the
+    /// log stays whole meanwhile, so joins still work, only slower).
+    pub async fn run(
+        self,
+        store: Store,
+        every: std::time::Duration,
+        min_entries: u64,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = crate::shutdown::requested(&mut shutdown) => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = self.write_if_behind(&store, min_entries).await {
+                tracing::warn!(error = %e, "no snapshot of the log this round");
+            }
+        }
+    }
+
     /// The newest snapshot's manifest, `None` when there is no snapshot (or no stream).
     pub async fn manifest(&self) -> Result<Option<Manifest>, SnapshotError> {
         let Some(bytes) = self.get(json!({ "last_by_subj": HEAD_SUBJECT })).await? else {

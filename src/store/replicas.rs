@@ -7,7 +7,7 @@
 //! the rows and records the snapshot's position in one write transaction, so the new replica
 //! continues the log right after it.
 
-use redb::{ReadableTable, TableHandle};
+use redb::{Key, ReadableTable, TableDefinition, TableHandle, Value};
 use serde::{Deserialize, Serialize};
 
 use super::read::{get_record, list_records};
@@ -17,6 +17,32 @@ use super::{backend, Db, JournalError, Store, StoreError, StoreRead, WriteTx};
 use crate::keys::UserPublicKey;
 use crate::model::Name;
 use crate::seal::KeySource;
+
+/// Writes many raw rows of a table (see `tables::Replicated`).
+pub(crate) type RestoreFn = fn(&redb::WriteTransaction, &Rows) -> Result<(), StoreError>;
+
+/// Writes `rows` into `def`, opening it once, after checking each encodes the table's types.
+pub(crate) fn restore_rows<K: Key + 'static, V: Value + 'static>(
+    txn: &redb::WriteTransaction,
+    def: TableDefinition<'static, K, V>,
+    rows: &Rows,
+) -> Result<(), StoreError> {
+    use super::replicate::valid;
+    let mut table = txn.open_table(def).map_err(backend("opening a table"))?;
+    for (key, value) in rows {
+        let bad = |what| JournalError::BadBytes { table: def.name().to_string(), what };
+        if !valid::<K>(key) {
+            return Err(bad("key").into());
+        }
+        if !valid::<V>(value) {
+            return Err(bad("value").into());
+        }
+        table
+            .insert(K::from_bytes(key), V::from_bytes(value))
+            .map_err(backend("restoring a snapshot"))?;
+    }
+    Ok(())
+}
 
 /// A replica allowed to join the log: a user of the AUTH account whose key is listed in its
 /// `auth_users` while the record exists, and revoked when it is removed.
@@ -158,9 +184,7 @@ impl Store {
         for (name, rows) in &snapshot.tables {
             let table =
                 tables::replicated(name).ok_or_else(|| JournalError::UnknownTable(name.clone()))?;
-            for (key, value) in rows {
-                (table.apply)(&txn, key, Some(value))?;
-            }
+            (table.restore)(&txn, rows)?;
         }
         txn.commit().map_err(backend("committing a restore"))
     }
@@ -216,7 +240,7 @@ mod tests {
         assert!(store.write(|tx| tx.insert_replica(&r)).unwrap());
         assert!(!store.write(|tx| tx.insert_replica(&record("r1"))).unwrap(), "name taken");
         assert_eq!(store.read(|tx| get_replica(tx, "r1")).unwrap(), Some(r.clone()));
-        assert_eq!(store.read(|tx| list_replicas(tx)).unwrap(), vec![r.clone()]);
+        assert_eq!(store.read(list_replicas).unwrap(), vec![r.clone()]);
         assert_eq!(store.write(|tx| tx.delete_replica("r1")).unwrap(), Some(r));
         assert_eq!(store.write(|tx| tx.delete_replica("r1")).unwrap(), None);
     }
@@ -237,7 +261,7 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.read(|tx| tx.schema_version()).unwrap(), 4);
-        assert!(store.read(|tx| list_replicas(tx)).unwrap().is_empty());
+        assert!(store.read(list_replicas).unwrap().is_empty());
         assert!(store.write(|tx| tx.insert_replica(&record("r1"))).unwrap());
     }
 

@@ -120,6 +120,8 @@ pub(crate) struct Replicated {
     pub(crate) apply: super::replicate::ApplyFn,
     /// Every raw row, in key order.
     pub(crate) rows: super::replicate::RowsFn,
+    /// Writes many raw rows, opening the table once (restoring a snapshot).
+    pub(crate) restore: super::replicas::RestoreFn,
 }
 
 /// Lists the replicated tables: each entry replays and lists its table through the table's
@@ -135,6 +137,7 @@ macro_rules! replicated {
             },
             apply: |txn, key, value| super::replicate::apply_row(txn, $def, key, value),
             rows: |txn| super::replicate::rows(txn, $def),
+            restore: |txn, rows| super::replicas::restore_rows(txn, $def, rows),
         }),+];
     };
 }

@@ -228,6 +228,41 @@ async fn a_replica_joins_from_a_snapshot_and_the_tail_and_a_corrupt_snapshot_is_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_periodic_snapshot_follows_the_log_once_it_is_far_enough_ahead() {
+    let mut d = deployment();
+    let (log, snapshots) = started(&mut d).await;
+    let seeded = seed_log(d.store(), &log).await;
+    let (stop, shutdown) = pbn::shutdown_channel();
+    let every = Duration::from_millis(100);
+    let task = tokio::spawn(snapshots.clone().run(d.store().clone(), every, 2, shutdown));
+    let at = |seq: u64| {
+        let snapshots = snapshots.clone();
+        async move {
+            let deadline = Deadline::after(WAIT, format!("a snapshot at {seq}"));
+            loop {
+                let found = snapshots.manifest().await.expect("manifest").map(|m| m.seq);
+                if found == Some(seq) {
+                    return;
+                }
+                assert!(!deadline.expired(), "{}; newest {found:?}", deadline.error());
+                deadline.tick().await;
+            }
+        }
+    };
+    at(seeded).await;
+    stop.send(true).expect("stop");
+    task.await.expect("the task ends on shutdown");
+    // One entry past the newest snapshot is not enough for a new one; two are.
+    add_user_through_log(d.store(), &log, "bob").await;
+    let written = snapshots.write_if_behind(d.store(), 2).await.expect("round");
+    assert_eq!(written, None);
+    add_user_through_log(d.store(), &log, "carol").await;
+    let written = snapshots.write_if_behind(d.store(), 2).await.expect("round");
+    assert_eq!(written.map(|m| m.seq), Some(seeded + 2));
+    at(seeded + 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_bundle_and_an_existing_store_are_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let bundle = dir.path().join("b.bundle");
@@ -341,11 +376,17 @@ async fn join_times(n: usize) -> (Duration, Duration) {
     let dir = dir_of(&d);
     let path = write_bundle(&bundle, &dir, "r1");
     let seeded = seed_log(d.store(), &log).await;
+    let rows: usize = d.store().raw_rows().expect("rows").iter().map(|(_, r)| r.len()).sum();
     let started = Instant::now();
     let joined = pbn::join(&path, &dir.join("log.redb")).await.expect("join from the log");
     let from_log = started.elapsed();
     assert_eq!((joined.seq, joined.snapshot), (seeded, None));
-    snapshots.write(d.store()).await.expect("snapshot");
+    let manifest = snapshots.write(d.store()).await.expect("snapshot");
+    eprintln!(
+        "{n} users: {rows} rows, {seeded} seed entries, a snapshot of {} bytes in {} chunks",
+        manifest.size,
+        manifest.chunks.len()
+    );
     let started = Instant::now();
     let joined = pbn::join(&path, &dir.join("snap.redb")).await.expect("join from the snapshot");
     let from_snapshot = started.elapsed();
@@ -360,4 +401,14 @@ async fn join_time_of_a_store_of_10000_users() {
     let (log, snapshot) = join_times(10_000).await;
     eprintln!("join of 10,000 users: from the log {log:?}, from a snapshot {snapshot:?}");
     assert!(log < Duration::from_secs(60) && snapshot < Duration::from_secs(60));
+}
+
+/// The same at 100,000 users (several minutes of setup in a debug build): run with
+/// `cargo nextest run --run-ignored only -E 'test(join_time_of_a_store_of_100000)' --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: builds a store of 100,000 users"]
+async fn join_time_of_a_store_of_100000_users() {
+    let (log, snapshot) = join_times(100_000).await;
+    eprintln!("join of 100,000 users: from the log {log:?}, from a snapshot {snapshot:?}");
+    assert!(log < Duration::from_secs(600) && snapshot < Duration::from_secs(600));
 }
