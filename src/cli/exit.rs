@@ -453,6 +453,7 @@ impl Classify for JoinError {
             JoinError::Store(e) => e.exit_class(),
             JoinError::Connect { .. }
             | JoinError::LogTruncated { .. }
+            | JoinError::EmptyLog
             | JoinError::KeyFile { .. } => ExitClass::Other,
         }
     }

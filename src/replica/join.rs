@@ -71,6 +71,10 @@ pub enum JoinError {
         /// The log's first position.
         first: u64,
     },
+    /// Nothing to join from: the log is empty and there is no snapshot (a replicated
+    /// `pbn serve` on the first store starts the log).
+    #[error("the log is empty and there is no snapshot: start the first replica before joining")]
+    EmptyLog,
     /// Reading the log failed.
     #[error(transparent)]
     Log(#[from] ReplicaError),
@@ -226,9 +230,13 @@ async fn build(
         Err(e) => return Err(e.into()),
     };
     let (p, from) = (path.to_path_buf(), snapshot.as_ref().map(|s| s.seq));
-    let first = log_first(client).await?;
+    let (first, last) = log_bounds(client).await?;
     if first > from.unwrap_or(0) + 1 {
         return Err(JoinError::LogTruncated { first });
+    }
+    // A replica made of nothing would start the log with its empty state.
+    if last == 0 && from.is_none() {
+        return Err(JoinError::EmptyLog);
     }
     let store = match snapshot {
         Some(snap) => blocking(move || Store::create_from_snapshot(&p, &snap, key)).await?,
@@ -238,15 +246,12 @@ async fn build(
         }
     };
     let seq = catch_up(&store, &log).await?;
-    if seq == 0 && from.is_none() {
-        tracing::warn!("the log is empty and there is no snapshot: the replica holds no records");
-    }
     drop(store);
     Ok((seq, from))
 }
 
-/// The log's first position held (`last + 1` for an empty log, 1 for a log never written).
-async fn log_first(client: &async_nats::Client) -> Result<u64, JoinError> {
+/// The log's first and last positions (first 1 and last 0 for a log never written).
+async fn log_bounds(client: &async_nats::Client) -> Result<(u64, u64), JoinError> {
     let subject = format!("$JS.API.STREAM.INFO.{}", super::LOG_STREAM);
     let failed = |detail: String| ReplicaError::Request { subject: subject.clone(), detail };
     let reply = client.request(subject.clone(), "".into()).await;
@@ -258,8 +263,7 @@ async fn log_first(client: &async_nats::Client) -> Result<u64, JoinError> {
     }
     let state = |k: &str| info.pointer(&format!("/state/{k}")).and_then(|v| v.as_u64());
     let (first, last) = (state("first_seq").unwrap_or(1), state("last_seq").unwrap_or(0));
-    // An empty log that was never written starts at 1; one purged empty starts after `last`.
-    Ok(if last == 0 { 1 } else { first })
+    Ok((if last == 0 { 1 } else { first }, last))
 }
 
 async fn blocking<T: Send + 'static>(

@@ -230,7 +230,15 @@ async fn a_replica_joins_from_a_snapshot_and_the_tail_and_a_corrupt_snapshot_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_periodic_snapshot_follows_the_log_once_it_is_far_enough_ahead() {
     let mut d = deployment();
+    let mut bundle = add_replica(&d, "r1", "nats://127.0.0.1:1");
     let (log, snapshots) = started(&mut d).await;
+    bundle.servers = vec![d.url(0)];
+    // Before the log is started there is nothing to join from.
+    let dir = dir_of(&d);
+    let path = write_bundle(&bundle, &dir, "r1");
+    let err = pbn::join(&path, &dir.join("early.redb")).await.expect_err("an empty log");
+    assert!(matches!(err, JoinError::EmptyLog), "{err:?}");
+    assert!(!dir.join("early.redb").exists(), "a failed join leaves no store");
     let seeded = seed_log(d.store(), &log).await;
     let (stop, shutdown) = pbn::shutdown_channel();
     let every = Duration::from_millis(100);
