@@ -420,3 +420,41 @@ async fn join_time_of_a_store_of_100000_users() {
     eprintln!("join of 100,000 users: from the log {log:?}, from a snapshot {snapshot:?}");
     assert!(log < Duration::from_secs(600) && snapshot < Duration::from_secs(600));
 }
+
+#[test]
+fn replica_commands_on_a_store_file_write_the_bundle_and_exit_with_their_class() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().join("s.redb");
+    Pbn::new(["init", "--store"]).args([&store]).run().success();
+    let admin = |args: &[&str]| Pbn::new(["admin", "--store"]).args([&store]).args(args).run();
+    let out = dir.path().join("r1.bundle");
+    let out_s = out.to_str().expect("utf-8");
+    // No server URL on a store file: a usage error, and no replica is added.
+    admin(&["replica", "add", "r1", "--out", out_s]).code(2);
+    assert!(!out.exists());
+    admin(&["replica", "add", "r1", "--out", out_s, "--url", "nats://n1:4222"]).success();
+    let bundle = Bundle::read(&out).expect("bundle");
+    assert_eq!(
+        (bundle.name.as_str(), bundle.servers.clone()),
+        ("r1", vec!["nats://n1:4222".into()])
+    );
+    let key = std::fs::read_to_string(format!("{}.key", store.display())).expect("key file");
+    assert_eq!(bundle.store_key.as_deref(), Some(key.as_str()));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // The bundle is never overwritten, and the name is taken.
+    admin(&["replica", "add", "r2", "--out", out_s, "--url", "nats://n1:4222"]).code(4);
+    let other = dir.path().join("other.bundle");
+    let other_s = other.to_str().expect("utf-8");
+    admin(&["replica", "add", "r1", "--out", other_s, "--url", "nats://n1:4222"]).code(4);
+    let listed = admin(&["--json", "replica", "list"]);
+    let listed = listed.success().json();
+    assert_eq!(listed["data"][0]["name"], "r1", "{listed}");
+    admin(&["replica", "show", "r1"]).success();
+    admin(&["replica", "remove", "r1"]).success();
+    admin(&["replica", "show", "r1"]).code(3);
+    admin(&["replica", "remove", "r1"]).code(3);
+}
