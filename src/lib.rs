@@ -82,6 +82,7 @@ pub use admin::{
 };
 pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView, AuditList};
 pub use admin::{SessionKick, SessionList, SessionView};
+pub use admin::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow, ReplicaView};
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };
@@ -97,7 +98,11 @@ pub use model::{
     Limit, Name, QueuedPush, Role, User, AUTH_ACCOUNT, LOCAL_OWNER, SYS_ACCOUNT,
 };
 pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
+pub use replica::bundle::BUNDLE_VERSION;
 pub use replica::{catch_up, follow, Log, ReplicaError, LOG_STREAM, LOG_SUBJECT};
+pub use replica::{
+    join, Bundle, BundleError, JoinError, Joined, Manifest, SnapshotError, Snapshots,
+};
 pub use server::callout::listener::{serve as serve_callout, CALLOUT_SUBJECT, XKEY_HEADER};
 pub use server::callout::{CalloutError, Handled, Pipeline, PipelineOptions};
 pub use server::connection::{
@@ -112,6 +117,6 @@ pub use server::sessions::{
 pub use server::{run, run_with_store, ServerError};
 pub use shutdown::channel as shutdown_channel;
 pub use store::{
-    Journal, JournalError, Op, ReadTx, Rows, Store, StoreError, StoreRead, WriteTx,
+    Journal, JournalError, Op, ReadTx, Rows, SnapshotRows, Store, StoreError, StoreRead, WriteTx,
     JOURNAL_VERSION, MAX_JOURNAL_BYTES, SERVICE_COMMAND,
 };

@@ -37,6 +37,7 @@ mod open_tests;
 mod read;
 #[cfg(test)]
 mod rekey_tests;
+mod replicas;
 mod replicate;
 #[cfg(test)]
 mod replicate_tests;
@@ -67,6 +68,7 @@ pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 pub use journal::{Journal, JournalError, Op, JOURNAL_VERSION, MAX_JOURNAL_BYTES};
 pub use lock::Holder;
 pub use read::{ReadTx, StoreRead};
+pub use replicas::{get_replica, list_replicas, BundleKey, ReplicaRecord, SnapshotRows};
 pub use replicate::Rows;
 pub use write::WriteTx;
 

@@ -9,6 +9,7 @@
 //! by replica `i` (the tests check this in the replicas' logs rather than assume it).
 
 mod harness;
+mod join;
 mod natsconf;
 mod sessions;
 

@@ -13,6 +13,7 @@ use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
 use super::audit::AuditList;
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
+use super::replicas::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow};
 use super::roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
 use super::sessions::{SessionKick, SessionList};
 use super::shares::{ExportAdd, ExportRemove, ImportAdd, ImportRemove};
@@ -118,6 +119,10 @@ requests! {
     AuditList,
     SessionList,
     SessionKick,
+    ReplicaAdd,
+    ReplicaList,
+    ReplicaShow,
+    ReplicaRemove,
 }
 
 impl std::fmt::Debug for Request {
@@ -148,7 +153,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 40);
+        assert_eq!(all.len(), 44);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

@@ -263,6 +263,25 @@ pub enum Response {
     Audit(Vec<crate::model::AuditRecord>),
     /// Live sessions.
     Sessions(Vec<super::sessions::SessionView>),
+    /// Replicas.
+    Replicas(Vec<super::replicas::ReplicaView>),
+    /// A new replica: what its join bundle needs (creds and store key shown once).
+    Replica {
+        /// Name.
+        name: String,
+        /// Public key of its creds.
+        public_key: String,
+        /// Its creds file text (JWT + seed).
+        creds: String,
+        /// The store key file's text; `None` for a plain store or a passphrase.
+        store_key: Option<String>,
+        /// Whether a passphrase opens the store (the joiner must be given it).
+        passphrase: bool,
+        /// The store's seal metadata (`Store::genesis`), encoded and in base64.
+        genesis: String,
+        /// The log's stream.
+        stream: String,
+    },
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -305,6 +324,10 @@ impl Response {
             }
             Response::Account(a) => account_text(&mut s, a),
             Response::Admins(v) => super::admins::text(&mut s, v),
+            Response::Replicas(v) => super::replicas::text(&mut s, v),
+            Response::Replica { name, public_key, .. } => {
+                let _ = writeln!(s, "replica {name} added (user key {public_key})");
+            }
             Response::Audit(v) => super::audit::text(&mut s, v),
             Response::Sessions(v) => super::sessions::text(&mut s, v),
             Response::Accounts(v) => {
@@ -481,7 +504,7 @@ impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut v = serde_json::to_value(self).map_err(|_| std::fmt::Error)?;
         if let Some(data) = v.get_mut("data").and_then(|d| d.as_object_mut()) {
-            for secret in ["creds", "token"] {
+            for secret in ["creds", "token", "store_key"] {
                 if let Some(x) = data.get_mut(secret).filter(|x| x.is_string()) {
                     *x = serde_json::Value::String("<redacted>".into());
                 }

@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// `http` in the config file and `$PBN_HTTP`). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
+    /// Join the log as a new replica with the bundle `pbn admin replica add` wrote: builds the
+    /// store at --store (which must not exist) from the log, writes its key beside it, then
+    /// serves it.
+    #[arg(long, value_name = "BUNDLE", requires = "store")]
+    pub join: Option<PathBuf>,
 }
 
 /// `pbn up`.
@@ -330,6 +335,9 @@ pub enum AdminCommand {
     /// Live connections pbn admitted: list them, end them (asks the running service).
     #[command(subcommand)]
     Session(super::session::SessionCommand),
+    /// Replicas of the log: who may join it (`add` writes a join bundle), and removal.
+    #[command(subcommand)]
+    Replica(super::replicas::ReplicaCommand),
 }
 
 mod records;

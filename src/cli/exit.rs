@@ -25,7 +25,7 @@ use crate::model::template::{RenderError, TemplateError};
 use crate::model::ModelError;
 use crate::natsconf::NatsConfError;
 use crate::natsd::NatsdError;
-use crate::replica::ReplicaError;
+use crate::replica::{BundleError, JoinError, ReplicaError, SnapshotError};
 use crate::seal::SealError;
 use crate::server::callout::CalloutError;
 use crate::server::connection::ConnectionError;
@@ -238,6 +238,9 @@ registry!(
     StoreError,
     JournalError,
     ReplicaError,
+    BundleError,
+    JoinError,
+    SnapshotError,
     ServerError,
     VersionError,
     ConnectionError,
@@ -421,6 +424,49 @@ impl Classify for ReplicaError {
             ReplicaError::Conflict { .. } => ExitClass::Conflict,
             ReplicaError::Store(e) => e.exit_class(),
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
+        }
+    }
+}
+
+/// A bad bundle is bad input (exit 2), a missing one not found (3), an existing file a
+/// conflict (4).
+impl Classify for BundleError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            BundleError::Exists(_) => ExitClass::Conflict,
+            BundleError::Missing(_) => ExitClass::NotFound,
+            BundleError::TooLarge { .. }
+            | BundleError::Malformed { .. }
+            | BundleError::Version { .. }
+            | BundleError::Incomplete { .. } => ExitClass::Usage,
+            BundleError::Io { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for JoinError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            JoinError::StoreExists(_) | JoinError::KeyFileExists(_) => ExitClass::Conflict,
+            JoinError::Bundle(e) => e.exit_class(),
+            JoinError::BadKey { .. } | JoinError::BadGenesis { .. } => ExitClass::Usage,
+            JoinError::PassphraseRequired(_) => ExitClass::StoreKey,
+            JoinError::Log(e) => e.exit_class(),
+            JoinError::Snapshot(e) => e.exit_class(),
+            JoinError::Store(e) => e.exit_class(),
+            JoinError::Connect { .. }
+            | JoinError::LogTruncated { .. }
+            | JoinError::EmptyLog
+            | JoinError::KeyFile { .. } => ExitClass::Other,
+        }
+    }
+}
+
+impl Classify for SnapshotError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            SnapshotError::Store(e) => e.exit_class(),
+            SnapshotError::Corrupt { .. } | SnapshotError::Request { .. } => ExitClass::Other,
         }
     }
 }

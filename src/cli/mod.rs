@@ -12,6 +12,7 @@ pub mod exit;
 mod nats_conf;
 pub mod output;
 pub(crate) mod rekey;
+mod replicas;
 pub(crate) mod requests;
 mod secrets;
 mod serve;
@@ -215,6 +216,10 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
     // Sessions live in the running service: without --server, ask the one beside the store.
     let local_service = matches!(a.command, args::AdminCommand::Session(_))
         .then(|| (session::LOCAL_SERVER.to_string(), admin_creds_path(&a.store.store)));
+    let bundle = match &a.command {
+        args::AdminCommand::Replica(r) => replicas::prepare(r, a.server.as_deref())?,
+        _ => None,
+    };
     let (result, out) = match (&a.server, &a.creds, &local_service) {
         (Some(url), Some(creds), _) | (None, _, Some((url, creds))) => {
             let out = creds_out(&a)?;
@@ -234,9 +239,10 @@ fn admin_cmd(a: args::AdminArgs) -> Result<()> {
             (result.map_err(anyhow::Error::from), out)
         }
     };
-    match result {
-        Ok(resp) => print_response(&a, &resp, out),
-        Err(e) => {
+    match (result, bundle) {
+        (Ok(resp), Some((path, servers))) => replicas::write_bundle(&resp, &path, servers, a.json),
+        (Ok(resp), None) => print_response(&a, &resp, out),
+        (Err(e), _) => {
             if let Some(file) = out {
                 file.discard();
             }

@@ -40,6 +40,7 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
         }
         AdminCommand::Store(_) => return Err(NotARequest("store").into()),
         AdminCommand::Admin(a) => super::admins::request(a)?,
+        AdminCommand::Replica(r) => super::replicas::request(r)?,
         AdminCommand::Audit(a) => super::audit_list::request(a, crate::clock::unix_now_ms())?,
         AdminCommand::Session(s) => super::session::request(s)?,
     })

@@ -57,8 +57,27 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     let settings = settings(&a)?;
     runtime()?.block_on(async move {
         let shutdown = signal_shutdown()?;
+        if let Some(bundle) = &a.join {
+            join(bundle, &settings.store).await?;
+        }
         run_service(settings, shutdown).await.context("pbn serve failed")
     })
+}
+
+/// `pbn serve --join BUNDLE`: builds the new replica's store from the log before it is
+/// served (see `replica::join`).
+async fn join(bundle: &std::path::Path, store: &std::path::Path) -> Result<()> {
+    let joined = crate::replica::join(bundle, store).await.with_context(|| {
+        format!("cannot join with bundle {} into store {}", bundle.display(), store.display())
+    })?;
+    eprintln!(
+        "joined as replica {} at log position {} in {:.1} s{}",
+        joined.name,
+        joined.seq,
+        joined.elapsed.as_secs_f64(),
+        joined.snapshot.map(|s| format!(" (from the snapshot at {s})")).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Opens the store of `settings` with its key (see [`super::store_key::open_with`]) and runs the

@@ -7,9 +7,15 @@
 //! the command again), and then applied like every other entry, in order, by
 //! [`catch_up`]. Journals hold sealed seeds only (see `store::journal`).
 
+pub mod bundle;
+pub mod join;
 mod log;
+pub mod snapshot;
 
+pub use bundle::{Bundle, BundleError};
+pub use join::{join, JoinError, Joined};
 pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
+pub use snapshot::{Manifest, SnapshotError, Snapshots};
 
 /// Errors of the replicated log.
 #[derive(Debug, thiserror::Error)]

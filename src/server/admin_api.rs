@@ -265,7 +265,7 @@ fn replay(key: &str, r: &crate::store::Remembered) -> Reply {
 fn answer_to_keep(reply: &Reply) -> Option<Vec<u8>> {
     match reply {
         Reply::Ok(resp) => match **resp {
-            Response::Creds { .. } | Response::Token { .. } => None,
+            Response::Creds { .. } | Response::Token { .. } | Response::Replica { .. } => None,
             _ => Some(reply.to_bytes()),
         },
         Reply::Error(_) => None,

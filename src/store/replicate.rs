@@ -41,7 +41,7 @@ pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Whether `bytes` is an encoding `T` reads back to the same bytes. redb's decoders assume
 /// valid input and may panic on anything else; a panic here is caught and means "invalid".
-fn valid<T: Value>(bytes: &[u8]) -> bool {
+pub(crate) fn valid<T: Value>(bytes: &[u8]) -> bool {
     catch_unwind(AssertUnwindSafe(|| T::as_bytes(&T::from_bytes(bytes)).as_ref() == bytes))
         .unwrap_or(false)
 }

@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 3;
+pub(crate) const SCHEMA_VERSION: u64 = 4;
 
 /// The key of the schema version in [`META`].
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -83,6 +83,9 @@ pub(crate) const ADMINS: RecordTable = TableDefinition::new("admins");
 /// Index: admin public key → admin name (a key belongs to one admin).
 pub(crate) const ADMIN_KEYS: TableDefinition<&str, &str> = TableDefinition::new("admin_keys");
 
+/// Replicas allowed to join the log, by name (schema 4; see `store::replicas`).
+pub(crate) const REPLICAS: RecordTable = TableDefinition::new("replicas");
+
 /// The audit trail: (unix ms, sequence within that ms) → encoded audit record, oldest first.
 pub(crate) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit");
 
@@ -90,7 +93,7 @@ pub(crate) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::ne
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS] {
+    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, REPLICAS] {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;
@@ -117,6 +120,8 @@ pub(crate) struct Replicated {
     pub(crate) apply: super::replicate::ApplyFn,
     /// Every raw row, in key order.
     pub(crate) rows: super::replicate::RowsFn,
+    /// Writes many raw rows, opening the table once (restoring a snapshot).
+    pub(crate) restore: super::replicas::RestoreFn,
 }
 
 /// Lists the replicated tables: each entry replays and lists its table through the table's
@@ -132,6 +137,7 @@ macro_rules! replicated {
             },
             apply: |txn, key, value| super::replicate::apply_row(txn, $def, key, value),
             rows: |txn| super::replicate::rows(txn, $def),
+            restore: |txn, rows| super::replicas::restore_rows(txn, $def, rows),
         }),+];
     };
 }
@@ -154,6 +160,7 @@ replicated!(
     ADMINS,
     ADMIN_KEYS,
     AUDIT,
+    REPLICAS,
 );
 
 /// The replicated table named `name`.

@@ -214,6 +214,9 @@ fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
         | R::AdminRevoke(_)
         | R::AdminDelete(_) => refuse("manage admins"),
         R::AuditList(_) => refuse("read the audit trail"),
+        R::ReplicaAdd(_) | R::ReplicaList(_) | R::ReplicaShow(_) | R::ReplicaRemove(_) => {
+            refuse("manage replicas")
+        }
         R::UserAdd(u) if u.account == own => Some(None),
         R::UserAdd(u) => refuse(&format!("add users to account {}", u.account)),
         R::UserList(u) => match &u.account {
