@@ -76,6 +76,10 @@ pub enum ExitClass {
     OutOfScope,
     /// The admin API: a change asked by a read-only admin (exit 14).
     ReadOnlyAdmin,
+    /// Replicated mode: a change that kept conflicting with other replicas' (exit 15).
+    LogConflict,
+    /// Replicated mode: the log is unavailable (no JetStream quorum) (exit 16).
+    Unavailable,
     /// Standard output was closed by its reader: a quiet exit, as for SIGPIPE (exit 141).
     OutputClosed,
 }
@@ -98,6 +102,8 @@ impl ExitClass {
             ExitClass::AdminInactive => 12,
             ExitClass::OutOfScope => 13,
             ExitClass::ReadOnlyAdmin => 14,
+            ExitClass::LogConflict => 15,
+            ExitClass::Unavailable => 16,
             ExitClass::OutputClosed => output::CLOSED_EXIT_CODE,
         }
     }
@@ -117,6 +123,8 @@ impl From<ErrorClass> for ExitClass {
             ErrorClass::AdminInactive => ExitClass::AdminInactive,
             ErrorClass::OutOfScope => ExitClass::OutOfScope,
             ErrorClass::ReadOnlyAdmin => ExitClass::ReadOnlyAdmin,
+            ErrorClass::LogConflict => ExitClass::LogConflict,
+            ErrorClass::Unavailable => ExitClass::Unavailable,
         }
     }
 }
@@ -407,7 +415,10 @@ impl Classify for JournalError {
             | JournalError::Schema { .. }
             | JournalError::UnknownTable(_)
             | JournalError::BadBytes { .. }
-            | JournalError::PreparedTwice => ExitClass::Other,
+            | JournalError::PreparedTwice
+            | JournalError::ReplicaStore(_)
+            | JournalError::KeyMismatch(_)
+            | JournalError::FullStateMisplaced(_) => ExitClass::Other,
         }
     }
 }
@@ -415,7 +426,7 @@ impl Classify for JournalError {
 impl Classify for ReplicaError {
     fn exit_class(&self) -> ExitClass {
         match self {
-            ReplicaError::Conflict { .. } => ExitClass::Conflict,
+            ReplicaError::Conflict { .. } => ExitClass::LogConflict,
             ReplicaError::Store(e) => e.exit_class(),
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }

@@ -29,6 +29,10 @@ use super::tables::{self, REPLICATED};
 use super::{backend, Db, Store, StoreError, WriteTx};
 use crate::seal::KeySource;
 
+mod full_state;
+
+pub(crate) use full_state::refuse_if_replica;
+
 /// Replays one raw row on a table (see `tables::Replicated`).
 pub(crate) type ApplyFn =
     fn(&redb::WriteTransaction, &[u8], Option<&[u8]>) -> Result<(), StoreError>;
@@ -174,7 +178,8 @@ impl Store {
     }
 
     /// Applies `journal` as log position `seq` in one write transaction that also records
-    /// `seq` as applied. Refuses (changing nothing) a position other than the next one
+    /// `seq` as applied. A full-state entry (position 1 only) replaces every replicated row
+    /// but `meta` and `seal`, whose rows must be the store's ([`JournalError::KeyMismatch`]). Refuses (changing nothing) a position other than the next one
     /// ([`JournalError::OutOfOrder`]), another schema, an unknown table or invalid bytes.
     pub fn apply(&self, journal: &Journal, seq: u64) -> Result<(), StoreError> {
         let Db::ReadWrite(db) = &self.inner.db else {
@@ -184,6 +189,12 @@ impl Store {
             let current = tables::SCHEMA_VERSION;
             return Err(JournalError::Schema { found: journal.schema, current }.into());
         }
+        // Read before the write begins: in replicated mode the follower is the only writer
+        // that commits, so nothing changes the rows in between.
+        let removals = match full_state::is_full_state(journal) {
+            true => self.full_state_removals(journal, seq)?,
+            false => Vec::new(),
+        };
         let txn = db.begin_write().map_err(backend("starting an apply"))?;
         {
             let mut meta = txn.open_table(tables::META).map_err(backend("opening meta"))?;
@@ -194,6 +205,7 @@ impl Store {
             }
             meta.insert(tables::APPLIED_SEQ_KEY, seq).map_err(backend("writing meta"))?;
         }
+        replay(&txn, &removals)?;
         replay(&txn, &journal.ops)?;
         txn.commit().map_err(backend("committing an apply"))
     }
