@@ -426,7 +426,9 @@ impl Classify for JournalError {
 impl Classify for ReplicaError {
     fn exit_class(&self) -> ExitClass {
         match self {
-            ReplicaError::Conflict { .. } => ExitClass::LogConflict,
+            ReplicaError::Conflict { .. } | ReplicaError::Conflicts(_) => ExitClass::LogConflict,
+            ReplicaError::Unavailable(_) => ExitClass::Unavailable,
+            ReplicaError::Diverged { .. } => ExitClass::Other,
             ReplicaError::Store(e) => e.exit_class(),
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }

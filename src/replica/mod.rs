@@ -8,8 +8,10 @@
 //! [`catch_up`]. Journals hold sealed seeds only (see `store::journal`).
 
 mod log;
+mod node;
 
 pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
+pub(crate) use node::Replica;
 
 /// Errors of the replicated log.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,24 @@ pub enum ReplicaError {
         subject: String,
         /// What was wrong.
         detail: String,
+    },
+    /// The log cannot take the change now (no JetStream quorum, no connection, no answer in
+    /// time): the change was not made.
+    #[error("the log is unavailable, the change was not made (writes need jetstream quorum): {0}")]
+    Unavailable(String),
+    /// A change that met a change of another replica at every attempt.
+    #[error(
+        "the change conflicted with changes made through other replicas {0} times in a row \
+         and was not made; run it again"
+    )]
+    Conflicts(u32),
+    /// A store whose position does not fit the log (the log was reset, or is another one).
+    #[error("store has applied log position {applied} but the log ends at {last}")]
+    Diverged {
+        /// The store's applied position.
+        applied: u64,
+        /// The log's last position.
+        last: u64,
     },
     /// A journal that cannot be encoded, decoded or applied.
     #[error(transparent)]
