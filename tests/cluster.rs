@@ -2,7 +2,7 @@
 //! binary, each on its own copy of one store file) on them. Submodules: [`harness`] (the
 //! cluster harness itself), [`natsconf`] (`pbn nats-conf --cluster 3` files run as a cluster,
 //! JetStream in pbn's account), [`sessions`] (the cluster-wide session view: kicks and caps
-//! across replicas and restarts).
+//! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode).
 //!
 //! Replica `i` connects to server `i`: nats-server hands a queue-group message to a subscriber
 //! on the server it arrives at before one across a route, so a login on server `i` is answered
@@ -10,6 +10,7 @@
 
 mod harness;
 mod natsconf;
+mod replicated;
 mod sessions;
 
 use std::path::{Path, PathBuf};
