@@ -50,11 +50,22 @@ impl Replica {
     }
 
     fn serve(store: PathBuf, server: String, log: PathBuf) -> Replica {
+        Replica::serve_with(store, server, log, &[])
+    }
+
+    /// [`Replica::serve`] in replicated mode (`--replicated`, the log in 3 copies).
+    fn serve_replicated(store: PathBuf, server: String, log: PathBuf) -> Replica {
+        Replica::serve_with(store, server, log, &["--replicated"])
+    }
+
+    fn serve_with(store: PathBuf, server: String, log: PathBuf, extra: &[&str]) -> Replica {
         let http = format!("127.0.0.1:{}", free_port());
         let child = Pbn::new(["serve", "--store"])
             .args([&store])
             .args(["--server", &server, "--http", &http])
+            .args(extra)
             .env("PBN_LOG", "pbn=debug")
+            .env("PBN_LOG_REPLICAS", "3")
             .spawn_logged(&log);
         Replica { child, store, server, http, log }
     }
