@@ -41,8 +41,8 @@ pub enum ReplicaError {
         detail: String,
     },
     /// The log cannot take the change now (no JetStream quorum, no connection, no answer in
-    /// time): the change was not made.
-    #[error("the log is unavailable, the change was not made (writes need jetstream quorum): {0}")]
+    /// time): the change is not applied here (the message says whether it may still be).
+    #[error("the log is unavailable (writes need jetstream quorum): {0}")]
     Unavailable(String),
     /// A change that met a change of another replica at every attempt.
     #[error(

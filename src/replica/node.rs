@@ -279,8 +279,14 @@ impl Replica {
     }
 }
 
+/// An append JetStream did not acknowledge in time: a stream leader that has not yet noticed
+/// it lost quorum may hold it and commit it once quorum is back, so the caller hears that too.
 fn unanswered() -> ReplicaError {
-    ReplicaError::Unavailable(format!("no answer from jetstream within {APPEND_TIMEOUT:?}"))
+    ReplicaError::Unavailable(format!(
+        "no answer from jetstream within {APPEND_TIMEOUT:?}; the change is not applied, but a \
+         stream leader may still commit it once quorum is back: check with show or list \
+         before running it again"
+    ))
 }
 
 /// A failed request to the log, as the writer reports it.

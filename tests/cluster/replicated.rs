@@ -19,6 +19,7 @@ use super::{
     admin_creds, assert_refused, copy_store, http_get, login, wait_callouts, Replica, WAIT,
 };
 use crate::support::deploy::{DeployOptions, Deployment};
+use crate::support::pbn::Pbn;
 use crate::support::{free_port, open_store, Deadline};
 
 /// One replica: `pbn::run_with_store` in this process on its own store file, connected to
@@ -307,6 +308,8 @@ async fn without_quorum_admin_writes_fail_fast_logins_go_on_and_replicas_converg
     }
     let admin = admin_on(&d, &creds, 0).await;
     admin.call(&user_add("carol")).await.expect("add carol");
+    // Every replica's start-up writes (reconcile, pushes) are in and applied.
+    assert_converged(&[&a, &b, &c]).await;
     let before = a.store.raw_rows().expect("rows");
 
     d.server_mut(1).stop().await;
@@ -330,18 +333,22 @@ async fn without_quorum_admin_writes_fail_fast_logins_go_on_and_replicas_converg
     d.server_mut(2).restart().await;
     wait_jetstream(&d, 3).await;
     let deadline = Deadline::after(Duration::from_secs(60), "an admin write once quorum is back");
-    while let Err(e) = admin.call(&user_add("dave")).await {
+    while let Err(e) = admin.call(&user_add("erin")).await {
         if deadline.expired() {
             panic!("{}: {e}", deadline.error());
         }
         deadline.tick().await;
     }
-    assert!(a.has_user("dave"));
-    let deadline = Deadline::after(WAIT, "dave on every replica");
-    while !(b.has_user("dave") && c.has_user("dave")) {
+    assert!(a.has_user("erin"));
+    let deadline = Deadline::after(WAIT, "erin on every replica");
+    while !(b.has_user("erin") && c.has_user("erin")) {
         deadline.tick().await;
     }
     assert_converged(&[&a, &b, &c]).await;
+    // The unanswered append of dave is all or nothing: on every replica or on none.
+    let dave: Vec<bool> = [&a, &b, &c].iter().map(|n| n.has_user("dave")).collect();
+    eprintln!("the unanswered append was committed after quorum came back: {}", dave[0]);
+    assert!(dave.iter().all(|d| *d == dave[0]), "dave on some replicas only: {dave:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,6 +384,14 @@ async fn a_replica_killed_and_restarted_on_its_old_store_catches_up() {
     grace.client.flush().await.expect("grace logs in through c");
     assert_refused(&d, 2, "erin").await;
     drop(c);
+    // A replica's store is changed through the log only: a local change is refused, a read is not.
+    let local = |args: &[&str]| Pbn::new(["admin", "--store"]).args([&store]).args(args).run();
+    let refused = local(&["account", "add", "LOCAL"]);
+    refused.code(1);
+    assert!(refused.stderr.contains("is a replica of the log"), "{}", refused.streams());
+    local(&["account", "list"]).success();
+    let rekey = Pbn::new(["admin", "--store"]).args([&store]).args(["store", "rekey"]).run();
+    assert!(rekey.stderr.contains("is a replica of the log"), "{}", rekey.streams());
     let c = open_store(&store, "test");
     assert_eq!(c.applied_seq().expect("c's position"), a.applied(), "c caught up");
     assert!(c.raw_rows().expect("rows") == a.store.raw_rows().expect("rows"), "c equals a");

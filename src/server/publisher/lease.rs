@@ -46,6 +46,8 @@ const WRONG_LAST_SEQUENCE: u64 = 10071;
 pub(super) struct Leases {
     replica: Replica,
     log_replicas: u32,
+    /// Whether the bucket was made (or found) through some connection already.
+    bucket: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A lease held: the bucket's sequence of its key.
@@ -59,7 +61,7 @@ impl Leases {
     /// Leases through `replica`'s connection, the bucket kept in as many copies as the log.
     pub(super) fn new(replica: Replica) -> Leases {
         let log_replicas = replica.log_replicas();
-        Leases { replica, log_replicas }
+        Leases { replica, log_replicas, bucket: Default::default() }
     }
 
     fn stream() -> String {
@@ -67,6 +69,10 @@ impl Leases {
     }
 
     async fn ensure_bucket(&self, log: &Log) -> Result<(), ReplicaError> {
+        use std::sync::atomic::Ordering;
+        if self.bucket.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let config = json!({
             "name": Self::stream(), "subjects": [format!("$KV.{LEASE_BUCKET}.>")],
             "max_msgs_per_subject": 1, "max_age": LEASE_TTL.as_nanos() as u64,
@@ -75,7 +81,10 @@ impl Leases {
         });
         let subject = format!("$JS.API.STREAM.CREATE.{}", Self::stream());
         match log.request(&subject, None, config.to_string().into_bytes()).await? {
-            Ok(_) | Err((STREAM_EXISTS, _)) => Ok(()),
+            Ok(_) | Err((STREAM_EXISTS, _)) => {
+                self.bucket.store(true, Ordering::Relaxed);
+                Ok(())
+            }
             Err((_, detail)) => Err(ReplicaError::Request { subject, detail }),
         }
     }

@@ -82,3 +82,22 @@ fn a_replica_refuses_local_writes_sealing_and_rekeying_but_applies_and_prepares(
     let sealed = Store::open_for_with(&plain, "t", Default::default(), key);
     assert!(matches!(sealed, Err(StoreError::Journal(JournalError::ReplicaStore(_)))));
 }
+
+#[test]
+fn a_snapshot_is_restored_at_its_position_on_a_store_that_applied_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = StoreKey::generate().to_file_text();
+    let a = init(dir.path(), "a.redb", &text);
+    add(&a, "ONE").expect("add");
+    let snapshot = a.full_state().expect("full state");
+    let key = || Some(KeySource::Key(StoreKey::from_file_text(&text).expect("key")));
+    let b = Store::create_replica(dir.path().join("b.redb"), &a.genesis().expect("g"), key())
+        .expect("b");
+    let not_full = crate::store::Journal::new();
+    assert!(b.restore(&not_full, 7).is_err(), "only a full-state entry restores");
+    b.restore(&snapshot, 7).expect("restore");
+    assert_eq!(b.applied_seq().expect("seq"), 7);
+    assert!(has(&b, "ONE"));
+    let again = b.restore(&snapshot, 9);
+    assert!(matches!(again, Err(StoreError::Journal(JournalError::OutOfOrder { .. }))));
+}
