@@ -309,6 +309,10 @@ async fn without_quorum_admin_writes_fail_fast_logins_go_on_and_replicas_converg
     let admin = admin_on(&d, &creds, 0).await;
     admin.call(&user_add("carol")).await.expect("add carol");
     // Every replica's start-up writes (reconcile, pushes) are in and applied.
+    let deadline = Deadline::after(WAIT, "an empty outbox");
+    while !a.store.read(|tx| tx.list_outbox()).expect("outbox").is_empty() {
+        deadline.tick().await;
+    }
     assert_converged(&[&a, &b, &c]).await;
     let before = a.store.raw_rows().expect("rows");
 
