@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use pbn::{
     hash_password_with, AccountEdit, AdminClient, ErrorClass, LimitPatch, ListPatch, OperatorShow,
-    PasswordParams, RawConfig, RemoteError, Request, Response, RolePatch, Secret, Settings, Store,
-    StoreRead, UserAdd, UserEdit, AUTH_ACCOUNT,
+    PasswordParams, RawConfig, RemoteError, Request, RolePatch, Secret, Settings, Store, StoreRead,
+    UserAdd, UserEdit, AUTH_ACCOUNT,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
