@@ -400,3 +400,47 @@ async fn a_replica_killed_and_restarted_on_its_old_store_catches_up() {
     assert_eq!(c.applied_seq().expect("c's position"), a.applied(), "c caught up");
     assert!(c.raw_rows().expect("rows") == a.store.raw_rows().expect("rows"), "c equals a");
 }
+
+/// Successful account JWT pushes a replica counted (`pbn_pushes_total{result="ok"}`).
+async fn pushes_ok(node: &Node) -> f64 {
+    let body = http_get(&node.http, "/metrics").await.unwrap_or_default();
+    let ok = |l: &&str| l.starts_with("pbn_pushes_total") && l.contains("result=\"ok\"");
+    body.lines().find(ok).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_change_is_pushed_by_exactly_one_replica() {
+    let (d, creds) = cluster().await;
+    let nodes = [Node::start(&d, "a", 0), Node::start(&d, "b", 1), Node::start(&d, "c", 2)];
+    for n in &nodes {
+        wait_ready(&d, &creds, n).await;
+    }
+    let settled = |n: &Node| n.store.read(|tx| tx.list_outbox()).expect("outbox").is_empty();
+    let deadline = Deadline::after(WAIT, "the start-up pushes to settle");
+    while !nodes.iter().all(settled) {
+        deadline.tick().await;
+    }
+    assert_converged(&[&nodes[0], &nodes[1], &nodes[2]]).await;
+    let mut before = 0.0;
+    for n in &nodes {
+        before += pushes_ok(n).await;
+    }
+    let admin = admin_on(&d, &creds, 0).await;
+    for round in 1..=3 {
+        let limits = LimitPatch { max_connections: Some(100 + round), ..LimitPatch::default() };
+        let edit = AccountEdit { name: "APP".into(), limits, ..AccountEdit::default() };
+        // The answer comes once the push is done, by whichever replica held the lease.
+        let (_, warnings) =
+            admin.call_with_warnings(&Request::AccountEdit(edit)).await.expect("edit");
+        assert!(warnings.is_empty(), "round {round}: {warnings:?}");
+    }
+    assert_converged(&[&nodes[0], &nodes[1], &nodes[2]]).await;
+    assert!(nodes.iter().all(settled), "every entry completed through the log");
+    let mut after = 0.0;
+    for n in &nodes {
+        after += pushes_ok(n).await;
+    }
+    assert_eq!(after - before, 3.0, "each change pushed once, by one replica");
+    let app = nodes[2].store.read(|tx| tx.require_account("APP")).expect("APP");
+    assert_eq!(app.limits.max_connections.get(), 103);
+}
