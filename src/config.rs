@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use replica::ReplicaSettings;
+use replica::{env_flag, replica_settings};
+
 /// Errors of reading or checking settings.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -81,6 +84,11 @@ pub struct RawConfig {
     /// Whether login decisions and admin changes are published as audit events on NATS
     /// (default true).
     pub audit: Option<bool>,
+    /// Replicated mode: the store is one replica of a log on JetStream (see [`ReplicaSettings`]).
+    pub replicated: Option<bool>,
+    /// Copies of the log stream JetStream keeps (1 on a single server, 3 recommended on a
+    /// cluster); read only in replicated mode.
+    pub log_replicas: Option<u32>,
     /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
     #[serde(default, rename = "nats_conf")]
     pub _nats_conf: Option<toml::Table>,
@@ -239,6 +247,9 @@ pub struct Settings {
     pub audit_retention: Duration,
     /// Whether audit events are published (`audit` key; on by default).
     pub audit: bool,
+    /// Replicated mode (`replicated = true`, `--replicated`, `PBN_REPLICATED=1`); `None`: the
+    /// embedded store alone, as a single node.
+    pub replica: Option<ReplicaSettings>,
 }
 
 impl RawConfig {
@@ -250,8 +261,8 @@ impl RawConfig {
             .map_err(|e| ConfigError::Parse { path: path.into(), message: e.message().into() })
     }
 
-    /// Reads `PBN_STORE`, `PBN_SERVERS` (comma-separated), `PBN_TLS_CA` and
-    /// `PBN_DEFAULT_JWT_TTL` from `vars`.
+    /// Reads `PBN_STORE`, `PBN_SERVERS` (comma-separated), `PBN_TLS_CA`, `PBN_HTTP`,
+    /// `PBN_REPLICATED`, `PBN_LOG_REPLICAS` and `PBN_DEFAULT_JWT_TTL` from `vars`.
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut raw = RawConfig::default();
         for (name, value) in vars {
@@ -260,6 +271,16 @@ impl RawConfig {
                 "PBN_SERVERS" => raw.servers = Some(split_list(&value)),
                 "PBN_TLS_CA" if !value.is_empty() => raw.tls_ca = Some(value.into()),
                 "PBN_HTTP" if !value.is_empty() => raw.http = Some(value),
+                "PBN_REPLICATED" if !value.is_empty() => {
+                    raw.replicated = Some(env_flag(&name, &value)?)
+                }
+                "PBN_LOG_REPLICAS" if !value.is_empty() => {
+                    raw.log_replicas = Some(value.parse().map_err(|_| ConfigError::Env {
+                        name: name.clone(),
+                        value: value.clone(),
+                        message: "a number of copies, 1 to 5".into(),
+                    })?)
+                }
                 "PBN_DEFAULT_JWT_TTL" => {
                     let ttl = humantime::parse_duration(&value).map_err(|e| ConfigError::Env {
                         name: name.clone(),
@@ -283,6 +304,8 @@ impl RawConfig {
         self.audit_retention = other.audit_retention.or(self.audit_retention);
         self.log_format = other.log_format.or(self.log_format);
         self.audit = other.audit.or(self.audit);
+        self.replicated = other.replicated.or(self.replicated);
+        self.log_replicas = other.log_replicas.or(self.log_replicas);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -348,6 +371,7 @@ impl Settings {
         let audit_retention = raw.audit_retention.unwrap_or(crate::admin::audit::DEFAULT_RETENTION);
         raw.log_format.as_deref().map(check_log_format).transpose()?;
         let audit = raw.audit.unwrap_or(true);
+        let replica = replica_settings(raw.replicated, raw.log_replicas)?;
         Ok(Settings {
             store,
             servers,
@@ -358,6 +382,7 @@ impl Settings {
             http,
             audit_retention,
             audit,
+            replica,
         })
     }
 }
@@ -555,5 +580,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+mod replica;
 #[cfg(test)]
 mod tests;

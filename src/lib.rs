@@ -25,7 +25,8 @@
 //! HTTP listener with health, readiness and Prometheus metrics (`server::http`,
 //! `server::metrics`), audit events on NATS (`server::audit`) and what `pbn status` shows
 //! (`server::status`). `replica`: the log of journals on JetStream (append with an expected
-//! last sequence, catch up, follow); not wired into `pbn serve` yet.
+//! last sequence, catch up, follow) and, in replicated mode, the replica `pbn serve` keeps
+//! (`replica::node`: its view followed, every write through the log).
 //!
 //! At the edge: `config` (raw TOML and flags into checked [`Settings`]), `natsconf` (nats-server
 //! configuration), [`natsd`] (the one nats-server harness of `pbn up`, the tests and the load
@@ -81,8 +82,8 @@ pub use admin::{
     TokenView, UserAdd, UserCreds, UserDelete, UserEdit, UserList, UserPasswd, UserShow, UserView,
 };
 pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView, AuditList};
-pub use admin::{SessionKick, SessionList, SessionView};
 pub use admin::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow, ReplicaView};
+pub use admin::{SessionKick, SessionList, SessionView};
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };
@@ -90,7 +91,8 @@ pub use cli::args::LogFormat;
 pub use cli::{log_filter, log_format, run as run_cli, Cli, Failure};
 pub use clock::unix_now;
 pub use config::{
-    CalloutSettings, ConfigError, PublisherSettings, RawConfig, RawPublisher, Settings,
+    CalloutSettings, ConfigError, PublisherSettings, RawConfig, RawPublisher, ReplicaSettings,
+    Settings,
 };
 pub use issue::{creds, default_permissions, internal_user_jwt, sentinel_jwt, user_jwt, UserSpec};
 pub use model::{

@@ -29,6 +29,7 @@ use crate::issue;
 use crate::keys::{KeyKind, KeyPair};
 use crate::model::Account;
 use crate::model::{AUTH_ACCOUNT, SYS_ACCOUNT};
+use crate::replica::Replica;
 use crate::store::{Store, StoreError, StoreRead};
 use callout::{Pipeline, PipelineOptions};
 use connection::{
@@ -59,6 +60,9 @@ pub enum ServerError {
     /// A background task failed.
     #[error("task failed: {0}")]
     Task(String),
+    /// The replicated store could not be set up (replicated mode).
+    #[error(transparent)]
+    Replica(#[from] crate::replica::ReplicaError),
     /// A server pbn connected to is older than pbn supports.
     #[error("refusing nats server {url}: {source}")]
     Version {
@@ -169,16 +173,23 @@ async fn serve(
         ConnectionAuth::Jwt(system_credentials(sys)),
         shutdown.clone(),
     )?;
+    let replica = settings
+        .replica
+        .as_ref()
+        .map(|r| Replica::new(store.clone(), r, service.client()))
+        .transpose()?;
     let guards = [
         tokio::spawn(refuse_old_servers(service.client(), stop.clone())),
         tokio::spawn(refuse_old_servers(system.client(), stop)),
     ];
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
-        serves = "auth callout, account claims, admin API", "pbn serve started");
+        serves = "auth callout, account claims, admin API", replicated = replica.is_some(),
+        "pbn serve started");
     let metrics = pipeline.metrics().clone();
-    let publisher =
-        Publisher::new(store.clone(), settings.publisher.clone()).with_metrics(metrics.clone());
+    let publisher = Publisher::new(store.clone(), settings.publisher.clone())
+        .with_metrics(metrics.clone())
+        .with_replica(replica.clone());
     let health = http::Health {
         callout: service.client(),
         system: system.client(),
@@ -189,9 +200,10 @@ async fn serve(
         callout_state: service.state(),
         system_state: system.state(),
         started,
+        in_sync: replica.as_ref().map(Replica::in_sync),
     };
     let observers = Observers::spawn(health, listener, audit_queue, &shutdown);
-    let parts = Parts { store, pipeline, sessions, publisher, audit };
+    let parts = Parts { store, pipeline, sessions, publisher, audit, replica };
     let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
         if let Err(e) = task.await {
@@ -258,18 +270,19 @@ struct Parts {
     sessions: Arc<SessionRegistry>,
     publisher: Publisher,
     audit: Option<audit::Audit>,
+    replica: Option<Replica>,
 }
 
-/// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the
-/// disconnect tracker, the admin API and the publisher on the system connection; the session
-/// pruner.
+/// Starts the long-running tasks of `pbn serve`: the callout on the service connection (and in
+/// replicated mode the log's follower); the disconnect tracker, the admin API and the publisher
+/// on the system connection; the session pruner.
 fn spawn_tasks(
     settings: &Settings,
-    Parts { store, pipeline, sessions, publisher, audit }: Parts,
+    Parts { store, pipeline, sessions, publisher, audit, replica }: Parts,
     service: &Connection,
     system: &Connection,
     shutdown: &watch::Receiver<bool>,
-) -> [tokio::task::JoinHandle<()>; 5] {
+) -> Vec<tokio::task::JoinHandle<()>> {
     let admin = admin_api::AdminApi {
         store,
         sessions: sessions.clone(),
@@ -279,9 +292,10 @@ fn spawn_tasks(
         audit_retention: settings.audit_retention,
         metrics: pipeline.metrics().clone(),
         audit,
+        replica: replica.clone(),
     };
     let callout = &settings.callout;
-    [
+    let mut tasks = vec![
         tokio::spawn(callout_loop(
             service.client(),
             pipeline,
@@ -293,7 +307,24 @@ fn spawn_tasks(
         tokio::spawn(admin_api::serve(system.client(), admin, shutdown.clone())),
         tokio::spawn(prune_sessions(sessions, shutdown.clone())),
         tokio::spawn(publisher.run(system.client(), shutdown.clone())),
-    ]
+    ];
+    if let Some(replica) = replica {
+        tasks.push(tokio::spawn(follow_log(replica, service.client(), shutdown.clone())));
+    }
+    tasks
+}
+
+/// Follows the log on the current service connection, restarting on every new client.
+async fn follow_log(
+    replica: Replica,
+    clients: watch::Receiver<Option<async_nats::Client>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    on_each_client("replica log", clients, shutdown, |client, stop| {
+        let replica = replica.clone();
+        async move { replica.follow_on(client, stop).await }
+    })
+    .await;
 }
 
 fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {

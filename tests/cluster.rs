@@ -2,7 +2,7 @@
 //! binary, each on its own copy of one store file) on them. Submodules: [`harness`] (the
 //! cluster harness itself), [`natsconf`] (`pbn nats-conf --cluster 3` files run as a cluster,
 //! JetStream in pbn's account), [`sessions`] (the cluster-wide session view: kicks and caps
-//! across replicas and restarts).
+//! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode).
 //!
 //! Replica `i` connects to server `i`: nats-server hands a queue-group message to a subscriber
 //! on the server it arrives at before one across a route, so a login on server `i` is answered
@@ -11,6 +11,7 @@
 mod harness;
 mod join;
 mod natsconf;
+mod replicated;
 mod sessions;
 
 use std::path::{Path, PathBuf};
@@ -50,11 +51,22 @@ impl Replica {
     }
 
     fn serve(store: PathBuf, server: String, log: PathBuf) -> Replica {
+        Replica::serve_with(store, server, log, &[])
+    }
+
+    /// [`Replica::serve`] in replicated mode (`--replicated`, the log in 3 copies).
+    fn serve_replicated(store: PathBuf, server: String, log: PathBuf) -> Replica {
+        Replica::serve_with(store, server, log, &["--replicated"])
+    }
+
+    fn serve_with(store: PathBuf, server: String, log: PathBuf, extra: &[&str]) -> Replica {
         let http = format!("127.0.0.1:{}", free_port());
         let child = Pbn::new(["serve", "--store"])
             .args([&store])
             .args(["--server", &server, "--http", &http])
+            .args(extra)
             .env("PBN_LOG", "pbn=debug")
+            .env("PBN_LOG_REPLICAS", "3")
             .spawn_logged(&log);
         Replica { child, store, server, http, log }
     }

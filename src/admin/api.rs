@@ -141,6 +141,8 @@ impl Reply {
                 ErrorClass::Replay => 408,
                 ErrorClass::AdminInactive => 401,
                 ErrorClass::OutOfScope | ErrorClass::ReadOnlyAdmin => 403,
+                ErrorClass::LogConflict => 409,
+                ErrorClass::Unavailable => 503,
             }),
         }
     }

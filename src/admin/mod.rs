@@ -134,6 +134,10 @@ pub enum ErrorClass {
     OutOfScope,
     /// A change asked by a read-only admin (exit 14).
     ReadOnlyAdmin,
+    /// Replicated mode: the change kept conflicting with changes of other replicas (exit 15).
+    LogConflict,
+    /// Replicated mode: the log is unavailable (no JetStream quorum); nothing changed (exit 16).
+    Unavailable,
 }
 
 impl AdminError {

@@ -22,6 +22,8 @@ Exit codes:
  12  admin API: the admin was revoked or has expired
  13  admin API: outside the admin's scope (an account admin asked for another account)
  14  admin API: a read-only admin asked for a change
+ 15  replicated mode: the change kept conflicting with changes made through other replicas
+ 16  replicated mode: the log on JetStream is unavailable (no quorum); nothing was changed
 
 141  standard output closed early (e.g. piped into `head`), as for a process ended by SIGPIPE";
 
@@ -124,6 +126,10 @@ pub struct ServeArgs {
     /// serves it.
     #[arg(long, value_name = "BUNDLE", requires = "store")]
     pub join: Option<PathBuf>,
+    /// Replicated mode: this store is one replica of the log on JetStream, in pbn's AUTH
+    /// account (same as `replicated = true` in the config file or `PBN_REPLICATED=1`).
+    #[arg(long)]
+    pub replicated: bool,
 }
 
 /// `pbn up`.

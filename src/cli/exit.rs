@@ -77,6 +77,10 @@ pub enum ExitClass {
     OutOfScope,
     /// The admin API: a change asked by a read-only admin (exit 14).
     ReadOnlyAdmin,
+    /// Replicated mode: a change that kept conflicting with other replicas' (exit 15).
+    LogConflict,
+    /// Replicated mode: the log is unavailable (no JetStream quorum) (exit 16).
+    Unavailable,
     /// Standard output was closed by its reader: a quiet exit, as for SIGPIPE (exit 141).
     OutputClosed,
 }
@@ -99,6 +103,8 @@ impl ExitClass {
             ExitClass::AdminInactive => 12,
             ExitClass::OutOfScope => 13,
             ExitClass::ReadOnlyAdmin => 14,
+            ExitClass::LogConflict => 15,
+            ExitClass::Unavailable => 16,
             ExitClass::OutputClosed => output::CLOSED_EXIT_CODE,
         }
     }
@@ -118,6 +124,8 @@ impl From<ErrorClass> for ExitClass {
             ErrorClass::AdminInactive => ExitClass::AdminInactive,
             ErrorClass::OutOfScope => ExitClass::OutOfScope,
             ErrorClass::ReadOnlyAdmin => ExitClass::ReadOnlyAdmin,
+            ErrorClass::LogConflict => ExitClass::LogConflict,
+            ErrorClass::Unavailable => ExitClass::Unavailable,
         }
     }
 }
@@ -413,7 +421,10 @@ impl Classify for JournalError {
             | JournalError::Schema { .. }
             | JournalError::UnknownTable(_)
             | JournalError::BadBytes { .. }
-            | JournalError::PreparedTwice => ExitClass::Other,
+            | JournalError::PreparedTwice
+            | JournalError::ReplicaStore(_)
+            | JournalError::KeyMismatch(_)
+            | JournalError::FullStateMisplaced(_) => ExitClass::Other,
         }
     }
 }
@@ -421,7 +432,9 @@ impl Classify for JournalError {
 impl Classify for ReplicaError {
     fn exit_class(&self) -> ExitClass {
         match self {
-            ReplicaError::Conflict { .. } => ExitClass::Conflict,
+            ReplicaError::Conflict { .. } | ReplicaError::Conflicts(_) => ExitClass::LogConflict,
+            ReplicaError::Unavailable(_) => ExitClass::Unavailable,
+            ReplicaError::Diverged { .. } => ExitClass::Other,
             ReplicaError::Store(e) => e.exit_class(),
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }

@@ -42,6 +42,8 @@ pub(super) fn rekey(a: &AdminArgs, args: &RekeyArgs) -> Result<()> {
     let path = &a.store.store;
     let current = current_key_file(path, a.store.key_file.as_deref());
     let store = super::open_store(path, a.store.key_file.as_deref())?;
+    // Before a new key file is made: a replica's key is the log's, changed on every replica.
+    store.refuse_on_replica().with_context(|| format!("cannot rekey store {}", path.display()))?;
     let (source, target) = new_key(path, current.as_deref(), args.new_key_file.as_deref())?;
     store.rekey(source).with_context(|| format!("cannot rekey store {}", path.display()))?;
     drop(store);

@@ -47,6 +47,7 @@ fn settings(a: &ServeArgs) -> Result<Settings> {
         store: a.store.clone(),
         servers: (!a.servers.is_empty()).then(|| a.servers.clone()),
         http: a.http.clone(),
+        replicated: (a.replicated || a.join.is_some()).then_some(true),
         ..RawConfig::default()
     };
     Ok(Settings::resolve(file, env, flags)?)

@@ -81,3 +81,24 @@ fn tls_ca_must_be_a_readable_pem_certificate() {
     let shared: RawConfig = toml::from_str("[nats_conf]\nlisten = \"0.0.0.0:4222\"\n").unwrap();
     assert!(Settings::resolve(Some(shared), RawConfig::default(), RawConfig::default()).is_ok());
 }
+
+#[test]
+fn replicated_mode_is_off_unless_asked_and_its_copies_are_checked() {
+    let none = RawConfig::default;
+    let s = Settings::resolve(None, none(), none()).unwrap();
+    assert_eq!(s.replica, None, "the embedded store alone by default");
+    let file: RawConfig = toml::from_str("replicated = true\nlog_replicas = 3\n").unwrap();
+    let s = Settings::resolve(Some(file), none(), none()).unwrap();
+    assert_eq!(s.replica, Some(ReplicaSettings { log_replicas: 3 }));
+    let env = RawConfig::from_env([("PBN_REPLICATED".to_string(), "1".to_string())]).unwrap();
+    let s = Settings::resolve(None, env, none()).unwrap();
+    assert_eq!(s.replica, Some(ReplicaSettings::default()));
+    let off = RawConfig::from_env([("PBN_REPLICATED".to_string(), "0".to_string())]).unwrap();
+    let flag = RawConfig { replicated: Some(true), ..RawConfig::default() };
+    assert!(Settings::resolve(None, off, flag).unwrap().replica.is_some(), "the flag wins");
+    let bad = RawConfig::from_env([("PBN_REPLICATED".to_string(), "maybe".to_string())]);
+    assert!(matches!(bad, Err(ConfigError::Env { .. })));
+    let zero: RawConfig = toml::from_str("replicated = true\nlog_replicas = 0\n").unwrap();
+    let err = Settings::resolve(Some(zero), none(), none());
+    assert!(matches!(err, Err(ConfigError::Invalid { name: "log_replicas", .. })), "{err:?}");
+}

@@ -65,6 +65,22 @@ impl Log {
         }
     }
 
+    /// The position of the last entry of the log (0: empty), from the stream's state.
+    pub async fn last_seq(&self) -> Result<u64, ReplicaError> {
+        let subject = format!("$JS.API.STREAM.INFO.{LOG_STREAM}");
+        match self.api(&subject, None, Vec::new()).await? {
+            Ok(info) => info.pointer("/state/last_seq").and_then(Value::as_u64).ok_or_else(|| {
+                bad(&subject, format!("stream info without state.last_seq: {info}"))
+            }),
+            Err((_, detail)) => Err(ReplicaError::Request { subject, detail }),
+        }
+    }
+
+    /// The client this log is reached through.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// The entry at `seq`, or `None` when the log does not hold it (yet).
     pub async fn get(&self, seq: u64) -> Result<Option<Journal>, ReplicaError> {
         let subject = format!("$JS.API.STREAM.MSG.GET.{LOG_STREAM}");
@@ -80,6 +96,17 @@ impl Log {
             .map_err(|e| bad(&subject, format!("message data of seq {seq}: {e}")))?;
         let journal = Journal::decode(&bytes).map_err(|e: JournalError| StoreError::from(e))?;
         Ok(Some(journal))
+    }
+
+    /// One JetStream request (API, or publish to a stream): the JSON answer, or JetStream's
+    /// (error code, description).
+    pub(crate) async fn request(
+        &self,
+        subject: &str,
+        headers: Option<HeaderMap>,
+        payload: Vec<u8>,
+    ) -> Result<Result<Value, (u64, String)>, ReplicaError> {
+        self.api(subject, headers, payload).await
     }
 
     /// One API request: the JSON answer, or JetStream's (error code, description).

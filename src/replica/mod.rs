@@ -10,11 +10,13 @@
 pub mod bundle;
 pub mod join;
 mod log;
+mod node;
 pub mod snapshot;
 
 pub use bundle::{Bundle, BundleError};
 pub use join::{join, JoinError, Joined};
 pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
+pub(crate) use node::Replica;
 pub use snapshot::{Manifest, SnapshotError, Snapshots};
 
 /// Errors of the replicated log.
@@ -43,6 +45,24 @@ pub enum ReplicaError {
         subject: String,
         /// What was wrong.
         detail: String,
+    },
+    /// The log cannot take the change now (no JetStream quorum, no connection, no answer in
+    /// time): the change is not applied here (the message says whether it may still be).
+    #[error("the log is unavailable (writes need jetstream quorum): {0}")]
+    Unavailable(String),
+    /// A change that met a change of another replica at every attempt.
+    #[error(
+        "the change conflicted with changes made through other replicas {0} times in a row \
+         and was not made; run it again"
+    )]
+    Conflicts(u32),
+    /// A store whose position does not fit the log (the log was reset, or is another one).
+    #[error("store has applied log position {applied} but the log ends at {last}")]
+    Diverged {
+        /// The store's applied position.
+        applied: u64,
+        /// The log's last position.
+        last: u64,
     },
     /// A journal that cannot be encoded, decoded or applied.
     #[error(transparent)]

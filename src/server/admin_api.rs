@@ -28,10 +28,11 @@ use crate::admin::audit::{self, Actor};
 use crate::admin::{self, AdminError, Context, ErrorClass, Outcome, Response};
 use crate::model::AdminRecord;
 use crate::model::Effects;
+use crate::replica::{Replica, ReplicaError};
 use crate::server::lifecycle;
 use crate::server::publisher::PushWatch;
 use crate::server::sessions::{self, SessionRegistry};
-use crate::store::{Store, StoreRead, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
+use crate::store::{Store, StoreError, StoreRead, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
 
 /// Admin requests handled at once. Writes serialize in the store anyway; what runs in parallel
 /// is waiting for pushes and kicks, which hold little (a reply subject, the effects). 32 covers
@@ -59,6 +60,8 @@ pub(super) struct AdminApi {
     pub metrics: Arc<crate::server::metrics::Metrics>,
     /// Where committed changes are published, when audit events are on.
     pub audit: Option<crate::server::audit::Audit>,
+    /// Replicated mode: every request runs through the log (`Replica::write`).
+    pub replica: Option<Replica>,
 }
 
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
@@ -183,9 +186,9 @@ async fn apply_effects(
 ) -> Vec<String> {
     let mut warnings = Vec::new();
     let pushes = &effects.pushes;
-    if !pushes.is_empty()
-        && !lifecycle::wait_pushed(&api.store, &api.pushes, pushes, lifecycle::PUSH_WAIT).await
-    {
+    let applied = api.replica.as_ref().map(Replica::applied);
+    let waited = lifecycle::wait_pushed_or_applied(&api.store, &api.pushes, pushes, applied);
+    if !pushes.is_empty() && !waited.await {
         warn!(accounts = pushes.len(), "account JWTs not pushed yet; see `pbn admin outbox list`");
         warnings.push(format!(
             "{} account JWT(s) not confirmed on the servers yet; `pbn admin outbox list` shows them",
@@ -302,7 +305,8 @@ fn denied(d: Denied) -> Reply {
 /// Decodes and runs one request of `admin`, within its scope; returns the reply and the
 /// effects of its change. With an idempotency `key`, the change's transaction records the key,
 /// and the answer is recorded after it (see [`answer_to_keep`]). Every change, and every
-/// refusal for scope, is in the audit trail.
+/// refusal for scope, is in the audit trail. In replicated mode the change is in the log and
+/// applied here before this returns.
 async fn apply(
     api: &AdminApi,
     payload: &[u8],
@@ -319,9 +323,9 @@ async fn apply(
     };
     let op = req.name();
     let read_only = req.is_read_only();
-    let (store, retention) = (api.store.clone(), api.audit_retention);
-    let done =
-        tokio::task::spawn_blocking(move || run_as(&store, &admin, &req, key, retention)).await;
+    let ctx = Context::now();
+    let run = Run { admin, req, key: key.clone(), retention: api.audit_retention, ctx };
+    let done = run_request(api, run.clone()).await;
     api.metrics.admin_request(op, matches!(done, Ok((_, Ok(_)))));
     match done {
         Ok((reply, Ok(outcome))) => {
@@ -329,30 +333,76 @@ async fn apply(
             if let Some(audit) = api.audit.as_ref().filter(|_| !read_only) {
                 audit.admin(op);
             }
+            if let Some(key) = key {
+                keep(api, key, run.ctx.now_ms, &reply).await;
+            }
             (reply, outcome.effects)
         }
         Ok((reply, Err(e))) => {
             info!(op, error = %e, "admin request failed");
             (reply, Effects::default())
         }
-        Err(e) => {
-            warn!(op, error = %e, "admin request task failed");
-            let reply = Reply::error(ErrorClass::Other, format!("admin request {op} failed"));
+        Err(reply) => {
+            warn!(op, "admin request not done");
             (reply, Effects::default())
         }
     }
 }
 
+/// One request as [`run_as`] runs it.
+#[derive(Clone)]
+struct Run {
+    admin: AdminRecord,
+    req: admin::Request,
+    key: Option<String>,
+    retention: std::time::Duration,
+    ctx: Context,
+}
+
+/// Runs `run` on the blocking pool, or in replicated mode through the log; a reply for a
+/// request that could not run.
+async fn run_request(
+    api: &AdminApi,
+    run: Run,
+) -> Result<(Reply, Result<Outcome, AdminError>), Reply> {
+    let go = move |store: &Store| {
+        let Run { admin, req, key, retention, ctx } = &run;
+        run_as(store, admin, req, key.clone(), *retention, ctx)
+    };
+    match &api.replica {
+        Some(replica) => replica.write(go).await.map_err(|e| replica_reply(&e)),
+        None => {
+            let store = api.store.clone();
+            tokio::task::spawn_blocking(move || go(&store)).await.map_err(|e| {
+                warn!(error = %e, "admin request task failed");
+                Reply::error(ErrorClass::Other, "admin request failed".to_string())
+            })
+        }
+    }
+}
+
+/// The reply for a change the log did not take.
+fn replica_reply(e: &ReplicaError) -> Reply {
+    let class = match e {
+        ReplicaError::Conflict { .. } | ReplicaError::Conflicts(_) => ErrorClass::LogConflict,
+        ReplicaError::Unavailable(_) => ErrorClass::Unavailable,
+        _ => ErrorClass::Other,
+    };
+    warn!(error = %e, "admin change not made");
+    Reply::error(class, e.to_string())
+}
+
 /// Runs `req` for `admin` (blocking): refused outside its scope, else executed with the audit
-/// trail and, with an idempotency `key`, recorded under it; lists narrowed to its scope.
+/// trail and, with an idempotency `key`, recorded under it; lists narrowed to its scope. One
+/// write transaction at most, so it can be prepared for the log.
 fn run_as(
     store: &Store,
     admin: &AdminRecord,
     req: &admin::Request,
     key: Option<String>,
     retention: std::time::Duration,
+    ctx: &Context,
 ) -> (Reply, Result<Outcome, AdminError>) {
-    let ctx = Context::now();
     let actor = Actor { name: admin.name.to_string(), key: Some(admin.public_key.to_string()) };
     if let Err(e) = store.read(|tx| guard::authorize(tx, admin, req)) {
         let err = match e {
@@ -365,17 +415,33 @@ fn run_as(
         return (Reply::from_result(&result), result);
     }
     let run = || {
-        let result = audit::audited_execute(store, req, &ctx, &actor, retention);
+        let result = audit::audited_execute(store, req, ctx, &actor, retention);
         result.map(|o| Outcome { response: guard::filtered(admin, o.response), ..o })
     };
-    let Some(key) = key else {
-        let result = run();
-        return (Reply::from_result(&result), result);
+    let result = match key {
+        Some(key) => store.with_idempotency_key(&key, ctx.now_ms, run),
+        None => run(),
     };
-    let result = store.with_idempotency_key(&key, ctx.now_ms, run);
-    let reply = Reply::from_result(&result);
-    keep_answer(store, &key, ctx.now_ms, &reply);
-    (reply, result)
+    (Reply::from_result(&result), result)
+}
+
+/// Records the answer of a request applied under idempotency key `key` (see [`keep_answer`]),
+/// through the log in replicated mode.
+async fn keep(api: &AdminApi, key: String, now_ms: i64, reply: &Reply) {
+    let reply = reply.clone();
+    let kept = match &api.replica {
+        Some(replica) => replica.write(move |store| keep_answer(store, &key, now_ms, &reply)).await,
+        None => {
+            let store = api.store.clone();
+            let task = move || keep_answer(&store, &key, now_ms, &reply);
+            tokio::task::spawn_blocking(task)
+                .await
+                .map_err(|e| StoreError::TaskFailed(e.to_string()).into())
+        }
+    };
+    if let Err(e) = kept {
+        warn!(error = %e, "cannot record the answer of an admin request");
+    }
 }
 
 /// Records the answer of an applied request under its key, if it was applied (the key was

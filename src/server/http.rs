@@ -69,6 +69,8 @@ pub struct Health {
     pub system_state: watch::Receiver<ConnState>,
     /// When the service started.
     pub started: std::time::Instant,
+    /// Replicated mode: whether the replica has applied everything in the log.
+    pub in_sync: Option<watch::Receiver<bool>>,
 }
 
 impl Health {
@@ -82,12 +84,22 @@ impl Health {
             true => Err("the last account push failed (see `pbn admin outbox list`)".to_string()),
             false => Ok(()),
         };
-        vec![
+        let mut checks = vec![
             ("callout_connection", connected(&self.callout)),
             ("system_connection", connected(&self.system)),
             ("callout_subscription", subscribed),
             ("publisher", publisher),
-        ]
+        ];
+        if let Some(in_sync) = &self.in_sync {
+            let synced = match *in_sync.borrow() {
+                true => Ok(()),
+                false => Err("not caught up with the replicated log (logins use the local \
+                              view; admin writes need the log)"
+                    .to_string()),
+            };
+            checks.push(("replica_log", synced));
+        }
+        checks
     }
 }
 

@@ -106,11 +106,34 @@ async fn push_state(store: &Store, push: &QueuedPush) -> Result<PushState, Store
 /// The admin API replies only after this, so that when `pbn admin` returns the servers hold the
 /// new account JWTs: kicked clients reconnect with JWTs the servers can verify (a new signing
 /// key), and revocations are in force.
+#[cfg(test)]
 pub async fn wait_pushed(
     store: &Store,
     watch: &PushWatch,
     pushes: &[QueuedPush],
     timeout: Duration,
+) -> bool {
+    wait_settled(store, watch, pushes, timeout, None).await
+}
+
+/// [`wait_pushed`] for [`PUSH_WAIT`], also woken in replicated mode by every log position
+/// `applied` here: another replica may push the entry, and its completion arrives through
+/// the log, not through this replica's publisher.
+pub async fn wait_pushed_or_applied(
+    store: &Store,
+    watch: &PushWatch,
+    pushes: &[QueuedPush],
+    applied: Option<tokio::sync::watch::Receiver<u64>>,
+) -> bool {
+    wait_settled(store, watch, pushes, PUSH_WAIT, applied).await
+}
+
+async fn wait_settled(
+    store: &Store,
+    watch: &PushWatch,
+    pushes: &[QueuedPush],
+    timeout: Duration,
+    mut applied: Option<tokio::sync::watch::Receiver<u64>>,
 ) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     for push in pushes {
@@ -126,9 +149,18 @@ pub async fn wait_pushed(
                     return false;
                 }
             }
-            match tokio::time::timeout_at(deadline, settled.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) | Err(_) => return false,
+            let woken = async {
+                match applied.as_mut() {
+                    Some(applied) => tokio::select! {
+                        r = settled.changed() => r.is_ok(),
+                        r = applied.changed() => r.is_ok(),
+                    },
+                    None => settled.changed().await.is_ok(),
+                }
+            };
+            match tokio::time::timeout_at(deadline, woken).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return false,
             }
         }
     }

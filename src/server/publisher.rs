@@ -34,6 +34,7 @@
 //!
 //! `publisher` never imports `callout`: the two share nothing but the store.
 
+mod lease;
 mod nats;
 mod outbox;
 mod push_watch;
@@ -69,6 +70,9 @@ pub enum PublisherError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The replicated log refused or could not take a write (replicated mode).
+    #[error(transparent)]
+    Replica(#[from] crate::replica::ReplicaError),
     /// Building or signing a JWT failed.
     #[error(transparent)]
     Issue(#[from] IssueError),
@@ -188,13 +192,21 @@ pub struct Publisher {
     settings: PublisherSettings,
     pushes: Arc<PushWatch>,
     metrics: Arc<Metrics>,
+    /// Replicated mode: leases and writes through the log (see `lease`).
+    leases: Option<lease::Leases>,
 }
 
 impl Publisher {
     /// A publisher draining the outbox of `store` with `settings`.
     pub fn new(store: Store, settings: PublisherSettings) -> Self {
         let (pushes, metrics) = (Arc::new(PushWatch::new()), Arc::new(Metrics::new()));
-        Publisher { store, settings, pushes, metrics }
+        Publisher { store, settings, pushes, metrics, leases: None }
+    }
+
+    /// This publisher on a replica (replicated mode, `Some`): it pushes an entry only while it
+    /// holds the entry's lease, and writes through the log.
+    pub(crate) fn with_replica(self, replica: Option<crate::replica::Replica>) -> Self {
+        Publisher { leases: replica.map(lease::Leases::new), ..self }
     }
 
     /// This publisher counting its pushes and reconciles in `metrics`.
@@ -297,6 +309,13 @@ impl Publisher {
     }
 
     async fn process(&self, s: &mut Link, entry: OutboxEntry) {
+        let lease = match &self.leases {
+            Some(leases) => match leases.take(&entry).await {
+                Some(lease) => Some((leases, lease)),
+                None => return,
+            },
+            None => None,
+        };
         let started = Instant::now();
         let result = match entry.action {
             OutboxAction::Upsert => self.upsert(s, &entry).await,
@@ -320,13 +339,19 @@ impl Publisher {
             }
         }
         self.pushes.settled(&entry.account);
+        if let Some((leases, lease)) = lease {
+            leases.release(lease).await;
+        }
     }
 
     async fn upsert(&self, s: &mut Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
         let reserve = entry.clone();
         let now = crate::clock::unix_now();
-        let jwt = match self.store.write_async(move |tx| outbox::reserve(tx, &reserve, now)).await?
-        {
+        let reserved = match &self.leases {
+            Some(_) => lease::reserved(&self.store, entry).await?,
+            None => self.store.write_async(move |tx| outbox::reserve(tx, &reserve, now)).await?,
+        };
+        let jwt = match reserved {
             outbox::Reserved::Jwt(jwt) => jwt,
             outbox::Reserved::Stale => return Ok(Pushed::Stale),
             outbox::Reserved::AccountGone => {
@@ -369,8 +394,7 @@ impl Publisher {
     }
 
     async fn record_success(&self, entry: &OutboxEntry) {
-        let (key, revision) = (entry.account.clone(), entry.revision);
-        let done = self.store.write_async(move |tx| tx.complete_outbox(&key, revision)).await;
+        let done = lease::record_pushed(&self.store, self.leases.as_ref(), entry).await;
         let name = &entry.account_name;
         let action = entry.action;
         match done {
@@ -385,18 +409,10 @@ impl Publisher {
     async fn record_failure(&self, entry: &OutboxEntry, err: &PublisherError) {
         let (failed, message) = (entry.clone(), err.to_string());
         let settings = self.settings.clone();
-        let outcome = self
-            .store
-            .write_async(move |tx| {
-                outbox::record_failure(
-                    tx,
-                    &failed,
-                    &message,
-                    &settings,
-                    crate::clock::unix_now_ms(),
-                )
-            })
-            .await;
+        let outcome = lease::write(&self.store, self.leases.as_ref(), move |tx| {
+            outbox::record_failure(tx, &failed, &message, &settings, crate::clock::unix_now_ms())
+        })
+        .await;
         let name = &entry.account_name;
         match outcome {
             Ok(FailureOutcome::Retry { attempts: 1, .. }) => {
@@ -417,10 +433,10 @@ impl Publisher {
     /// Removes failed upserts past retention and re-queues failed deletes.
     async fn cleanup(&self) {
         let retention_ms = self.settings.retention.as_millis() as i64;
-        let result = self
-            .store
-            .write_async(move |tx| outbox::cleanup(tx, crate::clock::unix_now_ms(), retention_ms))
-            .await;
+        let result = lease::write(&self.store, self.leases.as_ref(), move |tx| {
+            outbox::cleanup(tx, crate::clock::unix_now_ms(), retention_ms)
+        })
+        .await;
         match result {
             Ok(r) if r.removed + r.revived > 0 => info!(
                 removed = r.removed,

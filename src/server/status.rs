@@ -98,6 +98,19 @@ pub struct Status {
     pub logins_last_minute: u64,
     /// Of those, refused.
     pub refusals_last_minute: u64,
+    /// Replicated mode: where this replica stands in the log (absent on a single node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaStatus>,
+}
+
+/// A replica's place in the replicated log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The last log position applied to this replica's store.
+    pub applied_seq: u64,
+    /// Whether it applied everything the log held when it last looked (logins are served
+    /// from the local view either way; admin writes need the log).
+    pub in_sync: bool,
 }
 
 /// One managed connection.
@@ -139,6 +152,13 @@ pub async fn collect(h: &Health) -> Result<Status, StoreError> {
         sessions: h.sessions.len(),
         logins_last_minute: admitted + refused,
         refusals_last_minute: refused,
+        replica: match &h.in_sync {
+            Some(in_sync) => Some(ReplicaStatus {
+                applied_seq: h.store.applied_seq()?,
+                in_sync: *in_sync.borrow(),
+            }),
+            None => None,
+        },
     })
 }
 

@@ -94,6 +94,22 @@ pub enum JournalError {
     /// would not see the first one's uncommitted changes.
     #[error("a prepared change may hold one write transaction; a second one was attempted")]
     PreparedTwice,
+    /// A local write on a store that is a replica of the log: it would diverge from the others.
+    #[error(
+        "store {0} is a replica of the log: change it through the admin API \
+         (`pbn admin --server`), not in place"
+    )]
+    ReplicaStore(std::path::PathBuf),
+    /// A full-state entry sealed under another store key than the store's.
+    #[error(
+        "the log's full-state entry was sealed under another store key than store {0}'s: \
+         every replica needs the same store key"
+    )]
+    KeyMismatch(std::path::PathBuf),
+    /// A full-state entry at another position than the first, or for a store that applied
+    /// entries already.
+    #[error("a full-state entry may only start the log (position 1), not position {0}")]
+    FullStateMisplaced(u64),
 }
 
 /// One raw operation of a write transaction.

@@ -29,6 +29,10 @@ use super::tables::{self, REPLICATED};
 use super::{backend, Db, Store, StoreError, WriteTx};
 use crate::seal::KeySource;
 
+mod full_state;
+
+pub(crate) use full_state::refuse_if_replica;
+
 /// Replays one raw row on a table (see `tables::Replicated`).
 pub(crate) type ApplyFn =
     fn(&redb::WriteTransaction, &[u8], Option<&[u8]>) -> Result<(), StoreError>;
@@ -174,9 +178,26 @@ impl Store {
     }
 
     /// Applies `journal` as log position `seq` in one write transaction that also records
-    /// `seq` as applied. Refuses (changing nothing) a position other than the next one
+    /// `seq` as applied. A full-state entry (position 1 only) replaces every replicated row
+    /// but `meta` and `seal`, whose rows must be the store's ([`JournalError::KeyMismatch`]). Refuses (changing nothing) a position other than the next one
     /// ([`JournalError::OutOfOrder`]), another schema, an unknown table or invalid bytes.
     pub fn apply(&self, journal: &Journal, seq: u64) -> Result<(), StoreError> {
+        self.apply_at(journal, seq, false)
+    }
+
+    /// Applies a full-state entry (`Store::full_state` of a replica that had applied up to
+    /// `seq`: a snapshot of the log) to a store that has applied nothing yet, recording `seq`
+    /// as applied: the next entry it takes is `seq + 1`. How a replica joins a log whose first
+    /// entries are gone.
+    pub fn restore_full_state(&self, journal: &Journal, seq: u64) -> Result<(), StoreError> {
+        if !full_state::is_full_state(journal) {
+            let detail = "a restore takes a full-state entry";
+            return Err(JournalError::Malformed { offset: 0, detail }.into());
+        }
+        self.apply_at(journal, seq, true)
+    }
+
+    fn apply_at(&self, journal: &Journal, seq: u64, restore: bool) -> Result<(), StoreError> {
         let Db::ReadWrite(db) = &self.inner.db else {
             return Err(StoreError::ReadOnly(self.inner.path.clone()));
         };
@@ -184,16 +205,23 @@ impl Store {
             let current = tables::SCHEMA_VERSION;
             return Err(JournalError::Schema { found: journal.schema, current }.into());
         }
+        // Read before the write begins: in replicated mode the follower is the only writer
+        // that commits, so nothing changes the rows in between.
+        let removals = match full_state::is_full_state(journal) {
+            true => self.full_state_removals(journal, if restore { 1 } else { seq })?,
+            false => Vec::new(),
+        };
         let txn = db.begin_write().map_err(backend("starting an apply"))?;
         {
             let mut meta = txn.open_table(tables::META).map_err(backend("opening meta"))?;
             let applied = meta.get(tables::APPLIED_SEQ_KEY).map_err(backend("reading meta"))?;
             let expected = applied.map_or(0, |g| g.value()) + 1;
-            if seq != expected {
+            if (restore && expected != 1) || (!restore && seq != expected) {
                 return Err(JournalError::OutOfOrder { expected, got: seq }.into());
             }
             meta.insert(tables::APPLIED_SEQ_KEY, seq).map_err(backend("writing meta"))?;
         }
+        replay(&txn, &removals)?;
         replay(&txn, &journal.ops)?;
         txn.commit().map_err(backend("committing an apply"))
     }

@@ -69,6 +69,7 @@ impl Store {
             return Err(StoreError::NotSealed(self.inner.path.clone()));
         };
         let txn = db.begin_write().map_err(backend("starting the sealing"))?;
+        super::replicate::refuse_if_replica(&txn, &self.inner.path)?;
         let key = seal_new(&txn, source)?;
         for def in SEALED_TABLES {
             seal_table(&txn, def, &key)?;
@@ -90,6 +91,7 @@ impl Store {
             return Err(StoreError::ReadOnly(self.inner.path.clone()));
         };
         let txn = db.begin_write().map_err(backend("starting the rekey"))?;
+        super::replicate::refuse_if_replica(&txn, &self.inner.path)?;
         // Taken after the write began: no other rekey can commit until this one has.
         let old = self
             .inner

@@ -53,6 +53,9 @@ impl Store {
             return Err(StoreError::ReadOnly(self.inner.path.clone()).into());
         };
         let txn = db.begin_write().map_err(backend("starting a write"))?;
+        if commit {
+            super::replicate::refuse_if_replica(&txn, &self.inner.path)?;
+        }
         let mut tx = WriteTx::new(txn, self.inner.key.current());
         let value = f(&mut tx)?;
         idempotency::record_tag(&mut tx)?;

@@ -19,6 +19,7 @@ impl Classify for ServerError {
             ServerError::Connection(e) => e.exit_class(),
             ServerError::Version { source, .. } => source.exit_class(),
             ServerError::Http(e) => e.exit_class(),
+            ServerError::Replica(e) => e.exit_class(),
             ServerError::NotInitialised(_) | ServerError::Task(_) => ExitClass::Other,
         }
     }
@@ -124,6 +125,7 @@ impl Classify for PublisherError {
     fn exit_class(&self) -> ExitClass {
         match self {
             PublisherError::Store(e) => e.exit_class(),
+            PublisherError::Replica(e) => e.exit_class(),
             PublisherError::Issue(_)
             | PublisherError::Claims(_)
             | PublisherError::Key(_)

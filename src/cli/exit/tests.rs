@@ -24,15 +24,19 @@ fn each_class_has_its_documented_code() {
         (ExitClass::LoginRefused, 6),
         (ExitClass::PermissionDenied, 7),
         (ExitClass::TimedOut, 8),
+        (ExitClass::LogConflict, 15),
+        (ExitClass::Unavailable, 16),
         (ExitClass::OutputClosed, 141),
     ];
     for (class, expected) in table {
         assert_eq!(class.code(), expected, "{class:?}");
         let documented = format!("\n  {expected}  ");
         let closed = format!("\n{expected}  ");
+        let two_digits = format!("\n {expected}  ");
         assert!(
             super::super::args::EXIT_CODES.contains(&documented)
-                || super::super::args::EXIT_CODES.contains(&closed),
+                || super::super::args::EXIT_CODES.contains(&closed)
+                || super::super::args::EXIT_CODES.contains(&two_digits),
             "exit code {expected} is not in the --help table"
         );
     }
@@ -47,6 +51,8 @@ fn admin_classes_keep_their_codes() {
         (ErrorClass::Locked, 5),
         (ErrorClass::StoreKey, 9),
         (ErrorClass::Other, 1),
+        (ErrorClass::LogConflict, 15),
+        (ErrorClass::Unavailable, 16),
     ];
     for (class, expected) in table {
         assert_eq!(ExitClass::from(class).code(), expected, "{class:?}");

@@ -48,7 +48,8 @@ impl Publisher {
             }
         }
         let now = crate::clock::unix_now_ms();
-        self.store.write_async(move |tx| requeue(tx, &stale, now)).await
+        let leases = self.leases.as_ref();
+        super::lease::write(&self.store, leases, move |tx| requeue(tx, &stale, now)).await
     }
 }
 

@@ -1,0 +1,53 @@
+//! Settings of replicated mode (`replicated`, `log_replicas`).
+
+use super::ConfigError;
+
+/// Checked settings of replicated mode: the store is a view of the log on JetStream, admin
+/// writes go through the log (see `crate::replica`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaSettings {
+    /// Copies of the log stream (and the publisher's lease bucket) JetStream keeps: 1 on a
+    /// single server, 3 on a cluster (at most 5).
+    pub log_replicas: u32,
+}
+
+impl Default for ReplicaSettings {
+    fn default() -> Self {
+        ReplicaSettings { log_replicas: DEFAULT_LOG_REPLICAS }
+    }
+}
+
+/// Copies of the log when none are configured: 1 works on a single server and on a cluster
+/// (the README recommends 3 on a cluster, so a node can be lost).
+pub(super) const DEFAULT_LOG_REPLICAS: u32 = 1;
+/// JetStream's largest replica count.
+const MAX_LOG_REPLICAS: u32 = 5;
+
+/// Replicated mode when `replicated` is true, with `log_replicas` copies (1 to 5).
+pub(super) fn replica_settings(
+    replicated: Option<bool>,
+    log_replicas: Option<u32>,
+) -> Result<Option<ReplicaSettings>, ConfigError> {
+    let copies = log_replicas.unwrap_or(DEFAULT_LOG_REPLICAS);
+    if copies == 0 || copies > MAX_LOG_REPLICAS {
+        return Err(ConfigError::Invalid {
+            name: "log_replicas",
+            value: copies.to_string(),
+            message: "must be between 1 and 5",
+        });
+    }
+    Ok(replicated.unwrap_or(false).then_some(ReplicaSettings { log_replicas: copies }))
+}
+
+/// A boolean environment variable: `1`/`true`/`yes` or `0`/`false`/`no`.
+pub(super) fn env_flag(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" => Ok(false),
+        _ => Err(ConfigError::Env {
+            name: name.to_string(),
+            value: value.to_string(),
+            message: "a flag is 1 or 0 (true or false)".into(),
+        }),
+    }
+}

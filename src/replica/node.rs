@@ -1,0 +1,298 @@
+//! One replica at run time: its store as a view of the log, kept current by a follower, and the
+//! only way a replica's store is changed, [`Replica::write`].
+//!
+//! - **Start** ([`Replica::follow_on`], on every new connection of the AUTH service user): the
+//!   stream is created unless it exists; an empty log is started with this store's full state
+//!   (`Store::full_state`), appended with expected last position 0, so of two replicas
+//!   starting at once one starts it and the other follows. Until the log answers, the replica
+//!   serves logins from its view and reports itself not in sync ([`Replica::in_sync`]).
+//! - **Follow**: every append on the log's subject wakes the follower (the message itself is
+//!   not trusted: a refused append is seen too), which reads and applies each next position
+//!   (`Store::apply`, the position recorded in the same transaction) and announces it on a
+//!   `watch` channel ([`Replica::applied`]). A poll every [`POLL`] covers a missed wake-up.
+//!   The subscription buffers wake-ups only (coalesced), never entries: the follower holds one
+//!   entry at a time.
+//! - **Write**: see [`Replica::write`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::Client;
+use futures::StreamExt;
+use tokio::sync::{watch, Mutex};
+use tracing::{info, warn};
+
+use super::{Log, ReplicaError, LOG_SUBJECT};
+use crate::config::ReplicaSettings;
+use crate::store::{Store, StoreError};
+
+/// Attempts of one write that meets changes of other replicas: each conflict means another
+/// replica's change went in, so five in a row is a hot record under heavy contention, which the
+/// caller hears of ([`ReplicaError::Conflicts`]) rather than waiting on.
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
+/// How long an append may wait for JetStream's acknowledgement: a log without quorum does not
+/// answer, and an admin write must fail fast rather than hang (a few seconds at most).
+pub(crate) const APPEND_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a writer waits for its own change (or the one it conflicted with) to be applied.
+pub(crate) const APPLY_WAIT: Duration = Duration::from_secs(5);
+/// How often the follower looks at the log without a wake-up (a missed one after a reconnect).
+pub(crate) const POLL: Duration = Duration::from_secs(1);
+/// Pause before setting the log up again after a failure (JetStream starting, no quorum).
+const RETRY: Duration = Duration::from_secs(1);
+
+/// A replica's store and its place in the log. Cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct Replica {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    log_replicas: u32,
+    /// The AUTH service user's connection: the log is reached through its current client.
+    client: watch::Receiver<Option<Client>>,
+    /// The last position applied to the store.
+    applied: watch::Sender<u64>,
+    /// Whether the last look at the log succeeded and everything in it was applied.
+    in_sync: watch::Sender<bool>,
+    /// One write of this replica at a time: concurrent writes of one replica would only
+    /// conflict with each other. Waiters queue here; the admin API bounds how many.
+    turn: Mutex<()>,
+}
+
+impl Replica {
+    /// Makes `store` a replica (marked in its `meta`: local writes refused from now on) whose
+    /// log is reached through `client`.
+    pub(crate) fn new(
+        store: Store,
+        settings: &ReplicaSettings,
+        client: watch::Receiver<Option<Client>>,
+    ) -> Result<Replica, ReplicaError> {
+        store.mark_replica()?;
+        let applied = store.applied_seq()?;
+        let inner = Inner {
+            store,
+            log_replicas: settings.log_replicas,
+            client,
+            applied: watch::Sender::new(applied),
+            in_sync: watch::Sender::new(false),
+            turn: Mutex::new(()),
+        };
+        Ok(Replica { inner: Arc::new(inner) })
+    }
+
+    /// The last position applied, announced after each apply.
+    pub(crate) fn applied(&self) -> watch::Receiver<u64> {
+        self.inner.applied.subscribe()
+    }
+
+    /// Whether the replica has applied everything the log held when it last looked.
+    pub(crate) fn in_sync(&self) -> watch::Receiver<bool> {
+        self.inner.in_sync.subscribe()
+    }
+
+    /// The store this replica keeps.
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Copies of the log JetStream keeps.
+    pub(crate) fn log_replicas(&self) -> u32 {
+        self.inner.log_replicas
+    }
+
+    /// The log through the current connection.
+    pub(crate) fn log(&self) -> Result<Log, ReplicaError> {
+        let client = self.inner.client.borrow().clone();
+        client
+            .map(Log::new)
+            .ok_or_else(|| ReplicaError::Unavailable("no connection to a nats server".into()))
+    }
+
+    /// Follows the log through `client` until `stop` (see the module docs). Returns an error
+    /// only for what needs an operator: an entry the store refuses, a store ahead of the log.
+    pub(crate) async fn follow_on(
+        &self,
+        client: Client,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), ReplicaError> {
+        let log = Log::new(client);
+        let mut failures = 0u32;
+        loop {
+            match self.start_log(&log).await {
+                Ok(()) => break,
+                Err(e @ (ReplicaError::Store(_) | ReplicaError::Diverged { .. })) => return Err(e),
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        warn!(error = %e, "the log cannot be set up; serving from the local view");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = crate::shutdown::requested(&mut stop) => return Ok(()),
+                _ = tokio::time::sleep(RETRY) => {}
+            }
+        }
+        let mut appends = log.client().subscribe(LOG_SUBJECT).await.map_err(|e| {
+            ReplicaError::Request { subject: LOG_SUBJECT.into(), detail: e.to_string() }
+        })?;
+        loop {
+            match self.catch_up(&log).await {
+                Ok(_) => {}
+                Err(e @ ReplicaError::Store(_)) => {
+                    self.inner.in_sync.send_replace(false);
+                    return Err(e);
+                }
+                Err(e) => {
+                    if self.inner.in_sync.send_replace(false) {
+                        warn!(error = %e, "the log cannot be read; serving from the local view");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = crate::shutdown::requested(&mut stop) => return Ok(()),
+                seen = appends.next() => {
+                    if seen.is_none() {
+                        return Err(ReplicaError::Request {
+                            subject: LOG_SUBJECT.into(),
+                            detail: "the subscription closed".into(),
+                        });
+                    }
+                    while futures::FutureExt::now_or_never(appends.next()).flatten().is_some() {}
+                }
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    /// Creates the stream unless it exists and starts an empty log from this store.
+    async fn start_log(&self, log: &Log) -> Result<(), ReplicaError> {
+        log.ensure_stream(self.inner.log_replicas).await?;
+        let last = log.last_seq().await?;
+        let applied = self.inner.store.applied_seq()?;
+        if applied > last {
+            return Err(ReplicaError::Diverged { applied, last });
+        }
+        if last > 0 {
+            return Ok(());
+        }
+        let store = self.inner.store.clone();
+        let entry = tokio::task::spawn_blocking(move || store.full_state())
+            .await
+            .map_err(|e| StoreError::TaskFailed(e.to_string()))??;
+        match log.append(&entry, 0).await {
+            Ok(_) => info!(rows = entry.ops.len(), "log started from this store's full state"),
+            Err(ReplicaError::Conflict { .. }) => info!("another replica started the log"),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Applies every entry after the store's position, announcing each; then in sync.
+    async fn catch_up(&self, log: &Log) -> Result<u64, ReplicaError> {
+        let mut seq = self.inner.store.applied_seq()?;
+        while let Some(journal) = log.get(seq + 1).await? {
+            let (store, next) = (self.inner.store.clone(), seq + 1);
+            tokio::task::spawn_blocking(move || store.apply(&journal, next))
+                .await
+                .map_err(|e| StoreError::TaskFailed(e.to_string()))??;
+            seq = next;
+            self.inner.applied.send_replace(seq);
+        }
+        if !self.inner.in_sync.send_replace(true) {
+            info!(applied = seq, "in sync with the log");
+        }
+        Ok(seq)
+    }
+
+    /// Waits until position `seq` is applied here, at most [`APPLY_WAIT`]; whether it was.
+    pub(crate) async fn wait_applied(&self, seq: u64) -> bool {
+        let mut applied = self.applied();
+        let reached = tokio::time::timeout(APPLY_WAIT, applied.wait_for(|s| *s >= seq)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// Waits until everything the log holds now is applied here.
+    pub(crate) async fn sync(&self) -> Result<(), ReplicaError> {
+        let log = self.log()?;
+        let last = tokio::time::timeout(APPEND_TIMEOUT, log.last_seq())
+            .await
+            .map_err(|_| unanswered())?
+            .map_err(unavailable)?;
+        if self.wait_applied(last).await {
+            Ok(())
+        } else {
+            Err(ReplicaError::Unavailable(format!("log position {last} not applied here yet")))
+        }
+    }
+
+    /// Runs `run` against the store with its write prepared (committed nowhere), appends the
+    /// change to the log after the last position applied here, and returns once this replica
+    /// has applied it (at most [`APPLY_WAIT`]; later, the change is in the log and a warning
+    /// says so). `run` makes at most one write; without one, its value is returned at once.
+    ///
+    /// When another replica appended first ([`ReplicaError::Conflict`]), waits until its change
+    /// is applied and runs `run` again on the new state, up to [`MAX_ATTEMPTS`] times
+    /// ([`ReplicaError::Conflicts`]). A log without quorum, or out of reach, fails at once or
+    /// after [`APPEND_TIMEOUT`] ([`ReplicaError::Unavailable`]); the store is never changed
+    /// except by the follower, so nothing is half-applied.
+    pub(crate) async fn write<T, F>(&self, run: F) -> Result<T, ReplicaError>
+    where
+        F: Fn(&Store) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let run = Arc::new(run);
+        let _turn = self.inner.turn.lock().await;
+        for _ in 0..MAX_ATTEMPTS {
+            let expected = *self.inner.applied.borrow();
+            let (store, run) = (self.inner.store.clone(), run.clone());
+            let (value, journal) =
+                tokio::task::spawn_blocking(move || Store::prepared(|| run(&store)))
+                    .await
+                    .map_err(|e| StoreError::TaskFailed(e.to_string()))?;
+            let Some(journal) = journal.filter(|j| !j.is_empty()) else { return Ok(value) };
+            let log = self.log()?;
+            let appended = tokio::time::timeout(APPEND_TIMEOUT, log.append(&journal, expected))
+                .await
+                .map_err(|_| unanswered())?;
+            match appended {
+                Ok(seq) => {
+                    if !self.wait_applied(seq).await {
+                        warn!(seq, "change in the log but not applied here yet");
+                    }
+                    return Ok(value);
+                }
+                Err(ReplicaError::Conflict { .. }) => {
+                    if !self.wait_applied(expected + 1).await {
+                        return Err(ReplicaError::Unavailable(format!(
+                            "log position {} not applied here yet",
+                            expected + 1
+                        )));
+                    }
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(ReplicaError::Conflicts(MAX_ATTEMPTS))
+    }
+}
+
+/// An append JetStream did not acknowledge in time: a stream leader that has not yet noticed
+/// it lost quorum may hold it and commit it once quorum is back, so the caller hears that too.
+fn unanswered() -> ReplicaError {
+    ReplicaError::Unavailable(format!(
+        "no answer from jetstream within {APPEND_TIMEOUT:?}; the change is not applied, but a \
+         stream leader may still commit it once quorum is back: check with show or list \
+         before running it again"
+    ))
+}
+
+/// A failed request to the log, as the writer reports it.
+fn unavailable(e: ReplicaError) -> ReplicaError {
+    match e {
+        ReplicaError::Request { detail, .. } => ReplicaError::Unavailable(detail),
+        e => e,
+    }
+}
