@@ -151,6 +151,7 @@ fn user_add(name: &str) -> Request {
         email: None,
         description: None,
         password_hash: Some(hash),
+        tags: Default::default(),
     })
 }
 
