@@ -179,6 +179,16 @@ async fn serve(
     let metrics = pipeline.metrics().clone();
     let publisher =
         Publisher::new(store.clone(), settings.publisher.clone()).with_metrics(metrics.clone());
+    let admin = admin_api::AdminApi {
+        store: store.clone(),
+        sessions: sessions.clone(),
+        pushes: publisher.push_watch(),
+        keys: Default::default(),
+        nonces: Default::default(),
+        audit_retention: settings.audit_retention,
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+    };
     let health = http::Health {
         callout: service.client(),
         system: system.client(),
@@ -189,9 +199,10 @@ async fn serve(
         callout_state: service.state(),
         system_state: system.state(),
         started,
+        admin: admin.clone(),
     };
     let observers = Observers::spawn(health, listener, audit_queue, &shutdown);
-    let parts = Parts { store, pipeline, sessions, publisher, audit };
+    let parts = Parts { admin, pipeline, sessions, publisher };
     let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
         if let Err(e) = task.await {
@@ -253,11 +264,10 @@ impl Observers {
 
 /// What the tasks of `pbn serve` share.
 struct Parts {
-    store: Store,
+    admin: admin_api::AdminApi,
     pipeline: Arc<Pipeline>,
     sessions: Arc<SessionRegistry>,
     publisher: Publisher,
-    audit: Option<audit::Audit>,
 }
 
 /// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the
@@ -265,21 +275,11 @@ struct Parts {
 /// pruner.
 fn spawn_tasks(
     settings: &Settings,
-    Parts { store, pipeline, sessions, publisher, audit }: Parts,
+    Parts { admin, pipeline, sessions, publisher }: Parts,
     service: &Connection,
     system: &Connection,
     shutdown: &watch::Receiver<bool>,
 ) -> [tokio::task::JoinHandle<()>; 5] {
-    let admin = admin_api::AdminApi {
-        store,
-        sessions: sessions.clone(),
-        pushes: publisher.push_watch(),
-        keys: Default::default(),
-        nonces: Default::default(),
-        audit_retention: settings.audit_retention,
-        metrics: pipeline.metrics().clone(),
-        audit,
-    };
     let callout = &settings.callout;
     [
         tokio::spawn(callout_loop(

@@ -25,6 +25,7 @@
 //! }
 //! ```
 
+mod admin_tokens;
 mod codec;
 mod error;
 mod idempotency;
@@ -61,6 +62,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, StorageError};
 
+pub use admin_tokens::{AdminTokenRead, AdminTokenRecord};
 pub(crate) use error::backend;
 pub use error::{RecordKind, StoreError};
 pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};

@@ -8,6 +8,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod connection;
+mod http_api;
 mod lifecycle;
 mod memory;
 mod operator;

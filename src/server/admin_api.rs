@@ -150,13 +150,29 @@ async fn handle(
         Ok(admin) => admin,
         Err(reply) => return respond(request, &reply, &[]).await,
     };
+    let payload = request.message.payload.clone();
+    let (reply, warnings) = run_request(Some(client), api, &payload, key, admin).await;
+    respond(request, &reply, &warnings).await;
+}
+
+/// Runs one request of an authenticated `admin` (from the NATS endpoint or the HTTP API):
+/// its idempotency `key` honoured, the change applied within the admin's scope, then its
+/// effects (pushes waited for, sessions kicked through `client`). Returns the reply and the
+/// warnings about effects not confirmed.
+pub(super) async fn run_request(
+    client: Option<&async_nats::Client>,
+    api: &AdminApi,
+    payload: &[u8],
+    key: Option<String>,
+    admin: AdminRecord,
+) -> (Reply, Vec<String>) {
     let guard = match &key {
         Some(k) => Some(api.keys.lock(k).await),
         None => None,
     };
     let (reply, effects) = match remembered(api, key.as_deref()).await {
         Ok(Some(reply)) => (reply, Effects::default()),
-        Ok(None) => apply(api, &request.message.payload, key.clone(), admin).await,
+        Ok(None) => apply(api, payload, key.clone(), admin).await,
         Err(reply) => (reply, Effects::default()),
     };
     drop(guard);
@@ -164,13 +180,14 @@ async fn handle(
         api.keys.release(k);
     }
     let warnings = apply_effects(client, api, &effects).await;
-    respond(request, &reply, &warnings).await;
+    (reply, warnings)
 }
 
-/// Waits (bounded) for the pushes `effects` queued, then closes the sessions they invalidate;
-/// returns warnings for the reply.
+/// Waits (bounded) for the pushes `effects` queued, then closes the sessions they invalidate
+/// (through `client`; without one, a warning says they stay open); returns warnings for the
+/// reply.
 async fn apply_effects(
-    client: &async_nats::Client,
+    client: Option<&async_nats::Client>,
     api: &AdminApi,
     effects: &Effects,
 ) -> Vec<String> {
@@ -186,19 +203,29 @@ async fn apply_effects(
         ));
     }
     let kicks = lifecycle::sessions_to_close(effects, &api.sessions);
-    if !kicks.is_empty() {
-        let report = lifecycle::kick(client, &kicks, &api.sessions).await;
-        info!(
-            kicked = report.kicked,
-            gone = report.gone,
-            failed = report.failed,
-            "sessions closed"
-        );
-        if report.failed > 0 {
-            warnings.push(format!("{} live session(s) could not be closed", report.failed));
+    match (client, kicks.is_empty()) {
+        (_, true) => {}
+        (None, false) => {
+            warn!(sessions = kicks.len(), "no system connection: sessions not closed");
+            warnings.push(format!(
+                "{} live session(s) could not be closed: no connection to the servers",
+                kicks.len()
+            ));
         }
+        (Some(client), false) => warnings.extend(kick(client, api, &kicks).await),
     }
     warnings
+}
+
+/// Closes `kicks`; returns a warning when some could not be closed.
+async fn kick(
+    client: &async_nats::Client,
+    api: &AdminApi,
+    kicks: &[crate::model::Session],
+) -> Option<String> {
+    let report = lifecycle::kick(client, kicks, &api.sessions).await;
+    info!(kicked = report.kicked, gone = report.gone, failed = report.failed, "sessions closed");
+    (report.failed > 0).then(|| format!("{} live session(s) could not be closed", report.failed))
 }
 
 /// Sends `reply` with its headers: warnings, and for an error the micro-service error headers.

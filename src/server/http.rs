@@ -20,6 +20,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
+mod api;
+pub(crate) mod openapi;
+pub(crate) mod routes;
+
 use super::connection::ConnState;
 use super::metrics::{Metrics, Scrape};
 use super::publisher::PushWatch;
@@ -69,6 +73,8 @@ pub struct Health {
     pub system_state: watch::Receiver<ConnState>,
     /// When the service started.
     pub started: std::time::Instant,
+    /// The admin API, which the HTTP API runs its requests through.
+    pub(super) admin: super::admin_api::AdminApi,
 }
 
 impl Health {
@@ -121,8 +127,9 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .nest(api::PREFIX, api::router())
         .with_state(health);
-    info!(%addr, "HTTP listener serving /healthz and /readyz");
+    info!(%addr, "HTTP listener serving /healthz, /readyz, /metrics, /status and /api/v1");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { crate::shutdown::requested(&mut shutdown).await })
         .await

@@ -85,7 +85,7 @@ pub(super) fn get_record<S: Source + ?Sized, T: Record>(
 }
 
 /// Reads every record of a table, in key order.
-fn list_records<S: Source + ?Sized, T: Record>(
+pub(super) fn list_records<S: Source + ?Sized, T: Record>(
     src: &S,
     def: RecordTable,
 ) -> Result<Vec<T>, StoreError> {

@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 3;
+pub(crate) const SCHEMA_VERSION: u64 = 4;
 
 /// The key of the schema version in [`META`].
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -86,11 +86,14 @@ pub(crate) const ADMIN_KEYS: TableDefinition<&str, &str> = TableDefinition::new(
 /// The audit trail: (unix ms, sequence within that ms) → encoded audit record, oldest first.
 pub(crate) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit");
 
+/// API tokens of named admins by token hash (schema 4; see `store::admin_tokens`).
+pub(crate) const ADMIN_TOKENS: RecordTable = TableDefinition::new("admin_tokens");
+
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS] {
+    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, ADMIN_TOKENS] {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;
@@ -154,6 +157,7 @@ replicated!(
     ADMINS,
     ADMIN_KEYS,
     AUDIT,
+    ADMIN_TOKENS,
 );
 
 /// The replicated table named `name`.
