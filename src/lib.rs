@@ -54,6 +54,7 @@ pub mod claims;
 mod cli;
 mod clock;
 mod config;
+mod console;
 mod fsutil;
 mod issue;
 pub mod keys;

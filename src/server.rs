@@ -6,7 +6,7 @@
 //! publisher on the system connection, until the shutdown signal. It starts
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
-mod admin_api;
+pub(crate) mod admin_api;
 pub mod audit;
 pub mod callout;
 pub mod connection;

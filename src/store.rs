@@ -48,6 +48,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod unlock;
+mod user_pages;
 mod write;
 mod write_admins;
 mod write_ops;
@@ -62,7 +63,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, StorageError};
 
-pub use admin_tokens::{AdminTokenRead, AdminTokenRecord};
+pub use admin_tokens::{AdminPasswordRecord, AdminTokenRead, AdminTokenRecord};
 pub(crate) use error::backend;
 pub use error::{RecordKind, StoreError};
 pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
@@ -70,6 +71,7 @@ pub use journal::{Journal, JournalError, Op, JOURNAL_VERSION, MAX_JOURNAL_BYTES}
 pub use lock::Holder;
 pub use read::{ReadTx, StoreRead};
 pub use replicate::Rows;
+pub use user_pages::{UserPages, MAX_PAGE};
 pub use write::WriteTx;
 
 use crate::seal::KeySource;

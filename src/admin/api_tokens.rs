@@ -11,7 +11,9 @@ use super::view::{Response, TokenView};
 use super::{check_lifetime, reading, writing, AdminError, Command, Context, Outcome};
 use crate::auth::{token_hash, ApiTokenSecret};
 use crate::model::AdminRecord;
-use crate::store::{AdminTokenRead, AdminTokenRecord, Store, StoreError, StoreRead};
+use crate::store::{
+    AdminPasswordRecord, AdminTokenRead, AdminTokenRecord, Store, StoreError, StoreRead,
+};
 
 /// Create an API token for an admin; the token is in the answer only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +111,36 @@ impl Command for AdminTokenRevoke {
     }
 }
 
+/// Set an admin's console password (the web console's sign-in). Like user passwords, only
+/// its argon2id hash travels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminPasswd {
+    /// Admin name.
+    pub name: String,
+    /// The argon2id PHC string of the password.
+    pub password_hash: String,
+}
+
+impl Command for AdminPasswd {
+    const NAME: &'static str = "admin_passwd";
+    const READ_ONLY: bool = false;
+
+    fn run(&self, store: &Store, _: &Context) -> Result<Outcome, AdminError> {
+        writing(store, |tx, _| {
+            let admin = tx.require_admin(&self.name)?;
+            if !self.password_hash.starts_with("$argon2id$") {
+                return Err(crate::model::ModelError::PasswordNotHashed(self.name.clone()).into());
+            }
+            let record = AdminPasswordRecord {
+                admin_key: admin.public_key.to_string(),
+                hash: self.password_hash.clone(),
+            };
+            tx.set_admin_password(&self.name, &record)?;
+            Ok(Response::Done { message: format!("console password of admin {} set", self.name) })
+        })
+    }
+}
+
 /// Why a bearer token was refused. The token itself is never in a message.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenRefused {
@@ -141,6 +173,44 @@ pub enum TokenRefused {
     Store(#[from] StoreError),
 }
 
+/// Whether `admin` may act now: not revoked, not expired, and `key` is still its key.
+fn check_active(admin: &AdminRecord, key: &str, now: i64) -> Result<(), String> {
+    if admin.public_key.as_str() != key {
+        return Err("it was deleted and made again".into());
+    }
+    if let Some(at) = admin.revoked {
+        return Err(format!("revoked at unix time {at}"));
+    }
+    if admin.is_expired(now) {
+        return Err(format!("expired at unix time {}", admin.expires));
+    }
+    Ok(())
+}
+
+/// The admin named `name` with its console password hash, when it is active and has one
+/// (the caller verifies the password: argon2id is slow, and runs outside the transaction).
+pub fn console_admin(
+    tx: &impl StoreRead,
+    name: &str,
+    now: i64,
+) -> Result<Option<(AdminRecord, String)>, StoreError> {
+    let Some(admin) = tx.get_admin(name)? else { return Ok(None) };
+    let Some(pw) = tx.admin_password(name)? else { return Ok(None) };
+    Ok(check_active(&admin, &pw.admin_key, now).ok().map(|()| (admin, pw.hash)))
+}
+
+/// The admin named `name` when it is still active (a console session checks it on every
+/// request, so a revoked admin's session ends at once).
+pub fn active_admin(
+    tx: &impl StoreRead,
+    name: &str,
+    key: &str,
+    now: i64,
+) -> Result<Option<AdminRecord>, StoreError> {
+    let Some(admin) = tx.get_admin(name)? else { return Ok(None) };
+    Ok(check_active(&admin, key, now).ok().map(|()| admin))
+}
+
 /// The active admin behind `token` at `now` (unix seconds), or why there is none.
 pub fn authenticate(
     tx: &impl StoreRead,
@@ -156,15 +226,7 @@ pub fn authenticate(
     }
     let inactive = |reason: String| TokenRefused::AdminInactive { id: record.id.clone(), reason };
     let admin = tx.get_admin(&record.admin)?.ok_or_else(|| inactive("it was deleted".into()))?;
-    if admin.public_key.as_str() != record.admin_key {
-        return Err(inactive("it was deleted and made again".into()));
-    }
-    if let Some(at) = admin.revoked {
-        return Err(inactive(format!("revoked at unix time {at}")));
-    }
-    if admin.is_expired(now) {
-        return Err(inactive(format!("expired at unix time {}", admin.expires)));
-    }
+    check_active(&admin, &record.admin_key, now).map_err(inactive)?;
     Ok(admin)
 }
 

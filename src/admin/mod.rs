@@ -30,7 +30,7 @@ mod view;
 
 pub use accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
 pub use admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView};
-pub use api_tokens::{AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
+pub use api_tokens::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 pub use audit::AuditList;
 pub use init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 pub use outbox::{OutboxList, OutboxRetry};

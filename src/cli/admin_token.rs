@@ -1,11 +1,16 @@
-//! `pbn admin admin token …`: API tokens of named admins (the HTTP API's bearer tokens).
+//! `pbn admin admin token …`: API tokens of named admins (the HTTP API's bearer tokens), and
+//! `pbn admin admin passwd NAME`: an admin's web console password.
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
+use zeroize::Zeroizing;
 
-use crate::admin::{AdminTokenAdd, AdminTokenList, AdminTokenRevoke, Request};
+use crate::admin::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke, Request};
+
+/// The environment variable `pbn admin admin passwd` reads the password from (else it prompts).
+pub const ADMIN_PASSWORD_ENV: &str = "PBN_ADMIN_PASSWORD";
 
 /// `pbn admin admin token <command>`.
 #[derive(Debug, Subcommand)]
@@ -50,4 +55,26 @@ pub fn request(cmd: &AdminTokenCommand) -> Result<Request> {
             Request::AdminTokenRevoke(AdminTokenRevoke { name: name_arg(name)?, id: id.clone() })
         }
     })
+}
+
+/// The request of `pbn admin admin passwd NAME`: the password from [`ADMIN_PASSWORD_ENV`] or
+/// a prompt (asked twice), checked by the password policy, hashed here (argon2id).
+pub fn passwd(name: &str) -> Result<Request> {
+    let pw = match std::env::var(ADMIN_PASSWORD_ENV) {
+        Ok(pw) => {
+            let pw = Zeroizing::new(pw);
+            super::secrets::check_password(&pw)?;
+            pw
+        }
+        Err(_) => super::secrets::read_password(&super::args::PasswordArgs {
+            password_stdin: false,
+            password_file: None,
+        })?,
+    };
+    let hash = crate::auth::hash_password(&crate::auth::Secret::new(pw.as_str()))
+        .context("cannot hash the password")?;
+    Ok(Request::AdminPasswd(AdminPasswd {
+        name: super::requests::name_arg(name)?,
+        password_hash: hash,
+    }))
 }

@@ -42,7 +42,7 @@ const ADMIN_IN_FLIGHT: usize = 32;
 /// What the admin API needs: the shared store handle, the callout's session registry and the
 /// publisher's push notifications.
 #[derive(Debug, Clone)]
-pub(super) struct AdminApi {
+pub(crate) struct AdminApi {
     /// The store (shared with the callout).
     pub store: Store,
     /// Live callout sessions, for kicks.
@@ -64,7 +64,7 @@ pub(super) struct AdminApi {
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
 /// still runs waits for it, then finds its remembered answer.
 #[derive(Debug, Default)]
-pub(super) struct KeyLocks {
+pub(crate) struct KeyLocks {
     held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -159,7 +159,7 @@ async fn handle(
 /// its idempotency `key` honoured, the change applied within the admin's scope, then its
 /// effects (pushes waited for, sessions kicked through `client`). Returns the reply and the
 /// warnings about effects not confirmed.
-pub(super) async fn run_request(
+pub(crate) async fn run_request(
     client: Option<&async_nats::Client>,
     api: &AdminApi,
     payload: &[u8],

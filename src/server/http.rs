@@ -74,7 +74,7 @@ pub struct Health {
     /// When the service started.
     pub started: std::time::Instant,
     /// The admin API, which the HTTP API runs its requests through.
-    pub(super) admin: super::admin_api::AdminApi,
+    pub(crate) admin: super::admin_api::AdminApi,
 }
 
 impl Health {
@@ -128,9 +128,10 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .nest(api::PREFIX, api::router())
-        .with_state(health);
+        .with_state(health.clone())
+        .merge(crate::console::router(health, false));
     info!(%addr, "HTTP listener serving /healthz, /readyz, /metrics, /status and /api/v1");
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { crate::shutdown::requested(&mut shutdown).await })
         .await
         .map_err(|source| HttpError::Serve { addr, source })

@@ -1,4 +1,5 @@
-//! API tokens of named admins (schema 4): the bearer tokens of the HTTP API.
+//! API tokens and console passwords of named admins (schema 4): how admins sign in to the
+//! HTTP API (bearer tokens) and the web console (a password).
 //!
 //! A token is stored only as its SHA-256 hash ([`crate::auth::token_hash`]), which is also its
 //! key, so authenticating a request is one lookup. Each record names its admin by name and by
@@ -41,7 +42,22 @@ impl AdminTokenRecord {
     }
 }
 
-/// Reads of admin tokens, on read and write transactions.
+/// An admin's console password (argon2id PHC string), tied to the admin's key as tokens are.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminPasswordRecord {
+    /// The admin's public key when the password was set.
+    pub admin_key: String,
+    /// The argon2id PHC string.
+    pub hash: String,
+}
+
+impl std::fmt::Debug for AdminPasswordRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminPasswordRecord({}, <redacted>)", self.admin_key)
+    }
+}
+
+/// Reads of admin tokens and passwords, on read and write transactions.
 pub trait AdminTokenRead: StoreRead {
     /// The token whose hash is `hash`.
     fn admin_token_by_hash(&self, hash: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
@@ -54,6 +70,11 @@ pub trait AdminTokenRead: StoreRead {
         all.retain(|t| t.admin == admin);
         all.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         Ok(all)
+    }
+
+    /// The console password of admin `admin`, if one was set.
+    fn admin_password(&self, admin: &str) -> Result<Option<AdminPasswordRecord>, StoreError> {
+        get_record(self, tables::ADMIN_PASSWORDS, admin)
     }
 }
 
@@ -71,6 +92,15 @@ impl WriteTx {
             return Err(StoreError::Conflict { kind: RecordKind::Token, name: token.id.clone() });
         }
         self.put_record(tables::ADMIN_TOKENS, &token.hash, token)
+    }
+
+    /// Sets (replacing) the console password of admin `admin`.
+    pub fn set_admin_password(
+        &mut self,
+        admin: &str,
+        record: &AdminPasswordRecord,
+    ) -> Result<(), StoreError> {
+        self.put_record(tables::ADMIN_PASSWORDS, admin, record)
     }
 
     /// Removes token `id` of admin `admin`; `NotFound` when it has no such token.
@@ -157,11 +187,13 @@ mod tests {
             let txn = db.begin_write().unwrap();
             txn.open_table(tables::META).unwrap().insert(tables::SCHEMA_VERSION_KEY, 3).unwrap();
             assert!(txn.delete_table(tables::ADMIN_TOKENS).unwrap());
+            assert!(txn.delete_table(tables::ADMIN_PASSWORDS).unwrap());
             txn.commit().unwrap();
         }
         let store = Store::open(&path).unwrap();
         assert_eq!(store.read(|tx| tx.schema_version()).unwrap(), 4);
         assert!(store.read(|tx| tx.admin_tokens_of("ops")).unwrap().is_empty());
         store.write(|tx| tx.insert_admin_token(&token("ops", "tok_a", "h1"))).unwrap();
+        assert!(store.read(|tx| tx.admin_password("ops")).unwrap().is_none());
     }
 }

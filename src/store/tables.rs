@@ -89,11 +89,14 @@ pub(crate) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::ne
 /// API tokens of named admins by token hash (schema 4; see `store::admin_tokens`).
 pub(crate) const ADMIN_TOKENS: RecordTable = TableDefinition::new("admin_tokens");
 
+/// Console passwords of named admins by admin name (schema 4; see `store::admin_tokens`).
+pub(crate) const ADMIN_PASSWORDS: RecordTable = TableDefinition::new("admin_passwords");
+
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, ADMIN_TOKENS] {
+    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, ADMIN_TOKENS, ADMIN_PASSWORDS] {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;
@@ -158,6 +161,7 @@ replicated!(
     ADMIN_KEYS,
     AUDIT,
     ADMIN_TOKENS,
+    ADMIN_PASSWORDS,
 );
 
 /// The replicated table named `name`.

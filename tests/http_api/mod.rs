@@ -111,9 +111,14 @@ impl Api {
 
     /// A fresh API token of admin `name`, made on the store.
     fn token(&self, name: &str) -> String {
+        self.token_and_id(name).0
+    }
+
+    /// A fresh API token of admin `name` and its id.
+    fn token_and_id(&self, name: &str) -> (String, String) {
         let add = AdminTokenAdd { name: name.into(), label: None, expires_secs: None };
         match self.d.admin(Request::AdminTokenAdd(add)) {
-            Response::Token { token, .. } => token,
+            Response::Token { token, id, .. } => (token, id),
             other => panic!("expected a token, got {other:?}"),
         }
     }

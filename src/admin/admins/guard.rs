@@ -215,7 +215,8 @@ fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
         | R::AdminDelete(_)
         | R::AdminTokenAdd(_)
         | R::AdminTokenList(_)
-        | R::AdminTokenRevoke(_) => refuse("manage admins"),
+        | R::AdminTokenRevoke(_)
+        | R::AdminPasswd(_) => refuse("manage admins"),
         R::AuditList(_) => refuse("read the audit trail"),
         R::UserAdd(u) if u.account == own => Some(None),
         R::UserAdd(u) => refuse(&format!("add users to account {}", u.account)),

@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::admin::{
-    AccountAdd, AccountEdit, AdminAdd, AdminTokenAdd, ExportAdd, ImportAdd, RoleAdd, RoleEdit,
-    UserAdd, UserCreds, UserEdit, UserPasswd,
+    AccountAdd, AccountEdit, AdminAdd, AdminPasswd, AdminTokenAdd, ExportAdd, ImportAdd, RoleAdd,
+    RoleEdit, UserAdd, UserCreds, UserEdit, UserPasswd,
 };
 
 /// An HTTP method of a route.
@@ -139,6 +139,8 @@ pub(crate) static ROUTES: &[Route] = &[
         "Make an admin API token (shown once)", body AdminTokenAdd),
     route!(Delete "/admins/{name}/tokens/{id}" => "admin_token_revoke",
         "Revoke an admin API token"),
+    route!(Put "/admins/{name}/password" => "admin_passwd",
+        "Set an admin's console password (`password` is hashed by the service)", body AdminPasswd),
     route!(Get "/audit" => "audit_list", "The audit trail",
         query &[("since_ms", Integer), ("admin", Text)]),
 ];
