@@ -82,7 +82,7 @@ pub use admin::{
     TokenView, UserAdd, UserCreds, UserDelete, UserEdit, UserList, UserPasswd, UserShow, UserView,
 };
 pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView, AuditList};
-pub use admin::{AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
+pub use admin::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };

@@ -8,6 +8,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod connection;
+mod console;
 mod http_api;
 mod lifecycle;
 mod memory;

@@ -53,9 +53,9 @@ async fn requests_without_a_token_or_with_a_revoked_one_get_401() {
         assert_eq!(gone.status, 200, "{gone:?}");
         assert_eq!(api.call("GET", "/api/v1/accounts", Some(token), None).await.status, 401);
     }
-    let again =
-        api.call("DELETE", &format!("/api/v1/admins/ops/tokens/{mine_id}"), Some(&mine), None);
-    assert_eq!(again.await.status, 401, "a revoked token cannot revoke");
+    let path = format!("/api/v1/admins/ops/tokens/{mine_id}");
+    let again = api.call("DELETE", &path, Some(&mine), None).await;
+    assert_eq!(again.status, 401, "a revoked token cannot revoke");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

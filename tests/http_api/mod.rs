@@ -19,7 +19,7 @@ use crate::support::deploy::{DeployOptions, Deployment, USER_INFO_SUBJECT};
 use crate::support::{free_port, Deadline};
 
 /// Password of every test user.
-const PW: &str = "correct-horse-battery-staple";
+pub(crate) const PW: &str = "correct-horse-battery-staple";
 /// How long one HTTP call may take (a change waits for its push).
 const CALL: Duration = Duration::from_secs(20);
 
@@ -34,9 +34,9 @@ fn role_on(prefix: &str) -> RolePatch {
 
 /// The service with its HTTP listener, accounts APP and OTHER, role `app`, user `alice`
 /// (APP), and admins `ops` (operator), `tenant` (account:APP) and `reader` (read-only).
-struct Api {
-    d: Deployment,
-    addr: String,
+pub(crate) struct Api {
+    pub(crate) d: Deployment,
+    pub(crate) addr: String,
     shutdown: watch::Sender<bool>,
     service: Option<JoinHandle<Result<(), pbn::ServerError>>>,
     creds: PathBuf,
@@ -44,14 +44,17 @@ struct Api {
 
 /// An HTTP answer.
 #[derive(Debug)]
-struct Answer {
-    status: u16,
-    headers: String,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// The status line and headers, lower-cased.
+    pub(crate) headers: String,
+    /// The same, as sent.
+    pub(crate) head: String,
+    pub(crate) body: Value,
 }
 
 impl Api {
-    async fn start() -> Api {
+    pub(crate) async fn start() -> Api {
         let mut d = Deployment::new(DeployOptions { runners: 0, ..DeployOptions::default() });
         d.add_account("APP");
         d.add_account("OTHER");
@@ -155,15 +158,28 @@ impl Api {
     }
 
     /// Runs `pbn admin --server URL --creds FILE ARGS…` (off the runtime: it blocks).
-    async fn admin_cli(&self, args: &[&str]) -> crate::support::pbn::PbnOutput {
-        let pbn = crate::support::pbn::Pbn::new(["admin", "--server", &self.d.url(0), "--creds"])
-            .args([&self.creds])
-            .args(args);
+    pub(crate) async fn admin_cli(&self, args: &[&str]) -> crate::support::pbn::PbnOutput {
+        self.admin_cli_env(args, &[]).await
+    }
+
+    /// [`Api::admin_cli`] with environment variables.
+    pub(crate) async fn admin_cli_env(
+        &self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> crate::support::pbn::PbnOutput {
+        let mut pbn =
+            crate::support::pbn::Pbn::new(["admin", "--server", &self.d.url(0), "--creds"])
+                .args([&self.creds])
+                .args(args);
+        for (k, v) in env {
+            pbn = pbn.env(*k, *v);
+        }
         tokio::task::spawn_blocking(move || pbn.run()).await.expect("pbn ran")
     }
 
     /// Waits until the NATS admin API answers (for the CLI).
-    async fn wait_admin_ready(&self) {
+    pub(crate) async fn wait_admin_ready(&self) {
         let deadline = Deadline::after(Duration::from_secs(30), "the admin API to answer");
         loop {
             let client = pbn::AdminClient::connect(&self.d.url(0), &self.creds, CALL).await;
@@ -188,7 +204,7 @@ impl Drop for Api {
 
 /// Sends `request` on a new connection and reads the whole answer (HTTP/1.0: the server
 /// closes the connection after it).
-async fn raw(addr: &str, request: &[u8]) -> Result<Answer, String> {
+pub(crate) async fn raw(addr: &str, request: &[u8]) -> Result<Answer, String> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         stream.write_all(request).await.map_err(|e| e.to_string())?;
@@ -213,5 +229,5 @@ fn parse(raw: &[u8]) -> Result<Answer, String> {
         false => serde_json::from_slice(text)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(text).to_string())),
     };
-    Ok(Answer { status, headers: head.to_lowercase(), body })
+    Ok(Answer { status, headers: head.to_lowercase(), head, body })
 }
