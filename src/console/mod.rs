@@ -9,6 +9,7 @@
 //! [`VERIFY_IN_FLIGHT`] at once. Every form carries a CSRF token: the session's, or for the
 //! sign-in form one in its own `SameSite=Strict` cookie; a form without it is refused (403).
 
+mod forms;
 pub mod pages;
 pub mod session;
 mod views;
@@ -66,6 +67,9 @@ pub fn router(health: Health, secure: bool) -> Router {
         .route("/users", get(views::users))
         .route("/users/{name}", get(views::user))
         .route("/audit", get(views::audit))
+        .route("/do/{op}", get(forms::form).post(forms::submit))
+        .route("/download/operator.jwt", get(views::operator_jwt))
+        .route("/download/nats.conf", get(views::nats_conf))
         .route("/assets/console.css", get(css))
         .with_state(console)
 }

@@ -51,6 +51,13 @@ pub(super) async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> R
             (card("refused, last minute", pages::text(&status["refusals_last_minute"])))
             (card("outbox entries", pages::text(&status["outbox_entries"])))
         }
+        p.actions {
+            a href="/do/account_add" { "New account" } " · "
+            a href="/do/role_add" { "New role" } " · "
+            a href="/do/user_add" { "New user" } " · "
+            a href="/download/nats.conf" { "Download nats.conf" } " · "
+            a href="/download/operator.jwt" { "Download the operator JWT" }
+        }
         h2 { "Servers" }
         dl {
             dt { "callout connection" } dd { (pages::text(&status["callout"]["state"])) " " (pages::text(&status["callout"]["server"])) }
@@ -92,8 +99,15 @@ pub(super) async fn account(
 ) -> Response {
     let (s, admin) = signed_in!(c, headers);
     let shown = ask!(c, s, admin, Request::AccountShow(AccountShow { name: name.clone() }));
+    let q = pages::encode(&name);
     let body = html! {
-        p { a href=(format!("/users?account={}", pages::encode(&name))) { "Users of " (name) } }
+        p.actions {
+            a href=(format!("/users?account={q}")) { "Users of " (name) } " · "
+            a href=(format!("/do/account_edit?name={q}")) { "Edit" } " · "
+            a href=(format!("/do/account_edit?name={q}&active=false")) { "Deactivate" } " · "
+            a href=(format!("/do/account_rotate_keys?name={q}")) { "Rotate keys" } " · "
+            a href=(format!("/do/account_delete?name={q}")) { "Delete" }
+        }
         (pages::record(&shown["data"]))
     };
     html(StatusCode::OK, pages::page(&format!("Account {name}"), Some((&s.admin, &s.csrf)), body))
@@ -164,7 +178,18 @@ pub(super) async fn user(
 ) -> Response {
     let (s, admin) = signed_in!(c, headers);
     let shown = ask!(c, s, admin, Request::UserShow(UserShow { name: name.clone() }));
-    let body = pages::record(&shown["data"]);
+    let q = pages::encode(&name);
+    let body = html! {
+        p.actions {
+            a href=(format!("/do/user_edit?name={q}")) { "Edit" } " · "
+            a href=(format!("/do/user_edit?name={q}&active=false")) { "Deactivate" } " · "
+            a href=(format!("/do/user_passwd?name={q}")) { "Set password" } " · "
+            a href=(format!("/do/user_creds?name={q}")) { "Download new creds" } " · "
+            a href=(format!("/do/token_add?name={q}")) { "New API token" } " · "
+            a href=(format!("/do/user_delete?name={q}")) { "Delete" }
+        }
+        (pages::record(&shown["data"]))
+    };
     html(StatusCode::OK, pages::page(&format!("User {name}"), Some((&s.admin, &s.csrf)), body))
 }
 
@@ -191,4 +216,32 @@ pub(super) async fn audit(
         (pages::table(&rows, &[("at_ms", "At (unix ms)"), ("admin", "Admin"), ("verb", "Verb"), ("target", "Target"), ("result", "Result")], None))
     };
     html(StatusCode::OK, pages::page("Audit trail", Some((&s.admin, &s.csrf)), body))
+}
+
+pub(super) async fn operator_jwt(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let (s, admin) = signed_in!(c, headers);
+    let shown = ask!(c, s, admin, Request::OperatorShow(crate::admin::OperatorShow {}));
+    super::forms::download("operator.jwt", pages::text(&shown["data"]["jwt"]))
+}
+
+pub(super) async fn nats_conf(State(c): State<Console>, headers: HeaderMap) -> Response {
+    let (s, admin) = signed_in!(c, headers);
+    let trust = ask!(c, s, admin, Request::NatsConfTrust(crate::admin::NatsConfTrust {}));
+    let layout = crate::natsconf::Layout {
+        out_dir: "nats".into(),
+        port: 4222,
+        cluster: None,
+        auth_timeout: std::time::Duration::from_secs(5),
+        host: "0.0.0.0".into(),
+    };
+    let rendered = serde_json::from_value::<crate::natsconf::Trust>(trust["data"].clone())
+        .map_err(|e| e.to_string())
+        .and_then(|t| crate::natsconf::render(&t, &layout).map_err(|e| e.to_string()));
+    match rendered {
+        Ok(files) => {
+            let text = files.into_iter().next().map(|f| f.text).unwrap_or_default();
+            super::forms::download("nats.conf", text)
+        }
+        Err(e) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::error(&e)),
+    }
 }
