@@ -26,6 +26,9 @@ fn route_of(op: &str) -> Option<&'static Route> {
 fn fields(route: &Route) -> Vec<(String, Value)> {
     let mut out: Vec<(String, Value)> =
         path_params(route.path).map(|p| (p.to_string(), Value::String(String::new()))).collect();
+    for (name, _) in route.query {
+        out.push((name.to_string(), Value::String(String::new())));
+    }
     if let Some(Value::Object(m)) = route.body.map(|f| f()) {
         flatten("", &m, &mut out);
     }
@@ -276,7 +279,7 @@ mod tests {
             serde_json::json!({"set": ["web.>", "$SYS.REQ.USER.INFO"]})
         );
         assert_eq!(req["role"]["max_payload"], 1024);
-        assert!(req["role"].get("sub_allow").is_none(), "left as it is");
+        assert_eq!(req["role"]["sub_allow"], "keep", "left as it is");
         let edit = route_of("user_edit").unwrap();
         let req = request(edit, &[("name".into(), "u".into()), ("active".into(), "false".into())]);
         assert_eq!((&req["name"], &req["active"]), (&Value::from("u"), &Value::Bool(false)));
