@@ -159,6 +159,10 @@ async fn serve(
         Some(addr) => Some(http::bind(addr).await?.0),
         None => None,
     };
+    let http_tls = match &settings.http_tls {
+        Some((cert, key)) => Some(http::tls::acceptor(cert, key)?),
+        None => None,
+    };
     let service = Connection::start(
         connection_settings(&settings, "pbn-callout"),
         ConnectionAuth::Jwt(service_credentials(auth)?),
@@ -201,7 +205,7 @@ async fn serve(
         started,
         admin: admin.clone(),
     };
-    let observers = Observers::spawn(health, listener, audit_queue, &shutdown);
+    let observers = Observers::spawn(health, (listener, http_tls), audit_queue, &shutdown);
     let parts = Parts { admin, pipeline, sessions, publisher };
     let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
@@ -229,7 +233,7 @@ struct Observers {
 impl Observers {
     fn spawn(
         health: http::Health,
-        listener: Option<tokio::net::TcpListener>,
+        (listener, tls): (Option<tokio::net::TcpListener>, Option<tokio_rustls::TlsAcceptor>),
         audit_queue: audit::AuditQueue,
         shutdown: &watch::Receiver<bool>,
     ) -> Observers {
@@ -246,7 +250,7 @@ impl Observers {
         let system = health.system.clone();
         tasks.push(tokio::spawn(audit::publish(audit_queue, system, metrics, shutdown.clone())));
         tasks.push(tokio::spawn(status::serve(health.clone(), shutdown.clone())));
-        let http = listener.map(|l| tokio::spawn(http::serve(l, health, shutdown.clone())));
+        let http = listener.map(|l| tokio::spawn(http::serve(l, health, tls, shutdown.clone())));
         Observers { tasks, http }
     }
 

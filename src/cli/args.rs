@@ -119,6 +119,12 @@ pub struct ServeArgs {
     /// `http` in the config file and `$PBN_HTTP`). Off by default.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM; with --http-tls-key).
+    #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --http-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+    pub http_tls_key: Option<PathBuf>,
 }
 
 /// `pbn up`.

@@ -47,6 +47,8 @@ fn settings(a: &ServeArgs) -> Result<Settings> {
         store: a.store.clone(),
         servers: (!a.servers.is_empty()).then(|| a.servers.clone()),
         http: a.http.clone(),
+        http_tls_cert: a.http_tls_cert.clone(),
+        http_tls_key: a.http_tls_key.clone(),
         ..RawConfig::default()
     };
     Ok(Settings::resolve(file, env, flags)?)

@@ -14,7 +14,6 @@ pub mod pages;
 pub mod session;
 mod views;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Form, State};
@@ -30,6 +29,7 @@ use crate::admin::api_tokens;
 use crate::admin::Request;
 use crate::auth::LoginThrottle;
 use crate::model::AdminRecord;
+use crate::server::http::tls::Peer;
 use crate::server::http::Health;
 use session::{Session, Sessions};
 
@@ -166,7 +166,7 @@ struct SignIn {
 
 async fn signin(
     State(c): State<Console>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {

@@ -23,6 +23,7 @@ use tracing::info;
 mod api;
 pub(crate) mod openapi;
 pub(crate) mod routes;
+pub(crate) mod tls;
 
 use super::connection::ConnState;
 use super::metrics::{Metrics, Scrape};
@@ -40,6 +41,14 @@ pub enum HttpError {
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
+    },
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use {path} for HTTPS: {reason}")]
+    Tls {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
     },
     /// Serving failed.
     #[error("HTTP listener on {addr} failed: {source}")]
@@ -113,10 +122,11 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HttpErr
     Ok((listener, local))
 }
 
-/// Serves the routes on `listener` until `shutdown`.
+/// Serves the routes on `listener` until `shutdown`; over TLS with `tls`.
 pub async fn serve(
     listener: TcpListener,
     health: Health,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), HttpError> {
     let addr = listener
@@ -129,12 +139,23 @@ pub async fn serve(
         .route("/status", get(status))
         .nest(api::PREFIX, api::router())
         .with_state(health.clone())
-        .merge(crate::console::router(health, false));
-    info!(%addr, "HTTP listener serving /healthz, /readyz, /metrics, /status and /api/v1");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { crate::shutdown::requested(&mut shutdown).await })
-        .await
-        .map_err(|source| HttpError::Serve { addr, source })
+        .merge(crate::console::router(health, tls.is_some()));
+    let app = app.into_make_service_with_connect_info::<tls::Peer>();
+    let stop = async move { crate::shutdown::requested(&mut shutdown).await };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%addr, scheme, "HTTP listener serving /healthz, /readyz, /metrics, /status, /api/v1 and the console");
+    let served = match tls {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)
+                .map_err(|source| HttpError::Serve { addr, source })?;
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
+        None => {
+            let listener = tls::PlainListener(listener);
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
+    };
+    served.map_err(|source| HttpError::Serve { addr, source })
 }
 
 /// The Prometheus text; gauges read at the scrape.

@@ -55,6 +55,11 @@ pub(crate) struct Answer {
 
 impl Api {
     pub(crate) async fn start() -> Api {
+        Api::start_with(RawConfig::default(), true).await
+    }
+
+    /// [`Api::start`] with `config` (the address is set); `wait` for the plain-HTTP API.
+    pub(crate) async fn start_with(config: RawConfig, wait: bool) -> Api {
         let mut d = Deployment::new(DeployOptions { runners: 0, ..DeployOptions::default() });
         d.add_account("APP");
         d.add_account("OTHER");
@@ -82,7 +87,7 @@ impl Api {
         let addr = format!("127.0.0.1:{}", free_port());
         let settings = Settings::resolve(
             None,
-            RawConfig { http: Some(addr.clone()), ..RawConfig::default() },
+            RawConfig { http: Some(addr.clone()), ..config },
             RawConfig {
                 store: Some(d.store().path().to_path_buf()),
                 servers: Some(vec![d.url(0)]),
@@ -94,7 +99,9 @@ impl Api {
         let service = tokio::spawn(pbn::run_with_store(settings, d.store().clone(), rx));
         let api = Api { d, addr, shutdown, service: Some(service), creds };
         api.d.wait_callout_ready().await;
-        api.wait_ready().await;
+        if wait {
+            api.wait_ready().await;
+        }
         api
     }
 
