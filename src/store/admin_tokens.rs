@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn tokens_are_found_by_hash_listed_by_admin_and_removed_by_id() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(&dir.path().join("pbn.redb")).unwrap();
+        let store = Store::create(dir.path().join("pbn.redb")).unwrap();
         store
             .write(|tx| {
                 tx.insert_admin_token(&token("ops", "tok_a", "h1"))?;
@@ -163,7 +163,7 @@ mod tests {
     #[test]
     fn an_admin_holds_a_bounded_number_of_tokens() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::create(&dir.path().join("pbn.redb")).unwrap();
+        let store = Store::create(dir.path().join("pbn.redb")).unwrap();
         store
             .write(|tx| {
                 for i in 0..MAX_ADMIN_TOKENS {

@@ -99,7 +99,7 @@ fn names_of_account<S: Source + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::{execute, AccountAdd, Context, Request, RoleAdd, UserAdd};
+    use crate::admin::{execute, AccountAdd, Context, Request, RoleAdd};
     use crate::store::Store;
 
     fn store_with_users(dir: &std::path::Path, n: usize) -> Store {

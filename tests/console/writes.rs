@@ -32,7 +32,7 @@ async fn records_made_in_the_console_log_in_and_deactivating_kicks() {
     let user = format!("csrf={csrf}&name=wendy&account=WEB&role=web&password={PW}");
     let made = b.post("/do/user_add", &user).await;
     assert_eq!(made.status, 200, "{made:?}");
-    let no_csrf = b.post("/do/user_add", &format!("name=eve&account=WEB&role=web")).await;
+    let no_csrf = b.post("/do/user_add", "name=eve&account=WEB&role=web").await;
     assert_eq!(no_csrf.status, 403, "{no_csrf:?}");
 
     let events = ClientEvents::new();

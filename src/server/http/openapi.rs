@@ -189,7 +189,7 @@ mod tests {
                 let params = op["parameters"].as_array().unwrap();
                 assert!(params.iter().any(|x| x["name"] == p && x["in"] == "path"), "{path}");
             }
-            assert_eq!(op["responses"]["404"].is_object(), true);
+            assert!(op["responses"]["404"].is_object());
         }
         let add = &doc["paths"]["/api/v1/users"]["post"]["requestBody"]["content"];
         let props = &add["application/json"]["schema"]["properties"];
