@@ -75,6 +75,10 @@ pub struct RawConfig {
     pub tls_ca: Option<PathBuf>,
     /// Address of the HTTP listener (`/healthz`, `/readyz`); unset: no listener.
     pub http: Option<String>,
+    /// Certificate chain (PEM) of the HTTP listener; with `http_tls_key`, it serves HTTPS.
+    pub http_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `http_tls_cert`.
+    pub http_tls_key: Option<PathBuf>,
     /// How long audit entries are kept, e.g. `"90d"` (the default).
     #[serde(default, with = "opt_duration")]
     pub audit_retention: Option<Duration>,
@@ -243,6 +247,8 @@ pub struct Settings {
     pub tls_ca: Option<PathBuf>,
     /// Where the HTTP listener binds; `None`: no listener.
     pub http: Option<std::net::SocketAddr>,
+    /// The HTTP listener's certificate chain and key (PEM files): it serves HTTPS.
+    pub http_tls: Option<(PathBuf, PathBuf)>,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
     /// Whether audit events are published (`audit` key; on by default).
@@ -301,6 +307,8 @@ impl RawConfig {
         self.servers = other.servers.or(self.servers);
         self.tls_ca = other.tls_ca.or(self.tls_ca);
         self.http = other.http.or(self.http);
+        self.http_tls_cert = other.http_tls_cert.or(self.http_tls_cert);
+        self.http_tls_key = other.http_tls_key.or(self.http_tls_key);
         self.audit_retention = other.audit_retention.or(self.audit_retention);
         self.log_format = other.log_format.or(self.log_format);
         self.audit = other.audit.or(self.audit);
@@ -368,6 +376,21 @@ impl Settings {
         let store = raw.store.unwrap_or("pbn.redb".into());
         let connection = connection_tuning(raw.connection)?;
         let http = raw.http.as_deref().map(check_http).transpose()?;
+        let http_tls = match (raw.http_tls_cert, raw.http_tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            (cert, key) => {
+                return Err(ConfigError::Invalid {
+                    name: "http_tls_cert",
+                    value: format!(
+                        "{:?} / {:?}",
+                        cert.unwrap_or_default(),
+                        key.unwrap_or_default()
+                    ),
+                    message: "give both http_tls_cert and http_tls_key, or neither",
+                })
+            }
+        };
         let audit_retention = raw.audit_retention.unwrap_or(crate::admin::audit::DEFAULT_RETENTION);
         raw.log_format.as_deref().map(check_log_format).transpose()?;
         let audit = raw.audit.unwrap_or(true);
@@ -380,6 +403,7 @@ impl Settings {
             connection,
             tls_ca,
             http,
+            http_tls,
             audit_retention,
             audit,
             replica,

@@ -55,6 +55,7 @@ pub mod claims;
 mod cli;
 mod clock;
 mod config;
+mod console;
 mod fsutil;
 mod issue;
 pub mod keys;
@@ -84,6 +85,7 @@ pub use admin::{
 pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView, AuditList};
 pub use admin::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow, ReplicaView};
 pub use admin::{SessionKick, SessionList, SessionView};
+pub use admin::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };

@@ -6,7 +6,7 @@
 //! publisher on the system connection, until the shutdown signal. It starts
 //! without any reachable server (bootstrap mode) and serves as soon as a connection exists.
 
-mod admin_api;
+pub(crate) mod admin_api;
 pub mod audit;
 pub mod callout;
 pub mod connection;
@@ -163,6 +163,10 @@ async fn serve(
         Some(addr) => Some(http::bind(addr).await?.0),
         None => None,
     };
+    let http_tls = match &settings.http_tls {
+        Some((cert, key)) => Some(http::tls::acceptor(cert, key)?),
+        None => None,
+    };
     let service = Connection::start(
         connection_settings(&settings, "pbn-callout"),
         ConnectionAuth::Jwt(service_credentials(auth)?),
@@ -190,6 +194,17 @@ async fn serve(
     let publisher = Publisher::new(store.clone(), settings.publisher.clone())
         .with_metrics(metrics.clone())
         .with_replica(replica.clone());
+    let admin = admin_api::AdminApi {
+        store: store.clone(),
+        sessions: sessions.clone(),
+        pushes: publisher.push_watch(),
+        keys: Default::default(),
+        nonces: Default::default(),
+        audit_retention: settings.audit_retention,
+        metrics: metrics.clone(),
+        audit: audit.clone(),
+        replica: replica.clone(),
+    };
     let health = http::Health {
         callout: service.client(),
         system: system.client(),
@@ -201,9 +216,10 @@ async fn serve(
         system_state: system.state(),
         started,
         in_sync: replica.as_ref().map(Replica::in_sync),
+        admin: admin.clone(),
     };
-    let observers = Observers::spawn(health, listener, audit_queue, &shutdown);
-    let parts = Parts { store, pipeline, sessions, publisher, audit, replica };
+    let observers = Observers::spawn(health, (listener, http_tls), audit_queue, &shutdown);
+    let parts = Parts { admin, pipeline, sessions, publisher, replica };
     let tasks = spawn_tasks(&settings, parts, &service, &system, &shutdown);
     for task in tasks {
         if let Err(e) = task.await {
@@ -230,7 +246,7 @@ struct Observers {
 impl Observers {
     fn spawn(
         health: http::Health,
-        listener: Option<tokio::net::TcpListener>,
+        (listener, tls): (Option<tokio::net::TcpListener>, Option<tokio_rustls::TlsAcceptor>),
         audit_queue: audit::AuditQueue,
         shutdown: &watch::Receiver<bool>,
     ) -> Observers {
@@ -247,7 +263,7 @@ impl Observers {
         let system = health.system.clone();
         tasks.push(tokio::spawn(audit::publish(audit_queue, system, metrics, shutdown.clone())));
         tasks.push(tokio::spawn(status::serve(health.clone(), shutdown.clone())));
-        let http = listener.map(|l| tokio::spawn(http::serve(l, health, shutdown.clone())));
+        let http = listener.map(|l| tokio::spawn(http::serve(l, health, tls, shutdown.clone())));
         Observers { tasks, http }
     }
 
@@ -265,11 +281,10 @@ impl Observers {
 
 /// What the tasks of `pbn serve` share.
 struct Parts {
-    store: Store,
+    admin: admin_api::AdminApi,
     pipeline: Arc<Pipeline>,
     sessions: Arc<SessionRegistry>,
     publisher: Publisher,
-    audit: Option<audit::Audit>,
     replica: Option<Replica>,
 }
 
@@ -278,22 +293,11 @@ struct Parts {
 /// on the system connection; the session pruner.
 fn spawn_tasks(
     settings: &Settings,
-    Parts { store, pipeline, sessions, publisher, audit, replica }: Parts,
+    Parts { admin, pipeline, sessions, publisher, replica }: Parts,
     service: &Connection,
     system: &Connection,
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    let admin = admin_api::AdminApi {
-        store,
-        sessions: sessions.clone(),
-        pushes: publisher.push_watch(),
-        keys: Default::default(),
-        nonces: Default::default(),
-        audit_retention: settings.audit_retention,
-        metrics: pipeline.metrics().clone(),
-        audit,
-        replica: replica.clone(),
-    };
     let callout = &settings.callout;
     let mut tasks = vec![
         tokio::spawn(callout_loop(

@@ -25,6 +25,7 @@
 //! }
 //! ```
 
+mod admin_tokens;
 mod codec;
 mod error;
 mod idempotency;
@@ -48,6 +49,7 @@ mod tables;
 #[cfg(test)]
 mod tests;
 mod unlock;
+mod user_pages;
 mod write;
 mod write_admins;
 mod write_ops;
@@ -62,6 +64,7 @@ use std::time::{Duration, Instant};
 
 use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase, StorageError};
 
+pub use admin_tokens::{AdminPasswordRecord, AdminTokenRead, AdminTokenRecord};
 pub(crate) use error::backend;
 pub use error::{RecordKind, StoreError};
 pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
@@ -70,6 +73,7 @@ pub use lock::Holder;
 pub use read::{ReadTx, StoreRead};
 pub use replicas::{get_replica, list_replicas, BundleKey, ReplicaRecord, SnapshotRows};
 pub use replicate::Rows;
+pub use user_pages::{UserPages, MAX_PAGE};
 pub use write::WriteTx;
 
 use crate::seal::KeySource;

@@ -8,6 +8,8 @@ mod cli;
 mod clients;
 mod cluster;
 mod connection;
+mod console;
+mod http_api;
 mod lifecycle;
 mod memory;
 mod operator;

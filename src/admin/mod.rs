@@ -14,6 +14,7 @@
 mod accounts;
 pub mod admins;
 pub mod api;
+pub mod api_tokens;
 pub mod audit;
 pub mod init;
 mod outbox;
@@ -31,6 +32,7 @@ mod view;
 
 pub use accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
 pub use admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView};
+pub use api_tokens::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 pub use audit::AuditList;
 pub use init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 pub use outbox::{OutboxList, OutboxRetry};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
 use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
+use super::api_tokens::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 use super::audit::AuditList;
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
@@ -123,6 +124,10 @@ requests! {
     ReplicaList,
     ReplicaShow,
     ReplicaRemove,
+    AdminTokenAdd,
+    AdminTokenList,
+    AdminTokenRevoke,
+    AdminPasswd,
 }
 
 impl std::fmt::Debug for Request {
@@ -153,7 +158,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 44);
+        assert_eq!(all.len(), 48);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

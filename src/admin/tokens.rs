@@ -100,7 +100,8 @@ impl Command for TokenRevoke {
     }
 }
 
-fn token_id() -> String {
+/// A fresh token id (`tok_` and 64 random bits in base32).
+pub(super) fn token_id() -> String {
     use rand::RngCore;
     let mut b = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut b);

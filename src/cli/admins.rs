@@ -49,6 +49,14 @@ pub enum AdminAdminCommand {
         /// Admin name.
         name: String,
     },
+    /// Set an admin's web console password (from PBN_ADMIN_PASSWORD, else a prompt).
+    Passwd {
+        /// Admin name.
+        name: String,
+    },
+    /// API tokens of an admin (bearer tokens of the HTTP API).
+    #[command(subcommand)]
+    Token(super::admin_token::AdminTokenCommand),
 }
 
 /// The request of an admin command.
@@ -71,5 +79,7 @@ pub fn request(cmd: &AdminAdminCommand) -> Result<Request> {
         C::Delete { name } => {
             Request::AdminDelete(AdminDelete { name: super::requests::name_arg(name)? })
         }
+        C::Passwd { name } => super::admin_token::passwd(name)?,
+        C::Token(t) => super::admin_token::request(t)?,
     })
 }

@@ -130,6 +130,12 @@ pub struct ServeArgs {
     /// account (same as `replicated = true` in the config file or `PBN_REPLICATED=1`).
     #[arg(long)]
     pub replicated: bool,
+    /// Serve HTTPS with this certificate chain (PEM; with --http-tls-key).
+    #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --http-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+    pub http_tls_key: Option<PathBuf>,
 }
 
 /// `pbn up`.

@@ -13,6 +13,7 @@ use std::fmt;
 use crate::admin::admins::envelope::EnvelopeError;
 use crate::admin::admins::guard::{AuthzError, Denied};
 use crate::admin::api::ApiError;
+use crate::admin::api_tokens::TokenRefused;
 use crate::admin::remote::RemoteError;
 use crate::admin::{self, AdminError, ErrorClass};
 use crate::auth::AuthError;
@@ -29,6 +30,7 @@ use crate::replica::{BundleError, JoinError, ReplicaError, SnapshotError};
 use crate::seal::SealError;
 use crate::server::callout::CalloutError;
 use crate::server::connection::ConnectionError;
+use crate::server::http::routes::BuildError;
 use crate::server::http::HttpError;
 use crate::server::lifecycle::LifecycleError;
 use crate::server::publisher::PublisherError;
@@ -240,6 +242,8 @@ registry!(
     EnvelopeError,
     RemoteError,
     ApiError,
+    BuildError,
+    TokenRefused,
     ConfigError,
     NatsConfError,
     FsError,
@@ -357,6 +361,29 @@ impl Classify for ApiError {
         match self {
             ApiError::TooLarge { .. } | ApiError::BadIdempotencyKey(_) => ExitClass::Usage,
             ApiError::Malformed(_) | ApiError::UnknownOp(_) => ExitClass::Other,
+        }
+    }
+}
+
+/// An HTTP request that makes no admin request is bad input.
+impl Classify for BuildError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            BuildError::Body(_) | BuildError::Query { .. } | BuildError::Conflict(_) => {
+                ExitClass::Usage
+            }
+        }
+    }
+}
+
+impl Classify for TokenRefused {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            TokenRefused::Missing | TokenRefused::Unknown => ExitClass::Unauthenticated,
+            TokenRefused::Expired { .. } | TokenRefused::AdminInactive { .. } => {
+                ExitClass::AdminInactive
+            }
+            TokenRefused::Store(e) => e.exit_class(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! This is the binary's edge: errors are `anyhow` with context here, and [`run`] returns them
 //! as a [`Failure`] that carries its exit class (see [`exit`] for how each error is classified).
 
+mod admin_token;
 mod admins;
 pub mod args;
 mod audit_list;

@@ -72,7 +72,8 @@ fn read(args: &PasswordArgs, confirm: bool) -> Result<Zeroizing<String>> {
     })
 }
 
-fn check_password(pw: &str) -> Result<(), PasswordError> {
+/// Applies the password policy (length bounds) to a new password.
+pub(super) fn check_password(pw: &str) -> Result<(), PasswordError> {
     let n = pw.chars().count();
     if n < MIN_PASSWORD_LEN {
         return Err(PasswordError::TooShort(n));

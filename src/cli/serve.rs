@@ -48,6 +48,8 @@ fn settings(a: &ServeArgs) -> Result<Settings> {
         servers: (!a.servers.is_empty()).then(|| a.servers.clone()),
         http: a.http.clone(),
         replicated: (a.replicated || a.join.is_some()).then_some(true),
+        http_tls_cert: a.http_tls_cert.clone(),
+        http_tls_key: a.http_tls_key.clone(),
         ..RawConfig::default()
     };
     Ok(Settings::resolve(file, env, flags)?)

@@ -43,7 +43,7 @@ const ADMIN_IN_FLIGHT: usize = 32;
 /// What the admin API needs: the shared store handle, the callout's session registry and the
 /// publisher's push notifications.
 #[derive(Debug, Clone)]
-pub(super) struct AdminApi {
+pub(crate) struct AdminApi {
     /// The store (shared with the callout).
     pub store: Store,
     /// Live callout sessions, for kicks.
@@ -67,7 +67,7 @@ pub(super) struct AdminApi {
 /// One async lock per idempotency key in flight: a retry that arrives while its first attempt
 /// still runs waits for it, then finds its remembered answer.
 #[derive(Debug, Default)]
-pub(super) struct KeyLocks {
+pub(crate) struct KeyLocks {
     held: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -153,20 +153,35 @@ async fn handle(
         Ok(admin) => admin,
         Err(reply) => return respond(request, &reply, &[]).await,
     };
-    let payload = &request.message.payload;
+    let payload = request.message.payload.clone();
     let (store, sessions, keep) = (&api.store, &api.sessions, api.audit_retention);
     if let Some(reply) =
-        sessions::admin::answer(client, store, sessions, &admin, payload, keep).await
+        sessions::admin::answer(client, store, sessions, &admin, &payload, keep).await
     {
         return respond(request, &reply, &[]).await;
     }
+    let (reply, warnings) = run_request(Some(client), api, &payload, key, admin).await;
+    respond(request, &reply, &warnings).await;
+}
+
+/// Runs one request of an authenticated `admin` (from the NATS endpoint or the HTTP API):
+/// its idempotency `key` honoured, the change applied within the admin's scope, then its
+/// effects (pushes waited for, sessions kicked through `client`). Returns the reply and the
+/// warnings about effects not confirmed.
+pub(crate) async fn run_request(
+    client: Option<&async_nats::Client>,
+    api: &AdminApi,
+    payload: &[u8],
+    key: Option<String>,
+    admin: AdminRecord,
+) -> (Reply, Vec<String>) {
     let guard = match &key {
         Some(k) => Some(api.keys.lock(k).await),
         None => None,
     };
     let (reply, effects) = match remembered(api, key.as_deref()).await {
         Ok(Some(reply)) => (reply, Effects::default()),
-        Ok(None) => apply(api, &request.message.payload, key.clone(), admin).await,
+        Ok(None) => apply(api, payload, key.clone(), admin).await,
         Err(reply) => (reply, Effects::default()),
     };
     drop(guard);
@@ -174,13 +189,14 @@ async fn handle(
         api.keys.release(k);
     }
     let warnings = apply_effects(client, api, &effects).await;
-    respond(request, &reply, &warnings).await;
+    (reply, warnings)
 }
 
-/// Waits (bounded) for the pushes `effects` queued, then closes the sessions they invalidate;
-/// returns warnings for the reply.
+/// Waits (bounded) for the pushes `effects` queued, then closes the sessions they invalidate
+/// (through `client`; without one, a warning says they stay open); returns warnings for the
+/// reply.
 async fn apply_effects(
-    client: &async_nats::Client,
+    client: Option<&async_nats::Client>,
     api: &AdminApi,
     effects: &Effects,
 ) -> Vec<String> {
@@ -196,19 +212,29 @@ async fn apply_effects(
         ));
     }
     let kicks = lifecycle::sessions_to_close(effects, &api.sessions);
-    if !kicks.is_empty() {
-        let report = lifecycle::kick(client, &kicks, &api.sessions).await;
-        info!(
-            kicked = report.kicked,
-            gone = report.gone,
-            failed = report.failed,
-            "sessions closed"
-        );
-        if report.failed > 0 {
-            warnings.push(format!("{} live session(s) could not be closed", report.failed));
+    match (client, kicks.is_empty()) {
+        (_, true) => {}
+        (None, false) => {
+            warn!(sessions = kicks.len(), "no system connection: sessions not closed");
+            warnings.push(format!(
+                "{} live session(s) could not be closed: no connection to the servers",
+                kicks.len()
+            ));
         }
+        (Some(client), false) => warnings.extend(kick(client, api, &kicks).await),
     }
     warnings
+}
+
+/// Closes `kicks`; returns a warning when some could not be closed.
+async fn kick(
+    client: &async_nats::Client,
+    api: &AdminApi,
+    kicks: &[crate::model::Session],
+) -> Option<String> {
+    let report = lifecycle::kick(client, kicks, &api.sessions).await;
+    info!(kicked = report.kicked, gone = report.gone, failed = report.failed, "sessions closed");
+    (report.failed > 0).then(|| format!("{} live session(s) could not be closed", report.failed))
 }
 
 /// Sends `reply` with its headers: warnings, and for an error the micro-service error headers.
@@ -325,7 +351,7 @@ async fn apply(
     let read_only = req.is_read_only();
     let ctx = Context::now();
     let run = Run { admin, req, key: key.clone(), retention: api.audit_retention, ctx };
-    let done = run_request(api, run.clone()).await;
+    let done = run_locally_or_logged(api, run.clone()).await;
     api.metrics.admin_request(op, matches!(done, Ok((_, Ok(_)))));
     match done {
         Ok((reply, Ok(outcome))) => {
@@ -361,7 +387,7 @@ struct Run {
 
 /// Runs `run` on the blocking pool, or in replicated mode through the log; a reply for a
 /// request that could not run.
-async fn run_request(
+async fn run_locally_or_logged(
     api: &AdminApi,
     run: Run,
 ) -> Result<(Reply, Result<Outcome, AdminError>), Reply> {

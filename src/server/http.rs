@@ -20,6 +20,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::info;
 
+mod api;
+pub(crate) mod openapi;
+pub(crate) mod routes;
+pub(crate) mod tls;
+
 use super::connection::ConnState;
 use super::metrics::{Metrics, Scrape};
 use super::publisher::PushWatch;
@@ -36,6 +41,14 @@ pub enum HttpError {
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
+    },
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot use {path} for HTTPS: {reason}")]
+    Tls {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
     },
     /// Serving failed.
     #[error("HTTP listener on {addr} failed: {source}")]
@@ -71,6 +84,8 @@ pub struct Health {
     pub started: std::time::Instant,
     /// Replicated mode: whether the replica has applied everything in the log.
     pub in_sync: Option<watch::Receiver<bool>>,
+    /// The admin API, which the HTTP API runs its requests through.
+    pub(crate) admin: super::admin_api::AdminApi,
 }
 
 impl Health {
@@ -119,10 +134,11 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), HttpErr
     Ok((listener, local))
 }
 
-/// Serves the routes on `listener` until `shutdown`.
+/// Serves the routes on `listener` until `shutdown`; over TLS with `tls`.
 pub async fn serve(
     listener: TcpListener,
     health: Health,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), HttpError> {
     let addr = listener
@@ -133,12 +149,25 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
-        .with_state(health);
-    info!(%addr, "HTTP listener serving /healthz and /readyz");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { crate::shutdown::requested(&mut shutdown).await })
-        .await
-        .map_err(|source| HttpError::Serve { addr, source })
+        .nest(api::PREFIX, api::router())
+        .with_state(health.clone())
+        .merge(crate::console::router(health, tls.is_some()));
+    let app = app.into_make_service_with_connect_info::<tls::Peer>();
+    let stop = async move { crate::shutdown::requested(&mut shutdown).await };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%addr, scheme, "HTTP listener serving /healthz, /readyz, /metrics, /status, /api/v1 and the console");
+    let served = match tls {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)
+                .map_err(|source| HttpError::Serve { addr, source })?;
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
+        None => {
+            let listener = tls::PlainListener(listener);
+            axum::serve(listener, app).with_graceful_shutdown(stop).await
+        }
+    };
+    served.map_err(|source| HttpError::Serve { addr, source })
 }
 
 /// The Prometheus text; gauges read at the scrape.

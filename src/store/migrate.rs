@@ -50,7 +50,8 @@ fn to_v3(_: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Version 3 → 4: replica records. Their table starts empty (`run` creates it).
+/// Version 3 → 4: replica records, API tokens and console passwords of named admins. Their
+/// tables start empty (`run` creates them).
 fn to_v4(_: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }

@@ -89,11 +89,17 @@ pub(crate) const REPLICAS: RecordTable = TableDefinition::new("replicas");
 /// The audit trail: (unix ms, sequence within that ms) → encoded audit record, oldest first.
 pub(crate) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit");
 
+/// API tokens of named admins by token hash (schema 4; see `store::admin_tokens`).
+pub(crate) const ADMIN_TOKENS: RecordTable = TableDefinition::new("admin_tokens");
+
+/// Console passwords of named admins by admin name (schema 4; see `store::admin_tokens`).
+pub(crate) const ADMIN_PASSWORDS: RecordTable = TableDefinition::new("admin_passwords");
+
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, REPLICAS] {
+    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, REPLICAS, ADMIN_TOKENS, ADMIN_PASSWORDS] {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;
@@ -161,6 +167,8 @@ replicated!(
     ADMIN_KEYS,
     AUDIT,
     REPLICAS,
+    ADMIN_TOKENS,
+    ADMIN_PASSWORDS,
 );
 
 /// The replicated table named `name`.

@@ -212,7 +212,11 @@ fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
         | R::AdminList(_)
         | R::AdminShow(_)
         | R::AdminRevoke(_)
-        | R::AdminDelete(_) => refuse("manage admins"),
+        | R::AdminDelete(_)
+        | R::AdminTokenAdd(_)
+        | R::AdminTokenList(_)
+        | R::AdminTokenRevoke(_)
+        | R::AdminPasswd(_) => refuse("manage admins"),
         R::AuditList(_) => refuse("read the audit trail"),
         R::ReplicaAdd(_) | R::ReplicaList(_) | R::ReplicaShow(_) | R::ReplicaRemove(_) => {
             refuse("manage replicas")

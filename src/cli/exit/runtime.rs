@@ -30,6 +30,8 @@ impl Classify for HttpError {
         match self {
             // An address taken or not ours is like a port `pbn up` finds in use.
             HttpError::Bind { .. } | HttpError::Serve { .. } => ExitClass::Other,
+            // A certificate or key that cannot be used is bad input.
+            HttpError::Tls { .. } => ExitClass::Usage,
         }
     }
 }

@@ -1,0 +1,257 @@
+//! The web console at `/`: server-rendered pages ([`pages`]) for admins who sign in with a
+//! password (`pbn admin admin passwd NAME`). Every read runs as the signed-in admin through
+//! the admin API's path (scope, read-only flag and audit trail as for `pbn admin --server`),
+//! except the user list, which pages through the store directly (scoped the same way) so it
+//! stays fast with 100,000 users.
+//!
+//! Sign-in is throttled like NATS logins ([`crate::auth::LoginThrottle`]: per admin and host,
+//! per host, per admin) and verifies argon2id off the async threads, at most
+//! [`VERIFY_IN_FLIGHT`] at once. Every form carries a CSRF token: the session's, or for the
+//! sign-in form one in its own `SameSite=Strict` cookie; a form without it is refused (403).
+
+mod forms;
+pub mod pages;
+pub mod session;
+mod views;
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::Markup;
+use tokio::sync::Semaphore;
+
+use crate::admin::api::Reply;
+use crate::admin::api_tokens;
+use crate::admin::Request;
+use crate::auth::LoginThrottle;
+use crate::model::AdminRecord;
+use crate::server::http::tls::Peer;
+use crate::server::http::Health;
+use session::{Session, Sessions};
+
+/// Password verifications (argon2id, ~19 MiB each) run at once for sign-ins: admins sign in
+/// rarely, and two keeps a burst of wrong passwords from taking the machine's memory or the
+/// blocking pool from logins.
+pub const VERIFY_IN_FLIGHT: usize = 2;
+
+/// What the console's handlers share.
+#[derive(Clone)]
+pub struct Console {
+    health: Health,
+    sessions: Arc<Sessions>,
+    throttle: Arc<LoginThrottle>,
+    verify: Arc<Semaphore>,
+    /// Served over TLS: cookies get `Secure`.
+    secure: bool,
+}
+
+/// The console's routes, with `state` for the service's parts.
+pub fn router(health: Health, secure: bool) -> Router {
+    let console = Console {
+        health,
+        sessions: Arc::default(),
+        throttle: Arc::default(),
+        verify: Arc::new(Semaphore::new(VERIFY_IN_FLIGHT)),
+        secure,
+    };
+    Router::new()
+        .route("/", get(views::dashboard))
+        .route("/signin", get(signin_form).post(signin))
+        .route("/signout", post(signout))
+        .route("/accounts", get(views::accounts))
+        .route("/accounts/{name}", get(views::account))
+        .route("/users", get(views::users))
+        .route("/users/{name}", get(views::user))
+        .route("/audit", get(views::audit))
+        .route("/do/{op}", get(forms::form).post(forms::submit))
+        .route("/download/operator.jwt", get(views::operator_jwt))
+        .route("/download/nats.conf", get(views::nats_conf))
+        .route("/assets/console.css", get(css))
+        .with_state(console)
+}
+
+async fn css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::CSS).into_response()
+}
+
+/// An HTML answer with the console's security headers.
+fn html(status: StatusCode, markup: Markup) -> Response {
+    let mut r = (status, markup.into_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    );
+    r
+}
+
+/// The signed-in admin of the request: its live session and its (still active) record, or
+/// the answer sending it to the sign-in page.
+async fn signed_in(c: &Console, headers: &HeaderMap) -> Result<(Session, AdminRecord), Response> {
+    let to_signin = || Redirect::to("/signin").into_response();
+    let id = session::cookie(headers, session::COOKIE).ok_or_else(to_signin)?;
+    let s = c.sessions.get(&id).ok_or_else(to_signin)?;
+    let (name, key, now) = (s.admin.clone(), s.key.clone(), crate::clock::unix_now());
+    let admin = c
+        .health
+        .store
+        .read_async(move |tx| api_tokens::active_admin(tx, &name, &key, now))
+        .await
+        .map_err(|e| html(StatusCode::INTERNAL_SERVER_ERROR, pages::error(&e.to_string())))?;
+    match admin {
+        Some(a) => Ok((s, a)),
+        None => {
+            c.sessions.end(&id);
+            Err(to_signin())
+        }
+    }
+}
+
+/// Runs `req` as `admin`, as the admin API does; the response's JSON, or the error page.
+async fn ask(
+    c: &Console,
+    s: &Session,
+    admin: AdminRecord,
+    req: Request,
+) -> Result<serde_json::Value, Response> {
+    let payload = serde_json::to_vec(&req).unwrap_or_default();
+    let client = c.health.system.borrow().clone();
+    let (reply, _) = crate::server::admin_api::run_request(
+        client.as_ref(),
+        &c.health.admin,
+        &payload,
+        None,
+        admin,
+    )
+    .await;
+    let code = reply.error_code();
+    match reply {
+        Reply::Ok(resp) => Ok(serde_json::to_value(&*resp).unwrap_or_default()),
+        Reply::Error(e) => {
+            let status = code.and_then(|c| StatusCode::from_u16(c).ok());
+            let body = pages::page("Refused", Some((&s.admin, &s.csrf)), pages::error(&e.message));
+            Err(html(status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body))
+        }
+    }
+}
+
+async fn signin_form(State(c): State<Console>) -> Response {
+    let token = session::random_token();
+    let mut r = html(StatusCode::OK, pages::signin(&token, None));
+    let cookie = session::set_cookie(session::SIGNIN_COOKIE, &token, session::LIFETIME, c.secure);
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// The sign-in form's fields.
+#[derive(serde::Deserialize)]
+struct SignIn {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn signin(
+    State(c): State<Console>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let expected = session::cookie(&headers, session::SIGNIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !session::same_token(&expected, &form.csrf) {
+        let body =
+            pages::page("Refused", None, pages::error("the form's CSRF token is missing or wrong"));
+        return html(StatusCode::FORBIDDEN, body);
+    }
+    let attempt = match c.throttle.begin_waiting(Some(&form.name), Some(peer.ip())).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(admin = %form.name, host = %peer.ip(), "console sign-in throttled");
+            return html(
+                StatusCode::TOO_MANY_REQUESTS,
+                pages::signin(&form.csrf, Some(&e.to_string())),
+            );
+        }
+    };
+    match verify(&c, &form.name, form.password).await {
+        Some(admin) => {
+            attempt.succeeded();
+            let id = c.sessions.start(admin.name.as_str(), admin.public_key.as_str());
+            tracing::info!(admin = %admin.name.as_str(), "console sign-in");
+            let mut r = Redirect::to("/").into_response();
+            let cookie = session::set_cookie(session::COOKIE, &id, session::LIFETIME, c.secure);
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
+        }
+        None => {
+            attempt.failed(std::time::Instant::now());
+            tracing::warn!(admin = %form.name, host = %peer.ip(), "console sign-in refused");
+            let body = pages::signin(&form.csrf, Some("wrong admin name or password"));
+            html(StatusCode::UNAUTHORIZED, body)
+        }
+    }
+}
+
+/// The active admin named `name` whose console password is `password`.
+async fn verify(c: &Console, name: &str, password: String) -> Option<AdminRecord> {
+    let owned = name.to_string();
+    let now = crate::clock::unix_now();
+    let found =
+        c.health.store.read_async(move |tx| api_tokens::console_admin(tx, &owned, now)).await;
+    let (admin, phc) = found.ok().flatten()?;
+    let _permit = c.verify.acquire().await.ok()?;
+    let ok = tokio::task::spawn_blocking(move || {
+        let secret = crate::auth::Secret::new(password);
+        let mut memory = crate::auth::VerifyMemory::new(crate::auth::default_verify_blocks());
+        crate::auth::verify_password_in(&secret, &phc, &mut memory)
+    })
+    .await;
+    matches!(ok, Ok(Ok(true))).then_some(admin)
+}
+
+/// A form that carries only the CSRF token.
+#[derive(serde::Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn signout(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    let (s, _) = match signed_in(&c, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !session::same_token(&s.csrf, &form.csrf) {
+        let body =
+            pages::page("Refused", None, pages::error("the form's CSRF token is missing or wrong"));
+        return html(StatusCode::FORBIDDEN, body);
+    }
+    if let Some(id) = session::cookie(&headers, session::COOKIE) {
+        c.sessions.end(&id);
+    }
+    let mut r = Redirect::to("/signin").into_response();
+    let gone = session::set_cookie(session::COOKIE, "", std::time::Duration::ZERO, c.secure);
+    if let Ok(v) = HeaderValue::from_str(&gone) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}

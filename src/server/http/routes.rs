@@ -1,0 +1,272 @@
+//! The HTTP API's routes: one table mapping a method and path under `/api/v1` to an admin
+//! command (its `op`). The same table builds the router ([`super::api`]) and the OpenAPI
+//! document ([`super::openapi`]), so the two cannot disagree; a unit test checks that every
+//! admin command has a route.
+//!
+//! A request's JSON is built from the route: the JSON body (an object of the command's
+//! fields), the path parameters (named as the command's fields) and the declared query
+//! parameters, plus `op`. It then goes through the same decoding, scope checks and execution
+//! as a request of the NATS admin API.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::admin::{
+    AccountAdd, AccountEdit, AdminAdd, AdminPasswd, AdminTokenAdd, ExportAdd, ImportAdd, RoleAdd,
+    RoleEdit, UserAdd, UserCreds, UserEdit, UserPasswd,
+};
+
+/// An HTTP method of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// Reads.
+    Get,
+    /// Creates, or runs an action.
+    Post,
+    /// Changes some fields.
+    Patch,
+    /// Replaces one value.
+    Put,
+    /// Removes.
+    Delete,
+}
+
+/// The type of a query parameter (query strings carry text; the request needs JSON types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueryType {
+    /// A string.
+    Text,
+    /// An integer.
+    Integer,
+}
+
+/// One route of the API.
+#[derive(Debug)]
+pub(crate) struct Route {
+    /// Its method.
+    pub method: Method,
+    /// Its path below `/api/v1`, parameters as `{field}`.
+    pub path: &'static str,
+    /// The admin command it runs.
+    pub op: &'static str,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// The query parameters it takes.
+    pub query: &'static [(&'static str, QueryType)],
+    /// The JSON body's fields, as the command's default value (`None`: no body).
+    pub body: Option<fn() -> Value>,
+}
+
+fn fields<T: Serialize + Default>() -> Value {
+    serde_json::to_value(T::default()).unwrap_or(Value::Null)
+}
+
+macro_rules! route {
+    ($m:ident $path:literal => $op:literal, $summary:literal) => {
+        Route {
+            method: Method::$m,
+            path: $path,
+            op: $op,
+            summary: $summary,
+            query: &[],
+            body: None,
+        }
+    };
+    ($m:ident $path:literal => $op:literal, $summary:literal, query $q:expr) => {
+        Route { method: Method::$m, path: $path, op: $op, summary: $summary, query: $q, body: None }
+    };
+    ($m:ident $path:literal => $op:literal, $summary:literal, body $t:ty) => {
+        Route {
+            method: Method::$m,
+            path: $path,
+            op: $op,
+            summary: $summary,
+            query: &[],
+            body: Some(fields::<$t>),
+        }
+    };
+}
+
+use QueryType::{Integer, Text};
+
+/// Every route of the API.
+pub(crate) static ROUTES: &[Route] = &[
+    route!(Get "/operator" => "operator_show", "Show the operator and its JWT"),
+    route!(Post "/operator/admin-creds" => "operator_admin_creds", "Mint operator admin creds"),
+    route!(Post "/operator/nats-conf" => "nats_conf_trust", "The trust block of nats.conf"),
+    route!(Get "/accounts" => "account_list", "List accounts"),
+    route!(Post "/accounts" => "account_add", "Add an account", body AccountAdd),
+    route!(Get "/accounts/{name}" => "account_show", "Show an account"),
+    route!(Patch "/accounts/{name}" => "account_edit", "Edit an account", body AccountEdit),
+    route!(Delete "/accounts/{name}" => "account_delete", "Delete an account"),
+    route!(Post "/accounts/{name}/rotate-keys" => "account_rotate_keys", "Rotate signing keys"),
+    route!(Post "/accounts/{name}/signing-keys" => "account_signing_key_add", "Add a signing key"),
+    route!(Delete "/accounts/{name}/signing-keys/{key}" => "account_signing_key_remove",
+        "Remove a signing key"),
+    route!(Post "/accounts/{account}/exports" => "export_add", "Add an export", body ExportAdd),
+    route!(Delete "/accounts/{account}/exports" => "export_remove", "Remove an export",
+        query &[("subject", Text)]),
+    route!(Post "/accounts/{account}/imports" => "import_add", "Add an import", body ImportAdd),
+    route!(Delete "/accounts/{account}/imports" => "import_remove", "Remove an import",
+        query &[("subject", Text)]),
+    route!(Get "/roles" => "role_list", "List roles"),
+    route!(Post "/roles" => "role_add", "Add a role", body RoleAdd),
+    route!(Get "/roles/{name}" => "role_show", "Show a role"),
+    route!(Patch "/roles/{name}" => "role_edit", "Edit a role", body RoleEdit),
+    route!(Delete "/roles/{name}" => "role_delete", "Delete a role"),
+    route!(Get "/users" => "user_list", "List users", query &[("account", Text)]),
+    route!(Post "/users" => "user_add", "Add a user (`password` is hashed by the service)",
+        body UserAdd),
+    route!(Get "/users/{name}" => "user_show", "Show a user"),
+    route!(Patch "/users/{name}" => "user_edit", "Edit a user", body UserEdit),
+    route!(Delete "/users/{name}" => "user_delete", "Delete a user"),
+    route!(Put "/users/{name}/password" => "user_passwd",
+        "Set a user's password (`password` is hashed by the service)", body UserPasswd),
+    route!(Post "/users/{name}/creds" => "user_creds", "Mint creds (shown once)", body UserCreds),
+    route!(Get "/users/{name}/tokens" => "token_list", "List a user's API tokens"),
+    route!(Post "/users/{name}/tokens" => "token_add", "Make a user API token (shown once)",
+        body crate::admin::TokenAdd),
+    route!(Delete "/users/{name}/tokens/{id}" => "token_revoke", "Revoke a user API token"),
+    route!(Get "/outbox" => "outbox_list", "List pending and failed account pushes"),
+    route!(Post "/outbox/{id}/retry" => "outbox_retry", "Retry an account push"),
+    route!(Get "/admins" => "admin_list", "List admins"),
+    route!(Post "/admins" => "admin_add", "Add an admin (its creds shown once)", body AdminAdd),
+    route!(Get "/admins/{name}" => "admin_show", "Show an admin"),
+    route!(Post "/admins/{name}/revoke" => "admin_revoke", "Revoke an admin"),
+    route!(Delete "/admins/{name}" => "admin_delete", "Revoke and delete an admin"),
+    route!(Get "/admins/{name}/tokens" => "admin_token_list", "List an admin's API tokens"),
+    route!(Post "/admins/{name}/tokens" => "admin_token_add",
+        "Make an admin API token (shown once)", body AdminTokenAdd),
+    route!(Delete "/admins/{name}/tokens/{id}" => "admin_token_revoke",
+        "Revoke an admin API token"),
+    route!(Put "/admins/{name}/password" => "admin_passwd",
+        "Set an admin's console password (`password` is hashed by the service)", body AdminPasswd),
+    route!(Get "/audit" => "audit_list", "The audit trail",
+        query &[("since_ms", Integer), ("admin", Text)]),
+];
+
+/// The names of the path parameters of `path`, in order.
+pub(crate) fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
+/// Why an HTTP request does not make an admin request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// The body is not a JSON object.
+    #[error("the request body must be a JSON object: {0}")]
+    Body(String),
+    /// A query parameter of the wrong type.
+    #[error("query parameter {name} must be {expected}, not {value:?}")]
+    Query {
+        /// Its name.
+        name: String,
+        /// What it must be.
+        expected: &'static str,
+        /// What it was.
+        value: String,
+    },
+    /// The body names a field the path sets, with another value.
+    #[error("field {0} is given by the path and differs in the body")]
+    Conflict(String),
+}
+
+/// The JSON of the admin request for `route`, from its path parameters, query and body.
+pub(crate) fn build(
+    route: &Route,
+    path: &[(String, String)],
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<serde_json::Map<String, Value>, BuildError> {
+    // Fields left out take the command's defaults (false, empty, none).
+    let mut req = match route.body.map(|f| f()) {
+        Some(Value::Object(defaults)) => defaults,
+        _ => serde_json::Map::new(),
+    };
+    match (route.body, body.iter().all(u8::is_ascii_whitespace)) {
+        (_, true) => {}
+        (Some(_), false) => match serde_json::from_slice(body) {
+            Ok(Value::Object(m)) => req.extend(m),
+            Ok(_) => return Err(BuildError::Body("not an object".into())),
+            Err(e) => return Err(BuildError::Body(e.to_string())),
+        },
+        (None, false) => return Err(BuildError::Body("this route takes no body".into())),
+    }
+    for (name, value) in path {
+        match req.insert(name.clone(), Value::String(value.clone())) {
+            Some(Value::String(old)) if !old.is_empty() && old != *value => {
+                return Err(BuildError::Conflict(name.clone()))
+            }
+            Some(Value::String(_)) | Some(Value::Null) | None => {}
+            Some(_) => return Err(BuildError::Conflict(name.clone())),
+        }
+    }
+    for (name, ty) in route.query {
+        let Some((_, value)) = query.iter().find(|(n, _)| n == name) else { continue };
+        let json = match ty {
+            QueryType::Text => Value::String(value.clone()),
+            QueryType::Integer => value.parse::<i64>().map(Value::from).map_err(|_| {
+                let (name, value) = (name.to_string(), value.clone());
+                BuildError::Query { name, expected: "an integer", value }
+            })?,
+        };
+        req.insert(name.to_string(), json);
+    }
+    req.insert("op".into(), Value::String(route.op.into()));
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::api::decode_request;
+    use crate::admin::Request;
+
+    /// The JSON of a route's request with every parameter set.
+    fn filled(route: &Route) -> Vec<u8> {
+        let path: Vec<(String, String)> =
+            path_params(route.path).map(|p| (p.to_string(), "x".to_string())).collect();
+        let query: Vec<(String, String)> = route
+            .query
+            .iter()
+            .map(|(n, t)| (n.to_string(), if *t == Integer { "1" } else { "a" }.to_string()))
+            .collect();
+        let body = route.body.map_or(Vec::new(), |f| serde_json::to_vec(&f()).unwrap());
+        serde_json::to_vec(&build(route, &path, &query, &body).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_admin_command_has_one_route_and_each_route_makes_its_request() {
+        let mut ops: Vec<&str> = ROUTES.iter().map(|r| r.op).collect();
+        ops.sort_unstable();
+        let mut all: Vec<&str> = Request::every_kind().iter().map(|r| r.name()).collect();
+        all.sort_unstable();
+        assert_eq!(ops, all);
+        for route in ROUTES {
+            let req = decode_request(&filled(route));
+            assert!(req.is_ok(), "{} {}: {req:?}", route.op, route.path);
+            assert_eq!(req.unwrap().is_read_only(), route.method == Method::Get, "{}", route.op);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in ROUTES {
+            assert!(seen.insert((r.path, r.method as u8)), "{} twice", r.path);
+        }
+    }
+
+    #[test]
+    fn bad_bodies_queries_and_conflicting_fields_are_refused() {
+        let route = ROUTES.iter().find(|r| r.op == "user_edit").unwrap();
+        let name = [("name".to_string(), "alice".to_string())];
+        assert!(matches!(build(route, &name, &[], b"[1]"), Err(BuildError::Body(_))));
+        assert!(matches!(build(route, &name, &[], b"{x"), Err(BuildError::Body(_))));
+        let other = build(route, &name, &[], br#"{"name":"bob"}"#);
+        assert_eq!(other, Err(BuildError::Conflict("name".into())));
+        let same = build(route, &name, &[], br#"{"name":"alice","active":false}"#).unwrap();
+        assert_eq!(same["active"], false);
+        let audit = ROUTES.iter().find(|r| r.op == "audit_list").unwrap();
+        let q = [("since_ms".to_string(), "soon".to_string())];
+        assert!(matches!(build(audit, &[], &q, b""), Err(BuildError::Query { .. })));
+        let show = ROUTES.iter().find(|r| r.op == "user_show").unwrap();
+        assert!(matches!(build(show, &name, &[], b"{}"), Err(BuildError::Body(_))));
+    }
+}
