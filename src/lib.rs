@@ -69,6 +69,7 @@ mod store;
 pub use admin::admins::envelope::Signed as SignedAdminRequest;
 pub use admin::admins::guard::Denied;
 pub use admin::api::{decode_request, MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
+pub use admin::bulk;
 pub use admin::init::{admin_creds, auth_account, init_store, init_store_with, trust};
 pub use admin::remote::{AdminClient, RemoteError};
 pub use admin::{

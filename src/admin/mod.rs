@@ -15,6 +15,7 @@ mod accounts;
 pub mod admins;
 pub mod api;
 pub mod audit;
+pub mod bulk;
 pub mod init;
 mod outbox;
 mod patch;
@@ -92,6 +93,9 @@ pub enum AdminError {
     /// The admin API refused the request for its sender (signature, freshness, scope).
     #[error(transparent)]
     Denied(#[from] admins::guard::Denied),
+    /// A bulk import file or export failed (naming the line or entry).
+    #[error(transparent)]
+    Bulk(bulk::BulkError),
 }
 
 /// How errors map to the documented exit codes of `pbn` (and, in snake case, the `class` of an
@@ -133,6 +137,7 @@ impl AdminError {
             AdminError::Conflict { .. } | AdminError::Protected(..) => ErrorClass::Conflict,
             AdminError::Issue(_) | AdminError::Auth(_) => ErrorClass::Other,
             AdminError::Denied(d) => d.class(),
+            AdminError::Bulk(b) => b.class(),
         }
     }
 }

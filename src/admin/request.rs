@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
 use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
 use super::audit::AuditList;
+use super::bulk::{BulkCheck, BulkExport, BulkImport};
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
 use super::roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
@@ -115,6 +116,9 @@ requests! {
     AdminRevoke,
     AdminDelete,
     AuditList,
+    BulkCheck,
+    BulkImport,
+    BulkExport,
 }
 
 impl std::fmt::Debug for Request {
@@ -145,7 +149,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 38);
+        assert_eq!(all.len(), 41);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

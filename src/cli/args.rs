@@ -327,6 +327,10 @@ pub enum AdminCommand {
     /// The audit trail of admin changes (`list`), and audit events of a running service (`tail`).
     #[command(subcommand)]
     Audit(super::audit_list::AuditCommand),
+    /// Import accounts, roles and users from a file (JSON or NDJSON; see the README).
+    Import(super::bulk::ImportArgs),
+    /// Export accounts, roles and users (without secrets unless --with-secrets).
+    Export(super::bulk::ExportArgs),
 }
 
 mod records;

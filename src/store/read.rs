@@ -99,7 +99,7 @@ fn list_records<S: Source + ?Sized, T: Record>(
 }
 
 /// Decodes a record, opening its sealed seeds on an encrypted store.
-fn decode_record<S: Source + ?Sized, T: Record>(
+pub(super) fn decode_record<S: Source + ?Sized, T: Record>(
     src: &S,
     table: &str,
     key: &str,

@@ -214,6 +214,7 @@ fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
         | R::AdminRevoke(_)
         | R::AdminDelete(_) => refuse("manage admins"),
         R::AuditList(_) => refuse("read the audit trail"),
+        R::BulkCheck(_) | R::BulkImport(_) | R::BulkExport(_) => refuse("import or export in bulk"),
         R::UserAdd(u) if u.account == own => Some(None),
         R::UserAdd(u) => refuse(&format!("add users to account {}", u.account)),
         R::UserList(u) => match &u.account {
