@@ -17,6 +17,9 @@
 //!    clients against one `pbn serve` process, operations per second and the server's CPU per
 //!    add, for `--pbn` and, interleaved with it, `--baseline-pbn`.
 //!
+//! 8. `import`: `pbn admin import` speed: users per second into a store that already holds
+//!    `--import-base` users (run alone with `--only import`).
+//!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
 //! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.
 
@@ -26,6 +29,7 @@ mod support;
 mod admin;
 mod claims;
 mod deploy;
+mod import;
 mod memory;
 mod observe;
 mod observe_process;
@@ -100,6 +104,8 @@ pub enum Scenario {
     Admin,
     /// Token storms with metrics and audit events on versus off.
     Observe,
+    /// Bulk import into a large store.
+    Import,
 }
 
 /// pbn load benchmark: connect storms through the auth callout against a real nats-server.
@@ -161,6 +167,15 @@ pub struct Args {
     /// Scenarios to leave out (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub skip: Vec<Scenario>,
+    /// Run only these scenarios (comma-separated); overrides --skip.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Scenario>,
+    /// Users in the store before the timed import of the import scenario.
+    #[arg(long, default_value_t = 100_000)]
+    pub import_base: usize,
+    /// Users imported (timed) into that store.
+    #[arg(long, default_value_t = 50_000)]
+    pub import_users: usize,
     /// Also write the result tables (Markdown) to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -229,6 +244,9 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
     }
     if !scenarios::skipped(args, Scenario::Admin) {
         admin::admin(args, &nats, report).await?;
+    }
+    if !scenarios::skipped(args, Scenario::Import) {
+        tokio::task::block_in_place(|| import::import_scenario(args, report))?;
     }
     Ok(())
 }

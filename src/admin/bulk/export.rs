@@ -15,7 +15,7 @@ use crate::store::{ReadTx, Store};
 
 /// Encoded bytes of records per page of the admin API: the reply (JSON of the records) stays
 /// well under nats-server's default 1 MiB max payload.
-pub const PAGE_BYTES: usize = 256 * 1024;
+pub const PAGE_BYTES: usize = 128 * 1024;
 
 /// Records read from the store per step while filling a page: a step's records are held in
 /// memory at once.
