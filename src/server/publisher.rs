@@ -34,6 +34,7 @@
 //!
 //! `publisher` never imports `callout`: the two share nothing but the store.
 
+mod batch;
 mod nats;
 mod outbox;
 mod push_watch;
@@ -54,13 +55,12 @@ use crate::claims::ClaimsError;
 use crate::config::PublisherSettings;
 use crate::issue::IssueError;
 use crate::keys::{AccountPublicKey, KeyError};
-use crate::model::{OutboxAction, OutboxEntry};
+use crate::model::OutboxEntry;
 use crate::server::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreRead};
 
 pub use nats::{CLAIMS_UPDATE, SERVER_PING};
 pub use outbox::disabled_account_jwt;
-use outbox::FailureOutcome;
 pub use push_watch::PushWatch;
 
 /// Errors of the publisher. A failed push is recorded on its outbox entry with this message.
@@ -148,8 +148,6 @@ const MIN_TICK: Duration = Duration::from_millis(10);
 enum Pushed {
     /// The servers hold the account as the store says.
     Done,
-    /// The entry changed or vanished before the push: nothing was sent, nothing to record.
-    Stale,
 }
 
 /// The publisher's view of one connection (one client of the managed connection).
@@ -279,7 +277,8 @@ impl Publisher {
         }
     }
 
-    /// Pushes every entry that is due and has been quiet for `debounce`, earliest first.
+    /// Pushes every entry that is due and has been quiet for `debounce`, earliest first, in
+    /// batches (see `batch`).
     async fn flush(&self, s: &mut Link) {
         let quiet_since =
             crate::clock::unix_now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
@@ -288,60 +287,17 @@ impl Publisher {
             Ok(due) => due,
             Err(e) => return error!(error = %e, "cannot read the outbox"),
         };
-        for entry in due {
+        let mut due = due.into_iter().peekable();
+        while due.peek().is_some() {
             if !s.connected() {
                 return;
             }
-            self.process(s, entry).await;
+            let batch: Vec<OutboxEntry> = due.by_ref().take(batch::BATCH).collect();
+            self.process_batch(s, batch).await;
         }
     }
 
-    async fn process(&self, s: &mut Link, entry: OutboxEntry) {
-        let started = Instant::now();
-        let result = match entry.action {
-            OutboxAction::Upsert => self.upsert(s, &entry).await,
-            OutboxAction::Delete => self.delete(s, &entry).await,
-        };
-        match result {
-            Ok(Pushed::Stale) => {}
-            Ok(Pushed::Done) => {
-                self.metrics.pushed(true, started.elapsed());
-                self.pushes.attempted(true);
-                self.record_success(&entry).await
-            }
-            // Losing the connection is not the entry's fault: it is retried on the next one.
-            Err(e) if !s.connected() => {
-                debug!(account = %entry.account_name, error = %e, "push interrupted by a disconnect")
-            }
-            Err(e) => {
-                self.metrics.pushed(false, started.elapsed());
-                self.pushes.attempted(false);
-                self.record_failure(&entry, &e).await
-            }
-        }
-        self.pushes.settled(&entry.account);
-    }
-
-    async fn upsert(&self, s: &mut Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
-        let reserve = entry.clone();
-        let now = crate::clock::unix_now();
-        let jwt = match self.store.write_async(move |tx| outbox::reserve(tx, &reserve, now)).await?
-        {
-            outbox::Reserved::Jwt(jwt) => jwt,
-            outbox::Reserved::Stale => return Ok(Pushed::Stale),
-            outbox::Reserved::AccountGone => {
-                warn!(account = %entry.account_name, "account to push is gone; dropping the entry");
-                return Ok(Pushed::Done);
-            }
-        };
-        let wire = nats::Wire::new(&s.client, self.settings.request_timeout, s.servers);
-        let answered = wire.update(&entry.account, &jwt).await?;
-        s.servers = s.servers.max(answered);
-        wire.verify(&entry.account, &jwt).await?;
-        Ok(Pushed::Done)
-    }
-
-    async fn delete(&self, s: &mut Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
+    async fn delete(&self, s: &Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
         let op =
             self.store.read_async(|tx| Ok::<_, PublisherError>(tx.require_operator()?)).await?;
         let claim = outbox::delete_claim(&op, &entry.account)?;
@@ -366,52 +322,6 @@ impl Publisher {
         wire.update(&entry.account, &jwt).await?;
         wire.verify(&entry.account, &jwt).await?;
         Ok(Pushed::Done)
-    }
-
-    async fn record_success(&self, entry: &OutboxEntry) {
-        let (key, revision) = (entry.account.clone(), entry.revision);
-        let done = self.store.write_async(move |tx| tx.complete_outbox(&key, revision)).await;
-        let name = &entry.account_name;
-        let action = entry.action;
-        match done {
-            Ok(_) if entry.attempts > 0 => {
-                info!(account = %name, ?action, failed_before = entry.attempts, "account pushed")
-            }
-            Ok(_) => info!(account = %name, ?action, "account pushed"),
-            Err(e) => error!(account = %name, error = %e, "cannot complete the outbox entry"),
-        }
-    }
-
-    async fn record_failure(&self, entry: &OutboxEntry, err: &PublisherError) {
-        let (failed, message) = (entry.clone(), err.to_string());
-        let settings = self.settings.clone();
-        let outcome = self
-            .store
-            .write_async(move |tx| {
-                outbox::record_failure(
-                    tx,
-                    &failed,
-                    &message,
-                    &settings,
-                    crate::clock::unix_now_ms(),
-                )
-            })
-            .await;
-        let name = &entry.account_name;
-        match outcome {
-            Ok(FailureOutcome::Retry { attempts: 1, .. }) => {
-                warn!(account = %name, error = %err, "push failed; retrying with backoff")
-            }
-            Ok(FailureOutcome::Retry { attempts, .. }) => {
-                debug!(account = %name, attempts, error = %err, "push failed again")
-            }
-            Ok(FailureOutcome::Failed { attempts }) => error!(
-                account = %name, attempts, error = %err,
-                "push failed too often; entry marked failed (pbn admin outbox retry)"
-            ),
-            Ok(FailureOutcome::Stale) => {}
-            Err(e) => error!(account = %name, error = %e, "cannot record a failed push"),
-        }
     }
 
     /// Removes failed upserts past retention and re-queues failed deletes.
