@@ -227,3 +227,13 @@ fn batches_keep_every_journal_within_one_log_message() {
     }
     assert_eq!(users(&store), 3000);
 }
+
+#[test]
+fn the_readme_example_parses_as_written() {
+    let readme = include_str!("../../../README.md");
+    let section = readme.split("## Bulk import and export").nth(1).expect("the section");
+    let example = section.split("```json\n").nth(1).and_then(|s| s.split("```").next()).unwrap();
+    let items = parse::parse(example).expect("the example parses");
+    let kinds: Vec<_> = items.iter().map(|i| i.record.kind()).collect();
+    assert_eq!(kinds, ["account", "role", "user", "user"]);
+}
