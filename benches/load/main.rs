@@ -23,7 +23,7 @@
 //! 9. `publish`: account publishing with the real `pbn serve`: 1,000 new accounts imported
 //!    through the service until held, 10,000 accounts published at start, a full reconcile;
 //! 10. `import`: `pbn admin import` speed: users per second into a store that already holds
-//!    `--import-base` users (run alone with `--only import`).
+//!     `--import-base` users (run alone with `--only import`).
 //!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
 //! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.

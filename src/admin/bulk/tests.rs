@@ -142,12 +142,15 @@ fn users(store: &Store) -> usize {
     store.read(|tx| tx.list_users()).unwrap().len()
 }
 
+/// What a refused import's error must match.
+type Expect = Box<dyn Fn(&BulkError) -> bool>;
+
 #[test]
 fn a_bad_record_names_its_line_and_field_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let store = populated(&dir);
     let head = "{\"version\":1}\n{\"account\":{\"name\":\"fresh\"}}\n{\"user\":{\"name\":\"u1\",\"account\":\"fresh\",\"role\":\"writer\"}}\n";
-    let cases: Vec<(String, Box<dyn Fn(&BulkError) -> bool>)> = vec![
+    let cases: Vec<(String, Expect)> = vec![
         (format!("{head}{{not json\n"), Box::new(|e| matches!(e, BulkError::Syntax { at: Location::Line(4), .. }))),
         (
             format!("{head}{{\"user\":{{\"name\":\"u2\",\"account\":\"fresh\",\"role\":\"writer\",\"active\":\"yes\"}}}}\n"),
