@@ -56,7 +56,7 @@ pub fn import_scenario(args: &Args, report: &mut Report) -> Result<(), LoadError
     report.fact(
         &format!("bulk import: {n} users into an empty store"),
         format!("{:.0} users/s", n as f64 / took.max(1e-9)),
-        format!("{} s, parse + validate whole + batched writes", secs_f(took)),
+        format!("{}, parse + validate whole + batched writes", secs_f(took)),
     );
     eprintln!("import: {extra} more users into the store of {base}");
     let (n, took) = import(&store, &file(base, extra))?;
@@ -69,7 +69,7 @@ pub fn import_scenario(args: &Args, report: &mut Report) -> Result<(), LoadError
     report.fact(
         &format!("bulk import: {n} users into a store of {base}"),
         format!("{rate:.0} users/s"),
-        format!("{} s; {verdict}", secs_f(took)),
+        format!("{}; {verdict}", secs_f(took)),
     );
     let size = std::fs::metadata(&store_path).map(|m| m.len()).unwrap_or(0);
     report.fact(
