@@ -71,6 +71,7 @@ mod store;
 pub use admin::admins::envelope::Signed as SignedAdminRequest;
 pub use admin::admins::guard::Denied;
 pub use admin::api::{decode_request, MAX_REQUEST_BYTES, REQUEST_SUBJECT, SERVICE_NAME};
+pub use admin::bulk;
 pub use admin::init::{admin_creds, auth_account, init_store, init_store_with, trust};
 pub use admin::remote::{AdminClient, RemoteError};
 pub use admin::{
@@ -83,9 +84,9 @@ pub use admin::{
     TokenView, UserAdd, UserCreds, UserDelete, UserEdit, UserList, UserPasswd, UserShow, UserView,
 };
 pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView, AuditList};
+pub use admin::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 pub use admin::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow, ReplicaView};
 pub use admin::{SessionKick, SessionList, SessionView};
-pub use admin::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };

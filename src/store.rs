@@ -35,6 +35,7 @@ mod lock;
 mod migrate;
 #[cfg(test)]
 mod open_tests;
+mod page;
 mod read;
 #[cfg(test)]
 mod rekey_tests;

@@ -13,6 +13,7 @@
 //!   `pbn serve`; `pbn nats-conf --server` while the service holds the store.
 
 mod bad_input;
+mod bulk;
 mod deploy;
 mod logs;
 mod output;

@@ -12,6 +12,7 @@ mod admin_inbox;
 mod admins;
 mod api;
 mod audit;
+mod bulk;
 mod http;
 mod prometheus;
 mod session_admin;

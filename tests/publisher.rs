@@ -2,6 +2,7 @@
 //! process: live creation and edits, rejected pushes, deletes with and without `allow_delete`,
 //! coalescing, startup reconcile, bootstrap, a server restart mid-stream, failover and failback.
 
+mod batch;
 mod env;
 mod fake;
 

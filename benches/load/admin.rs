@@ -278,7 +278,7 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
 }
 
 /// Writes the admin creds readable by this user only.
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()

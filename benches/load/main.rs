@@ -17,6 +17,14 @@
 //!    clients against one `pbn serve` process, operations per second and the server's CPU per
 //!    add, for `--pbn` and, interleaved with it, `--baseline-pbn`.
 //!
+//! 8. `storm-process`: the headline storm, every party its own process: creds baseline on one
+//!    nats-server, token logins through the real `pbn serve` on another, interleaved rounds,
+//!    connects/s, p50/p99 and CPU per 1,000 logins of each process;
+//! 9. `publish`: account publishing with the real `pbn serve`: 1,000 new accounts imported
+//!    through the service until held, 10,000 accounts published at start, a full reconcile;
+//! 10. `import`: `pbn admin import` speed: users per second into a store that already holds
+//!     `--import-base` users (run alone with `--only import`).
+//!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
 //! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.
 
@@ -26,13 +34,16 @@ mod support;
 mod admin;
 mod claims;
 mod deploy;
+mod import;
 mod memory;
 mod observe;
 mod observe_process;
+mod publish;
 mod report;
 mod scenarios;
 mod server;
 mod storm;
+mod storm_process;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +111,12 @@ pub enum Scenario {
     Admin,
     /// Token storms with metrics and audit events on versus off.
     Observe,
+    /// Bulk import into a large store.
+    Import,
+    /// The storm with pbn serve and both nats-servers as separate processes.
+    StormProcess,
+    /// Account publishing and reconcile with the pbn serve process.
+    Publish,
 }
 
 /// pbn load benchmark: connect storms through the auth callout against a real nats-server.
@@ -161,6 +178,21 @@ pub struct Args {
     /// Scenarios to leave out (comma-separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub skip: Vec<Scenario>,
+    /// Run only these scenarios (comma-separated); overrides --skip.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Scenario>,
+    /// Rounds per side of the storm-process scenario (interleaved: baseline, pbn, …).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    pub storm_rounds: u64,
+    /// Accounts in the store for the reconcile of the publish scenario.
+    #[arg(long, default_value_t = 10_000)]
+    pub reconcile_accounts: usize,
+    /// Users in the store before the timed import of the import scenario.
+    #[arg(long, default_value_t = 100_000)]
+    pub import_base: usize,
+    /// Users imported (timed) into that store.
+    #[arg(long, default_value_t = 50_000)]
+    pub import_users: usize,
     /// Also write the result tables (Markdown) to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -229,6 +261,15 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
     }
     if !scenarios::skipped(args, Scenario::Admin) {
         admin::admin(args, &nats, report).await?;
+    }
+    if !scenarios::skipped(args, Scenario::StormProcess) {
+        storm_process::storm_process(args, &nats, report).await?;
+    }
+    if !scenarios::skipped(args, Scenario::Publish) {
+        publish::publish(args, &nats, report).await?;
+    }
+    if !scenarios::skipped(args, Scenario::Import) {
+        tokio::task::block_in_place(|| import::import_scenario(args, report))?;
     }
     Ok(())
 }

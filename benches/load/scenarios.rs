@@ -308,5 +308,8 @@ fn report_reconnect(
 
 /// Whether `s` is in the list of scenarios to skip.
 pub fn skipped(args: &Args, s: Scenario) -> bool {
+    if !args.only.is_empty() {
+        return !args.only.contains(&s);
+    }
     args.skip.contains(&s)
 }

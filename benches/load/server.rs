@@ -44,6 +44,11 @@ impl NatsProcess {
         Ok(NatsProcess { natsd })
     }
 
+    /// The server's process id (for its CPU time in `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.natsd.pid()
+    }
+
     /// The URL clients connect to.
     pub fn client_url(&self) -> String {
         let port = self.natsd.ports().map_or(0, |ports| ports.client);

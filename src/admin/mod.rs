@@ -16,6 +16,7 @@ pub mod admins;
 pub mod api;
 pub mod api_tokens;
 pub mod audit;
+pub mod bulk;
 pub mod init;
 mod outbox;
 mod patch;
@@ -107,6 +108,9 @@ pub enum AdminError {
     /// The admin API refused the request for its sender (signature, freshness, scope).
     #[error(transparent)]
     Denied(#[from] admins::guard::Denied),
+    /// A bulk import file or export failed (naming the line or entry).
+    #[error(transparent)]
+    Bulk(bulk::BulkError),
 }
 
 /// How errors map to the documented exit codes of `pbn` (and, in snake case, the `class` of an
@@ -155,6 +159,7 @@ impl AdminError {
             AdminError::Conflict { .. } | AdminError::Protected(..) => ErrorClass::Conflict,
             AdminError::Issue(_) | AdminError::Auth(_) => ErrorClass::Other,
             AdminError::Denied(d) => d.class(),
+            AdminError::Bulk(b) => b.class(),
         }
     }
 }

@@ -12,6 +12,7 @@ use super::accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, Accou
 use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
 use super::api_tokens::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 use super::audit::AuditList;
+use super::bulk::{BulkCheck, BulkExport, BulkImport};
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
 use super::replicas::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow};
@@ -128,6 +129,9 @@ requests! {
     AdminTokenList,
     AdminTokenRevoke,
     AdminPasswd,
+    BulkCheck,
+    BulkImport,
+    BulkExport,
 }
 
 impl std::fmt::Debug for Request {
@@ -158,7 +162,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 48);
+        assert_eq!(all.len(), 51);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

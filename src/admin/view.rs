@@ -282,6 +282,8 @@ pub enum Response {
         /// The log's stream.
         stream: String,
     },
+    /// The answer of a bulk import, check or export page.
+    Bulk(Box<super::bulk::BulkAnswer>),
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -387,6 +389,7 @@ impl Response {
                 let _ = writeln!(s, "system account: {}", t.system_account);
                 let _ = writeln!(s, "preloaded accounts: {}", t.preload.len());
             }
+            Response::Bulk(b) => super::bulk::text(&mut s, b),
             Response::Done { message } => {
                 let _ = writeln!(s, "{message}");
             }

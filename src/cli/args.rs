@@ -350,6 +350,10 @@ pub enum AdminCommand {
     /// Replicas of the log: who may join it (`add` writes a join bundle), and removal.
     #[command(subcommand)]
     Replica(super::replicas::ReplicaCommand),
+    /// Import accounts, roles and users from a file (JSON or NDJSON; see the README).
+    Import(super::bulk::ImportArgs),
+    /// Export accounts, roles and users (without secrets unless --with-secrets).
+    Export(super::bulk::ExportArgs),
 }
 
 mod records;

@@ -40,6 +40,7 @@ use crate::server::ServerError;
 use crate::store::{JournalError, StoreError};
 
 use super::audit_tail::AuditTailError;
+use super::bulk::BulkCliError;
 use super::check::CheckError;
 use super::output::{self, OutputClosed};
 use super::rekey::RekeyError;
@@ -47,6 +48,7 @@ use super::requests::NotARequest;
 use super::secrets::PasswordError;
 use super::status::StatusError;
 use super::store_key::StoreKeyError;
+use crate::admin::bulk::BulkError;
 
 /// Why a command failed, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,7 +273,21 @@ registry!(
     RekeyError,
     NotARequest,
     AuthError,
+    BulkError,
+    BulkCliError,
 );
+
+impl Classify for BulkError {
+    fn exit_class(&self) -> ExitClass {
+        self.class().into()
+    }
+}
+
+impl Classify for BulkCliError {
+    fn exit_class(&self) -> ExitClass {
+        ExitClass::Usage
+    }
+}
 
 impl Classify for OutputClosed {
     fn exit_class(&self) -> ExitClass {

@@ -8,6 +8,7 @@ mod admins;
 pub mod args;
 mod audit_list;
 pub mod audit_tail;
+mod bulk;
 mod check;
 pub mod exit;
 mod nats_conf;
@@ -209,6 +210,9 @@ fn open_error(path: &std::path::Path, e: StoreError) -> anyhow::Error {
 fn admin_cmd(a: args::AdminArgs) -> Result<()> {
     if let args::AdminCommand::Audit(audit_list::AuditCommand::Tail(t)) = &a.command {
         return audit_tail::run(a.server.as_deref(), a.creds.as_deref(), t);
+    }
+    if let args::AdminCommand::Import(_) | args::AdminCommand::Export(_) = &a.command {
+        return bulk::run(&a);
     }
     if let args::AdminCommand::Store(args::StoreCommand::Rekey(r)) = &a.command {
         return rekey::rekey(&a, r);

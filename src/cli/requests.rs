@@ -39,6 +39,8 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
             Request::OutboxRetry(OutboxRetry { id: n(id)? })
         }
         AdminCommand::Store(_) => return Err(NotARequest("store").into()),
+        AdminCommand::Import(_) => return Err(NotARequest("import").into()),
+        AdminCommand::Export(_) => return Err(NotARequest("export").into()),
         AdminCommand::Admin(a) => super::admins::request(a)?,
         AdminCommand::Replica(r) => super::replicas::request(r)?,
         AdminCommand::Audit(a) => super::audit_list::request(a, crate::clock::unix_now_ms())?,

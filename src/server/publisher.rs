@@ -34,6 +34,7 @@
 //!
 //! `publisher` never imports `callout`: the two share nothing but the store.
 
+mod batch;
 mod lease;
 mod nats;
 mod outbox;
@@ -58,10 +59,10 @@ use crate::keys::{AccountPublicKey, KeyError};
 use crate::model::{OutboxAction, OutboxEntry};
 use crate::server::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreRead};
+use outbox::FailureOutcome;
 
 pub use nats::{CLAIMS_UPDATE, SERVER_PING};
 pub use outbox::disabled_account_jwt;
-use outbox::FailureOutcome;
 pub use push_watch::PushWatch;
 
 /// Errors of the publisher. A failed push is recorded on its outbox entry with this message.
@@ -291,7 +292,8 @@ impl Publisher {
         }
     }
 
-    /// Pushes every entry that is due and has been quiet for `debounce`, earliest first.
+    /// Pushes every entry that is due and has been quiet for `debounce`, earliest first, in
+    /// batches (see `batch`); in replicated mode one at a time under its lease.
     async fn flush(&self, s: &mut Link) {
         let quiet_since =
             crate::clock::unix_now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
@@ -300,11 +302,20 @@ impl Publisher {
             Ok(due) => due,
             Err(e) => return error!(error = %e, "cannot read the outbox"),
         };
-        for entry in due {
+        let mut due = due.into_iter().peekable();
+        while due.peek().is_some() {
             if !s.connected() {
                 return;
             }
-            self.process(s, entry).await;
+            // In replicated mode each entry goes alone: it needs its lease, and its results
+            // go through the log.
+            if self.leases.is_some() {
+                let entry = due.next().expect("peeked");
+                self.process(s, entry).await;
+                continue;
+            }
+            let batch: Vec<OutboxEntry> = due.by_ref().take(batch::BATCH).collect();
+            self.process_batch(s, batch).await;
         }
     }
 
@@ -345,12 +356,9 @@ impl Publisher {
     }
 
     async fn upsert(&self, s: &mut Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
-        let reserve = entry.clone();
-        let now = crate::clock::unix_now();
-        let reserved = match &self.leases {
-            Some(_) => lease::reserved(&self.store, entry).await?,
-            None => self.store.write_async(move |tx| outbox::reserve(tx, &reserve, now)).await?,
-        };
+        // Only replicated mode pushes one entry at a time (see `flush`): the JWT comes from
+        // replicated state alone, so a retry by another replica pushes the same bytes.
+        let reserved = lease::reserved(&self.store, entry).await?;
         let jwt = match reserved {
             outbox::Reserved::Jwt(jwt) => jwt,
             outbox::Reserved::Stale => return Ok(Pushed::Stale),
@@ -366,7 +374,7 @@ impl Publisher {
         Ok(Pushed::Done)
     }
 
-    async fn delete(&self, s: &mut Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
+    async fn delete(&self, s: &Link, entry: &OutboxEntry) -> Result<Pushed, PublisherError> {
         let op =
             self.store.read_async(|tx| Ok::<_, PublisherError>(tx.require_operator()?)).await?;
         let claim = outbox::delete_claim(&op, &entry.account)?;

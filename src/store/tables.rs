@@ -99,7 +99,9 @@ pub(crate) const ADMIN_PASSWORDS: RecordTable = TableDefinition::new("admin_pass
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, REPLICAS, ADMIN_TOKENS, ADMIN_PASSWORDS] {
+    for table in
+        [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, REPLICAS, ADMIN_TOKENS, ADMIN_PASSWORDS]
+    {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;

@@ -35,6 +35,16 @@ async fn admin_nats(live: &Live) -> Client {
 use super::admins::raw_request;
 
 /// Every record, as admin list responses (to prove that nothing changed).
+/// [`snapshot`] once the publisher has pushed what the setup queued (it pushes in the
+/// background, so the outbox would otherwise differ between two snapshots by timing alone).
+async fn settled_snapshot(live: &Live) -> Vec<Response> {
+    let deadline = crate::support::Deadline::after(WAIT, "the setup's pushes");
+    while !live.d.store().read(|tx| tx.list_outbox()).expect("outbox").is_empty() {
+        deadline.tick().await;
+    }
+    snapshot(live)
+}
+
 fn snapshot(live: &Live) -> Vec<Response> {
     let ctx = Context::now();
     let lists = [
@@ -128,7 +138,7 @@ async fn a_locked_store_names_the_remote_options() {
 async fn bad_requests_get_error_replies_change_nothing_and_the_service_keeps_serving() {
     let live = Live::start(DeployOptions::default(), |_| {}).await;
     let client = super::admins::SignedNats::new(&live, &live.creds).await;
-    let before = snapshot(&live);
+    let before = settled_snapshot(&live).await;
 
     let (reply, headers) = raw_request(&client, b"{not json".to_vec()).await;
     assert_eq!(reply["error"]["class"], "usage", "{reply}");
@@ -207,7 +217,7 @@ async fn only_admin_permissions_reach_the_admin_api() {
         d.add_user("root", "APP", "all", PW);
     })
     .await;
-    let before = snapshot(&live);
+    let before = settled_snapshot(&live).await;
     let delete_bob = Request::UserDelete(UserDelete { name: "bob".into() });
 
     // A system user without the admin permissions: the server refuses the publish.

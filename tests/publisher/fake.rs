@@ -1,11 +1,13 @@
 //! The publisher against fake resolvers on a plain nats-server: behaviours a real resolver only
 //! shows in rare states (a 200 for a JWT it does not keep; servers disagreeing), made on demand.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::Client;
 use futures::StreamExt;
+use pbn::claims::AccountClaims;
 use pbn::PublisherSettings;
 use pbn::{Publisher, CLAIMS_UPDATE, SERVER_PING};
 use tokio::sync::watch;
@@ -16,17 +18,20 @@ use crate::support::{wait_until_async, NatsServer};
 /// How a fake resolver answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
-    /// 200 to updates, and lookups return the last JWT pushed.
+    /// 200 to updates, and lookups return the last JWT pushed for the account.
     Honest,
     /// 200 to updates, but it keeps nothing: lookups return no JWT.
     Forgetful,
     /// Error replies to updates, sent 50 ms late (after an honest peer's 200).
     Refusing,
+    /// Honest, except that it refuses updates of the account named `bad`.
+    RefusesBad,
 }
 
 /// Answers the claims API on `client` as `behaviour` says, until the client closes.
 async fn fake_resolver(client: Client, behaviour: Behaviour) {
-    let kept = Arc::new(Mutex::new(None::<Vec<u8>>));
+    // Per account, as a resolver keeps them: pushes of several accounts may be in flight.
+    let kept = Arc::new(Mutex::new(HashMap::<String, Vec<u8>>::new()));
     let mut subs = futures::stream::select_all([
         client.subscribe(CLAIMS_UPDATE).await.expect("subscribe"),
         client.subscribe("$SYS.REQ.ACCOUNT.*.CLAIMS.LOOKUP").await.expect("subscribe"),
@@ -45,14 +50,29 @@ async fn fake_resolver(client: Client, behaviour: Behaviour) {
                         .to_vec()
                 }
                 CLAIMS_UPDATE => {
-                    if behaviour == Behaviour::Honest {
-                        *kept.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some(msg.payload.to_vec());
+                    let jwt = String::from_utf8_lossy(&msg.payload).to_string();
+                    let claims = pbn::claims::decode::<AccountClaims>(&jwt);
+                    if behaviour == Behaviour::RefusesBad
+                        && claims.as_ref().is_ok_and(|c| c.name == "bad")
+                    {
+                        let refusal = r#"{"server":{},"error":{"code":500,"description":"bad"}}"#;
+                        let _ = client.publish(reply, refusal.into()).await;
+                        continue;
+                    }
+                    let account = claims.map(|c| c.sub);
+                    let keeps = matches!(behaviour, Behaviour::Honest | Behaviour::RefusesBad);
+                    if let (true, Ok(account)) = (keeps, account) {
+                        kept.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(account, msg.payload.to_vec());
                     }
                     br#"{"server":{},"data":{"code":200,"message":"jwt updated"}}"#.to_vec()
                 }
-                _ => {
-                    kept.lock().unwrap_or_else(PoisonError::into_inner).clone().unwrap_or_default()
+                lookup => {
+                    // $SYS.REQ.ACCOUNT.<account>.CLAIMS.LOOKUP
+                    let account = lookup.split('.').nth(3).unwrap_or_default();
+                    let kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                    kept.get(account).cloned().unwrap_or_default()
                 }
             };
             let _ = client.publish(reply, body.into()).await;
@@ -107,6 +127,20 @@ async fn every_server_reply_is_read() {
     let (_server, _stop) = run_against(&env, &[Behaviour::Honest, Behaviour::Refusing]).await;
     let error = failure_of(&env, "split").await;
     assert!(error.contains("simulated refusal"), "last error: {error}");
+}
+
+#[tokio::test]
+async fn a_refused_account_fails_alone_and_the_rest_of_its_batch_completes() {
+    let env = Env::new();
+    for i in 0..40 {
+        env.add_account(&format!("good{i}"), -1);
+    }
+    env.add_account("bad", -1);
+    let (_server, _stop) = run_against(&env, &[Behaviour::RefusesBad]).await;
+    let error = failure_of(&env, "bad").await;
+    assert!(error.contains("bad"), "last error: {error}");
+    let only_bad = || env.outbox().iter().all(|e| e.account_name == "bad");
+    wait_until_async(WAIT, "every other entry to complete", || async { only_bad() }).await;
 }
 
 #[tokio::test]

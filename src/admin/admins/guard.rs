@@ -221,6 +221,7 @@ fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
         R::ReplicaAdd(_) | R::ReplicaList(_) | R::ReplicaShow(_) | R::ReplicaRemove(_) => {
             refuse("manage replicas")
         }
+        R::BulkCheck(_) | R::BulkImport(_) | R::BulkExport(_) => refuse("import or export in bulk"),
         R::UserAdd(u) if u.account == own => Some(None),
         R::UserAdd(u) => refuse(&format!("add users to account {}", u.account)),
         R::UserList(u) => match &u.account {

@@ -23,10 +23,46 @@ pub(super) enum Reserved {
 /// Reserves the next `iat` of `entry`'s account (strictly greater than any issued before, and
 /// stored in this transaction) and builds its JWT from the store as it is now. The AUTH
 /// account's `allowed_accounts` is computed here too, so it matches the store at push time.
+#[cfg(test)]
 pub(super) fn reserve(
     tx: &mut WriteTx,
     entry: &OutboxEntry,
     now: i64,
+) -> Result<Reserved, PublisherError> {
+    let (op, allowed) = (tx.require_operator()?, tx.allowed_accounts()?);
+    reserve_with(tx, entry, now, &op, &allowed)
+}
+
+/// [`reserve`] for every upsert of `entries` in one transaction (the operator and the allowed
+/// accounts read once); `None` for a delete, which reserves nothing.
+pub(super) fn reserve_all(
+    tx: &mut WriteTx,
+    entries: &[OutboxEntry],
+    now: i64,
+) -> Result<Vec<Option<Reserved>>, PublisherError> {
+    let mut shared = None;
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if entry.action == OutboxAction::Delete {
+            out.push(None);
+            continue;
+        }
+        if shared.is_none() {
+            shared = Some((tx.require_operator()?, tx.allowed_accounts()?));
+        }
+        let (op, allowed) = shared.as_ref().expect("set just above");
+        out.push(Some(reserve_with(tx, entry, now, op, allowed)?));
+    }
+    Ok(out)
+}
+
+/// [`reserve`] with the operator and the allowed accounts already read.
+fn reserve_with(
+    tx: &mut WriteTx,
+    entry: &OutboxEntry,
+    now: i64,
+    op: &Operator,
+    allowed: &[AccountPublicKey],
 ) -> Result<Reserved, PublisherError> {
     match tx.get_outbox(&entry.account)? {
         Some(current) if current.revision == entry.revision && current.failed_at.is_none() => {}
@@ -35,11 +71,9 @@ pub(super) fn reserve(
     let Some(mut acc) = tx.get_account_by_key(&entry.account)? else {
         return Ok(Reserved::AccountGone);
     };
-    let op = tx.require_operator()?;
-    let allowed = tx.allowed_accounts()?;
     let iat = acc.next_jwt_iat(now);
     tx.update_account(&acc)?;
-    Ok(Reserved::Jwt(issue::account_jwt(&op, &acc, &allowed, iat)?))
+    Ok(Reserved::Jwt(issue::account_jwt(op, &acc, allowed, iat)?))
 }
 
 /// The `$SYS.REQ.CLAIMS.DELETE` payload for `account`: a generic claim with `sub == iss ==` the

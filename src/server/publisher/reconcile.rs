@@ -6,6 +6,7 @@
 //! keys, revocations, a newer operator signing key, a JWT nobody at pbn issued) or a missing JWT
 //! queues an upsert.
 
+use futures::stream::{self, StreamExt};
 use tracing::debug;
 
 use super::{nats, Link, Publisher, PublisherError};
@@ -14,6 +15,11 @@ use crate::issue;
 use crate::keys::AccountPublicKey;
 use crate::model::{Account, Operator, OutboxAction};
 use crate::store::{StoreRead, WriteTx};
+
+/// Lookups in flight at once. Each holds one reply subscription; 64 keeps a loopback or LAN
+/// round trip busy (10,000 accounts reconcile in well under the 5 s target) while each server
+/// answers lookups from its resolver's memory, so no request waits near the request timeout.
+pub const LOOKUP_CONCURRENCY: usize = 64;
 
 /// An account the servers do not hold as the store says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +45,20 @@ impl Publisher {
             })
             .await?;
         let wire = nats::Wire::new(&s.client, self.settings.request_timeout, s.servers);
-        let mut stale = Vec::new();
-        for acc in &accounts {
-            let held = wire.lookup(&acc.public_key).await?;
-            if let Some(held_iat) = differs(&op, acc, &allowed, &held) {
-                debug!(account = %acc.name, "servers differ from the store");
-                stale.push(Stale { account: acc.public_key.clone(), held_iat });
-            }
-        }
+        let (op, allowed, wire) = (&op, &allowed, &wire);
+        let looked_up: Vec<Result<Option<Stale>, PublisherError>> = stream::iter(accounts)
+            .map(|acc| async move {
+                let held = wire.lookup(&acc.public_key).await?;
+                Ok(differs(op, &acc, allowed, &held).map(|held_iat| {
+                    debug!(account = %acc.name, "servers differ from the store");
+                    Stale { account: acc.public_key.clone(), held_iat }
+                }))
+            })
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .collect()
+            .await;
+        let stale =
+            looked_up.into_iter().filter_map(Result::transpose).collect::<Result<Vec<_>, _>>()?;
         let now = crate::clock::unix_now_ms();
         let leases = self.leases.as_ref();
         super::lease::write(&self.store, leases, move |tx| requeue(tx, &stale, now)).await

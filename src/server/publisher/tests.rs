@@ -4,12 +4,13 @@
 use crate::admin::{AccountAdd, AccountDelete, AccountEdit, OutboxList, OutboxRetry};
 use std::time::Duration;
 
-use super::outbox::{cleanup, delete_claim, record_failure, reserve, Reserved};
+use super::outbox::{cleanup, delete_claim, record_failure, reserve, FailureOutcome, Reserved};
 use super::reconcile::{differs, requeue, Stale};
 use super::*;
 use crate::admin::{self, init, Context, LimitPatch, Request, Response};
 use crate::claims::{self, AccountClaims, GenericClaims};
 use crate::config::{RawConfig, Settings};
+use crate::model::OutboxAction;
 use crate::store::{Store, StoreRead};
 
 fn settings() -> PublisherSettings {
