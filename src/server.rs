@@ -262,14 +262,14 @@ struct Parts {
 
 /// Starts the long-running tasks of `pbn serve`: the callout on the service connection; the
 /// disconnect tracker, the admin API and the publisher on the system connection; the session
-/// pruner.
+/// pruner; the refresh of identity providers' keys.
 fn spawn_tasks(
     settings: &Settings,
     Parts { store, pipeline, sessions, publisher, audit }: Parts,
     service: &Connection,
     system: &Connection,
     shutdown: &watch::Receiver<bool>,
-) -> [tokio::task::JoinHandle<()>; 5] {
+) -> [tokio::task::JoinHandle<()>; 6] {
     let admin = admin_api::AdminApi {
         store,
         sessions: sessions.clone(),
@@ -281,7 +281,13 @@ fn spawn_tasks(
         audit,
     };
     let callout = &settings.callout;
+    let keys = crate::auth::oidc::cache::refresh_on_schedule(
+        pipeline.oidc().clone(),
+        admin.store.clone(),
+        shutdown.clone(),
+    );
     [
+        tokio::spawn(keys),
         tokio::spawn(callout_loop(
             service.client(),
             pipeline,

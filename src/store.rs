@@ -28,6 +28,7 @@
 mod codec;
 mod error;
 mod idempotency;
+mod idps;
 mod journal;
 mod keyring;
 mod lock;
@@ -64,6 +65,7 @@ use redb::{Builder, Database, DatabaseError, ReadOnlyDatabase, ReadableDatabase,
 pub(crate) use error::backend;
 pub use error::{RecordKind, StoreError};
 pub use idempotency::{Remembered, REMEMBER_MAX_AGE_MS, REMEMBER_MAX_COUNT};
+pub use idps::IdpRead;
 pub use journal::{Journal, JournalError, Op, JOURNAL_VERSION, MAX_JOURNAL_BYTES};
 pub use lock::Holder;
 pub use read::{ReadTx, StoreRead};

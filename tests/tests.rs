@@ -10,6 +10,7 @@ mod cluster;
 mod connection;
 mod lifecycle;
 mod memory;
+mod oidc;
 mod operator;
 mod publisher;
 mod replica;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountShow};
 use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
 use super::audit::AuditList;
+use super::idps::{IdpAdd, IdpDelete, IdpEdit, IdpList, IdpMap, IdpShow, IdpUnmap};
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
 use super::roles::{RoleAdd, RoleDelete, RoleEdit, RoleList, RoleShow};
@@ -115,6 +116,13 @@ requests! {
     AdminRevoke,
     AdminDelete,
     AuditList,
+    IdpAdd,
+    IdpList,
+    IdpShow,
+    IdpEdit,
+    IdpDelete,
+    IdpMap,
+    IdpUnmap,
 }
 
 impl std::fmt::Debug for Request {

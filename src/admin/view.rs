@@ -258,6 +258,10 @@ pub enum Response {
     Admins(Vec<super::AdminView>),
     /// Audit entries, oldest first.
     Audit(Vec<crate::model::AuditRecord>),
+    /// One identity provider.
+    Idp(super::IdpView),
+    /// Identity providers.
+    Idps(Vec<super::IdpView>),
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -301,6 +305,8 @@ impl Response {
             Response::Account(a) => account_text(&mut s, a),
             Response::Admins(v) => super::admins::text(&mut s, v),
             Response::Audit(v) => super::audit::text(&mut s, v),
+            Response::Idp(v) => super::idps::text(&mut s, v),
+            Response::Idps(v) => super::idps::list_text(&mut s, v),
             Response::Accounts(v) => {
                 let _ = writeln!(
                     s,

@@ -15,6 +15,7 @@ use crate::admin::admins::guard::{AuthzError, Denied};
 use crate::admin::api::ApiError;
 use crate::admin::remote::RemoteError;
 use crate::admin::{self, AdminError, ErrorClass};
+use crate::auth::oidc::OidcError;
 use crate::auth::AuthError;
 use crate::claims::ClaimsError;
 use crate::config::ConfigError;
@@ -253,6 +254,7 @@ registry!(
     RekeyError,
     NotARequest,
     AuthError,
+    OidcError,
 );
 
 impl Classify for OutputClosed {

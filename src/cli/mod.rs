@@ -9,6 +9,7 @@ mod audit_list;
 pub mod audit_tail;
 mod check;
 pub mod exit;
+mod idp;
 mod nats_conf;
 pub mod output;
 pub(crate) mod rekey;

@@ -38,6 +38,7 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
         }
         AdminCommand::Store(_) => return Err(NotARequest("store").into()),
         AdminCommand::Admin(a) => super::admins::request(a)?,
+        AdminCommand::Idp(i) => super::idp::request(i)?,
         AdminCommand::Audit(a) => super::audit_list::request(a, crate::clock::unix_now_ms())?,
     })
 }

@@ -30,6 +30,10 @@ pub struct Session {
     /// Unix seconds the user JWT expires; the session ends by then at the latest (`i64::MAX`
     /// for a session known only from the servers: their disconnect event ends it).
     pub expires: i64,
+    /// The identity provider whose token admitted the session (`None` for local users, and
+    /// for sessions known only from the servers).
+    #[serde(default)]
+    pub provider: Option<Name>,
 }
 
 impl Session {

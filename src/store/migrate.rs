@@ -21,7 +21,7 @@ use crate::model::User;
 pub(crate) type Step = fn(&WriteTransaction) -> Result<(), StoreError>;
 
 /// Every migration step, in order of `from_version`.
-pub(crate) const MIGRATIONS: &[(u64, Step)] = &[(1, to_v2), (2, to_v3)];
+pub(crate) const MIGRATIONS: &[(u64, Step)] = &[(1, to_v2), (2, to_v3), (3, to_v4)];
 
 /// Brings a store of version `found` (older than [`SCHEMA_VERSION`]) up to date inside `txn`.
 pub(crate) fn run(txn: &WriteTransaction, found: u64) -> Result<(), StoreError> {
@@ -47,6 +47,12 @@ fn to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// them); creds minted before have no admin record, so the admin API refuses them until
 /// `pbn admin admin add` (run on the store file) mints named ones.
 fn to_v3(_: &WriteTransaction) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Version 3 → 4: identity providers and the users their logins created; both tables start
+/// empty (`run` creates them).
+fn to_v4(_: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 

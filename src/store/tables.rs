@@ -7,7 +7,7 @@
 use redb::TableDefinition;
 
 /// The schema this build reads and writes.
-pub(crate) const SCHEMA_VERSION: u64 = 3;
+pub(crate) const SCHEMA_VERSION: u64 = 4;
 
 /// The key of the schema version in [`META`].
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -86,11 +86,18 @@ pub(crate) const ADMIN_KEYS: TableDefinition<&str, &str> = TableDefinition::new(
 /// The audit trail: (unix ms, sequence within that ms) → encoded audit record, oldest first.
 pub(crate) const AUDIT: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("audit");
 
+/// Identity providers by name (schema 4).
+pub(crate) const IDPS: RecordTable = TableDefinition::new("idps");
+
+/// Users a provider's logins created (`--provision`): user name → provider name. A user
+/// record without an entry here is a local user, which no provider's login may take over.
+pub(crate) const IDP_USERS: TableDefinition<&str, &str> = TableDefinition::new("idp_users");
+
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS] {
+    for table in [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, IDPS] {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;
@@ -102,6 +109,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(IDEMPOTENCY_BY_TIME)?;
     txn.open_table(ADMIN_KEYS)?;
     txn.open_table(AUDIT)?;
+    txn.open_table(IDP_USERS)?;
     Ok(())
 }
 
@@ -154,6 +162,8 @@ replicated!(
     ADMINS,
     ADMIN_KEYS,
     AUDIT,
+    IDPS,
+    IDP_USERS,
 );
 
 /// The replicated table named `name`.

@@ -214,6 +214,13 @@ fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
         | R::AdminRevoke(_)
         | R::AdminDelete(_) => refuse("manage admins"),
         R::AuditList(_) => refuse("read the audit trail"),
+        R::IdpAdd(_)
+        | R::IdpList(_)
+        | R::IdpShow(_)
+        | R::IdpEdit(_)
+        | R::IdpDelete(_)
+        | R::IdpMap(_)
+        | R::IdpUnmap(_) => refuse("manage identity providers"),
         R::UserAdd(u) if u.account == own => Some(None),
         R::UserAdd(u) => refuse(&format!("add users to account {}", u.account)),
         R::UserList(u) => match &u.account {

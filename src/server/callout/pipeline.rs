@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::argon::ArgonPool;
-use super::authn::{authenticate, client_ip};
+use super::authn::{authenticate, client_ip, Identity};
 use super::CalloutError;
+use crate::auth::oidc::KeyCache;
 use crate::auth::{source_allowed, LoginThrottle, ThrottleConfig, VerifiedCache};
 use crate::claims::{
     self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, AUTH_REQUEST_AUDIENCE,
@@ -21,7 +22,7 @@ use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
 use crate::server::audit::Audit;
 use crate::server::metrics::Metrics;
 use crate::server::sessions::SessionRegistry;
-use crate::store::{Store, StoreRead};
+use crate::store::{IdpRead, Store, StoreRead};
 
 /// Tuning of the pipeline (from [`CalloutSettings`]).
 #[derive(Debug, Clone)]
@@ -114,6 +115,8 @@ pub struct Pipeline {
     /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
     /// and the key of a rotated account simply stops being asked for.
     signers: Mutex<HashMap<String, Arc<KeyPair>>>,
+    /// Identity providers' keys.
+    oidc: Arc<KeyCache>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -156,6 +159,10 @@ impl Pipeline {
         };
         let throttle = LoginThrottle::new(pairs, hosts, users).map_err(CalloutError::Auth)?;
         let metrics = Arc::new(Metrics::new());
+        let observed = metrics.clone();
+        let oidc = Arc::new(KeyCache::new(Some(Box::new(move |r| {
+            observed.oidc_fetched(r.ok, r.unreachable)
+        }))));
         Ok(Pipeline {
             store,
             auth_key: auth.public_key,
@@ -169,7 +176,13 @@ impl Pipeline {
             audit: None,
             opts,
             signers: Mutex::new(HashMap::new()),
+            oidc,
         })
+    }
+
+    /// Identity providers' keys (the service refreshes them on its schedule).
+    pub fn oidc(&self) -> &Arc<KeyCache> {
+        &self.oidc
     }
 
     pub(super) fn store(&self) -> &Store {
@@ -334,11 +347,12 @@ impl Pipeline {
         req: &AuthorizationRequestClaims,
         now: i64,
     ) -> Result<(String, Session), CalloutError> {
-        let user = authenticate(self, req, now).await?;
+        let id = authenticate(self, req, now).await?;
+        let user = &id.user;
         let (acc, role) = self.store.read(|tx| -> Result<_, CalloutError> {
             Ok((tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?))
         })?;
-        check_user(&user, &acc)?;
+        check_user(user, &acc)?;
         if !role.source_cidrs.is_empty() {
             let allowed = client_ip(req).is_some_and(|ip| source_allowed(ip, &role.source_cidrs));
             if !allowed {
@@ -347,7 +361,13 @@ impl Pipeline {
             }
         }
         let ttl = role.jwt_ttl.unwrap_or(self.opts.default_jwt_ttl);
-        let exp = now + ttl.as_secs().max(1) as i64;
+        let mut exp = now + ttl.as_secs().max(1) as i64;
+        if let Some(login) = &id.oidc {
+            // Never outlive the provider's token (checked to be after `now`).
+            exp = exp.min(login.expires);
+            let sub = login.claims["sub"].as_str().unwrap_or_default();
+            tracing::debug!(user = %user.name, provider = %login.idp.name, sub, "identity provider token verified");
+        }
         let user_key = UserPublicKey::parse(&req.user_nkey)
             .map_err(|_| CalloutError::UserNkey(req.user_nkey.clone()))?;
         let spec = UserSpec {
@@ -375,6 +395,7 @@ impl Pipeline {
             issuer: Some(signer.public_key().to_string()),
             issued: now,
             expires: exp,
+            provider: id.oidc.as_ref().map(|l| l.idp.name.clone()),
         };
         self.sessions.try_admit(session.clone(), role.max_connections, now).map_err(|_| {
             CalloutError::ConnectionLimit {
@@ -386,7 +407,7 @@ impl Pipeline {
         // milliseconds) must not slip through: the session is registered first, then the records
         // are read again. A change committed before this read is seen here and refused; one
         // committed after it finds the session in the registry and kicks it.
-        if let Err(e) = self.unchanged(&user, &acc, &role) {
+        if let Err(e) = self.unchanged(&id, &acc, &role) {
             self.sessions.remove(session.server_id.as_str(), session.client_id);
             return Err(e);
         }
@@ -395,12 +416,24 @@ impl Pipeline {
 
     fn unchanged(
         &self,
-        user: &User,
+        id: &Identity,
         acc: &Account,
         role: &crate::model::Role,
     ) -> Result<(), CalloutError> {
+        let user = &id.user;
         let same = self.store.read(|tx| -> Result<bool, CalloutError> {
-            Ok(tx.get_user(user.name.as_str())?.as_ref() == Some(user)
+            let stored = tx.get_user(user.name.as_str())?;
+            let user_same = match &id.oidc {
+                // A user made up for this login: still no record of that name.
+                Some(l) if !l.stored => stored.is_none(),
+                _ => stored.as_ref() == Some(user),
+            };
+            let idp_same = match &id.oidc {
+                Some(l) => tx.get_idp(l.idp.name.as_str())?.as_ref() == Some(&l.idp),
+                None => true,
+            };
+            Ok(user_same
+                && idp_same
                 && tx.get_account(acc.name.as_str())?.is_some_and(|a| same_account(&a, acc))
                 && tx.get_role(role.name.as_str())?.as_ref() == Some(role))
         })?;

@@ -88,6 +88,7 @@ impl Fixture {
             issuer: None,
             issued,
             expires: issued + 3600,
+            provider: None,
         };
         self.registry.try_admit(s, Limit::UNLIMITED, issued).unwrap();
         cid

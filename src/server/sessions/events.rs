@@ -89,6 +89,7 @@ impl Reported<'_> {
             issuer: Some(self.issuer.to_string()).filter(|i| !i.is_empty()),
             issued: 0,
             expires: i64::MAX,
+            provider: None,
         })
     }
 }

@@ -17,6 +17,7 @@ fn session(user: &str, cid: u64, expires: i64) -> Session {
         issuer: None,
         issued: 0,
         expires,
+        provider: None,
     }
 }
 
