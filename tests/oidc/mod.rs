@@ -4,6 +4,7 @@
 //! token is refused with its reason in the auth-error advisory; key rotation and a provider
 //! that is down keep logins working; changing or deleting a provider kicks its sessions.
 
+mod cli;
 mod live;
 
 use std::time::Duration;

@@ -363,3 +363,6 @@ pub async fn refresh_on_schedule(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
