@@ -20,7 +20,9 @@ pub fn claim_at<'a>(claims: &'a Value, path: &str) -> Option<&'a Value> {
 pub fn claim_matches(claim: &Value, value: &str) -> bool {
     match claim {
         Value::String(s) => s == value,
-        Value::Number(_) | Value::Bool(_) => claim.to_string() == value,
+        Value::Number(_) | Value::Bool(_) => {
+            serde_json::from_str::<Value>(value).is_ok_and(|v| v == *claim)
+        }
         Value::Array(items) => items.iter().any(|i| !i.is_array() && claim_matches(i, value)),
         _ => false,
     }
