@@ -93,44 +93,61 @@ async fn user_for(
     match found {
         Some(_) if !ours => Err(OidcError::NameTaken(key)),
         Some(u) if u.account == target.account && u.role == target.role => Ok((u, true)),
-        Some(_) => {
-            let provider = idp.name.to_string();
-            let user = store
-                .write_async(move |tx| -> Result<User, OidcError> {
-                    let mut u = tx.require_user(&key)?;
-                    if tx.provisioned_by(&key)?.as_deref() != Some(provider.as_str()) {
-                        return Err(OidcError::NameTaken(key));
-                    }
-                    u.account = target.account;
-                    u.role = target.role;
-                    u.updated = now;
-                    tx.update_user(&u)?;
-                    Ok(u)
-                })
-                .await?;
-            Ok((user, true))
-        }
-        None if idp.provision => {
-            let provider = idp.name.to_string();
-            let mut u = User::new(name, target.account, target.role, now);
-            u.description = format!("created by a login through identity provider {provider}");
-            let user = store
-                .write_async(move |tx| -> Result<User, OidcError> {
-                    // A concurrent login of the same new user may have created it.
-                    if let Some(existing) = tx.get_user(u.name.as_str())? {
-                        return match tx.provisioned_by(u.name.as_str())? {
-                            Some(p) if p == provider => Ok(existing),
-                            _ => Err(OidcError::NameTaken(u.name.to_string())),
-                        };
-                    }
-                    tx.insert_user(&u)?;
-                    tx.link_idp_user(u.name.as_str(), Some(&provider))?;
-                    Ok(u)
-                })
-                .await?;
-            tracing::info!(user = %user.name, provider = %idp.name, "user provisioned by an identity provider login");
-            Ok((user, true))
-        }
+        Some(_) => Ok((retarget(store, idp, key, target, now).await?, true)),
+        None if idp.provision => Ok((provision(store, idp, name, target, now).await?, true)),
         None => Ok((User::new(name, target.account, target.role, now), false)),
     }
+}
+
+/// Moves the user `key` this provider created to `target` (the mapping changed).
+async fn retarget(
+    store: &Store,
+    idp: &IdentityProvider,
+    key: String,
+    target: MappingTarget,
+    now: i64,
+) -> Result<User, OidcError> {
+    let provider = idp.name.to_string();
+    store
+        .write_async(move |tx| -> Result<User, OidcError> {
+            let mut u = tx.require_user(&key)?;
+            if tx.provisioned_by(&key)?.as_deref() != Some(provider.as_str()) {
+                return Err(OidcError::NameTaken(key));
+            }
+            u.account = target.account;
+            u.role = target.role;
+            u.updated = now;
+            tx.update_user(&u)?;
+            Ok(u)
+        })
+        .await
+}
+
+/// Creates the user record of a provider's first login of `name`.
+async fn provision(
+    store: &Store,
+    idp: &IdentityProvider,
+    name: Name,
+    target: MappingTarget,
+    now: i64,
+) -> Result<User, OidcError> {
+    let provider = idp.name.to_string();
+    let mut u = User::new(name, target.account, target.role, now);
+    u.description = format!("created by a login through identity provider {provider}");
+    let user = store
+        .write_async(move |tx| -> Result<User, OidcError> {
+            // A concurrent login of the same new user may have created it.
+            if let Some(existing) = tx.get_user(u.name.as_str())? {
+                return match tx.provisioned_by(u.name.as_str())? {
+                    Some(p) if p == provider => Ok(existing),
+                    _ => Err(OidcError::NameTaken(u.name.to_string())),
+                };
+            }
+            tx.insert_user(&u)?;
+            tx.link_idp_user(u.name.as_str(), Some(&provider))?;
+            Ok(u)
+        })
+        .await?;
+    tracing::info!(user = %user.name, provider = %idp.name, "user provisioned by an identity provider login");
+    Ok(user)
 }

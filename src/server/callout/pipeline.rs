@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::argon::ArgonPool;
 use super::authn::{authenticate, client_ip, Identity};
 use super::CalloutError;
-use crate::auth::oidc::KeyCache;
+use crate::auth::oidc::{KeyCache, OidcLogin};
 use crate::auth::{source_allowed, LoginThrottle, ThrottleConfig, VerifiedCache};
 use crate::claims::{
     self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, AUTH_REQUEST_AUDIENCE,
@@ -360,14 +360,7 @@ impl Pipeline {
                 return Err(CalloutError::SourceNotAllowed { user: user.name.to_string(), host });
             }
         }
-        let ttl = role.jwt_ttl.unwrap_or(self.opts.default_jwt_ttl);
-        let mut exp = now + ttl.as_secs().max(1) as i64;
-        if let Some(login) = &id.oidc {
-            // Never outlive the provider's token (checked to be after `now`).
-            exp = exp.min(login.expires);
-            let sub = login.claims["sub"].as_str().unwrap_or_default();
-            tracing::debug!(user = %user.name, provider = %login.idp.name, sub, "identity provider token verified");
-        }
+        let exp = self.expiry(&role, id.oidc.as_ref(), now);
         let user_key = UserPublicKey::parse(&req.user_nkey)
             .map_err(|_| CalloutError::UserNkey(req.user_nkey.clone()))?;
         let spec = UserSpec {
@@ -412,6 +405,21 @@ impl Pipeline {
             return Err(e);
         }
         Ok((jwt, session))
+    }
+
+    /// When a user JWT minted at `now` expires: after the role's lifetime, and never after the
+    /// identity provider's token it was minted for (checked to be after `now`).
+    fn expiry(&self, role: &crate::model::Role, login: Option<&OidcLogin>, now: i64) -> i64 {
+        let ttl = role.jwt_ttl.unwrap_or(self.opts.default_jwt_ttl);
+        let exp = now + ttl.as_secs().max(1) as i64;
+        match login {
+            Some(l) => {
+                let sub = l.claims["sub"].as_str().unwrap_or_default();
+                tracing::debug!(user = %l.user.name, provider = %l.idp.name, sub, "identity provider token verified");
+                exp.min(l.expires)
+            }
+            None => exp,
+        }
     }
 
     fn unchanged(
