@@ -225,6 +225,22 @@ fn close_sessions(tx: &impl StoreRead, fx: &mut Effects, p: &Name) -> Result<(),
     Ok(())
 }
 
+/// Records that the sessions of every provider mapping logins to role `role` must close: users
+/// a provider admitted without a record are found by their provider only.
+pub(super) fn close_sessions_of_role(
+    tx: &impl StoreRead,
+    fx: &mut Effects,
+    role: &str,
+) -> Result<(), AdminError> {
+    for p in tx.list_idps()? {
+        let targets = p.mappings.iter().map(|m| &m.target).chain(p.default.as_ref());
+        if targets.into_iter().any(|t| t.role.as_str() == role) {
+            fx.close(CloseSessions::Provider(p.name));
+        }
+    }
+    Ok(())
+}
+
 /// Saves `after` over `before`, closing the provider's sessions when logins may now be judged
 /// differently.
 fn save(
@@ -243,5 +259,7 @@ fn save(
 }
 
 mod commands;
+#[cfg(test)]
+mod tests;
 
 pub use commands::{IdpAdd, IdpDelete, IdpEdit, IdpList, IdpMap, IdpShow, IdpUnmap};
