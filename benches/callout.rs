@@ -7,6 +7,8 @@
 //! as `*_xkey`, with the request sealed to the AUTH account's xkey. `token_templated` is
 //! `token` for a user whose role has subject templates (`devices.{{name}}.>`,
 //! `site.{{tag:site}}.>`, `cmd.{{name}}.>`): the cost of filling them in.
+//! `oidc`: an identity provider's EdDSA token (keys given inline, so cached from the first
+//! call; one mapping rule).
 //!
 //! Requests are forged once, signed by a server key with `exp` far in the future. Each forged
 //! request has its own `client_info.id`; its session is removed from the registry before every
@@ -15,7 +17,7 @@
 
 mod support;
 
-use pbn::{ListPatch, RoleAdd, RolePatch, TokenAdd, UserAdd, UserEdit};
+use pbn::{IdpAdd, IdpMap, ListPatch, RoleAdd, RolePatch, TokenAdd, UserAdd, UserEdit};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +75,7 @@ struct Bench {
     /// The token of a user whose role has subject templates.
     templated_token: String,
     nkey_user: KeyPair,
+    oidc_token: String,
 }
 
 fn add_user(store: &Store, ctx: &Context, name: &str, password_hash: Option<String>) {
@@ -150,6 +153,7 @@ fn setup(xkey: bool) -> Bench {
     });
     pbn::execute(&store, &register, &ctx).expect("a valid nkey");
     let templated_token = add_templated_user(&store, &ctx);
+    let oidc_token = add_idp(&store, &ctx);
     let auth = store.read(pbn::auth_account).expect("init made AUTH");
     let auth_xkey = auth.callout.as_ref().and_then(|c| c.xkey.as_ref()).map(|seed| {
         let pair = XKeyPair::from_seed(seed).expect("init stores a valid xkey seed");
@@ -171,7 +175,39 @@ fn setup(xkey: bool) -> Bench {
         token,
         templated_token,
         nkey_user,
+        oidc_token,
     }
+}
+
+/// Adds provider `bench` (an Ed25519 key given inline, `groups` holding `bench` mapped to the
+/// bench account and role) and returns a token it signed, valid for a day.
+fn add_idp(store: &Store, ctx: &Context) -> String {
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("an ed25519 key");
+    let x = BASE64URL_NOPAD.encode(kp.public_key_raw());
+    let jwks = format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"b1","x":"{x}"}}]}}"#);
+    let add = Request::IdpAdd(IdpAdd {
+        name: "bench".into(),
+        issuer: "https://idp.example.com".into(),
+        audience: "nats".into(),
+        jwks: Some(jwks),
+        ..IdpAdd::default()
+    });
+    pbn::execute(store, &add, ctx).expect("a valid provider");
+    let map = Request::IdpMap(IdpMap {
+        name: "bench".into(),
+        claim: Some("groups".into()),
+        value: Some("bench".into()),
+        account: ACCOUNT.into(),
+        role: ROLE.into(),
+        default: false,
+    });
+    pbn::execute(store, &map, ctx).expect("a valid mapping");
+    let claims = serde_json::json!({"iss": "https://idp.example.com", "aud": "nats",
+        "sub": "oidc-user", "groups": ["bench"], "iat": ctx.now, "exp": ctx.now + 86_400});
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("b1".into());
+    let key = jsonwebtoken::EncodingKey::from_ed_der(&kp.serialize_der());
+    jsonwebtoken::encode(&header, &claims, &key).expect("signs")
 }
 
 impl Bench {
@@ -279,6 +315,7 @@ fn bench_callout(c: &mut Criterion) {
             ("token", Cred::Token(bench.token.clone())),
             ("nkey", Cred::Nkey(Box::new(bench.nkey_user.clone()))),
             ("token_templated", Cred::Token(bench.templated_token.clone())),
+            ("oidc", Cred::Token(bench.oidc_token.clone())),
         ];
         for (id, (name, cred)) in creds.iter().enumerate() {
             let forged = bench.forge(cred, 1000 + id as u64);

@@ -18,6 +18,7 @@ scripts/install-nats-server.sh
 scripts/install-nats-server.sh 2.10.26
 export PBN_NATS_SERVER="$repo_root/.tools/bin/nats-server"
 scripts/install-node-clients.sh
+scripts/install-oidc-provider.sh
 
 step "prometheus"
 scripts/install-prometheus.sh

@@ -16,6 +16,7 @@ use std::time::Duration;
 mod cache;
 mod login_throttle;
 mod nkey;
+pub mod oidc;
 mod password;
 mod source;
 mod throttle;

@@ -85,8 +85,10 @@ pub use admin::{
 };
 pub use admin::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView, AuditList};
 pub use admin::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
+pub use admin::{IdpAdd, IdpDelete, IdpEdit, IdpList, IdpMap, IdpShow, IdpUnmap, IdpView};
 pub use admin::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow, ReplicaView};
 pub use admin::{SessionKick, SessionList, SessionView};
+pub use auth::oidc::{OidcError, TOKEN_USER as OIDC_TOKEN_USER};
 pub use auth::{
     hash_password, hash_password_with, token_hash, ApiTokenSecret, PasswordParams, Secret,
 };

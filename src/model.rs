@@ -13,6 +13,7 @@
 mod account;
 mod admin;
 mod effects;
+mod idp;
 mod limits;
 mod names;
 mod permissions;
@@ -25,6 +26,10 @@ pub use account::{
 };
 pub use admin::{AdminRecord, AdminScope, AuditRecord, LOCAL_OWNER};
 pub use effects::{CloseSessions, Effects, QueuedPush};
+pub use idp::{
+    ClaimMapping, IdentityProvider, KeySource, MappingTarget, DEFAULT_LEEWAY_SECS,
+    DEFAULT_USERNAME_CLAIM, MAX_IDPS, MAX_LEEWAY_SECS, MAX_MAPPINGS,
+};
 pub use limits::{AccountLimits, Limit};
 pub use names::{is_reserved, Name, SubSubject, Subject, AUTH_ACCOUNT, NAME_MAX_LEN, SYS_ACCOUNT};
 pub use permissions::{PermissionDefaults, Permissions, ResponsePermission};

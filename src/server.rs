@@ -290,7 +290,7 @@ struct Parts {
 
 /// Starts the long-running tasks of `pbn serve`: the callout on the service connection (and in
 /// replicated mode the log's follower); the disconnect tracker, the admin API and the publisher
-/// on the system connection; the session pruner.
+/// on the system connection; the session pruner; the refresh of identity providers' keys.
 fn spawn_tasks(
     settings: &Settings,
     Parts { admin, pipeline, sessions, publisher, replica }: Parts,
@@ -299,7 +299,13 @@ fn spawn_tasks(
     shutdown: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let callout = &settings.callout;
+    let keys = crate::auth::oidc::cache::refresh_on_schedule(
+        pipeline.oidc().clone(),
+        admin.store.clone(),
+        shutdown.clone(),
+    );
     let mut tasks = vec![
+        tokio::spawn(keys),
         tokio::spawn(callout_loop(
             service.client(),
             pipeline,

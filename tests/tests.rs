@@ -12,6 +12,7 @@ mod console;
 mod http_api;
 mod lifecycle;
 mod memory;
+mod oidc;
 mod operator;
 mod publisher;
 mod replica;

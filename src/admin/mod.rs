@@ -17,6 +17,7 @@ pub mod api;
 pub mod api_tokens;
 pub mod audit;
 pub mod bulk;
+mod idps;
 pub mod init;
 mod outbox;
 mod patch;
@@ -35,6 +36,7 @@ pub use accounts::{AccountAdd, AccountDelete, AccountEdit, AccountList, AccountS
 pub use admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow, AdminView};
 pub use api_tokens::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 pub use audit::AuditList;
+pub use idps::{IdpAdd, IdpDelete, IdpEdit, IdpList, IdpMap, IdpShow, IdpUnmap, IdpView};
 pub use init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 pub use outbox::{OutboxList, OutboxRetry};
 pub use patch::{ExportKind, LimitPatch, ListPatch, RolePatch};

@@ -13,6 +13,7 @@ use super::admins::{AdminAdd, AdminDelete, AdminList, AdminRevoke, AdminShow};
 use super::api_tokens::{AdminPasswd, AdminTokenAdd, AdminTokenList, AdminTokenRevoke};
 use super::audit::AuditList;
 use super::bulk::{BulkCheck, BulkExport, BulkImport};
+use super::idps::{IdpAdd, IdpDelete, IdpEdit, IdpList, IdpMap, IdpShow, IdpUnmap};
 use super::init::{NatsConfTrust, OperatorAdminCreds, OperatorShow};
 use super::outbox::{OutboxList, OutboxRetry};
 use super::replicas::{ReplicaAdd, ReplicaList, ReplicaRemove, ReplicaShow};
@@ -132,6 +133,13 @@ requests! {
     BulkCheck,
     BulkImport,
     BulkExport,
+    IdpAdd,
+    IdpList,
+    IdpShow,
+    IdpEdit,
+    IdpDelete,
+    IdpMap,
+    IdpUnmap,
 }
 
 impl std::fmt::Debug for Request {
@@ -162,7 +170,7 @@ mod tests {
     #[test]
     fn every_command_is_named_on_the_wire_as_its_name_says_and_round_trips() {
         let all = Request::every_kind();
-        assert_eq!(all.len(), 51);
+        assert_eq!(all.len(), 58);
         let mut names = std::collections::HashSet::new();
         for req in all {
             let json = serde_json::to_value(&req).expect("encodes");

@@ -159,6 +159,7 @@ fn revoke_creds_of_role(
         user.updated = ctx.now;
         tx.update_user(&user)?;
     }
+    super::idps::close_sessions_of_role(tx, fx, name)?;
     if revoked > 0 {
         tracing::warn!(
             role = name,

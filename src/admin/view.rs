@@ -284,6 +284,10 @@ pub enum Response {
     },
     /// The answer of a bulk import, check or export page.
     Bulk(Box<super::bulk::BulkAnswer>),
+    /// One identity provider.
+    Idp(super::IdpView),
+    /// Identity providers.
+    Idps(Vec<super::IdpView>),
     /// A write that returns nothing but a message.
     Done {
         /// What happened.
@@ -332,6 +336,8 @@ impl Response {
             }
             Response::Audit(v) => super::audit::text(&mut s, v),
             Response::Sessions(v) => super::sessions::text(&mut s, v),
+            Response::Idp(v) => super::idps::text(&mut s, v),
+            Response::Idps(v) => super::idps::list_text(&mut s, v),
             Response::Accounts(v) => {
                 let _ = writeln!(
                     s,

@@ -332,6 +332,9 @@ pub enum AdminCommand {
     /// Users.
     #[command(subcommand)]
     User(UserCommand),
+    /// OpenID Connect identity providers whose tokens log users in, and their mapping rules.
+    #[command(subcommand)]
+    Idp(super::idp::IdpCommand),
     /// The claims outbox: account pushes pending or failed.
     #[command(subcommand)]
     Outbox(OutboxCommand),

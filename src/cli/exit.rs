@@ -16,6 +16,7 @@ use crate::admin::api::ApiError;
 use crate::admin::api_tokens::TokenRefused;
 use crate::admin::remote::RemoteError;
 use crate::admin::{self, AdminError, ErrorClass};
+use crate::auth::oidc::OidcError;
 use crate::auth::AuthError;
 use crate::claims::ClaimsError;
 use crate::config::ConfigError;
@@ -275,6 +276,7 @@ registry!(
     AuthError,
     BulkError,
     BulkCliError,
+    OidcError,
 );
 
 impl Classify for BulkError {

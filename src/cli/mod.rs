@@ -11,6 +11,7 @@ pub mod audit_tail;
 mod bulk;
 mod check;
 pub mod exit;
+mod idp;
 mod nats_conf;
 pub mod output;
 pub(crate) mod rekey;

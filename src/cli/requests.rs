@@ -43,6 +43,7 @@ pub fn build(cmd: &AdminCommand) -> Result<Request> {
         AdminCommand::Export(_) => return Err(NotARequest("export").into()),
         AdminCommand::Admin(a) => super::admins::request(a)?,
         AdminCommand::Replica(r) => super::replicas::request(r)?,
+        AdminCommand::Idp(i) => super::idp::request(i)?,
         AdminCommand::Audit(a) => super::audit_list::request(a, crate::clock::unix_now_ms())?,
         AdminCommand::Session(s) => super::session::request(s)?,
     })

@@ -38,6 +38,8 @@ pub enum CloseSessions {
     User(Name),
     /// Every session in this account (deactivated).
     Account(AccountPublicKey),
+    /// Every session this identity provider admitted (provider changed or deleted).
+    Provider(Name),
     /// Sessions of `account` whose JWT was signed by a signing key the change removed, judged
     /// by issue time (see `signed_by_removed`).
     SignedBy {
@@ -79,6 +81,7 @@ impl CloseSessions {
         match self {
             CloseSessions::User(name) => session.user == *name,
             CloseSessions::Account(key) => session.account == *key,
+            CloseSessions::Provider(name) => session.provider.as_ref() == Some(name),
             CloseSessions::SignedBy { account, keys, removed, at } => {
                 session.account == *account
                     && match &session.issuer {

@@ -40,6 +40,10 @@ pub struct Session {
     /// Unix seconds the connection began (the login, or the server's report); 0 when unknown.
     #[serde(default)]
     pub since: i64,
+    /// The identity provider whose token admitted the session (`None` for local users, and
+    /// for sessions known only from the servers).
+    #[serde(default)]
+    pub provider: Option<Name>,
 }
 
 impl Session {

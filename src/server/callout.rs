@@ -20,6 +20,7 @@ mod pipeline;
 
 pub use pipeline::{Handled, LoginClient, Pipeline, PipelineOptions};
 
+use crate::auth::oidc::OidcError;
 use crate::auth::AuthError;
 use crate::claims::ClaimsError;
 use crate::issue::IssueError;
@@ -183,6 +184,9 @@ pub enum CalloutError {
     /// A credential check failed internally.
     #[error("credential check failed: {0}")]
     Auth(AuthError),
+    /// An identity provider's token was refused (the reason is in the message).
+    #[error("identity provider login refused: {0}")]
+    Oidc(#[from] OidcError),
 }
 
 impl CalloutError {
@@ -221,6 +225,7 @@ impl CalloutError {
             CalloutError::Store(_) => "store",
             CalloutError::Issue(_) => "issue",
             CalloutError::Auth(_) => "auth",
+            CalloutError::Oidc(e) => e.reason(),
         }
     }
 }
@@ -254,6 +259,6 @@ impl CalloutError {
                 | CalloutError::UnknownToken
                 | CalloutError::UnknownNkey(_)
                 | CalloutError::NkeySignature { .. }
-        )
+        ) || matches!(self, CalloutError::Oidc(e) if e.is_credential_failure())
     }
 }

@@ -59,6 +59,7 @@ pub fn sessions_to_close(effects: &Effects, registry: &SessionRegistry) -> Vec<S
     for close in &effects.close {
         let candidates = match close {
             CloseSessions::User(name) => registry.of_user(name.as_str()),
+            CloseSessions::Provider(name) => registry.of_provider(name.as_str()),
             CloseSessions::Account(key) | CloseSessions::SignedBy { account: key, .. } => {
                 registry.of_account(key.as_str())
             }

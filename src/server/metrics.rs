@@ -62,7 +62,7 @@ struct AccountLabels {
 
 /// The methods a login can use; `unknown` when the request failed before its credentials
 /// were read.
-pub const LOGIN_METHODS: [&str; 5] = ["password", "token", "nkey", "none", "unknown"];
+pub const LOGIN_METHODS: [&str; 6] = ["password", "token", "nkey", "oidc", "none", "unknown"];
 
 /// Distinct account labels of `pbn_account_sessions` (see [`LabelCap`] for why there is a
 /// cap): 100 names every tenant of a typical deployment while keeping the gauge's series count
@@ -118,6 +118,8 @@ pub struct Metrics {
     nats_reconnects: Family<ConnectionLabels, Counter>,
     admin_requests: Family<AdminLabels, Counter>,
     store_bytes: Gauge,
+    oidc_fetches: Family<ResultLabels, Counter>,
+    oidc_unreachable: Gauge,
     callout_subscriptions: Gauge,
     audit_published: Counter,
     audit_dropped: Counter,
@@ -178,6 +180,8 @@ impl Metrics {
             nats_reconnects: reg(r, "nats_reconnects", "Connections made after the first, per managed NATS connection", Family::default()),
             admin_requests: reg(r, "admin_requests", "Admin API requests, by command and result", Family::default()),
             store_bytes: reg(r, "store_size_bytes", "Size of the store file", Gauge::default()),
+            oidc_fetches: reg(r, "oidc_key_fetches", "Fetches of identity provider keys, by result", Family::default()),
+            oidc_unreachable: reg(r, "oidc_providers_unreachable", "Identity providers whose last key fetch failed (their cached keys stay in use)", Gauge::default()),
             callout_subscriptions: reg(r, "callout_subscriptions", "Callout subscriptions active on a connection", Gauge::default()),
             audit_published: reg(r, "audit_events_published", "Audit events published on NATS", Counter::default()),
             audit_dropped: reg(r, "audit_events_dropped", "Audit events dropped (queue full or no connection)", Counter::default()),
@@ -195,6 +199,7 @@ impl Metrics {
         for result in ["ok", "failed"] {
             drop(m.pushes.get_or_create(&ResultLabels { result }));
             drop(m.reconciles.get_or_create(&ResultLabels { result }));
+            drop(m.oidc_fetches.get_or_create(&ResultLabels { result }));
         }
         m
     }
@@ -209,6 +214,14 @@ impl Metrics {
             self.throttled.inc();
         }
         self.recent.record(crate::server::status::unix_second(), refused.is_some());
+    }
+
+    /// Counts one fetch of an identity provider's keys; `unreachable` providers' last fetch
+    /// failed.
+    pub fn oidc_fetched(&self, ok: bool, unreachable: usize) {
+        let result = if ok { "ok" } else { "failed" };
+        self.oidc_fetches.get_or_create(&ResultLabels { result }).inc();
+        self.oidc_unreachable.set(as_i64(unreachable));
     }
 
     /// Logins of the last minute.

@@ -25,6 +25,8 @@ pub enum RecordKind {
     OutboxEntry,
     /// A named admin.
     Admin,
+    /// An identity provider.
+    Idp,
 }
 
 impl fmt::Display for RecordKind {
@@ -37,6 +39,7 @@ impl fmt::Display for RecordKind {
             RecordKind::Token => "token",
             RecordKind::OutboxEntry => "outbox entry",
             RecordKind::Admin => "admin",
+            RecordKind::Idp => "identity provider",
         })
     }
 }

@@ -50,8 +50,9 @@ fn to_v3(_: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Version 3 → 4: replica records, API tokens and console passwords of named admins. Their
-/// tables start empty (`run` creates them).
+/// Version 3 → 4: replica records, API tokens and console passwords of named admins,
+/// identity providers and the users their logins created. Their tables start empty (`run`
+/// creates them).
 fn to_v4(_: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }

@@ -95,13 +95,29 @@ pub(crate) const ADMIN_TOKENS: RecordTable = TableDefinition::new("admin_tokens"
 /// Console passwords of named admins by admin name (schema 4; see `store::admin_tokens`).
 pub(crate) const ADMIN_PASSWORDS: RecordTable = TableDefinition::new("admin_passwords");
 
+/// Identity providers by name (schema 4).
+pub(crate) const IDPS: RecordTable = TableDefinition::new("idps");
+
+/// Users a provider's logins created (`--provision`): user name → provider name. A user
+/// record without an entry here is a local user, which no provider's login may take over.
+pub(crate) const IDP_USERS: TableDefinition<&str, &str> = TableDefinition::new("idp_users");
+
 /// Opens (creating) every table, so read transactions find them all.
 pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::TableError> {
     txn.open_table(META)?;
     txn.open_table(SEAL)?;
-    for table in
-        [OPERATOR, ACCOUNTS, ROLES, USERS, OUTBOX, ADMINS, REPLICAS, ADMIN_TOKENS, ADMIN_PASSWORDS]
-    {
+    for table in [
+        OPERATOR,
+        ACCOUNTS,
+        ROLES,
+        USERS,
+        OUTBOX,
+        ADMINS,
+        REPLICAS,
+        ADMIN_TOKENS,
+        ADMIN_PASSWORDS,
+        IDPS,
+    ] {
         txn.open_table(table)?;
     }
     txn.open_table(ACCOUNT_KEYS)?;
@@ -113,6 +129,7 @@ pub(crate) fn create_all(txn: &redb::WriteTransaction) -> Result<(), redb::Table
     txn.open_table(IDEMPOTENCY_BY_TIME)?;
     txn.open_table(ADMIN_KEYS)?;
     txn.open_table(AUDIT)?;
+    txn.open_table(IDP_USERS)?;
     Ok(())
 }
 
@@ -171,6 +188,8 @@ replicated!(
     REPLICAS,
     ADMIN_TOKENS,
     ADMIN_PASSWORDS,
+    IDPS,
+    IDP_USERS,
 );
 
 /// The replicated table named `name`.

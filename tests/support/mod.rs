@@ -14,6 +14,7 @@
 
 mod cluster;
 pub mod deploy;
+pub mod oidc;
 pub mod pbn;
 mod process;
 mod refuser;

@@ -222,6 +222,13 @@ fn by_kind(req: &Request, own: &str) -> Option<Option<String>> {
             refuse("manage replicas")
         }
         R::BulkCheck(_) | R::BulkImport(_) | R::BulkExport(_) => refuse("import or export in bulk"),
+        R::IdpAdd(_)
+        | R::IdpList(_)
+        | R::IdpShow(_)
+        | R::IdpEdit(_)
+        | R::IdpDelete(_)
+        | R::IdpMap(_)
+        | R::IdpUnmap(_) => refuse("manage identity providers"),
         R::UserAdd(u) if u.account == own => Some(None),
         R::UserAdd(u) => refuse(&format!("add users to account {}", u.account)),
         R::UserList(u) => match &u.account {

@@ -44,6 +44,7 @@ fn session(f: &Fixture, user: &str, account: &str, cid: u64) -> Session {
         host: "10.1.2.3".into(),
         method: None,
         since: 10,
+        provider: None,
     }
 }
 

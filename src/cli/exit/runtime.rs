@@ -1,6 +1,7 @@
 //! Exit classes of the runtime's errors (`pbn serve` and the nats-server harness).
 
 use super::{chain_class, Classify, ExitClass};
+use crate::auth::oidc::OidcError;
 use crate::natsd::NatsdError;
 use crate::server::callout::CalloutError;
 use crate::server::connection::ConnectionError;
@@ -119,6 +120,34 @@ impl Classify for CalloutError {
             | CalloutError::Subjects { .. }
             | CalloutError::Issue(_)
             | CalloutError::Auth(_) => ExitClass::Other,
+            CalloutError::Oidc(e) => e.exit_class(),
+        }
+    }
+}
+
+/// A refused token is the client's problem; a bad JWKS file given to `idp add` is bad input.
+impl Classify for OidcError {
+    fn exit_class(&self) -> ExitClass {
+        match self {
+            OidcError::Document { .. } => ExitClass::Usage,
+            OidcError::TooLarge { .. }
+            | OidcError::Malformed(_)
+            | OidcError::AlgorithmNotAllowed(_)
+            | OidcError::UnknownIssuer(_)
+            | OidcError::UnknownKey { .. }
+            | OidcError::BadSignature(_)
+            | OidcError::WrongAudience { .. }
+            | OidcError::NoExpiry
+            | OidcError::Expired { .. }
+            | OidcError::NotYetValid { .. }
+            | OidcError::IssuedInFuture { .. }
+            | OidcError::NoUserName { .. }
+            | OidcError::NoMapping { .. }
+            | OidcError::MissingTarget { .. }
+            | OidcError::NameTaken(_)
+            | OidcError::KeysUnavailable { .. }
+            | OidcError::Fetch { .. }
+            | OidcError::Store(_) => ExitClass::Other,
         }
     }
 }

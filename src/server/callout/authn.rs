@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::argon::Phc;
 use super::pipeline::Pipeline;
 use super::CalloutError;
+use crate::auth::oidc::{self, OidcLogin};
 use crate::auth::{parse_client_host, token_hash, verify_nkey_signature, Secret};
 use crate::claims::AuthorizationRequestClaims;
 use crate::keys::UserPublicKey;
@@ -14,9 +15,32 @@ use crate::store::StoreRead;
 
 /// The credential a client presented.
 enum Credential<'a> {
-    Password { user: &'a str, password: &'a str },
+    Password {
+        user: &'a str,
+        password: &'a str,
+    },
     Token(&'a str),
-    Nkey { key: &'a str, sig: &'a str },
+    Nkey {
+        key: &'a str,
+        sig: &'a str,
+    },
+    /// An identity provider's token: a JWT as the NATS `token`, or as the password of the
+    /// user [`TOKEN_USER`](crate::auth::oidc::TOKEN_USER).
+    Oidc(&'a str),
+}
+
+/// Who a login proved to be: a user, and for a provider's token what the token said.
+pub(super) struct Identity {
+    /// The user (for a provider's token without `--provision`, one that is not stored).
+    pub user: User,
+    /// The provider's login, when the credential was a provider's token.
+    pub oidc: Option<OidcLogin>,
+}
+
+impl Identity {
+    fn local(user: User) -> Self {
+        Identity { user, oidc: None }
+    }
 }
 
 fn credential(req: &AuthorizationRequestClaims) -> Result<Credential<'_>, CalloutError> {
@@ -24,8 +48,14 @@ fn credential(req: &AuthorizationRequestClaims) -> Result<Credential<'_>, Callou
     if !o.nkey.is_empty() && !o.signed_nonce.is_empty() {
         return Ok(Credential::Nkey { key: &o.nkey, sig: &o.signed_nonce });
     }
+    if o.username == oidc::TOKEN_USER && !o.password.is_empty() {
+        return Ok(Credential::Oidc(&o.password));
+    }
     if !o.username.is_empty() && !o.password.is_empty() {
         return Ok(Credential::Password { user: &o.username, password: &o.password });
+    }
+    if oidc::looks_like_jwt(&o.token) {
+        return Ok(Credential::Oidc(&o.token));
     }
     if !o.token.is_empty() {
         return Ok(Credential::Token(&o.token));
@@ -39,6 +69,7 @@ pub(super) fn method(req: &AuthorizationRequestClaims) -> &'static str {
         Ok(Credential::Password { .. }) => "password",
         Ok(Credential::Token(_)) => "token",
         Ok(Credential::Nkey { .. }) => "nkey",
+        Ok(Credential::Oidc(_)) => "oidc",
         Err(_) => "none",
     }
 }
@@ -48,7 +79,7 @@ pub(super) fn claimed_user(req: &AuthorizationRequestClaims) -> &str {
     match credential(req) {
         Ok(Credential::Password { user, .. }) => user,
         Ok(Credential::Nkey { key, .. }) => key,
-        Ok(Credential::Token(_)) | Err(_) => "",
+        Ok(Credential::Token(_)) | Ok(Credential::Oidc(_)) | Err(_) => "",
     }
 }
 
@@ -64,20 +95,28 @@ pub(super) async fn authenticate(
     p: &Pipeline,
     req: &AuthorizationRequestClaims,
     now: i64,
-) -> Result<User, CalloutError> {
+) -> Result<Identity, CalloutError> {
     let cred = credential(req)?;
     // Tokens name no user: only their host is throttled.
     let user = match &cred {
         Credential::Password { user, .. } => Some(*user),
-        Credential::Token(_) => None,
+        Credential::Token(_) | Credential::Oidc(_) => None,
         Credential::Nkey { key, .. } => Some(*key),
     };
     let attempt =
         p.throttle().begin_waiting(user, client_ip(req)).await.map_err(CalloutError::Throttled)?;
     let result = match cred {
-        Credential::Password { user, password } => by_password(p, user, password).await,
-        Credential::Token(token) => by_token(p, token, now),
-        Credential::Nkey { key, sig } => by_nkey(p, key, sig, &req.client.nonce),
+        Credential::Password { user, password } => {
+            by_password(p, user, password).await.map(Identity::local)
+        }
+        Credential::Token(token) => by_token(p, token, now).map(Identity::local),
+        Credential::Nkey { key, sig } => {
+            by_nkey(p, key, sig, &req.client.nonce).map(Identity::local)
+        }
+        Credential::Oidc(token) => oidc::login(p.oidc(), p.store(), token, now)
+            .await
+            .map(|l| Identity { user: l.user.clone(), oidc: Some(l) })
+            .map_err(CalloutError::from),
     };
     match &result {
         Err(e) if e.is_credential_failure() => attempt.failed(Instant::now()),

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::argon::ArgonPool;
-use super::authn::{authenticate, client_ip};
+use super::authn::{authenticate, client_ip, Identity};
 use super::CalloutError;
+use crate::auth::oidc::{KeyCache, OidcLogin};
 use crate::auth::{source_allowed, LoginThrottle, ThrottleConfig, VerifiedCache};
 use crate::claims::{
     self, AuthorizationRequestClaims, AuthorizationResponseClaims, Claims, AUTH_REQUEST_AUDIENCE,
@@ -21,7 +22,7 @@ use crate::model::{Account, AccountKind, PermissionDefaults, Session, User};
 use crate::server::audit::Audit;
 use crate::server::metrics::Metrics;
 use crate::server::sessions::SessionRegistry;
-use crate::store::{Store, StoreRead};
+use crate::store::{IdpRead, Store, StoreRead};
 
 /// Tuning of the pipeline (from [`CalloutSettings`]).
 #[derive(Debug, Clone)]
@@ -114,6 +115,8 @@ pub struct Pipeline {
     /// Parsed account signing keys by public key: parsing a seed costs a scalar multiplication,
     /// and the key of a rotated account simply stops being asked for.
     signers: Mutex<HashMap<String, Arc<KeyPair>>>,
+    /// Identity providers' keys.
+    oidc: Arc<KeyCache>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -156,6 +159,10 @@ impl Pipeline {
         };
         let throttle = LoginThrottle::new(pairs, hosts, users).map_err(CalloutError::Auth)?;
         let metrics = Arc::new(Metrics::new());
+        let observed = metrics.clone();
+        let oidc = Arc::new(KeyCache::new(Some(Box::new(move |r| {
+            observed.oidc_fetched(r.ok, r.unreachable)
+        }))));
         Ok(Pipeline {
             store,
             auth_key: auth.public_key,
@@ -169,7 +176,13 @@ impl Pipeline {
             audit: None,
             opts,
             signers: Mutex::new(HashMap::new()),
+            oidc,
         })
+    }
+
+    /// Identity providers' keys (the service refreshes them on its schedule).
+    pub fn oidc(&self) -> &Arc<KeyCache> {
+        &self.oidc
     }
 
     pub(super) fn store(&self) -> &Store {
@@ -334,11 +347,12 @@ impl Pipeline {
         req: &AuthorizationRequestClaims,
         now: i64,
     ) -> Result<(String, Session), CalloutError> {
-        let user = authenticate(self, req, now).await?;
+        let id = authenticate(self, req, now).await?;
+        let user = &id.user;
         let (acc, role) = self.store.read(|tx| -> Result<_, CalloutError> {
             Ok((tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?))
         })?;
-        check_user(&user, &acc)?;
+        check_user(user, &acc)?;
         if !role.source_cidrs.is_empty() {
             let allowed = client_ip(req).is_some_and(|ip| source_allowed(ip, &role.source_cidrs));
             if !allowed {
@@ -346,8 +360,7 @@ impl Pipeline {
                 return Err(CalloutError::SourceNotAllowed { user: user.name.to_string(), host });
             }
         }
-        let ttl = role.jwt_ttl.unwrap_or(self.opts.default_jwt_ttl);
-        let exp = now + ttl.as_secs().max(1) as i64;
+        let exp = self.expiry(&role, id.oidc.as_ref(), now);
         let user_key = UserPublicKey::parse(&req.user_nkey)
             .map_err(|_| CalloutError::UserNkey(req.user_nkey.clone()))?;
         let spec = UserSpec {
@@ -360,7 +373,8 @@ impl Pipeline {
             defaults: &self.opts.defaults,
         };
         let signer = self.signer_for(&acc)?;
-        let vars = issue::UserVars { tags: Some(&user.tags), claims: None };
+        let vars =
+            issue::UserVars { tags: Some(&user.tags), claims: id.oidc.as_ref().map(|l| &l.claims) };
         let mut claims = issue::user_claims_with(&spec, vars).map_err(|e| match e {
             issue::IssueError::Render(source) => {
                 CalloutError::Subjects { user: user.name.to_string(), source }
@@ -385,6 +399,7 @@ impl Pipeline {
             host: req.client.host.clone(),
             method: Some(super::authn::method(req).to_string()),
             since: now,
+            provider: id.oidc.as_ref().map(|l| l.idp.name.clone()),
         };
         self.sessions.try_admit(session.clone(), role.max_connections, now).map_err(|_| {
             CalloutError::ConnectionLimit {
@@ -396,21 +411,48 @@ impl Pipeline {
         // milliseconds) must not slip through: the session is registered first, then the records
         // are read again. A change committed before this read is seen here and refused; one
         // committed after it finds the session in the registry and kicks it.
-        if let Err(e) = self.unchanged(&user, &acc, &role) {
+        if let Err(e) = self.unchanged(&id, &acc, &role) {
             self.sessions.remove(session.server_id.as_str(), session.client_id);
             return Err(e);
         }
         Ok((jwt, session))
     }
 
+    /// When a user JWT minted at `now` expires: after the role's lifetime, and never after the
+    /// identity provider's token it was minted for (checked to be after `now`).
+    fn expiry(&self, role: &crate::model::Role, login: Option<&OidcLogin>, now: i64) -> i64 {
+        let ttl = role.jwt_ttl.unwrap_or(self.opts.default_jwt_ttl);
+        let exp = now + ttl.as_secs().max(1) as i64;
+        match login {
+            Some(l) => {
+                let sub = l.claims["sub"].as_str().unwrap_or_default();
+                tracing::debug!(user = %l.user.name, provider = %l.idp.name, sub, "identity provider token verified");
+                exp.min(l.expires)
+            }
+            None => exp,
+        }
+    }
+
     fn unchanged(
         &self,
-        user: &User,
+        id: &Identity,
         acc: &Account,
         role: &crate::model::Role,
     ) -> Result<(), CalloutError> {
+        let user = &id.user;
         let same = self.store.read(|tx| -> Result<bool, CalloutError> {
-            Ok(tx.get_user(user.name.as_str())?.as_ref() == Some(user)
+            let stored = tx.get_user(user.name.as_str())?;
+            let user_same = match &id.oidc {
+                // A user made up for this login: still no record of that name.
+                Some(l) if !l.stored => stored.is_none(),
+                _ => stored.as_ref() == Some(user),
+            };
+            let idp_same = match &id.oidc {
+                Some(l) => tx.get_idp(l.idp.name.as_str())?.as_ref() == Some(&l.idp),
+                None => true,
+            };
+            Ok(user_same
+                && idp_same
                 && tx.get_account(acc.name.as_str())?.is_some_and(|a| same_account(&a, acc))
                 && tx.get_role(role.name.as_str())?.as_ref() == Some(role))
         })?;

@@ -92,6 +92,7 @@ impl Fixture {
             host: String::new(),
             method: None,
             since: issued,
+            provider: None,
         };
         self.registry.try_admit(s, Limit::UNLIMITED, issued).unwrap();
         cid

@@ -100,6 +100,7 @@ impl Reported<'_> {
             host: self.host.to_string(),
             method: None,
             since: unix_seconds(self.start),
+            provider: None,
         })
     }
 }

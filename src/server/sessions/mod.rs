@@ -257,6 +257,13 @@ impl SessionRegistry {
         self.lock().sessions.values().cloned().collect()
     }
 
+    /// The live sessions identity provider `provider` admitted.
+    pub fn of_provider(&self, provider: &str) -> Vec<Session> {
+        let inner = self.lock();
+        let by = |s: &&Session| s.provider.as_ref().is_some_and(|p| p.as_str() == provider);
+        inner.sessions.values().filter(by).cloned().collect()
+    }
+
     /// The live sessions in account `account` (public key).
     pub fn of_account(&self, account: &str) -> Vec<Session> {
         let inner = self.lock();

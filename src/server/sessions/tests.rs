@@ -20,6 +20,7 @@ fn session(user: &str, cid: u64, expires: i64) -> Session {
         host: "127.0.0.1".into(),
         method: Some("password".into()),
         since: 0,
+        provider: None,
     }
 }
 

@@ -180,3 +180,24 @@ fn an_account_admin_manages_its_account_only() {
     let Response::Outbox(v) = filtered(&rec, outbox) else { panic!() };
     assert!(v.iter().all(|e| e.account_name == "APP"));
 }
+
+#[test]
+fn only_operator_admins_manage_identity_providers() {
+    let f = fixture();
+    let (scoped, _) = admin(&f, "app-admin", "account:APP", false);
+    let (operator, _) = admin(&f, "root", "operator", false);
+    let reqs: Vec<Request> = vec![
+        crate::admin::IdpAdd { name: "kc".into(), ..Default::default() }.into(),
+        crate::admin::IdpList {}.into(),
+        crate::admin::IdpShow { name: "kc".into() }.into(),
+        crate::admin::IdpEdit { name: "kc".into(), ..Default::default() }.into(),
+        crate::admin::IdpDelete { name: "kc".into() }.into(),
+        crate::admin::IdpMap { name: "kc".into(), account: "APP".into(), ..Default::default() }
+            .into(),
+        crate::admin::IdpUnmap { name: "kc".into(), ..Default::default() }.into(),
+    ];
+    for req in reqs {
+        assert!(out_of_scope(check(&scoped, req.clone(), &f)), "{req:?}");
+        assert!(check(&operator, req, &f).is_ok());
+    }
+}
