@@ -479,7 +479,7 @@ impl Classify for ReplicaError {
         match self {
             ReplicaError::Conflict { .. } | ReplicaError::Conflicts(_) => ExitClass::LogConflict,
             ReplicaError::Unavailable(_) => ExitClass::Unavailable,
-            ReplicaError::Diverged { .. } => ExitClass::Other,
+            ReplicaError::Diverged { .. } | ReplicaError::ForeignStart { .. } => ExitClass::Other,
             ReplicaError::Store(e) => e.exit_class(),
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }

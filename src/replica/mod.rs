@@ -64,6 +64,18 @@ pub enum ReplicaError {
         /// The log's last position.
         last: u64,
     },
+    /// A log whose start was cut short by another store than this one: its first entry is not
+    /// the one this store makes, so it cannot resume it.
+    #[error(
+        "the log holds {last} of the {announced} entries of its start, and they were not made \
+         from this store; delete stream PBN_LOG and start again"
+    )]
+    ForeignStart {
+        /// Entries in the log.
+        last: u64,
+        /// Entries its first entry announces.
+        announced: u64,
+    },
     /// A journal that cannot be encoded, decoded or applied.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

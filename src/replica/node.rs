@@ -24,7 +24,7 @@ use tracing::{info, warn};
 
 use super::{Log, ReplicaError, LOG_SUBJECT};
 use crate::config::ReplicaSettings;
-use crate::store::{Store, StoreError};
+use crate::store::{start_entries, Store, StoreError, START_ENTRY_BYTES};
 
 /// Attempts of one write that meets changes of other replicas: each conflict means another
 /// replica's change went in, so five in a row is a hot record under heavy contention, which the
@@ -167,7 +167,11 @@ impl Replica {
         }
     }
 
-    /// Creates the stream unless it exists and starts an empty log from this store.
+    /// Creates the stream unless it exists and starts an empty log from this store: its full
+    /// state cut into entries of at most [`START_ENTRY_BYTES`] (see `store::replicate`), each
+    /// appended at its position, then recorded as applied here. A start cut short (this store
+    /// has applied nothing and the log holds fewer entries than its first one announces) is
+    /// resumed: nothing can change the store meanwhile, so it is cut the same way again.
     async fn start_log(&self, log: &Log) -> Result<(), ReplicaError> {
         log.ensure_stream(self.inner.log_replicas).await?;
         let last = log.last_seq().await?;
@@ -175,18 +179,42 @@ impl Replica {
         if applied > last {
             return Err(ReplicaError::Diverged { applied, last });
         }
-        if last > 0 {
+        let first = match last {
+            0 => None,
+            _ => log.get(1).await?,
+        };
+        let announced = first.as_ref().and_then(start_entries);
+        let resume = applied == 0 && announced.is_some_and(|n| n > last);
+        if last > 0 && !resume {
             return Ok(());
         }
         let store = self.inner.store.clone();
-        let entry = tokio::task::spawn_blocking(move || store.full_state())
+        let entries =
+            tokio::task::spawn_blocking(move || store.full_state_entries(START_ENTRY_BYTES))
+                .await
+                .map_err(|e| StoreError::TaskFailed(e.to_string()))??;
+        if resume && (announced != Some(entries.len() as u64) || first.as_ref() != entries.first())
+        {
+            let announced = announced.unwrap_or_default();
+            return Err(ReplicaError::ForeignStart { last, announced });
+        }
+        for (at, entry) in entries.iter().enumerate().skip(last as usize) {
+            match log.append(entry, at as u64).await {
+                Ok(_) => {}
+                Err(ReplicaError::Conflict { .. }) if at == 0 => {
+                    info!("another replica started the log");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (store, count) = (self.inner.store.clone(), entries.len() as u64);
+        tokio::task::spawn_blocking(move || store.mark_log_started(count))
             .await
             .map_err(|e| StoreError::TaskFailed(e.to_string()))??;
-        match log.append(&entry, 0).await {
-            Ok(_) => info!(rows = entry.ops.len(), "log started from this store's full state"),
-            Err(ReplicaError::Conflict { .. }) => info!("another replica started the log"),
-            Err(e) => return Err(e),
-        }
+        self.inner.applied.send_replace(count);
+        let rows: usize = entries.iter().map(|e| e.ops.len()).sum();
+        info!(rows, entries = count, "log started from this store's full state");
         Ok(())
     }
 

@@ -154,12 +154,6 @@ async fn handle(
         Err(reply) => return respond(request, &reply, &[]).await,
     };
     let payload = request.message.payload.clone();
-    let (store, sessions, keep) = (&api.store, &api.sessions, api.audit_retention);
-    if let Some(reply) =
-        sessions::admin::answer(client, store, sessions, &admin, &payload, keep).await
-    {
-        return respond(request, &reply, &[]).await;
-    }
     let (reply, warnings) = run_request(Some(client), api, &payload, key, admin).await;
     respond(request, &reply, &warnings).await;
 }
@@ -175,6 +169,15 @@ pub(crate) async fn run_request(
     key: Option<String>,
     admin: AdminRecord,
 ) -> (Reply, Vec<String>) {
+    // Session commands are answered from the registry, not the store.
+    if let Some(client) = client {
+        let (store, sessions, keep) = (&api.store, &api.sessions, api.audit_retention);
+        if let Some(reply) =
+            sessions::admin::answer(client, store, sessions, &admin, payload, keep).await
+        {
+            return (reply, Vec::new());
+        }
+    }
     let guard = match &key {
         Some(k) => Some(api.keys.lock(k).await),
         None => None,

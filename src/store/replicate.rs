@@ -29,8 +29,10 @@ use super::tables::{self, REPLICATED};
 use super::{backend, Db, Store, StoreError, WriteTx};
 use crate::seal::KeySource;
 
+mod bootstrap;
 mod full_state;
 
+pub use bootstrap::{start_entries, START_ENTRY_BYTES};
 pub(crate) use full_state::refuse_if_replica;
 
 /// Replays one raw row on a table (see `tables::Replicated`).

@@ -306,10 +306,15 @@ impl Command for BulkImport {
 /// One page of an export, without secrets: the records of `section` after the name `after`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkExport {
-    /// Which records.
+    /// Which records (accounts when left out).
+    #[serde(default = "first_section")]
     pub section: Section,
     /// Continue after this name (`None`: from the start).
     pub after: Option<String>,
+}
+
+fn first_section() -> Section {
+    Section::Accounts
 }
 
 impl Default for BulkExport {

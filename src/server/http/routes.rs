@@ -143,6 +143,31 @@ pub(crate) static ROUTES: &[Route] = &[
         "Set an admin's console password (`password` is hashed by the service)", body AdminPasswd),
     route!(Get "/audit" => "audit_list", "The audit trail",
         query &[("since_ms", Integer), ("admin", Text)]),
+    route!(Get "/sessions" => "session_list", "List live sessions",
+        query &[("user", Text), ("account", Text)]),
+    route!(Post "/sessions/kick" => "session_kick", "End live sessions (by id or user)",
+        body crate::admin::SessionKick),
+    route!(Get "/replicas" => "replica_list", "List replicas"),
+    route!(Post "/replicas" => "replica_add", "Add a replica (its join bundle's parts shown once)",
+        body crate::admin::ReplicaAdd),
+    route!(Get "/replicas/{name}" => "replica_show", "Show a replica"),
+    route!(Delete "/replicas/{name}" => "replica_remove", "Remove a replica and revoke its creds"),
+    route!(Get "/idps" => "idp_list", "List identity providers"),
+    route!(Post "/idps" => "idp_add", "Add an identity provider", body crate::admin::IdpAdd),
+    route!(Get "/idps/{name}" => "idp_show", "Show an identity provider"),
+    route!(Patch "/idps/{name}" => "idp_edit", "Edit an identity provider",
+        body crate::admin::IdpEdit),
+    route!(Delete "/idps/{name}" => "idp_delete", "Delete an identity provider"),
+    route!(Post "/idps/{name}/mappings" => "idp_map", "Add a mapping rule",
+        body crate::admin::IdpMap),
+    route!(Post "/idps/{name}/unmap" => "idp_unmap", "Remove a mapping rule",
+        body crate::admin::IdpUnmap),
+    route!(Post "/bulk/check" => "bulk_check", "Check records for an import (nothing written)",
+        body crate::admin::bulk::BulkCheck),
+    route!(Post "/bulk/import" => "bulk_import", "Import records (checked whole first)",
+        body crate::admin::bulk::BulkImport),
+    route!(Get "/bulk/export" => "bulk_export", "One page of an export (no secrets)",
+        query &[("section", Text), ("after", Text)]),
 ];
 
 /// The names of the path parameters of `path`, in order.
@@ -229,7 +254,14 @@ mod tests {
         let query: Vec<(String, String)> = route
             .query
             .iter()
-            .map(|(n, t)| (n.to_string(), if *t == Integer { "1" } else { "a" }.to_string()))
+            .map(|(n, t)| {
+                let value = match (*n, t) {
+                    (_, Integer) => "1",
+                    ("section", _) => "users",
+                    _ => "a",
+                };
+                (n.to_string(), value.to_string())
+            })
             .collect();
         let body = route.body.map_or(Vec::new(), |f| serde_json::to_vec(&f()).unwrap());
         serde_json::to_vec(&build(route, &path, &query, &body).unwrap()).unwrap()
@@ -245,7 +277,11 @@ mod tests {
         for route in ROUTES {
             let req = decode_request(&filled(route));
             assert!(req.is_ok(), "{} {}: {req:?}", route.op, route.path);
-            assert_eq!(req.unwrap().is_read_only(), route.method == Method::Get, "{}", route.op);
+            // Reads are GETs, except a check that takes a body (POST); writes never are.
+            let read_only = req.unwrap().is_read_only();
+            let get = route.method == Method::Get;
+            assert!(read_only || !get, "{}: a write over GET", route.op);
+            assert!(!read_only || get || route.body.is_some(), "{}: a read over POST", route.op);
         }
         let mut seen = std::collections::HashSet::new();
         for r in ROUTES {
