@@ -56,6 +56,7 @@ pub async fn revocation(d: &Deployment, report: &mut Report) -> Result<bool, Loa
         email: None,
         description: None,
         password_hash: None,
+        tags: Default::default(),
     });
     execute(store, add).await?;
     let creds = creds_of(store, "revokee", true).await?;
