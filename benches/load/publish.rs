@@ -149,7 +149,12 @@ pub async fn publish(args: &Args, nats: &Path, report: &mut Report) -> Result<()
 
     // 2. The store grown to `reconcile_accounts` while the service is stopped, then started.
     let total = args.reconcile_accounts.max(n);
-    let store = Store::open(&store_path)?;
+    // `pbn serve` sealed the store under the key file beside it.
+    let key_text = std::fs::read_to_string(format!("{}.key", store_path.display()))
+        .map_err(LoadError::setup)?;
+    let key = pbn::seal::StoreKey::from_file_text(&key_text).map_err(LoadError::setup)?;
+    let key = Some(pbn::seal::KeySource::Key(key));
+    let store = Store::open_for_with(&store_path, "load", Duration::ZERO, key)?;
     let records = parse(&file(n, total - n)).map_err(LoadError::setup)?;
     pbn::execute(&store, &Request::BulkImport(BulkImport { records }), &Context::now())
         .map_err(LoadError::setup)?;
