@@ -169,7 +169,6 @@ pub async fn follow(
     poll: std::time::Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ReplicaError> {
-    use futures::StreamExt;
     let mut appends = log.client.subscribe(LOG_SUBJECT).await.map_err(|e| {
         ReplicaError::Request { subject: LOG_SUBJECT.into(), detail: e.to_string() }
     })?;
@@ -181,18 +180,33 @@ pub async fn follow(
             // The log unreachable: the view keeps serving; try again at the next wake-up.
             Err(e) => tracing::warn!(error = %e, "the log cannot be read; retrying"),
         }
-        tokio::select! {
-            _ = crate::shutdown::requested(&mut shutdown) => return Ok(()),
-            seen = appends.next() => {
-                if seen.is_none() {
-                    return Err(ReplicaError::Request {
-                        subject: LOG_SUBJECT.into(),
-                        detail: "the subscription closed".into(),
-                    });
-                }
-                while futures::FutureExt::now_or_never(appends.next()).flatten().is_some() {}
-            }
-            _ = tokio::time::sleep(poll) => {}
+        if next_wake(&mut appends, &mut shutdown, poll).await? {
+            return Ok(());
         }
+    }
+}
+
+/// Waits for the next reason to read the log: an append seen on its subject (those already
+/// queued are drained: one read catches up with all of them), or `poll` elapsed. True when
+/// `shutdown` was requested instead; an error when the subscription closed.
+pub(super) async fn next_wake(
+    appends: &mut async_nats::Subscriber,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    poll: std::time::Duration,
+) -> Result<bool, ReplicaError> {
+    use futures::StreamExt;
+    tokio::select! {
+        _ = crate::shutdown::requested(shutdown) => Ok(true),
+        seen = appends.next() => {
+            if seen.is_none() {
+                return Err(ReplicaError::Request {
+                    subject: LOG_SUBJECT.into(),
+                    detail: "the subscription closed".into(),
+                });
+            }
+            while futures::FutureExt::now_or_never(appends.next()).flatten().is_some() {}
+            Ok(false)
+        }
+        _ = tokio::time::sleep(poll) => Ok(false),
     }
 }

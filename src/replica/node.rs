@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Client;
-use futures::StreamExt;
 use tokio::sync::{watch, Mutex};
 use tracing::{info, warn};
 
@@ -151,18 +150,8 @@ impl Replica {
                     }
                 }
             }
-            tokio::select! {
-                _ = crate::shutdown::requested(&mut stop) => return Ok(()),
-                seen = appends.next() => {
-                    if seen.is_none() {
-                        return Err(ReplicaError::Request {
-                            subject: LOG_SUBJECT.into(),
-                            detail: "the subscription closed".into(),
-                        });
-                    }
-                    while futures::FutureExt::now_or_never(appends.next()).flatten().is_some() {}
-                }
-                _ = tokio::time::sleep(POLL) => {}
+            if super::log::next_wake(&mut appends, &mut stop, POLL).await? {
+                return Ok(());
             }
         }
     }
