@@ -134,16 +134,7 @@ pub(super) async fn submit(
             }
         }
     }
-    let payload = serde_json::to_vec(&req).unwrap_or_default();
-    let client = c.health.system.borrow().clone();
-    let (reply, warnings) = crate::server::admin_api::run_request(
-        client.as_ref(),
-        &c.health.admin,
-        &payload,
-        None,
-        admin,
-    )
-    .await;
+    let (reply, warnings) = super::run(&c, admin, &req).await;
     answer(&s.admin, &s.csrf, op.as_str(), reply, &warnings)
 }
 

@@ -115,6 +115,19 @@ async fn signed_in(c: &Console, headers: &HeaderMap) -> Result<(Session, AdminRe
     }
 }
 
+/// Runs `req` (an admin request's JSON) as `admin` through the admin API's one request path,
+/// kicks going out on the system connection; the reply and its warnings.
+async fn run(
+    c: &Console,
+    admin: AdminRecord,
+    req: &impl serde::Serialize,
+) -> (crate::admin::api::Reply, Vec<String>) {
+    let payload = serde_json::to_vec(req).unwrap_or_default();
+    let client = c.health.system.borrow().clone();
+    crate::server::admin_api::run_request(client.as_ref(), &c.health.admin, &payload, None, admin)
+        .await
+}
+
 /// Runs `req` as `admin`, as the admin API does; the response's JSON, or the error page.
 async fn ask(
     c: &Console,
@@ -122,16 +135,7 @@ async fn ask(
     admin: AdminRecord,
     req: Request,
 ) -> Result<serde_json::Value, Response> {
-    let payload = serde_json::to_vec(&req).unwrap_or_default();
-    let client = c.health.system.borrow().clone();
-    let (reply, _) = crate::server::admin_api::run_request(
-        client.as_ref(),
-        &c.health.admin,
-        &payload,
-        None,
-        admin,
-    )
-    .await;
+    let (reply, _) = run(c, admin, &req).await;
     let code = reply.error_code();
     match reply {
         Reply::Ok(resp) => Ok(serde_json::to_value(&*resp).unwrap_or_default()),
