@@ -382,6 +382,12 @@ async fn a_replica_killed_and_restarted_on_its_old_store_catches_up() {
 
     let c = Replica::serve_replicated(store.clone(), d.url(2), log);
     c.wait_log("in sync with the log", 2).await;
+    // The deactivation re-pushes APP's JWT; a finishes that push (through the log) before it
+    // stops, so nothing is left for c to append and the two must end equal.
+    let deadline = Deadline::after(WAIT, "a's outbox to settle");
+    while !a.store.read(|tx| tx.list_outbox()).expect("outbox").is_empty() {
+        deadline.tick().await;
+    }
     a.stop().await;
     wait_callouts(&d, 3, 1).await;
     // Only c's callout is left: grace, added while it was down, logs in through it.
