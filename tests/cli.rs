@@ -23,6 +23,7 @@ mod rekey;
 mod serve;
 mod store_key;
 mod up;
+mod up_replicas;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

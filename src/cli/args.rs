@@ -150,6 +150,10 @@ pub struct UpArgs {
     /// nats-server binary (default: `$PBN_NATS_SERVER`, `.tools/bin/nats-server`, then PATH).
     #[arg(long)]
     pub nats_server: Option<PathBuf>,
+    /// Replicas to start: with 2 to 5, a cluster of that many nats-servers with JetStream
+    /// (client ports --port, --port+1, …) and one `pbn serve --replicated` per server.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=5))]
+    pub replicas: u16,
 }
 
 /// Where the store file is.

@@ -23,6 +23,7 @@ mod session;
 pub mod status;
 pub mod store_key;
 mod up;
+mod up_cluster;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

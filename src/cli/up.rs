@@ -40,14 +40,17 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 pub fn up(a: UpArgs) -> Result<()> {
     fs::create_dir_all(&a.dir).with_context(|| format!("cannot create {}", a.dir.display()))?;
     let dir = std::path::absolute(&a.dir)?;
-    refuse_leftover_server(&dir)?;
+    refuse_leftover_server(&dir.join(PID_FILE))?;
     let bin = nats_server_binary(a.nats_server.as_deref())?;
     check_version(&bin)?;
+    if a.replicas > 1 {
+        return super::up_cluster::up_replicated(&a, &dir, &bin);
+    }
     let store_path = prepare_store(&dir)?;
     let conf = write_config(&store_path, &dir, a.port)?;
     check_port_free(a.port, "client")?;
     // Tied to this process (parent-death signal, see `natsd::spawn_tied`).
-    let server = Server::start(&bin, &conf, &dir)?;
+    let server = Server::start(&bin, &conf, &dir.join(LOG_FILE), &dir.join(PID_FILE))?;
     server.wait_ready()?;
     eprintln!("nats-server started (pid {}), log: {}", server.pid, server.log.display());
     eprintln!("clients connect with nats://USER:PASSWORD@127.0.0.1:{}", a.port);
@@ -104,7 +107,7 @@ async fn watch_child(
 }
 
 /// Creates the store (and the admin creds beside it) on first use; returns its path.
-fn prepare_store(dir: &Path) -> Result<PathBuf> {
+pub(super) fn prepare_store(dir: &Path) -> Result<PathBuf> {
     let store_path = dir.join("pbn.redb");
     if store_path.exists() {
         return Ok(store_path);
@@ -136,7 +139,7 @@ fn write_config(store_path: &Path, dir: &Path, port: u16) -> Result<PathBuf> {
 }
 
 /// Finds nats-server: the flag, `$PBN_NATS_SERVER`, `./.tools/bin/nats-server`, then `PATH`.
-fn nats_server_binary(flag: Option<&Path>) -> Result<PathBuf> {
+pub(super) fn nats_server_binary(flag: Option<&Path>) -> Result<PathBuf> {
     natsd::find_binary(flag, Path::new("")).map_err(|err| match err {
         NatsdError::NotFound { .. } => anyhow!(
             "nats-server not found: run scripts/install-nats-server.sh or pass --nats-server"
@@ -146,7 +149,7 @@ fn nats_server_binary(flag: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Refuses a nats-server binary older than [`crate::server::version::MINIMUM`] (from `nats-server --version`).
-fn check_version(bin: &Path) -> Result<()> {
+pub(super) fn check_version(bin: &Path) -> Result<()> {
     let out = Process::new(bin)
         .arg("--version")
         .stdin(Stdio::null())
@@ -165,7 +168,7 @@ fn check_version(bin: &Path) -> Result<()> {
 
 /// Refuses a port that something already listens on (nats-server would fail to bind it, and
 /// clients would reach the other listener).
-fn check_port_free(port: u16, what: &str) -> Result<()> {
+pub(super) fn check_port_free(port: u16, what: &str) -> Result<()> {
     match std::net::TcpListener::bind(("127.0.0.1", port)) {
         Ok(_) => Ok(()),
         Err(err) => bail!(
@@ -175,11 +178,11 @@ fn check_port_free(port: u16, what: &str) -> Result<()> {
     }
 }
 
-/// Refuses to start when a nats-server of an earlier `pbn up` in `dir` still runs; removes a
-/// stale pid file.
-fn refuse_leftover_server(dir: &Path) -> Result<()> {
-    let pid_file = dir.join(PID_FILE);
-    let text = match fs::read_to_string(&pid_file) {
+/// Refuses to start when the nats-server of an earlier `pbn up` whose pid is in `pid_file`
+/// still runs; removes a stale pid file.
+pub(super) fn refuse_leftover_server(pid_file: &Path) -> Result<()> {
+    let dir = pid_file.parent().unwrap_or(Path::new("."));
+    let text = match fs::read_to_string(pid_file) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(err) => return Err(err).with_context(|| format!("cannot read {}", pid_file.display())),
@@ -192,7 +195,7 @@ fn refuse_leftover_server(dir: &Path) -> Result<()> {
             pid_file.display()
         );
     }
-    fs::remove_file(&pid_file).with_context(|| format!("cannot remove {}", pid_file.display()))
+    fs::remove_file(pid_file).with_context(|| format!("cannot remove {}", pid_file.display()))
 }
 
 /// Whether `pid` is a running (not zombie) process named `nats-server`.
@@ -205,17 +208,17 @@ fn is_live_nats_server(pid: u32) -> bool {
 }
 
 /// The running nats-server child. Dropping it kills the server and removes the pid file.
-struct Server {
-    natsd: Arc<Mutex<Natsd>>,
-    pid: u32,
-    log: PathBuf,
+pub(super) struct Server {
+    pub(super) natsd: Arc<Mutex<Natsd>>,
+    pub(super) pid: u32,
+    pub(super) log: PathBuf,
     pid_file: PathBuf,
 }
 
 impl Server {
-    /// Starts `bin -c conf` with its log in `dir` and writes the pid file.
-    fn start(bin: &Path, conf: &Path, dir: &Path) -> Result<Server> {
-        let log = dir.join(LOG_FILE);
+    /// Starts `bin -c conf` logging to `log` and writes its pid to `pid_file`.
+    pub(super) fn start(bin: &Path, conf: &Path, log: &Path, pid_file: &Path) -> Result<Server> {
+        let log = log.to_path_buf();
         // A fresh log per run: `wait_ready` and the exit report read only this run's lines.
         fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let mut opts = natsd::Options::new(bin, conf, &log);
@@ -227,20 +230,24 @@ impl Server {
             err => err.into(),
         })?;
         let pid = natsd.pid().context("nats-server exited at once")?;
-        let server =
-            Server { natsd: Arc::new(Mutex::new(natsd)), pid, log, pid_file: dir.join(PID_FILE) };
+        let server = Server {
+            natsd: Arc::new(Mutex::new(natsd)),
+            pid,
+            log,
+            pid_file: pid_file.to_path_buf(),
+        };
         fs::write(&server.pid_file, format!("{pid}\n"))
             .with_context(|| format!("cannot write {}", server.pid_file.display()))?;
         Ok(server)
     }
 
     /// The exit status, if the server has exited.
-    fn try_wait(&self) -> Option<ExitStatus> {
+    pub(super) fn try_wait(&self) -> Option<ExitStatus> {
         self.natsd.lock().unwrap_or_else(PoisonError::into_inner).try_wait()
     }
 
     /// Waits until the server is ready; fails when it exits first.
-    fn wait_ready(&self) -> Result<()> {
+    pub(super) fn wait_ready(&self) -> Result<()> {
         let result =
             self.natsd.lock().unwrap_or_else(PoisonError::into_inner).wait_ready_blocking();
         match result {
@@ -258,7 +265,7 @@ impl Server {
     }
 
     /// The error for an exited server: its status and the last lines of its log.
-    fn exited(&self, status: ExitStatus) -> anyhow::Error {
+    pub(super) fn exited(&self, status: ExitStatus) -> anyhow::Error {
         let log = fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
