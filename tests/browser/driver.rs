@@ -61,15 +61,21 @@ fn find(env: &str, name: &str) -> Option<PathBuf> {
     std::env::split_paths(&dirs).map(|d| d.join(name)).find(|p| pbn::natsd::is_executable(p))
 }
 
+/// The chromedriver and chromium binaries.
+pub struct Binaries {
+    driver: PathBuf,
+    browser: PathBuf,
+}
+
 /// The binaries, or `None` after printing why the test is skipped.
 ///
 /// # Panics
 /// When one is missing and `CI` is set: CI must run the browser tests.
-fn binaries() -> Option<(PathBuf, PathBuf)> {
+pub fn binaries() -> Option<Binaries> {
     let driver = find(CHROMEDRIVER_ENV, "chromedriver");
     let browser = find(CHROMIUM_ENV, "chromium");
-    if let (Some(d), Some(b)) = (&driver, &browser) {
-        return Some((d.clone(), b.clone()));
+    if let (Some(driver), Some(browser)) = (&driver, &browser) {
+        return Some(Binaries { driver: driver.clone(), browser: browser.clone() });
     }
     let missing = if driver.is_none() { "chromedriver" } else { "chromium" };
     let why = format!(
@@ -98,15 +104,14 @@ async fn machine_lock() -> File {
 }
 
 impl Chromium {
-    /// A headless chromium session for the console at `base` (`http://host:port`), or
-    /// `None` when chromium is missing outside CI (see the module docs).
-    pub async fn start(base: &str) -> Option<Chromium> {
-        let (driver_bin, browser_bin) = binaries()?;
+    /// A headless chromium session (of `bins`, see [`binaries`]) for the console at `base`
+    /// (`http://host:port`).
+    pub async fn start(bins: &Binaries, base: &str) -> Chromium {
         let lock = machine_lock().await;
         let dir = tempfile::tempdir().expect("a temp dir");
         let log = dir.path().join("chromedriver.log");
         let port = free_port();
-        let mut cmd = Command::new(&driver_bin);
+        let mut cmd = Command::new(&bins.driver);
         cmd.arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
             .stdout(Stdio::null())
@@ -116,12 +121,12 @@ impl Chromium {
         let driver =
             Driver { child: pbn::natsd::spawn_tied(cmd).expect("spawn chromedriver"), dir };
         let url = format!("http://127.0.0.1:{port}");
-        let client = match connect(&url, &browser_bin).await {
+        let client = match connect(&url, &bins.browser).await {
             Ok(client) => client,
             Err(e) => panic!("{e}; chromedriver log:\n{}", driver.log()),
         };
         let base = base.trim_end_matches('/').to_string();
-        Some(Chromium { client, base, _driver: driver, _lock: lock })
+        Chromium { client, base, _driver: driver, _lock: lock }
     }
 
     /// Loads `path` of the console and waits for it.

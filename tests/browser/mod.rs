@@ -37,9 +37,10 @@ fn token(api: &Api, name: &str) -> String {
 /// The service and a browser on its console, with admin `admin`'s password set; `None` when
 /// the test is skipped (no chromium outside CI).
 async fn start(admin: &str) -> Option<(Api, Chromium)> {
+    let bins = driver::binaries()?;
     let api = Api::start().await;
     set_password(&api, admin);
-    let browser = Chromium::start(&format!("http://{}", api.addr)).await?;
+    let browser = Chromium::start(&bins, &format!("http://{}", api.addr)).await;
     Some((api, browser))
 }
 
