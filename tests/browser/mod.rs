@@ -67,6 +67,21 @@ async fn create(b: &Chromium, link: &str, fields: &[(&str, &str)]) {
     assert!(b.heading().await.starts_with("Done: "), "{link}: {}", b.text().await);
 }
 
+/// Logs wendy (of account WEB, role web) in to nats-server and round-trips a message on
+/// `web.echo`; the client, whose events go to `events`.
+async fn wendy_round_trips(api: &Api, events: &ClientEvents) -> async_nats::Client {
+    let opts = ConnectOptions::with_user_and_password("wendy".into(), PW.into())
+        .max_reconnects(Some(1))
+        .reconnect_delay_callback(|_| Duration::from_millis(100));
+    let client = api.d.connect(0, opts, events).await.expect("wendy logs in");
+    let mut sub = client.subscribe("web.echo").await.expect("subscribe");
+    crate::support::deploy::round_trip(&client).await;
+    client.publish("web.echo", "hello".into()).await.expect("publish");
+    let got = tokio::time::timeout(WAIT, sub.next()).await.expect("in time").expect("a message");
+    assert_eq!(got.payload.as_ref(), b"hello");
+    client
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_an_admin_makes_a_user_that_logs_in_and_deactivating_it_kicks() {
     let Some((api, b)) = start("ops").await else { return };
@@ -84,15 +99,7 @@ async fn in_chromium_an_admin_makes_a_user_that_logs_in_and_deactivating_it_kick
     create(&b, "New user", &user).await;
 
     let events = ClientEvents::new();
-    let opts = ConnectOptions::with_user_and_password("wendy".into(), PW.into())
-        .max_reconnects(Some(1))
-        .reconnect_delay_callback(|_| Duration::from_millis(100));
-    let client = api.d.connect(0, opts, &events).await.expect("wendy logs in");
-    let mut sub = client.subscribe("web.echo").await.expect("subscribe");
-    crate::support::deploy::round_trip(&client).await;
-    client.publish("web.echo", "hello".into()).await.expect("publish");
-    let got = tokio::time::timeout(WAIT, sub.next()).await.expect("in time").expect("a message");
-    assert_eq!(got.payload.as_ref(), b"hello");
+    let _client = wendy_round_trips(&api, &events).await;
 
     b.goto("/").await;
     let dash = b.text().await;

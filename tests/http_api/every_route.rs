@@ -77,9 +77,15 @@ fn records(lines: &[&str]) -> Value {
     serde_json::to_value(parsed).expect("records are JSON")
 }
 
-/// One request per route; each finds what it needs made by the ones before it.
+/// One request per route, in an order where each finds what it needs made by the ones before.
 fn cases() -> Vec<Case> {
-    let pw = json!({ "password": NEW_PW });
+    [operator_and_accounts(), roles_users_and_sessions(), admins(), replicas_idps_bulk_outbox()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn operator_and_accounts() -> Vec<Case> {
     vec![
         plain("GET", "/operator", None),
         plain("POST", "/operator/admin-creds", None),
@@ -124,6 +130,12 @@ fn cases() -> Vec<Case> {
             "/accounts/EVR/exports?subject=evr.svc",
             None,
         ),
+    ]
+}
+
+fn roles_users_and_sessions() -> Vec<Case> {
+    let pw = json!({ "password": NEW_PW });
+    vec![
         plain("GET", "/roles", None),
         plain("POST", "/roles", Some(json!({"name": "evr", "role": {}}))),
         case("GET", "/roles/{name}", "/roles/evr", None),
@@ -141,7 +153,7 @@ fn cases() -> Vec<Case> {
         ),
         case("GET", "/users/{name}", "/users/evan", None),
         case("PATCH", "/users/{name}", "/users/evan", Some(json!({"description": "d"}))),
-        case("PUT", "/users/{name}/password", "/users/evan/password", Some(pw.clone())),
+        case("PUT", "/users/{name}/password", "/users/evan/password", Some(pw)),
         case("POST", "/users/{name}/creds", "/users/evan/creds", Some(json!({}))),
         case("GET", "/users/{name}/tokens", "/users/evan/tokens", None),
         capturing(
@@ -157,6 +169,13 @@ fn cases() -> Vec<Case> {
         ),
         case("DELETE", "/users/{name}", "/users/evan", None),
         case("DELETE", "/roles/{name}", "/roles/evr", None),
+    ]
+}
+
+/// Admins, then the account their scope named (deleted once they are gone).
+fn admins() -> Vec<Case> {
+    let pw = json!({ "password": NEW_PW });
+    vec![
         plain("GET", "/admins", None),
         plain("POST", "/admins", Some(json!({"name": "eva", "scope": "account:EVR"}))),
         case("GET", "/admins/{name}", "/admins/eva", None),
@@ -172,6 +191,12 @@ fn cases() -> Vec<Case> {
         case("DELETE", "/admins/{name}", "/admins/eva", None),
         case("DELETE", "/accounts/{name}", "/accounts/EVR", None),
         case("GET", "/audit", "/audit?admin=ops&since_ms=0", None),
+    ]
+}
+
+/// The outbox retry comes last: it stops the server first.
+fn replicas_idps_bulk_outbox() -> Vec<Case> {
+    vec![
         plain("GET", "/replicas", None),
         plain("POST", "/replicas", Some(json!({"name": "r1"}))),
         case("GET", "/replicas/{name}", "/replicas/r1", None),
