@@ -20,6 +20,10 @@ export PBN_NATS_SERVER="$repo_root/.tools/bin/nats-server"
 scripts/install-node-clients.sh
 scripts/install-oidc-provider.sh
 
+step "chromium"
+# The browser tests (tests/browser) drive it headless through chromedriver.
+scripts/install-chromium.sh
+
 step "prometheus"
 scripts/install-prometheus.sh
 

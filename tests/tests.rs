@@ -3,6 +3,7 @@
 
 mod support;
 
+mod browser;
 mod callout;
 mod cli;
 mod clients;

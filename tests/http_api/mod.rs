@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod every_route;
 
 use std::path::PathBuf;
 use std::time::Duration;
