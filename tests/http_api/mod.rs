@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod me;
 
 use std::path::PathBuf;
 use std::time::Duration;
