@@ -90,7 +90,7 @@ async fn bearer_user(c: &Console, headers: &HeaderMap) -> Result<Me, Response> {
 }
 
 /// The request body as an object with `route`'s defaults for fields left out.
-fn body_of(route: &MeRoute, body: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
+fn body_of(route: &MeRoute, body: &[u8]) -> Result<serde_json::Map<String, Value>, Reply> {
     let mut fields = match route.body.map(|f| f()) {
         Some(Value::Object(m)) => m,
         _ => serde_json::Map::new(),
@@ -98,10 +98,7 @@ fn body_of(route: &MeRoute, body: &[u8]) -> Result<serde_json::Map<String, Value
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(fields);
     }
-    let bad = |m: String| {
-        let reply = Reply::error(ErrorClass::Usage, format!("the request body must be {m}"));
-        answer(&reply, None)
-    };
+    let bad = |m: String| Reply::error(ErrorClass::Usage, format!("the request body must be {m}"));
     match (route.body, serde_json::from_slice::<Value>(body)) {
         (None, _) => Err(bad("empty: this route takes no body".into())),
         (Some(_), Ok(Value::Object(m))) => {
@@ -131,7 +128,7 @@ async fn handle(
     };
     let fields = match body_of(route, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(reply) => return answer(&reply, None),
     };
     let ask = match route.op {
         "me_show" => {

@@ -27,6 +27,8 @@ async fn a_user_serves_themselves_over_the_api_once_their_role_allows_it() {
     let token = user_token(&api, "alice");
     let t = Some(token.as_str());
     assert_eq!(api.call("GET", "/api/v1/me", t, None).await.status, 401, "off by default");
+    let events = ClientEvents::new();
+    let live = api.d.login("alice", PW, &events).await;
 
     let on = api.admin_cli(&["--json", "role", "edit", "app", "--self-service"]).await;
     let on = on.success().json();
@@ -41,6 +43,11 @@ async fn a_user_serves_themselves_over_the_api_once_their_role_allows_it() {
 
     let with_creds = api.admin_cli(&["--json", "role", "edit", "app", "--self-service-creds"]);
     assert_eq!(with_creds.await.success().json()["data"]["self_service_creds"], true);
+    // The edits returned after any kick they caused: none, the flags change no JWT.
+    crate::support::deploy::round_trip(&live).await;
+    let disconnected =
+        events.all().into_iter().any(|e| matches!(e, async_nats::Event::Disconnected));
+    assert!(!disconnected, "turning self-service on closed no session");
     let creds = api.call("POST", "/api/v1/me/creds", t, Some(json!({"keep_previous": true})));
     let creds = creds.await;
     assert_eq!(creds.status, 200, "{creds:?}");
@@ -61,7 +68,6 @@ async fn a_user_serves_themselves_over_the_api_once_their_role_allows_it() {
     assert_eq!(bad.status, 400, "{bad:?}");
     let ok = api.call("PUT", "/api/v1/me/password", t, Some(change(PW, NEW_PW))).await;
     assert_eq!(ok.status, 200, "{ok:?}");
-    let events = ClientEvents::new();
     let old = ConnectOptions::with_user_and_password("alice".into(), PW.into());
     assert!(api.d.connect(0, old, &events).await.is_err(), "NATS follows the change");
     let client = api.d.login("alice", NEW_PW, &events).await;
