@@ -110,6 +110,22 @@ fn body_of(route: &MeRoute, body: &[u8]) -> Result<serde_json::Map<String, Value
     }
 }
 
+/// `GET /api/v1/me`.
+fn show(me: &Me) -> Response {
+    let data = json!({
+        "user": me.user.name.as_str(),
+        "account": me.user.account.as_str(),
+        "role": me.role.name.as_str(),
+        "self_service_creds": me.role.self_service_creds,
+    });
+    let body = serde_json::to_vec(&json!({ "ok": { "kind": "me", "data": data } }));
+    let mut r = (StatusCode::OK, body.unwrap_or_default()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
 fn text(m: &serde_json::Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(str::to_string)
 }
@@ -131,20 +147,7 @@ async fn handle(
         Err(reply) => return answer(&reply, None),
     };
     let ask = match route.op {
-        "me_show" => {
-            let data = json!({
-                "user": me.user.name.as_str(),
-                "account": me.user.account.as_str(),
-                "role": me.role.name.as_str(),
-                "self_service_creds": me.role.self_service_creds,
-            });
-            let body = serde_json::to_vec(&json!({ "ok": { "kind": "me", "data": data } }));
-            let mut r = (StatusCode::OK, body.unwrap_or_default()).into_response();
-            let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            return r;
-        }
+        "me_show" => return show(&me),
         "me_passwd" => {
             let (old, new) = (text(&fields, "old_password"), text(&fields, "password"));
             let host = c.client_ip(peer, &headers);

@@ -160,25 +160,7 @@ pub(super) async fn home(State(c): State<Console>, headers: HeaderMap) -> Respon
             dt { "role" } dd { (me.role.name.as_str()) }
         }
         h2 { "API tokens" }
-        table {
-            thead { tr { th { "Id" } th { "Label" } th { "Expires" } th {} } }
-            tbody {
-                @for t in &rows {
-                    tr {
-                        td { (pages::text(&t["id"])) }
-                        td { (pages::text(&t["label"])) }
-                        td { (pages::text(&t["expires"])) }
-                        td {
-                            form method="post" action="/me/tokens/revoke" {
-                                input type="hidden" name="csrf" value=(csrf);
-                                input type="hidden" name="id" value=(pages::text(&t["id"]));
-                                button type="submit" { "Revoke" }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (tokens_table(&rows, csrf))
         form method="post" action="/me/tokens" {
             input type="hidden" name="csrf" value=(csrf);
             label { "Label " input name="label"; }
@@ -201,6 +183,31 @@ pub(super) async fn home(State(c): State<Console>, headers: HeaderMap) -> Respon
         }
     };
     respond(StatusCode::OK, page("My account", &s, body))
+}
+
+/// The user's tokens, each with its revoke button.
+fn tokens_table(rows: &[serde_json::Value], csrf: &str) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "Id" } th { "Label" } th { "Expires" } th {} } }
+            tbody {
+                @for t in rows {
+                    tr {
+                        td { (pages::text(&t["id"])) }
+                        td { (pages::text(&t["label"])) }
+                        td { (pages::text(&t["expires"])) }
+                        td {
+                            form method="post" action="/me/tokens/revoke" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="id" value=(pages::text(&t["id"]));
+                                button type="submit" { "Revoke" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The signed-in user of a form's post, its CSRF token checked.
