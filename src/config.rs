@@ -79,6 +79,9 @@ pub struct RawConfig {
     pub http_tls_cert: Option<PathBuf>,
     /// Private key (PEM) of `http_tls_cert`.
     pub http_tls_key: Option<PathBuf>,
+    /// Networks of reverse proxies whose `X-Forwarded-For` the console's sign-in throttle
+    /// believes (`--http-trusted-proxy CIDR`); unset: the header is ignored.
+    pub http_trusted_proxies: Option<Vec<String>>,
     /// How long audit entries are kept, e.g. `"90d"` (the default).
     #[serde(default, with = "opt_duration")]
     pub audit_retention: Option<Duration>,
@@ -249,6 +252,8 @@ pub struct Settings {
     pub http: Option<std::net::SocketAddr>,
     /// The HTTP listener's certificate chain and key (PEM files): it serves HTTPS.
     pub http_tls: Option<(PathBuf, PathBuf)>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (none by default).
+    pub http_trusted_proxies: Vec<ipnet::IpNet>,
     /// How long audit entries are kept.
     pub audit_retention: Duration,
     /// Whether audit events are published (`audit` key; on by default).
@@ -309,6 +314,7 @@ impl RawConfig {
         self.http = other.http.or(self.http);
         self.http_tls_cert = other.http_tls_cert.or(self.http_tls_cert);
         self.http_tls_key = other.http_tls_key.or(self.http_tls_key);
+        self.http_trusted_proxies = other.http_trusted_proxies.or(self.http_trusted_proxies);
         self.audit_retention = other.audit_retention.or(self.audit_retention);
         self.log_format = other.log_format.or(self.log_format);
         self.audit = other.audit.or(self.audit);
@@ -391,6 +397,7 @@ impl Settings {
                 })
             }
         };
+        let http_trusted_proxies = proxies::parse(raw.http_trusted_proxies)?;
         let audit_retention = raw.audit_retention.unwrap_or(crate::admin::audit::DEFAULT_RETENTION);
         raw.log_format.as_deref().map(check_log_format).transpose()?;
         let audit = raw.audit.unwrap_or(true);
@@ -404,6 +411,7 @@ impl Settings {
             tls_ca,
             http,
             http_tls,
+            http_trusted_proxies,
             audit_retention,
             audit,
             replica,
@@ -604,6 +612,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+mod proxies;
 mod replica;
 #[cfg(test)]
 mod tests;

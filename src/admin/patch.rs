@@ -77,6 +77,11 @@ pub struct RolePatch {
     pub source_cidrs: Option<Vec<String>>,
     /// Allowed connection types (replaces the list when `Some`).
     pub connection_types: Option<Vec<String>>,
+    /// Users may sign in to the console for self-service (off also turns off
+    /// `self_service_creds`).
+    pub self_service: Option<bool>,
+    /// Users may download their own creds in self-service (on also turns on `self_service`).
+    pub self_service_creds: Option<bool>,
 }
 
 /// Stream or service, for exports and imports.

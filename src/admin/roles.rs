@@ -43,6 +43,8 @@ fn view(tx: &impl StoreRead, r: &Role) -> Result<RoleView, AdminError> {
         jwt_ttl_secs: r.jwt_ttl.map(|t| t.as_secs()),
         source_cidrs: r.source_cidrs.iter().map(ToString::to_string).collect(),
         connection_types: r.connection_types.clone(),
+        self_service: r.self_service,
+        self_service_creds: r.self_service_creds,
         users: tx.count_users_of_role(r.name.as_str())? as usize,
     })
 }
@@ -125,16 +127,32 @@ pub(super) fn apply(r: &mut Role, p: &RolePatch) -> Result<(), AdminError> {
     if let Some(types) = &p.connection_types {
         r.connection_types = types.iter().map(|t| t.to_ascii_uppercase()).collect();
     }
+    apply_self_service(r, p);
     Ok(())
 }
 
+/// The self-service flags: creds need self-service, so turning creds on turns it on and
+/// turning self-service off turns creds off.
+fn apply_self_service(r: &mut Role, p: &RolePatch) {
+    if let Some(on) = p.self_service {
+        r.self_service = on;
+        r.self_service_creds &= on;
+    }
+    if let Some(on) = p.self_service_creds {
+        r.self_service_creds = on;
+        r.self_service |= on;
+    }
+}
+
 /// Whether user JWTs minted for `after` differ from those for `before`, or the callout would now
-/// judge a login differently (sources, types). The description and the per-user connection cap
-/// change nothing for a live session.
+/// judge a login differently (sources, types). The description, the per-user connection cap
+/// and the console self-service flags change nothing for a live session.
 fn changes_user_jwts(before: &Role, after: &Role) -> bool {
     let mut same = before.clone();
     same.description.clone_from(&after.description);
     same.max_connections = after.max_connections;
+    same.self_service = after.self_service;
+    same.self_service_creds = after.self_service_creds;
     same.updated = after.updated;
     same != *after
 }

@@ -127,6 +127,12 @@ pub struct RoleView {
     pub source_cidrs: Vec<String>,
     /// Allowed connection types.
     pub connection_types: Vec<String>,
+    /// Users may sign in to the console for self-service.
+    #[serde(default)]
+    pub self_service: bool,
+    /// Users may download their own creds in self-service.
+    #[serde(default)]
+    pub self_service_creds: bool,
     /// Number of users with this role.
     pub users: usize,
 }
@@ -491,6 +497,12 @@ fn role_text(s: &mut String, r: &RoleView) {
     let _ = writeln!(s, "jwt ttl:           {ttl}");
     let _ = writeln!(s, "source cidrs:      {}", r.source_cidrs.join(", "));
     let _ = writeln!(s, "connection types:  {}", r.connection_types.join(", "));
+    let service = match (r.self_service, r.self_service_creds) {
+        (false, _) => "no",
+        (true, false) => "yes",
+        (true, true) => "yes, with creds",
+    };
+    let _ = writeln!(s, "self-service:      {service}");
     let _ = writeln!(s, "users:             {}", r.users);
 }
 

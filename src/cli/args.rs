@@ -136,6 +136,10 @@ pub struct ServeArgs {
     /// The private key (PEM) of --http-tls-cert.
     #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
     pub http_tls_key: Option<PathBuf>,
+    /// A reverse proxy (CIDR or address) whose X-Forwarded-For the console's sign-in
+    /// throttle believes (repeatable; none by default: the header is ignored).
+    #[arg(long = "http-trusted-proxy", value_name = "CIDR")]
+    pub http_trusted_proxy: Vec<String>,
 }
 
 /// `pbn up`.

@@ -216,6 +216,8 @@ fn role_patch(a: &RoleArgs) -> RolePatch {
         jwt_ttl_secs: a.jwt_ttl.map(|d| d.as_secs()),
         source_cidrs: (!a.source_cidr.is_empty()).then(|| a.source_cidr.clone()),
         connection_types: (!a.connection_type.is_empty()).then(|| a.connection_type.clone()),
+        self_service: a.self_service,
+        self_service_creds: a.self_service_creds,
     }
 }
 

@@ -50,6 +50,8 @@ fn settings(a: &ServeArgs) -> Result<Settings> {
         replicated: (a.replicated || a.join.is_some()).then_some(true),
         http_tls_cert: a.http_tls_cert.clone(),
         http_tls_key: a.http_tls_key.clone(),
+        http_trusted_proxies: (!a.http_trusted_proxy.is_empty())
+            .then(|| a.http_trusted_proxy.clone()),
         ..RawConfig::default()
     };
     Ok(Settings::resolve(file, env, flags)?)

@@ -8,8 +8,20 @@
 //! per host, per admin) and verifies argon2id off the async threads, at most
 //! [`VERIFY_IN_FLIGHT`] at once. Every form carries a CSRF token: the session's, or for the
 //! sign-in form one in its own `SameSite=Strict` cookie; a form without it is refused (403).
+//!
+//! End users whose role allows it sign in at `/me/signin` for self-service ([`me`]); their
+//! sessions are kept apart from admins', and every admin page answers them 403.
+//!
+//! Behind a reverse proxy, the host a sign-in is throttled by is the one `X-Forwarded-For`
+//! names, but only when the connection comes from a configured trusted proxy
+//! (`--http-trusted-proxy`); otherwise the header is ignored, so a client cannot pick the
+//! host it is counted as.
 
 mod forms;
+mod lists;
+pub mod me;
+mod me_api;
+mod me_pages;
 pub mod pages;
 pub mod session;
 mod views;
@@ -43,6 +55,8 @@ pub const VERIFY_IN_FLIGHT: usize = 2;
 pub struct Console {
     health: Health,
     sessions: Arc<Sessions>,
+    /// Self-service users' sessions (cookie [`me_pages::USER_COOKIE`]).
+    users: Arc<Sessions>,
     throttle: Arc<LoginThrottle>,
     verify: Arc<Semaphore>,
     /// Served over TLS: cookies get `Secure`.
@@ -54,11 +68,12 @@ pub fn router(health: Health, secure: bool) -> Router {
     let console = Console {
         health,
         sessions: Arc::default(),
+        users: Arc::default(),
         throttle: Arc::default(),
         verify: Arc::new(Semaphore::new(VERIFY_IN_FLIGHT)),
         secure,
     };
-    Router::new()
+    let router = Router::new()
         .route("/", get(views::dashboard))
         .route("/signin", get(signin_form).post(signin))
         .route("/signout", post(signout))
@@ -66,12 +81,81 @@ pub fn router(health: Health, secure: bool) -> Router {
         .route("/accounts/{name}", get(views::account))
         .route("/users", get(views::users))
         .route("/users/{name}", get(views::user))
+        .route("/roles", get(lists::roles))
+        .route("/admins", get(lists::admins))
+        .route("/admin-tokens", get(lists::admin_tokens))
+        .route("/me", get(me_pages::home))
+        .route("/me/signin", get(me_pages::signin_form).post(me_pages::signin))
+        .route("/me/signout", post(me_pages::signout))
+        .route("/me/password", post(me_pages::password))
+        .route("/me/tokens", post(me_pages::token_add))
+        .route("/me/tokens/revoke", post(me_pages::token_revoke))
+        .route("/me/creds", post(me_pages::creds))
         .route("/audit", get(views::audit))
         .route("/do/{op}", get(forms::form).post(forms::submit))
         .route("/download/operator.jwt", get(views::operator_jwt))
         .route("/download/nats.conf", get(views::nats_conf))
-        .route("/assets/console.css", get(css))
-        .with_state(console)
+        .route("/assets/console.css", get(css));
+    me_api::routes(router).with_state(console)
+}
+
+impl Console {
+    /// The host a sign-in from `peer` is counted as: the peer itself, unless it is a trusted
+    /// proxy; then the last address of `X-Forwarded-For` that is not a trusted proxy (the one
+    /// the nearest trusted proxy saw), or the peer when the header names none.
+    fn client_ip(&self, peer: std::net::SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+        forwarded_client(peer.ip(), headers, &self.health.trusted_proxies)
+    }
+}
+
+/// See [`Console::client_ip`].
+fn forwarded_client(
+    peer: std::net::IpAddr,
+    headers: &HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    // From the nearest hop outwards; a hop that is not an address ends the walk (counted as
+    // the last trusted proxy: never as a host the client chose).
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 198.51.100.7, 10.1.1.1".parse().unwrap());
+        let proxy: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let client: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(forwarded_client(proxy, &h, &trusted), client, "nearest untrusted hop");
+        assert_eq!(forwarded_client(stranger, &h, &trusted), stranger, "header ignored");
+        assert_eq!(forwarded_client(proxy, &h, &[]), proxy, "no trusted proxies: ignored");
+        h.insert("x-forwarded-for", "198.51.100.7, junk".parse().unwrap());
+        assert_eq!(forwarded_client(proxy, &h, &trusted), proxy, "garbage ends the walk");
+        assert_eq!(forwarded_client(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
 }
 
 async fn css() -> Response {
@@ -97,6 +181,18 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 /// the answer sending it to the sign-in page.
 async fn signed_in(c: &Console, headers: &HeaderMap) -> Result<(Session, AdminRecord), Response> {
     let to_signin = || Redirect::to("/signin").into_response();
+    let admin_session =
+        session::cookie(headers, session::COOKIE).filter(|id| c.sessions.get(id).is_some());
+    let user_session =
+        session::cookie(headers, me_pages::USER_COOKIE).filter(|id| c.users.get(id).is_some());
+    if admin_session.is_none() && user_session.is_some() {
+        let body = pages::page(
+            "Refused",
+            None,
+            pages::error("this page is for admins; self-service users have their account page"),
+        );
+        return Err(html(StatusCode::FORBIDDEN, body));
+    }
     let id = session::cookie(headers, session::COOKIE).ok_or_else(to_signin)?;
     let s = c.sessions.get(&id).ok_or_else(to_signin)?;
     let (name, key, now) = (s.admin.clone(), s.key.clone(), crate::clock::unix_now());
@@ -180,10 +276,11 @@ async fn signin(
             pages::page("Refused", None, pages::error("the form's CSRF token is missing or wrong"));
         return html(StatusCode::FORBIDDEN, body);
     }
-    let attempt = match c.throttle.begin_waiting(Some(&form.name), Some(peer.ip())).await {
+    let host = c.client_ip(peer, &headers);
+    let attempt = match c.throttle.begin_waiting(Some(&form.name), Some(host)).await {
         Ok(a) => a,
         Err(e) => {
-            tracing::warn!(admin = %form.name, host = %peer.ip(), "console sign-in throttled");
+            tracing::warn!(admin = %form.name, %host, "console sign-in throttled");
             return html(
                 StatusCode::TOO_MANY_REQUESTS,
                 pages::signin(&form.csrf, Some(&e.to_string())),
@@ -204,7 +301,7 @@ async fn signin(
         }
         None => {
             attempt.failed(std::time::Instant::now());
-            tracing::warn!(admin = %form.name, host = %peer.ip(), "console sign-in refused");
+            tracing::warn!(admin = %form.name, %host, "console sign-in refused");
             let body = pages::signin(&form.csrf, Some("wrong admin name or password"));
             html(StatusCode::UNAUTHORIZED, body)
         }

@@ -24,6 +24,9 @@ pub fn page(title: &str, admin: Option<(&str, &str)>, body: Markup) -> Markup {
                         a href="/" { "Dashboard" }
                         a href="/accounts" { "Accounts" }
                         a href="/users" { "Users" }
+                        a href="/roles" { "Roles" }
+                        a href="/admins" { "Admins" }
+                        a href="/admin-tokens" { "Admin tokens" }
                         a href="/audit" { "Audit" }
                         span.who { "signed in as " b { (name) } }
                         form method="post" action="/signout" {
@@ -48,6 +51,7 @@ pub fn signin(csrf: &str, error: Option<&str>) -> Markup {
             label { "Password " input name="password" type="password" autocomplete="current-password" required; }
             button type="submit" { "Sign in" }
         }
+        p { a href="/me/signin" { "Self-service sign-in for users" } }
     };
     page("Sign in", None, body)
 }

@@ -22,12 +22,12 @@ pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// admin nothing but memory stays fixed whatever is sent.
 pub const MAX_SESSIONS: usize = 4096;
 
-/// One signed-in admin.
+/// One signed-in admin (or, in the self-service table, user).
 #[derive(Clone)]
 pub struct Session {
-    /// The admin's name.
+    /// The admin's (or user's) name.
     pub admin: String,
-    /// The admin's key at sign-in.
+    /// The admin's key at sign-in (a user's: the fingerprint of its password hash).
     pub key: String,
     /// The token every form of this session carries.
     pub csrf: String,
@@ -73,6 +73,15 @@ impl Sessions {
     pub fn get(&self, id: &str) -> Option<Session> {
         let map = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
         map.get(id).filter(|s| s.started.elapsed() < LIFETIME).cloned()
+    }
+
+    /// Replaces session `id`'s key (a self-service user who changed their own password keeps
+    /// the session that did it).
+    pub fn rekey(&self, id: &str, key: &str) {
+        let mut map = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = map.get_mut(id) {
+            s.key = key.into();
+        }
     }
 
     /// Ends session `id`.

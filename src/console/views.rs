@@ -49,6 +49,8 @@ pub(super) async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> R
             (card("live sessions", pages::text(&status["sessions"])))
             (card("logins, last minute", pages::text(&status["logins_last_minute"])))
             (card("refused, last minute", pages::text(&status["refusals_last_minute"])))
+            (card("logins, last hour", pages::text(&status["logins_last_hour"])))
+            (card("refused, last hour", pages::text(&status["refusals_last_hour"])))
             (card("outbox entries", pages::text(&status["outbox_entries"])))
         }
         p.actions {

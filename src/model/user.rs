@@ -55,6 +55,14 @@ pub struct Role {
     /// Source networks users may connect from; empty = any.
     #[serde(with = "cidr_strings")]
     pub source_cidrs: Vec<IpNet>,
+    /// Its users may sign in to the web console with their NATS password to change it and
+    /// manage their own API tokens. Absent from records written before it existed (and left
+    /// out when off, so such records encode as before): off.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub self_service: bool,
+    /// With `self_service`: its users may also download their own creds.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub self_service_creds: bool,
     /// Unix seconds of creation.
     pub created: i64,
     /// Unix seconds of the last change.
@@ -76,6 +84,8 @@ impl Role {
             jwt_ttl: None,
             connection_types: vec![],
             source_cidrs: vec![],
+            self_service: false,
+            self_service_creds: false,
             created: now,
             updated: now,
         }
@@ -124,6 +134,10 @@ impl Role {
                     || s.queue().is_some_and(|q| q.as_str().contains("{{"))
             })
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Serializes networks as their text form (`"10.0.0.0/8"`).
@@ -371,6 +385,20 @@ mod tests {
         let json = serde_json::to_string(&role).unwrap();
         assert!(json.contains("\"10.0.0.0/8\""));
         assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), role);
+    }
+
+    #[test]
+    fn self_service_flags_default_off_and_leave_old_records_unchanged() {
+        let role = Role::new(name("r"), 1);
+        let json = serde_json::to_value(&role).unwrap();
+        assert!(json.get("self_service").is_none() && json.get("self_service_creds").is_none());
+        let back: Role = serde_json::from_value(json).unwrap();
+        assert!(!back.self_service && !back.self_service_creds);
+        let mut on = role.clone();
+        (on.self_service, on.self_service_creds) = (true, true);
+        let json = serde_json::to_string(&on).unwrap();
+        assert!(json.contains("\"self_service\":true"), "{json}");
+        assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), on);
     }
 
     #[test]

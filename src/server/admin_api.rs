@@ -195,6 +195,46 @@ pub(crate) async fn run_request(
     (reply, warnings)
 }
 
+/// Runs `req`, a change or read an end user makes on their own records in self-service
+/// (console or `/api/v1/me`), as the admin API runs a request, without an admin: the request
+/// is built by the service for the signed-in `user`, never taken from the client, so there is
+/// no scope to check. Changes are in the audit trail with the actor `user NAME`; effects
+/// (kicks) go out through `client` as for an admin request.
+pub(crate) async fn run_for_user(
+    client: Option<&async_nats::Client>,
+    api: &AdminApi,
+    user: &str,
+    req: admin::Request,
+) -> (Reply, Vec<String>) {
+    let op = req.name();
+    let actor = Actor { name: format!("user {user}"), key: None };
+    let (ctx, retention) = (Context::now(), api.audit_retention);
+    let go = move |store: &Store| {
+        let result = audit::audited_execute(store, &req, &ctx, &actor, retention);
+        (Reply::from_result(&result), result)
+    };
+    let done = match &api.replica {
+        Some(replica) => replica.write(go).await.map_err(|e| replica_reply(&e)),
+        None => {
+            let store = api.store.clone();
+            tokio::task::spawn_blocking(move || go(&store)).await.map_err(|e| {
+                warn!(error = %e, "self-service request task failed");
+                Reply::error(ErrorClass::Other, "self-service request failed".to_string())
+            })
+        }
+    };
+    api.metrics.admin_request(op, matches!(done, Ok((_, Ok(_)))));
+    let (reply, effects) = match done {
+        Ok((reply, Ok(outcome))) => {
+            info!(op, user, "self-service request done");
+            (reply, outcome.effects)
+        }
+        Ok((reply, Err(_))) | Err(reply) => (reply, Effects::default()),
+    };
+    let warnings = apply_effects(client, api, &effects).await;
+    (reply, warnings)
+}
+
 /// Waits (bounded) for the pushes `effects` queued, then closes the sessions they invalidate
 /// (through `client`; without one, a warning says they stay open); returns warnings for the
 /// reply.

@@ -86,6 +86,8 @@ pub struct Health {
     pub in_sync: Option<watch::Receiver<bool>>,
     /// The admin API, which the HTTP API runs its requests through.
     pub(crate) admin: super::admin_api::AdminApi,
+    /// Reverse proxies whose `X-Forwarded-For` the console's sign-in throttle believes.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl Health {

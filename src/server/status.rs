@@ -19,6 +19,11 @@ pub const STATUS_SUBJECT: &str = "pbn.admin.status";
 /// Seconds the login window covers.
 const WINDOW: usize = 60;
 
+/// Minutes the hourly window covers: one bucket per minute of the last hour, reused when its
+/// minute comes round again, so the ring holds 60 buckets of three atomics whatever the login
+/// rate (the dashboard's "last hour" needs nothing finer).
+const MINUTES: usize = 60;
+
 /// Logins admitted and refused per second over the last minute: one slot per second of the
 /// minute, reused when its second comes round again. Two atomics per login; a login racing
 /// the reset of its slot at a second's turn may be lost, so the figures are for people, not
@@ -26,6 +31,8 @@ const WINDOW: usize = 60;
 #[derive(Debug)]
 pub struct RecentLogins {
     slots: [Slot; WINDOW],
+    /// The same per minute (a slot's `second` holds its minute) over [`MINUTES`] minutes.
+    minutes: [Slot; MINUTES],
 }
 
 #[derive(Debug, Default)]
@@ -37,17 +44,39 @@ struct Slot {
 
 impl Default for RecentLogins {
     fn default() -> Self {
-        RecentLogins { slots: std::array::from_fn(|_| Slot::default()) }
+        RecentLogins {
+            slots: std::array::from_fn(|_| Slot::default()),
+            minutes: std::array::from_fn(|_| Slot::default()),
+        }
     }
 }
 
 impl RecentLogins {
     /// Counts one login answered at unix second `now`.
     pub fn record(&self, now: u64, refused: bool) {
-        let slot = &self.slots[(now % WINDOW as u64) as usize];
+        Slot::count(&self.slots[(now % WINDOW as u64) as usize], now, refused);
+        let minute = now / 60;
+        Slot::count(&self.minutes[(minute % MINUTES as u64) as usize], minute, refused);
+    }
+
+    /// (admitted, refused) in the minute up to unix second `now`.
+    pub fn last_minute(&self, now: u64) -> (u64, u64) {
+        Slot::sum(&self.slots, now, WINDOW as u64)
+    }
+
+    /// (admitted, refused) in the hour up to unix second `now`, by whole minutes (the current
+    /// minute and the 59 before it).
+    pub fn last_hour(&self, now: u64) -> (u64, u64) {
+        Slot::sum(&self.minutes, now / 60, MINUTES as u64)
+    }
+}
+
+impl Slot {
+    /// Counts one login in `slot` for time unit `at`, resetting it when it held an older one.
+    fn count(slot: &Slot, at: u64, refused: bool) {
         let seen = slot.second.load(Ordering::Acquire);
-        if seen != now
-            && slot.second.compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        if seen != at
+            && slot.second.compare_exchange(seen, at, Ordering::AcqRel, Ordering::Acquire).is_ok()
         {
             slot.admitted.store(0, Ordering::Release);
             slot.refused.store(0, Ordering::Release);
@@ -56,11 +85,11 @@ impl RecentLogins {
         counter.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// (admitted, refused) in the minute up to unix second `now`.
-    pub fn last_minute(&self, now: u64) -> (u64, u64) {
-        let live = self.slots.iter().filter(|s| {
+    /// The sums of the `slots` whose unit lies in the `span` units up to `now`.
+    fn sum(slots: &[Slot], now: u64, span: u64) -> (u64, u64) {
+        let live = slots.iter().filter(|s| {
             let at = s.second.load(Ordering::Acquire);
-            at <= now && now - at < WINDOW as u64
+            at <= now && now - at < span
         });
         live.fold((0, 0), |(a, r), s| {
             (a + s.admitted.load(Ordering::Acquire), r + s.refused.load(Ordering::Acquire))
@@ -98,6 +127,12 @@ pub struct Status {
     pub logins_last_minute: u64,
     /// Of those, refused.
     pub refusals_last_minute: u64,
+    /// Logins answered in the last hour (by whole minutes).
+    #[serde(default)]
+    pub logins_last_hour: u64,
+    /// Of those, refused.
+    #[serde(default)]
+    pub refusals_last_hour: u64,
     /// Replicated mode: where this replica stands in the log (absent on a single node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<ReplicaStatus>,
@@ -140,6 +175,7 @@ pub async fn collect(h: &Health) -> Result<Status, StoreError> {
     let oldest = outbox.iter().map(|e| e.created).min().map_or(0, |c| now_ms.saturating_sub(c));
     let now = unix_second();
     let (admitted, refused) = h.metrics.recent().last_minute(now);
+    let (hour_admitted, hour_refused) = h.metrics.recent().last_hour(now);
     Ok(Status {
         version: env!("CARGO_PKG_VERSION").to_string(),
         uptime_seconds: h.started.elapsed().as_secs(),
@@ -152,6 +188,8 @@ pub async fn collect(h: &Health) -> Result<Status, StoreError> {
         sessions: h.sessions.len(),
         logins_last_minute: admitted + refused,
         refusals_last_minute: refused,
+        logins_last_hour: hour_admitted + hour_refused,
+        refusals_last_hour: hour_refused,
         replica: match &h.in_sync {
             Some(in_sync) => Some(ReplicaStatus {
                 applied_seq: h.store.applied_seq()?,
@@ -210,5 +248,20 @@ mod tests {
         assert_eq!(recent.last_minute(1_060), (1, 0), "the second 1000 is out of the window");
         recent.record(1_060, true);
         assert_eq!(recent.last_minute(1_060), (1, 1), "its slot was reused, not added to");
+    }
+
+    #[test]
+    fn the_last_hour_counts_sixty_minute_buckets_and_reuses_them() {
+        let recent = RecentLogins::default();
+        let t0 = 600_000; // a minute boundary
+        recent.record(t0, false);
+        recent.record(t0 + 61, true);
+        recent.record(t0 + 59 * 60 + 30, false);
+        assert_eq!(recent.last_hour(t0 + 59 * 60 + 59), (2, 1), "all in the same hour");
+        assert_eq!(recent.last_minute(t0 + 59 * 60 + 59), (1, 0));
+        assert_eq!(recent.last_hour(t0 + 60 * 60), (1, 1), "minute t0 left the window");
+        recent.record(t0 + 60 * 60, true);
+        assert_eq!(recent.last_hour(t0 + 60 * 60), (1, 2), "its bucket was reused, not added to");
+        assert_eq!(recent.last_hour(t0 + 3 * 3600), (0, 0));
     }
 }

@@ -2,6 +2,8 @@
 //! sign-in with a password set by `pbn admin admin passwd`, cookies, CSRF tokens, pages read
 //! as the signed-in admin within its scope, throttled wrong passwords.
 
+mod proxies;
+mod self_service;
 mod tls;
 mod writes;
 
@@ -13,11 +15,13 @@ use crate::http_api::{raw, Answer, Api, PW};
 struct Browser<'a> {
     api: &'a Api,
     cookies: Vec<(String, String)>,
+    /// Header lines sent with every request (each ending in CRLF).
+    extra: String,
 }
 
 impl<'a> Browser<'a> {
     fn new(api: &'a Api) -> Self {
-        Browser { api, cookies: Vec::new() }
+        Browser { api, cookies: Vec::new(), extra: String::new() }
     }
 
     async fn send(&mut self, method: &str, path: &str, form: Option<&str>) -> Answer {
@@ -28,9 +32,10 @@ impl<'a> Browser<'a> {
         };
         let body = form.unwrap_or("");
         let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {}\r\n{cookie}Content-Type: \
+            "{method} {path} HTTP/1.0\r\nHost: {}\r\n{cookie}{}Content-Type: \
              application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
             self.api.addr,
+            self.extra,
             body.len()
         );
         let answer = raw(&self.api.addr, request.as_bytes()).await.expect("an answer");

@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod every_route;
+mod me;
 
 use std::path::PathBuf;
 use std::time::Duration;

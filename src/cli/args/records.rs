@@ -301,6 +301,15 @@ pub struct RoleArgs {
     /// Allowed connection type (STANDARD, WEBSOCKET, LEAFNODE, MQTT, ...; repeatable).
     #[arg(long, value_name = "TYPE")]
     pub connection_type: Vec<String>,
+    /// Users may sign in to the web console with their NATS password to change it and manage
+    /// their API tokens (`--self-service=false` turns it off, and self-service creds with it).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true)]
+    pub self_service: Option<bool>,
+    /// Users may also download their own creds in the console (turns on `--self-service`).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true)]
+    pub self_service_creds: Option<bool>,
 }
 
 /// `pbn admin role`.

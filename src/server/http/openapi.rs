@@ -20,10 +20,13 @@ use utoipa::openapi::{
 };
 
 use super::api::PREFIX;
-use super::routes::{path_params, Method, QueryType, Route, ROUTES};
+use super::routes::ROUTES;
+use super::routes::{path_params, MeRoute, Method, QueryType, Route, ME_ROUTES};
 
 /// The name of the bearer security scheme.
 const BEARER: &str = "bearer";
+/// The name of the self-service bearer scheme (a user's own API token).
+const USER_BEARER: &str = "user_bearer";
 
 /// The statuses an operation may answer, and what each means.
 const STATUSES: &[(&str, &str)] = &[
@@ -64,6 +67,14 @@ fn build() -> OpenApi {
             None => items.push((path, item)),
         }
     }
+    for route in ME_ROUTES {
+        let path = format!("{PREFIX}{}", route.path);
+        let item = PathItem::new(method(route.method), me_operation(route));
+        match items.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => existing.merge_operations(item),
+            None => items.push((path, item)),
+        }
+    }
     for (path, item) in items {
         paths = paths.path(path, item);
     }
@@ -71,8 +82,14 @@ fn build() -> OpenApi {
         .scheme(HttpAuthScheme::Bearer)
         .description(Some("An admin API token from `pbn admin admin token add NAME`"))
         .build();
-    let components =
-        ComponentsBuilder::new().security_scheme(BEARER, SecurityScheme::Http(bearer)).build();
+    let user = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some("An API token of a user whose role has `--self-service`"))
+        .build();
+    let components = ComponentsBuilder::new()
+        .security_scheme(BEARER, SecurityScheme::Http(bearer))
+        .security_scheme(USER_BEARER, SecurityScheme::Http(user))
+        .build();
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -145,6 +162,38 @@ fn operation(route: &Route) -> utoipa::openapi::path::Operation {
     op.responses(responses.build()).build()
 }
 
+/// A self-service operation: a user's own API token as bearer; its body's fields.
+fn me_operation(route: &MeRoute) -> utoipa::openapi::path::Operation {
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(route.op))
+        .summary(Some(route.summary))
+        .description(Some(
+            "Self-service: the bearer is an API token of a user whose role has --self-service.",
+        ))
+        .tag("me")
+        .security(SecurityRequirement::new(USER_BEARER, Vec::<String>::new()));
+    for name in path_params(route.path) {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(typed(Type::String))),
+        );
+    }
+    if let Some(fields) = route.body {
+        let content = ContentBuilder::new().schema(Some(schema_of(&fields()))).build();
+        op = op.request_body(Some(
+            RequestBodyBuilder::new().content("application/json", content).build(),
+        ));
+    }
+    let mut responses = ResponsesBuilder::new();
+    for (code, what) in STATUSES.iter().chain(&[("429", "Too many wrong passwords")]) {
+        responses = responses.response(*code, ResponseBuilder::new().description(*what));
+    }
+    op.responses(responses.build()).build()
+}
+
 fn typed(ty: Type) -> Schema {
     Schema::Object(ObjectBuilder::new().schema_type(ty).build())
 }
@@ -196,5 +245,13 @@ mod tests {
         assert_eq!(props["account"]["type"], "string", "{props}");
         assert!(props["password"].is_object(), "{props}");
         assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+        for route in ME_ROUTES {
+            let m = format!("{:?}", route.method).to_lowercase();
+            let op = &doc["paths"][format!("{PREFIX}{}", route.path)][&m];
+            assert_eq!(op["operationId"], route.op, "{}", route.path);
+            assert!(op["security"][0]["user_bearer"].is_array(), "{op}");
+        }
+        let pw = &doc["paths"]["/api/v1/me/password"]["put"]["requestBody"]["content"];
+        assert!(pw["application/json"]["schema"]["properties"]["old_password"].is_object());
     }
 }

@@ -170,6 +170,81 @@ pub(crate) static ROUTES: &[Route] = &[
         query &[("section", Text), ("after", Text)]),
 ];
 
+/// A self-service route under `/api/v1/me`: not an admin command, but what a user whose role
+/// allows self-service may do on their own records, authenticated by one of their own API
+/// tokens (served by `console::me_api`; listed in the OpenAPI document).
+#[derive(Debug)]
+pub(crate) struct MeRoute {
+    /// Its method.
+    pub method: Method,
+    /// Its path below `/api/v1`.
+    pub path: &'static str,
+    /// Its operation id.
+    pub op: &'static str,
+    /// One line for the OpenAPI document.
+    pub summary: &'static str,
+    /// The JSON body's fields and their defaults (`None`: no body).
+    pub body: Option<fn() -> Value>,
+}
+
+fn password_change() -> Value {
+    serde_json::json!({ "old_password": "", "password": "" })
+}
+
+fn token_add() -> Value {
+    serde_json::json!({ "label": null, "expires_secs": null })
+}
+
+fn creds() -> Value {
+    serde_json::json!({ "keep_previous": false })
+}
+
+/// Every self-service route.
+pub(crate) static ME_ROUTES: &[MeRoute] = &[
+    MeRoute {
+        method: Method::Get,
+        path: "/me",
+        op: "me_show",
+        summary: "The signed-in user (self-service)",
+        body: None,
+    },
+    MeRoute {
+        method: Method::Put,
+        path: "/me/password",
+        op: "me_passwd",
+        summary: "Change one's own password (the current one required)",
+        body: Some(password_change),
+    },
+    MeRoute {
+        method: Method::Get,
+        path: "/me/tokens",
+        op: "me_token_list",
+        summary: "List one's own API tokens",
+        body: None,
+    },
+    MeRoute {
+        method: Method::Post,
+        path: "/me/tokens",
+        op: "me_token_add",
+        summary: "Make an API token of one's own (shown once)",
+        body: Some(token_add),
+    },
+    MeRoute {
+        method: Method::Delete,
+        path: "/me/tokens/{id}",
+        op: "me_token_revoke",
+        summary: "Revoke one of one's own API tokens",
+        body: None,
+    },
+    MeRoute {
+        method: Method::Post,
+        path: "/me/creds",
+        op: "me_creds",
+        summary: "Mint one's own creds (shown once; roles with --self-service-creds)",
+        body: Some(creds),
+    },
+];
+
 /// The names of the path parameters of `path`, in order.
 pub(crate) fn path_params(path: &str) -> impl Iterator<Item = &str> {
     path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
