@@ -218,6 +218,7 @@ async fn serve(
         in_sync: replica.as_ref().map(Replica::in_sync),
         admin: admin.clone(),
         trusted_proxies: settings.http_trusted_proxies.clone().into(),
+        console_sessions: Arc::default(),
     };
     let observers = Observers::spawn(health, (listener, http_tls), audit_queue, &shutdown);
     let parts = Parts { admin, pipeline, sessions, publisher, replica };

@@ -66,8 +66,8 @@ pub struct Console {
 /// The console's routes, with `state` for the service's parts.
 pub fn router(health: Health, secure: bool) -> Router {
     let console = Console {
+        sessions: health.console_sessions.clone(),
         health,
-        sessions: Arc::default(),
         users: Arc::default(),
         throttle: Arc::default(),
         verify: Arc::new(Semaphore::new(VERIFY_IN_FLIGHT)),

@@ -88,6 +88,8 @@ pub struct Health {
     pub(crate) admin: super::admin_api::AdminApi,
     /// Reverse proxies whose `X-Forwarded-For` the console's sign-in throttle believes.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The console's signed-in admins, whose session cookie the API also accepts.
+    pub console_sessions: Arc<crate::console::session::Sessions>,
 }
 
 impl Health {

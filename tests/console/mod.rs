@@ -2,6 +2,7 @@
 //! sign-in with a password set by `pbn admin admin passwd`, cookies, CSRF tokens, pages read
 //! as the signed-in admin within its scope, throttled wrong passwords.
 
+mod api_cookie;
 mod proxies;
 mod self_service;
 mod tls;

@@ -2,8 +2,10 @@
 //! the same path as the NATS admin API (`admin_api::run_request`: scope checks, audit trail,
 //! idempotency keys, pushes waited for, sessions kicked).
 //!
-//! Authentication is a bearer API token of a named admin (`pbn admin admin token add`); the
-//! request then runs as that admin, within its scope and read-only flag. The answer is the
+//! Authentication is a bearer API token of a named admin (`pbn admin admin token add`), or the
+//! console's session cookie (a change made with the cookie must also carry the session's CSRF
+//! token in [`CSRF_HEADER`], which a cross-site form cannot set); the request then runs as that
+//! admin, within its scope and read-only flag. The answer is the
 //! admin API's reply (`{"ok": …}` or `{"error": {"class", "message"}}`) with the HTTP status of
 //! its class (`Reply::error_code`, the one table of exit class → status); warnings about
 //! effects not confirmed are in the `Pbn-Warning` header.
@@ -24,11 +26,15 @@ use super::Health;
 use crate::admin::api::{Reply, IDEMPOTENCY_KEY_HEADER, WARNING_HEADER};
 use crate::admin::api_tokens::{self, TokenRefused};
 use crate::admin::ErrorClass;
+use crate::console::session::{self, Session};
 use crate::model::AdminRecord;
 use crate::server::admin_api;
 
 /// The prefix of every API path.
 pub(crate) const PREFIX: &str = "/api/v1";
+/// The header that carries the console session's CSRF token on a change made with the
+/// session cookie instead of a bearer token.
+pub const CSRF_HEADER: &str = "x-pbn-csrf";
 
 /// The API's router (paths below [`PREFIX`]), with `/openapi.json`.
 pub(super) fn router() -> Router<Health> {
@@ -68,7 +74,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let admin = match bearer_admin(&health, &headers).await {
+    let admin = match request_admin(&health, &headers, route.method).await {
         Ok(admin) => admin,
         Err(response) => return response,
     };
@@ -102,6 +108,55 @@ pub(super) async fn run(
     let (answer, warnings) =
         admin_api::run_request(client.as_ref(), &health.admin, payload, key, admin).await;
     reply(&answer, &warnings)
+}
+
+/// The admin behind the request: its bearer token when it has an `Authorization` header, else
+/// its console session cookie; or the 401 (or 500) answer.
+async fn request_admin(
+    health: &Health,
+    headers: &HeaderMap,
+    method: Method,
+) -> Result<AdminRecord, Response> {
+    let session = session::cookie(headers, session::COOKIE)
+        .and_then(|id| health.console_sessions.get(&id).map(|s| (id, s)));
+    match session {
+        Some((id, s)) if !headers.contains_key(header::AUTHORIZATION) => {
+            session_admin(health, headers, method, (&id, s)).await
+        }
+        _ => bearer_admin(health, headers).await,
+    }
+}
+
+/// The (still active) admin of console session `id`. A change must carry the session's CSRF
+/// token in [`CSRF_HEADER`]: the cookie alone would let any page the admin visits make it.
+async fn session_admin(
+    health: &Health,
+    headers: &HeaderMap,
+    method: Method,
+    (id, s): (&str, Session),
+) -> Result<AdminRecord, Response> {
+    let refuse = |why: &str| {
+        warn!(reason = why, "HTTP API request with a session cookie refused");
+        reply(&Reply::error(ErrorClass::Unauthenticated, why.to_string()), &[])
+    };
+    if method != Method::Get {
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !session::same_token(sent, &s.csrf) {
+            return Err(refuse(
+                "a change made with the session cookie needs its x-pbn-csrf header",
+            ));
+        }
+    }
+    let (name, key, now) = (s.admin.clone(), s.key.clone(), crate::clock::unix_now());
+    let found = health.store.read_async(move |tx| api_tokens::active_admin(tx, &name, &key, now));
+    match found.await {
+        Ok(Some(admin)) => Ok(admin),
+        Ok(None) => {
+            health.console_sessions.end(id);
+            Err(refuse("the console session has ended: sign in again"))
+        }
+        Err(e) => Err(reply(&Reply::error(ErrorClass::Other, e.to_string()), &[])),
+    }
 }
 
 /// The admin behind the request's bearer token, or the 401 (or 500) answer.
