@@ -123,13 +123,14 @@ pub async fn admin_writes(
         &format!("admin writes/s, {label}"),
         format!("{rate:.1}"),
         format!(
-            "{} user adds from {WRITE_CLIENTS} concurrent admin API clients in {}; {failed} failed",
+            "{} user adds from {WRITE_CLIENTS} concurrent admin API clients in {}; {failed} failed (first: {})",
             per * WRITE_CLIENTS,
-            secs(took)
+            secs(took),
+            first_error.as_deref().unwrap_or("none")
         ),
     );
     if failed > 0 {
-        report.failures.push(format!("admin writes ({label}): {failed} failed"));
+        report.failures.push(format!("admin writes ({label}): {failed} failed: {first_error:?}"));
     }
     Ok(rate)
 }
