@@ -114,10 +114,12 @@ pub async fn chaos(args: &Args, nats: &Path, report: &mut Report) -> Result<(), 
         report.fact("chaos", "skipped", "no pbn binary: pass --pbn");
         return Ok(());
     };
-    storm_with_kills(&pbn, nats, args, report).await?;
-    replicated_figures(&pbn, nats, report).await?;
-    chaos_figures::connects(&pbn, nats, args, report).await?;
-    chaos_figures::embedded_writes(&pbn, nats, report).await?;
+    if !args.chaos_rejoin_only {
+        storm_with_kills(&pbn, nats, args, report).await?;
+        replicated_figures(&pbn, nats, report).await?;
+        chaos_figures::connects(&pbn, nats, args, report).await?;
+        chaos_figures::embedded_writes(&pbn, nats, report).await?;
+    }
     for &users in &args.chaos_rejoin_users {
         chaos_figures::rejoin(&pbn, nats, users, report).await?;
     }

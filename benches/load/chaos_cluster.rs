@@ -244,7 +244,8 @@ impl Replica {
     pub async fn wait_in_sync(&self, n: usize) -> Result<Duration, LoadError> {
         let started = Instant::now();
         while self.log_count("in sync with the log") < n {
-            if started.elapsed() > READY {
+            // `pbn serve` reports a fatal error on its last line and exits.
+            if started.elapsed() > READY || self.log_count("error: ") > 0 {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
                 let tail = &log[log.len().saturating_sub(2000)..];
                 return Err(LoadError::Setup(format!(

@@ -262,10 +262,22 @@ pub async fn rejoin(
         "--store".into(),
         store.display().to_string(),
     ];
-    let started = Instant::now();
-    let c2 = cl.spawn("c2", 2, store, args)?;
-    c2.wait_in_sync(1).await?;
-    let took = started.elapsed();
+    // The new replica's creds are in AUTH's JWT once `replica add` answers, but a server may
+    // take a moment more to apply the push: a join refused for that is started again.
+    let mut attempt = 0;
+    let (c2, took) = loop {
+        attempt += 1;
+        let started = Instant::now();
+        let c2 = cl.spawn(&format!("c2-{attempt}"), 2, store.clone(), args.clone())?;
+        match c2.wait_in_sync(1).await {
+            Ok(_) => break (c2, started.elapsed()),
+            Err(e) if attempt < 5 && e.to_string().contains("authorization violation") => {
+                eprintln!("  join attempt {attempt} refused by the server; again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     converge(&[&a, &c2], READY).await?;
     a.stop().await;
     wait_callouts(&cl, 1).await?;
@@ -280,7 +292,7 @@ pub async fn rejoin(
     report.fact(
         &format!("rejoin with an empty store, {users} users"),
         secs(took),
-        format!("killed replica joined again (`serve --join`) from {how} on a 3-server R3 cluster: start → in sync; then a token login answered by it alone"),
+        format!("killed replica joined again (`serve --join`) from {how} on a 3-server R3 cluster: start → in sync; then a token login answered by it alone; join attempts: {attempt}"),
     );
     Ok(())
 }

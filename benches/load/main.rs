@@ -203,6 +203,9 @@ pub struct Args {
     /// Store sizes (users) of the chaos scenario's rejoin figure.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
     pub chaos_rejoin_users: Vec<usize>,
+    /// Run only the rejoin figure of the chaos scenario.
+    #[arg(long)]
+    pub chaos_rejoin_only: bool,
     /// Also write the result tables (Markdown) to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
