@@ -2,12 +2,14 @@
 //! binary, each on its own copy of one store file) on them. Submodules: [`harness`] (the
 //! cluster harness itself), [`natsconf`] (`pbn nats-conf --cluster 3` files run as a cluster,
 //! JetStream in pbn's account), [`sessions`] (the cluster-wide session view: kicks and caps
-//! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode).
+//! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode),
+//! [`chaos`] (a connect storm while a replica and a server are killed).
 //!
 //! Replica `i` connects to server `i`: nats-server hands a queue-group message to a subscriber
 //! on the server it arrives at before one across a route, so a login on server `i` is answered
 //! by replica `i` (the tests check this in the replicas' logs rather than assume it).
 
+mod chaos;
 mod harness;
 mod join;
 mod natsconf;

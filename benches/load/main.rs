@@ -23,7 +23,9 @@
 //! 9. `publish`: account publishing with the real `pbn serve`: 1,000 new accounts imported
 //!    through the service until held, 10,000 accounts published at start, a full reconcile;
 //! 10. `import`: `pbn admin import` speed: users per second into a store that already holds
-//!     `--import-base` users (run alone with `--only import`).
+//!     `--import-base` users (run alone with `--only import`);
+//! 11. `chaos`: replicated mode under failure (`scripts/chaos.sh`; only with `--only chaos`):
+//!     the storm with a replica and a server killed, partition, figures (see `chaos.rs`).
 //!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
 //! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.
@@ -32,6 +34,9 @@
 mod support;
 
 mod admin;
+mod chaos;
+mod chaos_cluster;
+mod chaos_figures;
 mod claims;
 mod deploy;
 mod import;
@@ -117,6 +122,8 @@ pub enum Scenario {
     StormProcess,
     /// Account publishing and reconcile with the pbn serve process.
     Publish,
+    /// Replicated mode under failure (only when named in `--only`).
+    Chaos,
 }
 
 /// pbn load benchmark: connect storms through the auth callout against a real nats-server.
@@ -193,6 +200,12 @@ pub struct Args {
     /// Users imported (timed) into that store.
     #[arg(long, default_value_t = 50_000)]
     pub import_users: usize,
+    /// Store sizes (users) of the chaos scenario's rejoin figure.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+    pub chaos_rejoin_users: Vec<usize>,
+    /// Run only the rejoin figure of the chaos scenario.
+    #[arg(long)]
+    pub chaos_rejoin_only: bool,
     /// Also write the result tables (Markdown) to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -270,6 +283,9 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
     }
     if !scenarios::skipped(args, Scenario::Import) {
         tokio::task::block_in_place(|| import::import_scenario(args, report))?;
+    }
+    if args.only.contains(&Scenario::Chaos) {
+        chaos::chaos(args, &nats, report).await?;
     }
     Ok(())
 }
