@@ -24,6 +24,8 @@
 //!    through the service until held, 10,000 accounts published at start, a full reconcile;
 //! 10. `import`: `pbn admin import` speed: users per second into a store that already holds
 //!     `--import-base` users (run alone with `--only import`).
+//! 11. `million`: a store of `--million-users` users built by the import, lookups, `pbn serve`
+//!     start and idle RSS on it, and the token storm against it (only with `--only million`).
 //!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
 //! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.
@@ -36,6 +38,7 @@ mod claims;
 mod deploy;
 mod import;
 mod memory;
+mod million;
 mod observe;
 mod observe_process;
 mod publish;
@@ -117,6 +120,8 @@ pub enum Scenario {
     StormProcess,
     /// Account publishing and reconcile with the pbn serve process.
     Publish,
+    /// A million users: import, lookups, start, idle RSS, storm (only when named in --only).
+    Million,
 }
 
 /// pbn load benchmark: connect storms through the auth callout against a real nats-server.
@@ -193,6 +198,9 @@ pub struct Args {
     /// Users imported (timed) into that store.
     #[arg(long, default_value_t = 50_000)]
     pub import_users: usize,
+    /// Users in the store of the million scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub million_users: usize,
     /// Also write the result tables (Markdown) to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -270,6 +278,10 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
     }
     if !scenarios::skipped(args, Scenario::Import) {
         tokio::task::block_in_place(|| import::import_scenario(args, report))?;
+    }
+    // Minutes of import and a GiB store: run only when asked for by name.
+    if args.only.contains(&Scenario::Million) {
+        million::million(args, &nats, report).await?;
     }
     Ok(())
 }

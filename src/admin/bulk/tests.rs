@@ -135,6 +135,22 @@ fn imported_accounts_get_their_pushes_queued_with_the_auth_account() {
         assert!(names.contains(&name.to_string()), "{name} not queued: {names:?}");
     }
     assert_eq!(outcome.effects.pushes.len(), 3);
+    // Due at once, whatever the publisher's debounce (an hour here): nothing to coalesce.
+    let due = store.read(|tx| tx.list_due_outbox(NOW * 1000 - 3_600_000)).unwrap();
+    let due: Vec<_> = due.iter().map(|e| e.account_name.to_string()).collect();
+    for name in ["one", "two", "AUTH"] {
+        assert!(due.contains(&name.to_string()), "{name} not due at once: {due:?}");
+    }
+}
+
+#[test]
+fn a_plain_account_record_is_written_without_its_defaults_and_reads_back_the_same() {
+    let text = "{\"version\":1}\n{\"account\":{\"name\":\"one\"}}\n";
+    let items = parse::parse(text).unwrap();
+    let json = serde_json::to_string(&items[0].record).unwrap();
+    assert_eq!(json, r#"{"account":{"name":"one","active":true,"disallow_bearer":false,"created":null,"updated":null}}"#);
+    let back: Record = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, items[0].record);
 }
 
 /// Counts users, to show a refused import wrote nothing.
