@@ -377,9 +377,8 @@ fn an_entry_enqueued_at_once_is_due_whatever_the_debounce() {
     assert_eq!((entry.revision, entry.created, entry.updated), (1, now, now));
     // Due with a quiet time of an hour before now; a plain enqueue is not.
     assert_eq!(store.read(|tx| tx.list_due_outbox(now - 3_600_000)).unwrap().len(), 1);
-    let coalesced = store
-        .write(|tx| tx.enqueue_outbox(key, &account.name, OutboxAction::Upsert, now))
-        .unwrap();
+    let coalesced =
+        store.write(|tx| tx.enqueue_outbox(key, &account.name, OutboxAction::Upsert, now)).unwrap();
     assert_eq!(coalesced.revision, 2);
     assert!(store.read(|tx| tx.list_due_outbox(now - 3_600_000)).unwrap().is_empty());
 }
