@@ -4,12 +4,24 @@
 # Everything finishes within about 10 minutes on a 2-core machine (after the release build).
 #
 # Usage: scripts/bench.sh [LOAD-BENCHMARK FLAGS...]   e.g. scripts/bench.sh --clients 1000
+#        scripts/bench.sh --million [LOAD-BENCHMARK FLAGS...]
+#   --million   instead of the default run: only the million-user scenario of the load benchmark
+#               (a store of 1,000,000 users built by the bulk import, ~1 GiB on disk; lookups,
+#               `pbn serve` start to first login, idle RSS, token storms against it and against
+#               2,000 users), results in bench-results/million.md; --million-users N for another
+#               size. Takes several minutes more than the default run's load part.
 #   BENCH_WARMUP=1 BENCH_MEASURE=3   criterion warm-up and measurement seconds per bench
 #   PBN_NATS_SERVER=PATH             nats-server to use (default: install the pinned one)
 # Results go to bench-results/ (gitignored): machine.txt, criterion.txt (full criterion output),
 # criterion.md (medians), load.md (the load tables), load.txt (its log), summary.md (all).
 # Exits non-zero if a bench fails or the load benchmark saw unexpected connection failures.
 set -euo pipefail
+
+million=0
+if [[ "${1:-}" == "--million" ]]; then
+    million=1
+    shift
+fi
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
@@ -42,6 +54,18 @@ step "machine"
 
 step "release build"
 cargo build --release --benches --bin pbn
+
+if ((million)); then
+    step "load benchmark: a million users"
+    set +e
+    cargo bench --bench load -- --only million --output "$out/million.md" "$@" 2>&1 |
+        tee "$out/million.txt"
+    status=${PIPESTATUS[0]}
+    set -e
+    step "summary ($out/million.md)"
+    [[ -f "$out/million.md" ]] && cat "$out/million.md"
+    exit "$status"
+fi
 
 step "criterion: claims, callout, store"
 cargo bench --bench claims --bench callout --bench store -- \

@@ -113,6 +113,9 @@ struct Inner {
     /// The key the store's seeds are sealed under, set once when the store is opened; unset
     /// for a plain store.
     key: keyring::KeySlot,
+    /// Bumped after every committed local write that changed the outbox (see
+    /// [`Store::outbox_changes`]).
+    outbox: tokio::sync::watch::Sender<u64>,
     // Declared after `db`, so the file goes only once the lock is released.
     _holder: HolderFile,
 }
@@ -202,7 +205,9 @@ impl Store {
 
     fn with_db(db: Db, path: &Path, holder: Option<PathBuf>) -> Store {
         let key = keyring::KeySlot::default();
-        let inner = Inner { db, path: path.to_path_buf(), key, _holder: HolderFile(holder) };
+        let outbox = tokio::sync::watch::Sender::new(0);
+        let inner =
+            Inner { db, path: path.to_path_buf(), key, outbox, _holder: HolderFile(holder) };
         Store { inner: Arc::new(inner) }
     }
 
@@ -352,9 +357,22 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let (value, journal) = self.write_with(f, Store::capture_commits())?;
+        let commit = Store::capture_commits();
+        let (value, journal) = self.write_with(f, commit)?;
+        if commit
+            && journal.ops.iter().any(|op| op.table == redb::TableHandle::name(&tables::OUTBOX))
+        {
+            self.inner.outbox.send_modify(|n| *n = n.wrapping_add(1));
+        }
         Store::captured(journal)?;
         Ok(value)
+    }
+
+    /// A receiver that changes after each write committed through this handle (or a clone)
+    /// that changed the outbox, so the publisher pushes a new entry without waiting for its
+    /// next poll. Writes a replica applies from the log are not counted (the poll finds them).
+    pub fn outbox_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.outbox.subscribe()
     }
 
     /// [`Store::read`] on tokio's blocking pool, so async callers never block the runtime.

@@ -18,7 +18,7 @@ const PHC: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
 
 /// An NDJSON file of users `first..first + count`.
-fn file(first: usize, count: usize) -> String {
+pub fn file(first: usize, count: usize) -> String {
     let mut text = String::from("{\"version\":1}\n");
     for i in first..first + count {
         let hash = pbn::token_hash(&format!("bench-token-{i}"));

@@ -25,7 +25,9 @@
 //! 10. `import`: `pbn admin import` speed: users per second into a store that already holds
 //!     `--import-base` users (run alone with `--only import`);
 //! 11. `chaos`: replicated mode under failure (`scripts/chaos.sh`; only with `--only chaos`):
-//!     the storm with a replica and a server killed, partition, figures (see `chaos.rs`).
+//!     the storm with a replica and a server killed, partition, figures (see `chaos.rs`);
+//! 12. `million`: a store of `--million-users` users built by the import, lookups, `pbn serve`
+//!     start and idle RSS on it, and the token storm against it (only with `--only million`).
 //!
 //! Prints a Markdown table; exits 1 if any client failed where no failure was expected, 2 if the
 //! benchmark itself could not run. `PBN_LOAD_LOG=pbn=info` shows the in-process service's log.
@@ -41,6 +43,7 @@ mod claims;
 mod deploy;
 mod import;
 mod memory;
+mod million;
 mod observe;
 mod observe_process;
 mod publish;
@@ -124,6 +127,8 @@ pub enum Scenario {
     Publish,
     /// Replicated mode under failure (only when named in `--only`).
     Chaos,
+    /// A million users: import, lookups, start, idle RSS, storm (only when named in --only).
+    Million,
 }
 
 /// pbn load benchmark: connect storms through the auth callout against a real nats-server.
@@ -206,6 +211,9 @@ pub struct Args {
     /// Run only the rejoin figure of the chaos scenario.
     #[arg(long)]
     pub chaos_rejoin_only: bool,
+    /// Users in the store of the million scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub million_users: usize,
     /// Also write the result tables (Markdown) to this file.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -286,6 +294,10 @@ async fn run(args: &Args, report: &mut Report) -> Result<(), LoadError> {
     }
     if args.only.contains(&Scenario::Chaos) {
         chaos::chaos(args, &nats, report).await?;
+    }
+    // Minutes of import and a GiB store: run only when asked for by name.
+    if args.only.contains(&Scenario::Million) {
+        million::million(args, &nats, report).await?;
     }
     Ok(())
 }

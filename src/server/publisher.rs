@@ -222,6 +222,10 @@ impl Publisher {
 
     /// Runs until `shutdown`, pushing through whichever client `clients` holds (the system
     /// user's managed connection); waits while it holds none.
+    ///
+    /// A pass runs on every poll tick, as soon as a write changes the outbox (an entry written
+    /// due at once is pushed without waiting for the tick), and when the earliest entry that
+    /// was not yet due becomes due (its debounce or backoff ended).
     pub async fn run(
         self,
         mut clients: watch::Receiver<Option<Client>>,
@@ -231,6 +235,8 @@ impl Publisher {
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut cleanup = tokio::time::interval(self.settings.cleanup_interval.max(MIN_TICK));
         cleanup.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut outbox = self.store.outbox_changes();
+        let mut next_due = None;
         let mut link = new_link(&mut clients);
         loop {
             let changed = tokio::select! {
@@ -240,10 +246,10 @@ impl Publisher {
                     Err(_) => return,
                 },
                 _ = cleanup.tick() => { self.cleanup().await; false }
-                _ = poll.tick() => match link.as_mut() {
+                _ = next_pass(&mut poll, &mut outbox, next_due) => match link.as_mut() {
                     None => false,
                     Some(s) => tokio::select! {
-                        _ = self.pass(s) => false,
+                        at = self.pass(s) => { next_due = at; false }
                         r = clients.changed() => match r {
                             Ok(()) => true,
                             Err(_) => return,
@@ -259,12 +265,13 @@ impl Publisher {
         }
     }
 
-    /// One poll: reconcile when due, then push every due entry.
-    async fn pass(&self, s: &mut Link) {
+    /// One poll: reconcile when due, then push every due entry. Returns when the earliest
+    /// entry left waiting becomes due.
+    async fn pass(&self, s: &mut Link) -> Option<tokio::time::Instant> {
         if !s.reconciled && Instant::now() >= s.next_reconcile {
             self.try_reconcile(s).await;
         }
-        self.flush(s).await;
+        self.flush(s).await
     }
 
     async fn try_reconcile(&self, s: &mut Link) {
@@ -293,19 +300,24 @@ impl Publisher {
     }
 
     /// Pushes every entry that is due and has been quiet for `debounce`, earliest first, in
-    /// batches (see `batch`); in replicated mode one at a time under its lease.
-    async fn flush(&self, s: &mut Link) {
-        let quiet_since =
-            crate::clock::unix_now_ms().saturating_sub(self.settings.debounce.as_millis() as i64);
-        let due = self.store.read_async(move |tx| tx.list_due_outbox(quiet_since)).await;
-        let due: Vec<OutboxEntry> = match due {
-            Ok(due) => due,
-            Err(e) => return error!(error = %e, "cannot read the outbox"),
+    /// batches (see `batch`); in replicated mode one at a time under its lease. Returns when
+    /// the earliest entry it left (not yet quiet, or backing off) becomes due.
+    async fn flush(&self, s: &mut Link) -> Option<tokio::time::Instant> {
+        let debounce_ms = self.settings.debounce.as_millis() as i64;
+        let now_ms = crate::clock::unix_now_ms();
+        let quiet_since = now_ms.saturating_sub(debounce_ms);
+        let entries = self.store.read_async(move |tx| tx.list_outbox()).await;
+        let (due, waiting) = match entries {
+            Ok(entries) => split_due(entries, quiet_since),
+            Err(e) => {
+                error!(error = %e, "cannot read the outbox");
+                return None;
+            }
         };
         let mut due = due.into_iter().peekable();
         while due.peek().is_some() {
             if !s.connected() {
-                return;
+                return None;
             }
             // In replicated mode each entry goes alone: it needs its lease, and its results
             // go through the log.
@@ -317,6 +329,8 @@ impl Publisher {
             let batch: Vec<OutboxEntry> = due.by_ref().take(batch::BATCH).collect();
             self.process_batch(s, batch).await;
         }
+        let wait = waiting?.saturating_add(debounce_ms).saturating_sub(now_ms).max(0);
+        Some(tokio::time::Instant::now() + Duration::from_millis(wait as u64))
     }
 
     async fn process(&self, s: &mut Link, entry: OutboxEntry) {
@@ -460,6 +474,41 @@ impl Publisher {
 /// The `iat` of a JWT a server holds (signature checked, issuer not), if it decodes.
 fn iat_of(jwt: &str) -> Option<i64> {
     crate::claims::decode::<crate::claims::GenericClaims>(jwt).ok().map(|c| c.iat)
+}
+
+/// The entries due at `quiet_since` (quiet since then, not failed), earliest first, and the
+/// earliest `next_attempt` of the others that are not failed.
+fn split_due(entries: Vec<OutboxEntry>, quiet_since: i64) -> (Vec<OutboxEntry>, Option<i64>) {
+    let (mut due, waiting): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+        entries.into_iter().filter(|e| e.failed_at.is_none()).partition(|e| e.is_due(quiet_since));
+    due.sort_by_key(|e| e.next_attempt);
+    (due, waiting.iter().map(|e| e.next_attempt).min())
+}
+
+/// Resolves at the next poll tick, when a write changed the outbox, or at `at` (when an entry
+/// becomes due), whichever comes first.
+async fn next_pass(
+    poll: &mut tokio::time::Interval,
+    outbox: &mut watch::Receiver<u64>,
+    at: Option<tokio::time::Instant>,
+) {
+    let due = async {
+        match at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    let changed = async {
+        if outbox.changed().await.is_err() {
+            // The store outlives the publisher; should its sender go, the poll still ticks.
+            std::future::pending::<()>().await
+        }
+    };
+    tokio::select! {
+        _ = poll.tick() => {}
+        _ = changed => {}
+        _ = due => {}
+    }
 }
 
 /// The link for the client `clients` holds now, logging the change once.

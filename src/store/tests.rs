@@ -344,6 +344,46 @@ fn outbox_coalesces_per_account_and_latest_action_wins() {
 }
 
 #[test]
+fn outbox_writes_and_only_they_change_the_outbox_counter() {
+    let (_dir, store, account) = fixture();
+    let key = &account.public_key;
+    let mut changes = store.outbox_changes();
+    changes.mark_unchanged();
+    let mut edited = account.clone();
+    edited.description = "no outbox".into();
+    store.write(|tx| tx.update_account(&edited)).unwrap();
+    assert!(!changes.has_changed().unwrap(), "a write without the outbox");
+    let failed: Result<(), StoreError> = store.write(|tx| {
+        tx.enqueue_outbox(key, &account.name, OutboxAction::Upsert, 1_000)?;
+        Err(StoreError::TaskFailed("rolled back".into()))
+    });
+    assert!(failed.is_err());
+    assert!(!changes.has_changed().unwrap(), "a rolled-back write");
+    store.write(|tx| tx.enqueue_outbox(key, &account.name, OutboxAction::Upsert, 1_000)).unwrap();
+    assert!(changes.has_changed().unwrap(), "an enqueue");
+    changes.mark_unchanged();
+    store.write(|tx| tx.delete_outbox(key)).unwrap();
+    assert!(changes.has_changed().unwrap(), "a removal");
+}
+
+#[test]
+fn an_entry_enqueued_at_once_is_due_whatever_the_debounce() {
+    let (_dir, store, account) = fixture();
+    let key = &account.public_key;
+    let now = 5_000_000;
+    let entry = store
+        .write(|tx| tx.enqueue_outbox_at_once(key, &account.name, OutboxAction::Upsert, now))
+        .unwrap();
+    assert_eq!((entry.revision, entry.created, entry.updated), (1, now, now));
+    // Due with a quiet time of an hour before now; a plain enqueue is not.
+    assert_eq!(store.read(|tx| tx.list_due_outbox(now - 3_600_000)).unwrap().len(), 1);
+    let coalesced =
+        store.write(|tx| tx.enqueue_outbox(key, &account.name, OutboxAction::Upsert, now)).unwrap();
+    assert_eq!(coalesced.revision, 2);
+    assert!(store.read(|tx| tx.list_due_outbox(now - 3_600_000)).unwrap().is_empty());
+}
+
+#[test]
 fn outbox_stale_updates_and_completions_are_refused() {
     let (_dir, store, account) = fixture();
     let key = &account.public_key;

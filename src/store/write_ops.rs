@@ -27,6 +27,23 @@ impl WriteTx {
         Ok(entry)
     }
 
+    /// [`WriteTx::enqueue_outbox`] due at once, whatever the publisher's debounce: its
+    /// `next_attempt` is the epoch, a quiet time every debounce has passed. For a writer that
+    /// sets an account whole in one transaction (an import), where there is no burst of edits
+    /// to wait out and coalesce.
+    pub fn enqueue_outbox_at_once(
+        &mut self,
+        account: &AccountPublicKey,
+        account_name: &Name,
+        action: OutboxAction,
+        now_ms: i64,
+    ) -> Result<OutboxEntry, StoreError> {
+        let mut entry = self.enqueue_outbox(account, account_name, action, now_ms)?;
+        entry.next_attempt = 0;
+        self.put_record(tables::OUTBOX, account.as_str(), &entry)?;
+        Ok(entry)
+    }
+
     /// Writes back an entry read earlier (after a failed attempt), but only if it is unchanged
     /// since: returns `false` and writes nothing when the entry is gone or was re-enqueued
     /// (its revision differs), so a newer change is never overwritten by stale retry state.

@@ -66,3 +66,40 @@ async fn hundreds_of_queued_accounts_are_all_pushed_and_every_waiter_is_woken() 
     .await;
     drop(clients_tx);
 }
+
+/// An import written while the publisher runs is pushed as soon as it is written: its entries
+/// are due at once (no burst to debounce) and the write wakes the publisher, so neither the
+/// 30 s debounce nor the 30 s poll tick delays it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_is_pushed_at_once_whatever_the_debounce_and_poll() {
+    let env = Env::new();
+    let config = env.render(None, None).remove(0);
+    let server = start_server(&config, |t| t.to_string()).await;
+    let url = server.client_url();
+    let s = settings(&env, vec![url.clone()], Duration::from_secs(30), 5);
+    let publisher = Publisher::new(env.store.clone(), s.publisher);
+    let (clients_tx, clients) = watch::channel(Some(sys_client(&env, &url).await));
+    let (stop, shutdown) = watch::channel(false);
+    let task = tokio::spawn(publisher.run(clients, shutdown));
+    // After the publisher's first pass (the poll's first tick is at once).
+    tokio::task::yield_now().await;
+    let file = "{\"version\":1}\n{\"account\":{\"name\":\"swift1\"}}\n{\"account\":{\"name\":\"swift2\"}}\n";
+    let records = pbn::bulk::parse::parse(file).expect("a valid file");
+    env.admin(pbn::Request::BulkImport(pbn::bulk::BulkImport { records }));
+    let sys = sys_client(&env, &url).await;
+    let new = [env.account("swift1").public_key, env.account("swift2").public_key];
+    wait_until_async(Duration::from_secs(10), "the imported accounts to be held", || async {
+        let mut all = true;
+        for key in &new {
+            all &= super::env::lookup_key(&sys, key).await.is_some();
+        }
+        all
+    })
+    .await;
+    wait_until_async(WAIT, "the publisher to stop", || async {
+        stop.send_replace(true);
+        task.is_finished()
+    })
+    .await;
+    drop(clients_tx);
+}

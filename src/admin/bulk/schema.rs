@@ -49,7 +49,7 @@ pub struct AccountRecord {
     /// Name.
     pub name: String,
     /// Description.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// Inactive accounts are deleted from the servers.
     #[serde(default = "yes")]
@@ -58,16 +58,16 @@ pub struct AccountRecord {
     #[serde(default)]
     pub disallow_bearer: bool,
     /// Limits (default: unlimited, JetStream off).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "unlimited")]
     pub limits: AccountLimits,
     /// Exports.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exports: Vec<Export>,
     /// Imports.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<Import>,
     /// Revoked user keys → unix seconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub revocations: BTreeMap<String, i64>,
     /// Unix seconds of creation (default: the import's time).
     pub created: Option<i64>,
@@ -89,6 +89,12 @@ pub struct AccountRecord {
 
 fn yes() -> bool {
     true
+}
+
+/// Whether `limits` are the defaults an import fills in (left out of written records, which
+/// keeps a record of a plain account small: a remote import sends records in 64 KiB requests).
+fn unlimited(limits: &AccountLimits) -> bool {
+    *limits == AccountLimits::default()
 }
 
 /// A user. Without `password_hash` and `tokens` it has no credentials yet.

@@ -135,6 +135,25 @@ fn imported_accounts_get_their_pushes_queued_with_the_auth_account() {
         assert!(names.contains(&name.to_string()), "{name} not queued: {names:?}");
     }
     assert_eq!(outcome.effects.pushes.len(), 3);
+    // Due at once, whatever the publisher's debounce (an hour here): nothing to coalesce.
+    let due = store.read(|tx| tx.list_due_outbox(NOW * 1000 - 3_600_000)).unwrap();
+    let due: Vec<_> = due.iter().map(|e| e.account_name.to_string()).collect();
+    for name in ["one", "two", "AUTH"] {
+        assert!(due.contains(&name.to_string()), "{name} not due at once: {due:?}");
+    }
+}
+
+#[test]
+fn a_plain_account_record_is_written_without_its_defaults_and_reads_back_the_same() {
+    let text = "{\"version\":1}\n{\"account\":{\"name\":\"one\"}}\n";
+    let items = parse::parse(text).unwrap();
+    let json = serde_json::to_string(&items[0].record).unwrap();
+    assert_eq!(
+        json,
+        r#"{"account":{"name":"one","active":true,"disallow_bearer":false,"created":null,"updated":null}}"#
+    );
+    let back: Record = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, items[0].record);
 }
 
 /// Counts users, to show a refused import wrote nothing.
@@ -239,4 +258,21 @@ fn the_readme_example_parses_as_written() {
     let items = parse::parse(example).expect("the example parses");
     let kinds: Vec<_> = items.iter().map(|i| i.record.kind()).collect();
     assert_eq!(kinds, ["account", "role", "user", "user"]);
+}
+
+#[test]
+fn an_account_whose_jwt_would_pass_the_payload_limit_is_refused_and_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fresh(&dir, "a.redb");
+    let revocations: Vec<String> = (0..20_000)
+        .map(|_| format!("\"{}\":1", KeyPair::generate(KeyKind::User).public_key()))
+        .collect();
+    let text = format!(
+        "{{\"version\":1}}\n{{\"account\":{{\"name\":\"small\"}}}}\n\
+         {{\"account\":{{\"name\":\"huge\",\"revocations\":{{{}}}}}}}\n",
+        revocations.join(",")
+    );
+    let err = bulk_err(import(&store, &text));
+    assert!(matches!(err, BulkError::Field { at: Location::Line(3), .. }), "{err:?}");
+    assert!(store.read(|tx| tx.get_account("small")).unwrap().is_none(), "nothing written");
 }

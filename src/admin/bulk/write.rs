@@ -6,9 +6,9 @@
 
 use super::plan::Planned;
 use super::Counts;
-use crate::admin::accounts::enqueue_auth;
 use crate::admin::{AdminError, Context};
-use crate::model::{Effects, OutboxAction};
+use crate::model::{Account, AccountKind, Effects, OutboxAction};
+use crate::store::StoreRead;
 use crate::store::{Store, WriteTx};
 
 /// Estimated journal bytes per write transaction (records plus [`RECORD_OVERHEAD`] each for
@@ -56,7 +56,10 @@ pub fn write(
         })?;
     }
     if !planned.accounts.is_empty() {
-        store.write(|tx| enqueue_auth(tx, fx, ctx))?;
+        store.write(|tx| -> Result<(), AdminError> {
+            let auth = tx.list_accounts()?.into_iter().find(|a| a.kind == AccountKind::Auth);
+            auth.map_or(Ok(()), |auth| queue(tx, fx, &auth, ctx))
+        })?;
     }
     for batch in batches(&planned.roles) {
         store.write(|tx| batch.iter().try_for_each(|r| tx.insert_role(r)))?;
@@ -71,15 +74,17 @@ pub fn write(
     })
 }
 
-/// Queues the push of a new account (its JWT size was checked when the import was planned).
+/// Queues the push of an account (a new one, whose JWT size was checked when the import was
+/// planned, or AUTH, whose JWT lists the accounts), due at once: an import writes each account
+/// whole in one transaction, so there is no burst of edits for the debounce to wait out.
 fn queue(
     tx: &mut WriteTx,
     fx: &mut Effects,
-    acc: &crate::model::Account,
+    acc: &Account,
     ctx: &Context,
 ) -> Result<(), AdminError> {
     let action = OutboxAction::Upsert;
-    let entry = tx.enqueue_outbox(&acc.public_key, &acc.name, action, ctx.now_ms)?;
+    let entry = tx.enqueue_outbox_at_once(&acc.public_key, &acc.name, action, ctx.now_ms)?;
     fx.pushed(&entry.account, entry.revision);
     Ok(())
 }
