@@ -2,7 +2,8 @@
 //! binary, each on its own copy of one store file) on them. Submodules: [`harness`] (the
 //! cluster harness itself), [`natsconf`] (`pbn nats-conf --cluster 3` files run as a cluster,
 //! JetStream in pbn's account), [`sessions`] (the cluster-wide session view: kicks and caps
-//! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode).
+//! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode),
+//! [`runtime`] (replicated mode at run time: compaction, lagging and joining replicas).
 //!
 //! Replica `i` connects to server `i`: nats-server hands a queue-group message to a subscriber
 //! on the server it arrives at before one across a route, so a login on server `i` is answered
@@ -12,6 +13,7 @@ mod harness;
 mod join;
 mod natsconf;
 mod replicated;
+mod runtime;
 mod sessions;
 
 use std::path::{Path, PathBuf};

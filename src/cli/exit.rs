@@ -481,6 +481,8 @@ impl Classify for ReplicaError {
             ReplicaError::Unavailable(_) => ExitClass::Unavailable,
             ReplicaError::Diverged { .. } | ReplicaError::ForeignStart { .. } => ExitClass::Other,
             ReplicaError::Store(e) => e.exit_class(),
+            ReplicaError::Snapshot(e) => e.exit_class(),
+            ReplicaError::Compacted { .. } => ExitClass::Other,
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }
     }
@@ -524,7 +526,9 @@ impl Classify for SnapshotError {
     fn exit_class(&self) -> ExitClass {
         match self {
             SnapshotError::Store(e) => e.exit_class(),
-            SnapshotError::Corrupt { .. } | SnapshotError::Request { .. } => ExitClass::Other,
+            SnapshotError::Corrupt { .. }
+            | SnapshotError::Request { .. }
+            | SnapshotError::Superseded(_) => ExitClass::Other,
         }
     }
 }

@@ -221,7 +221,13 @@ async fn build(
     key: Option<KeySource>,
 ) -> Result<(u64, Option<u64>), JoinError> {
     let log = Log::new(client.clone());
-    let snapshot = match Snapshots::new(client.clone()).latest().await {
+    let snapshots = Snapshots::new(client.clone());
+    // A snapshot replaced while it was read has its chunks purged: the newer one is read.
+    let snapshot = match snapshots.latest().await {
+        Err(SnapshotError::Corrupt { .. }) => snapshots.latest().await,
+        read => read,
+    };
+    let snapshot = match snapshot {
         Ok(found) => found,
         Err(e @ SnapshotError::Corrupt { .. }) => {
             tracing::warn!(error = %e, "the snapshot is refused; joining from the log");

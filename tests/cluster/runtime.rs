@@ -1,0 +1,161 @@
+//! Replicated mode at run time: the log compacted behind snapshots the running replicas write
+//! (one writer at a time), a replica joining from snapshot + tail, a replica stopped behind
+//! the compaction point restoring the snapshot in place, and no chunk of an unfinished
+//! snapshot left behind.
+
+use std::path::Path;
+
+use pbn::{Log, Snapshots, Store, StoreRead};
+
+use super::replicated::{admin_on, cluster, dir, user_add, wait_ready, Node};
+use super::{admin, http_get, WAIT};
+use crate::support::deploy::Deployment;
+use crate::support::pbn::Pbn;
+use crate::support::{free_port, open_store, Deadline};
+
+/// A snapshot every this many log entries: a handful of admin writes compact the log.
+const SNAPSHOT_ENTRIES: u64 = 3;
+
+/// Every replicated row but `meta`'s (which holds each store's own marks).
+fn rows(store: &Store) -> Vec<(&'static str, pbn::Rows)> {
+    let mut rows = store.raw_rows().expect("rows");
+    rows.retain(|(table, _)| *table != "meta");
+    rows
+}
+
+/// Waits until `node`'s outbox is empty (its pushes completed through the log).
+async fn settle(node: &Node) {
+    let deadline = Deadline::after(WAIT, format!("{}'s outbox to settle", node.name));
+    while !node.store.read(|tx| tx.list_outbox()).expect("outbox").is_empty() {
+        deadline.tick().await;
+    }
+}
+
+/// Waits until the log's first position is past `seq`.
+async fn wait_first_past(log: &Log, seq: u64) -> (u64, u64) {
+    let deadline = Deadline::after(WAIT, format!("the log compacted past {seq}"));
+    loop {
+        let bounds = log.bounds().await.expect("log bounds");
+        if bounds.0 > seq {
+            return bounds;
+        }
+        assert!(!deadline.expired(), "{}; bounds {bounds:?}", deadline.error());
+        deadline.tick().await;
+    }
+}
+
+/// Waits until `node` has applied `seq`.
+async fn wait_applied(node: &Node, seq: u64) {
+    let deadline = Deadline::after(WAIT, format!("{} at log position {seq}", node.name));
+    while node.applied() < seq {
+        assert!(!deadline.expired(), "{}; at {}", deadline.error(), node.applied());
+        deadline.tick().await;
+    }
+}
+
+/// Waits until only the newest snapshot has chunks stored; returns its manifest.
+async fn wait_one_snapshot(snapshots: &Snapshots) -> pbn::Manifest {
+    let deadline = Deadline::after(WAIT, "only the newest snapshot's chunks");
+    loop {
+        let head = snapshots.manifest().await.expect("manifest");
+        let ids = snapshots.chunk_ids().await.expect("chunk ids");
+        if let Some(head) = head.filter(|h| ids.len() == 1 && ids.contains_key(&h.id)) {
+            return head;
+        }
+        assert!(!deadline.expired(), "{}; chunks of {:?}", deadline.error(), ids.keys());
+        deadline.tick().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_replicas_compact_the_log_and_a_new_or_lagging_replica_uses_the_snapshot() {
+    let (d, creds) = cluster().await;
+    let a = Node::start_with(&d, "a", 0, Some(SNAPSHOT_ENTRIES));
+    let mut b = Node::start_with(&d, "b", 1, Some(SNAPSHOT_ENTRIES));
+    for n in [&a, &b] {
+        wait_ready(&d, &creds, n).await;
+    }
+    let client = d.service_client(0).await;
+    let (log, snapshots) = (Log::new(client.clone()), Snapshots::new(client.clone()));
+    let through_a = admin_on(&d, &creds, 0).await;
+    for i in 0..10 {
+        through_a.call(&user_add(&format!("u{i}"))).await.expect("add");
+    }
+    let (first, last) = wait_first_past(&log, 1).await;
+    eprintln!("after 10 user adds the log holds positions {first}..={last}");
+    wait_one_snapshot(&snapshots).await;
+
+    // A writer that died between its chunks and its manifest: its chunk goes with the next
+    // snapshot.
+    let ack = client
+        .request("pbn.snapshot.s1xdead0000.0".to_string(), "partial".into())
+        .await
+        .expect("a stray chunk");
+    assert!(!String::from_utf8_lossy(&ack.payload).contains("error"), "{ack:?}");
+    assert!(snapshots.chunk_ids().await.expect("ids").contains_key("s1xdead0000"));
+
+    // b stops; the log moves past its position and is compacted past it.
+    wait_applied(&b, a.applied()).await;
+    b.stop().await;
+    let stopped_at = b.applied();
+    for i in 10..20 {
+        through_a.call(&user_add(&format!("u{i}"))).await.expect("add while b is down");
+    }
+    let (first, _) = wait_first_past(&log, stopped_at + 1).await;
+    let head = wait_one_snapshot(&snapshots).await;
+    assert!(head.seq > stopped_at, "the newest snapshot {} covers b's gap", head.seq);
+    eprintln!("b stopped at {stopped_at}; the log now starts at {first}");
+
+    // b again on its old store: it restores the snapshot and follows on.
+    let b = Node::serve(&d, "b", b.store.clone(), 1, Some(SNAPSHOT_ENTRIES));
+    settle(&a).await;
+    wait_applied(&b, a.applied()).await;
+    assert!(b.has_user("u19") && b.has_user("u0"));
+    assert!(rows(&b.store) == rows(&a.store), "b equals a after restoring the snapshot");
+
+    // A new replica joins with `pbn serve --join` from snapshot + tail.
+    let bundle = dir(&d).join("r1.bundle");
+    let url = d.url(0);
+    admin(&url, &creds, &["replica", "add", "r1", "--out", bundle.to_str().expect("utf-8")])
+        .await
+        .success();
+    settle(&a).await;
+    let joined = join(&d, &bundle, "r1", &a).await;
+    assert!(joined.contains("from the snapshot at"), "{joined}");
+    wait_applied(&b, a.applied()).await;
+    let r1 = open_store(&dir(&d).join("r1.redb"), "test");
+    assert_eq!(r1.applied_seq().expect("seq"), a.applied());
+    assert!(rows(&r1) == rows(&a.store), "the joined replica has a's rows");
+    through_a.close().await;
+}
+
+/// Runs `pbn serve --join BUNDLE --store DIR/NAME.redb` on server 2 until it has applied
+/// `a`'s position (its `/status`), then kills it; returns its log.
+async fn join(d: &Deployment, bundle: &Path, name: &str, a: &Node) -> String {
+    let dir = dir(d);
+    let store = dir.join(format!("{name}.redb"));
+    let http = format!("127.0.0.1:{}", free_port());
+    let child = Pbn::new(["serve", "--join"])
+        .args([bundle])
+        .args([std::ffi::OsStr::new("--store"), store.as_os_str()])
+        .args(["--server", &d.url(2), "--http", &http])
+        .env("PBN_LOG", "pbn=debug")
+        .env("PBN_LOG_REPLICAS", "3")
+        .spawn_logged(&dir.join(format!("{name}.log")));
+    let deadline = Deadline::after(WAIT, "the joined replica at a's position");
+    loop {
+        let status = http_get(&http, "/status").await;
+        let at = status.and_then(|s| {
+            let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+            v.pointer("/replica/applied_seq")?.as_u64()
+        });
+        if at.is_some() && at == Some(a.applied()) {
+            break;
+        }
+        assert!(!deadline.expired(), "{}; at {at:?}; log:\n{}", deadline.error(), child.log());
+        deadline.tick().await;
+    }
+    let text = child.log();
+    drop(child);
+    text
+}
