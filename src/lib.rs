@@ -118,7 +118,7 @@ pub use server::connection::{
     CredentialsError, CredentialsProvider,
 };
 pub use server::http::HttpError;
-pub use server::publisher::{Publisher, CLAIMS_UPDATE, SERVER_PING};
+pub use server::publisher::{pending_jwt, Publisher, CLAIMS_UPDATE, SERVER_PING};
 pub use server::sessions::{
     snapshot_paged as connz_sessions, SessionRegistry, SessionsError, CONFIRM_TIMEOUT,
 };

@@ -94,7 +94,7 @@ impl Node {
     }
 
     /// The replica's `pbn_sessions` gauge.
-    async fn sessions(&self) -> Option<f64> {
+    pub(super) async fn sessions(&self) -> Option<f64> {
         let body = http_get(&self.http, "/metrics").await?;
         body.lines().find_map(|l| l.strip_prefix("pbn_sessions ").and_then(|v| v.parse().ok()))
     }
@@ -427,7 +427,7 @@ async fn a_replica_killed_and_restarted_on_its_old_store_catches_up() {
 }
 
 /// Successful account JWT pushes a replica counted (`pbn_pushes_total{result="ok"}`).
-async fn pushes_ok(node: &Node) -> f64 {
+pub(super) async fn pushes_ok(node: &Node) -> f64 {
     let body = http_get(&node.http, "/metrics").await.unwrap_or_default();
     let ok = |l: &&str| l.starts_with("pbn_pushes_total") && l.contains("result=\"ok\"");
     body.lines().find(ok).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)

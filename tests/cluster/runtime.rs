@@ -1,14 +1,16 @@
 //! Replicated mode at run time: the log compacted behind snapshots the running replicas write
 //! (one writer at a time), a replica joining from snapshot + tail, a replica stopped behind
 //! the compaction point restoring the snapshot in place, and no chunk of an unfinished
-//! snapshot left behind.
+//! snapshot left behind; a session kick audited on every replica; the push of a holder that
+//! died made by another replica with the bytes stored with the change.
 
 use std::path::Path;
+use std::time::Duration;
 
-use pbn::{Log, Snapshots, Store, StoreRead};
+use pbn::{Log, Request, SessionKick, Snapshots, Store, StoreRead};
 
 use super::replicated::{admin_on, cluster, dir, user_add, wait_ready, Node};
-use super::{admin, http_get, WAIT};
+use super::{admin, http_get, login, wait_callouts, WAIT};
 use crate::support::deploy::Deployment;
 use crate::support::pbn::Pbn;
 use crate::support::{free_port, open_store, Deadline};
@@ -158,4 +160,122 @@ async fn join(d: &Deployment, bundle: &Path, name: &str, a: &Node) -> String {
     let text = child.log();
     drop(child);
     text
+}
+
+/// Waits until `node` has a `session_kick` audit entry; returns its result.
+async fn kick_audited(node: &Node) -> String {
+    let deadline = Deadline::after(WAIT, format!("the kick in {}'s audit trail", node.name));
+    loop {
+        let entries = node.store.read(|tx| tx.list_audit(0)).expect("audit");
+        if let Some(e) = entries.iter().find(|e| e.verb == "session_kick") {
+            return e.result.clone();
+        }
+        assert!(!deadline.expired(), "{}", deadline.error());
+        deadline.tick().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_kick_through_one_replica_is_in_every_replicas_audit_trail() {
+    let (d, creds) = cluster().await;
+    let a = Node::start(&d, "a", 0);
+    let b = Node::start(&d, "b", 1);
+    for n in [&a, &b] {
+        wait_ready(&d, &creds, n).await;
+    }
+    let through_a = admin_on(&d, &creds, 0).await;
+    through_a.call(&user_add("alice")).await.expect("add alice");
+    through_a.close().await;
+    wait_callouts(&d, 3, 2).await;
+    let alice = login(&d, 0, "alice").await;
+    let deadline = Deadline::after(WAIT, "b to count alice's session");
+    while b.sessions().await != Some(1.0) {
+        deadline.tick().await;
+    }
+    let through_b = admin_on(&d, &creds, 1).await;
+    let since = std::time::Instant::now();
+    let kick = SessionKick { id: None, user: Some("alice".into()) };
+    through_b.call(&Request::SessionKick(kick)).await.expect("kick through b");
+    alice.assert_closed_within(since).await;
+    through_b.close().await;
+    let (on_a, on_b) = (kick_audited(&a).await, kick_audited(&b).await);
+    assert_eq!(on_a, on_b, "one entry, through the log");
+    assert!(on_a.contains("1 session(s) closed"), "{on_a}");
+}
+
+/// The lease bucket as the replicas make it (`replica::leases`): one key per outbox entry.
+async fn hold_push_lease(client: &async_nats::Client, account: &str) {
+    let config = serde_json::json!({
+        "name": "KV_PBN_LEASES", "subjects": ["$KV.PBN_LEASES.>"],
+        "max_msgs_per_subject": 1, "max_age": 30_000_000_000u64,
+        "num_replicas": 3, "storage": "file", "retention": "limits",
+        "discard": "new", "allow_direct": true,
+    });
+    let created = client
+        .request("$JS.API.STREAM.CREATE.KV_PBN_LEASES".to_string(), config.to_string().into())
+        .await
+        .expect("the lease bucket");
+    let text = String::from_utf8_lossy(&created.payload).to_string();
+    assert!(!text.contains("error") || text.contains("10058"), "{text}");
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+    let taken = client
+        .request_with_headers(format!("$KV.PBN_LEASES.{account}"), headers, "crashed".into())
+        .await
+        .expect("the lease");
+    let text = String::from_utf8_lossy(&taken.payload).to_string();
+    assert!(!text.contains("error"), "the lease was free: {text}");
+}
+
+/// The account JWT the servers hold for `account` (`$SYS.REQ.ACCOUNT.<acc>.CLAIMS.LOOKUP`).
+async fn server_jwt(d: &Deployment, i: usize, account: &str) -> String {
+    let sys = d.account("SYS");
+    let opts = crate::support::deploy::sys_user_options(&sys);
+    let client = opts.connect(d.url(i)).await.expect("a system user");
+    let reply = client
+        .request(format!("$SYS.REQ.ACCOUNT.{account}.CLAIMS.LOOKUP"), "".into())
+        .await
+        .expect("claims lookup");
+    String::from_utf8(reply.payload.to_vec()).expect("a JWT")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_left_by_a_crashed_holder_is_made_by_another_replica_with_the_same_bytes() {
+    let (d, creds) = cluster().await;
+    let mut a = Node::start(&d, "a", 0);
+    let b = Node::start(&d, "b", 1);
+    for n in [&a, &b] {
+        wait_ready(&d, &creds, n).await;
+    }
+    settle(&a).await;
+    settle(&b).await;
+    let key = d.account("APP").public_key;
+    let app = key.to_string();
+    // The holder of APP's lease dies before completing its push: its lease stays until the
+    // bucket's max_age frees it.
+    hold_push_lease(&d.service_client(0).await, &app).await;
+    let held_at = std::time::Instant::now();
+    let through_a = admin_on(&d, &creds, 0).await;
+    let limits = pbn::LimitPatch { max_connections: Some(777), ..Default::default() };
+    let edit = pbn::AccountEdit { name: "APP".into(), limits, ..Default::default() };
+    let (_, warnings) =
+        through_a.call_with_warnings(&Request::AccountEdit(edit)).await.expect("edit APP");
+    assert!(!warnings.is_empty(), "the push cannot be made while the lease is held");
+    through_a.close().await;
+    let stored = pbn::pending_jwt(&a.store, &key).await.expect("read").expect("APP is due");
+    a.stop().await;
+    wait_applied(&b, a.applied()).await;
+    let pushed_before = super::replicated::pushes_ok(&b).await;
+
+    // b takes the lease once it expires, and pushes.
+    let deadline = Deadline::after(Duration::from_secs(90), "b to push APP");
+    while !b.store.read(|tx| tx.list_outbox()).expect("outbox").is_empty() {
+        assert!(!deadline.expired(), "{}", deadline.error());
+        deadline.tick().await;
+    }
+    eprintln!("b pushed APP {:?} after the crashed holder took its lease", held_at.elapsed());
+    assert_eq!(super::replicated::pushes_ok(&b).await - pushed_before, 1.0, "b pushed it");
+    for i in 0..3 {
+        assert_eq!(server_jwt(&d, i, &app).await, stored, "server {i} holds the stored bytes");
+    }
 }

@@ -23,6 +23,7 @@ use tracing::debug;
 use super::outbox::Reserved;
 use super::PublisherError;
 use crate::issue;
+use crate::keys::AccountPublicKey;
 use crate::model::{Account, OutboxAction, OutboxEntry};
 use crate::replica::leases::{ensure_bucket, release, take};
 use crate::replica::{Log, Replica, ReplicaError};
@@ -137,6 +138,22 @@ pub(super) async fn reserved(
             Ok(Reserved::Jwt(issue::account_jwt(&op, &acc, &allowed, iat_for(&entry, &acc))?))
         })
         .await
+}
+
+/// The account JWT replicated mode pushes for the outbox entry of `account` (a public key),
+/// built from the store's replicated state alone as the lease holder builds it: `None` when
+/// the account has no due entry. Every replica at the same log position gets the same bytes.
+pub async fn pending_jwt(
+    store: &Store,
+    account: &AccountPublicKey,
+) -> Result<Option<String>, PublisherError> {
+    let key = account.clone();
+    let entry = store.read_async(move |tx| tx.get_outbox(&key)).await?;
+    let Some(entry) = entry.filter(|e| e.failed_at.is_none()) else { return Ok(None) };
+    Ok(match reserved(store, &entry).await? {
+        Reserved::Jwt(jwt) => Some(jwt),
+        Reserved::Stale | Reserved::AccountGone => None,
+    })
 }
 
 /// Completes `entry` after its push: the account's last `iat` raised to the pushed one, and the
