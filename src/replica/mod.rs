@@ -65,6 +65,16 @@ pub enum ReplicaError {
         /// The first position the log holds.
         first: u64,
     },
+    /// This replica's record was removed (`pbn admin replica remove`): its creds are revoked,
+    /// and it stops.
+    #[error(
+        "replica {name} was removed from the log (pbn admin replica remove) and its creds \
+         revoked; it stops serving"
+    )]
+    Removed {
+        /// The replica's name.
+        name: String,
+    },
     /// A change that met a change of another replica at every attempt.
     #[error(
         "the change conflicted with changes made through other replicas {0} times in a row \

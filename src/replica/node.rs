@@ -65,6 +65,8 @@ struct Inner {
     /// One write of this replica at a time: concurrent writes of one replica would only
     /// conflict with each other. Waiters queue here; the admin API bounds how many.
     turn: Mutex<()>,
+    /// This replica's name when it joined with a bundle (its record in `replicas`).
+    name: std::sync::OnceLock<String>,
 }
 
 impl Replica {
@@ -85,6 +87,7 @@ impl Replica {
             applied: watch::Sender::new(applied),
             in_sync: watch::Sender::new(false),
             turn: Mutex::new(()),
+            name: std::sync::OnceLock::new(),
         };
         Ok(Replica { inner: Arc::new(inner) })
     }
@@ -284,6 +287,37 @@ impl Replica {
             "this replica was behind the log's compaction point; restored the newest snapshot"
         );
         Ok(at)
+    }
+
+    /// Whether this replica (joined as a named one) has been removed: its record is gone.
+    pub(crate) async fn is_removed(&self) -> Result<bool, ReplicaError> {
+        let Some(name) = self.inner.name.get().cloned() else { return Ok(false) };
+        let found = self.inner.store.read_async(move |tx| crate::store::get_replica(tx, &name));
+        Ok(found.await?.is_none())
+    }
+
+    /// Names this replica as the joined replica `name`, then returns
+    /// [`ReplicaError::Removed`] once its record is gone from the store, looked at after every
+    /// applied position; `Ok` on `stop`. A removed replica pushes nothing meanwhile (see
+    /// `server/publisher/lease.rs`): the push of its own revocation is left to the others.
+    pub(crate) async fn removed(
+        &self,
+        name: &str,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), ReplicaError> {
+        let _ = self.inner.name.set(name.to_string());
+        let mut applied = self.applied();
+        loop {
+            if self.is_removed().await? {
+                let e = ReplicaError::Removed { name: name.to_string() };
+                tracing::error!(error = %e, "stopping");
+                return Err(e);
+            }
+            tokio::select! {
+                _ = crate::shutdown::requested(&mut stop) => return Ok(()),
+                changed = applied.changed() => if changed.is_err() { return Ok(()) },
+            }
+        }
     }
 
     /// Waits until position `seq` is applied here, at most [`APPLY_WAIT`]; whether it was.

@@ -269,6 +269,10 @@ impl Store {
     }
 }
 
+#[path = "replicas/identity.rs"]
+mod identity;
+pub use identity::ReplicaIdentity;
+
 #[cfg(test)]
 mod tests {
     use super::*;

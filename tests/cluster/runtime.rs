@@ -279,3 +279,95 @@ async fn a_push_left_by_a_crashed_holder_is_made_by_another_replica_with_the_sam
         assert_eq!(server_jwt(&d, i, &app).await, stored, "server {i} holds the stored bytes");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_replica_serves_with_its_own_creds_and_exits_once_removed() {
+    let (d, creds) = cluster().await;
+    let a = Node::start(&d, "a", 0);
+    wait_ready(&d, &creds, &a).await;
+    let bundle_path = dir(&d).join("r1.bundle");
+    let url = d.url(0);
+    admin(&url, &creds, &["replica", "add", "r1", "--out", bundle_path.to_str().expect("utf-8")])
+        .await
+        .success();
+    let bundle = pbn::Bundle::read(&bundle_path).expect("bundle");
+    settle(&a).await;
+    let store = dir(&d).join("r1.redb");
+    let mut r1 = Pbn::new(["serve", "--join"])
+        .args([&bundle_path])
+        .args([std::ffi::OsStr::new("--store"), store.as_os_str()])
+        .args(["--server", &d.url(2)])
+        .env("PBN_LOG", "pbn=debug")
+        .spawn();
+    // Its service connection on server 2 is the replica's own user, not the service user.
+    let seed = bundle.creds.lines().find(|l| l.starts_with("SU")).expect("seed");
+    let key = pbn::keys::KeyPair::from_seed(&pbn::keys::Seed::new(seed).expect("seed"))
+        .expect("key")
+        .public_key()
+        .to_string();
+    let deadline = Deadline::after(WAIT, "r1 connected with its own creds");
+    loop {
+        let connz = d.server(2).monitor("/connz?auth=1").await;
+        let mine = connz["connections"].as_array().into_iter().flatten().any(|c| {
+            c["name"] == "pbn-replica-r1" && c["authorized_user"].as_str() == Some(key.as_str())
+        });
+        if mine && r1.stderr().contains("in sync with the log") {
+            break;
+        }
+        assert!(
+            !deadline.expired(),
+            "{}; connz {connz}; stderr:\n{}",
+            deadline.error(),
+            r1.stderr()
+        );
+        deadline.tick().await;
+    }
+    assert!(!r1.stderr().contains(seed), "a secret in the log");
+
+    let since = std::time::Instant::now();
+    let removed = admin(&url, &creds, &["replica", "remove", "r1"]).await;
+    assert_eq!(removed.code, Some(0), "{}; r1:\n{}", removed.streams(), r1.stderr());
+    let status = r1.wait_exit(WAIT).await;
+    eprintln!("the removed replica exited {:?} after the remove returned", since.elapsed());
+    assert_eq!(status.code(), Some(17), "stderr:\n{}", r1.stderr());
+    assert!(r1.stderr().contains("replica r1 was removed"), "{}", r1.stderr());
+    // Its creds no longer connect (refused once the servers applied AUTH's new JWT; 2.15.1
+    // answers a revoked callout-account user only after its auth timeout).
+    let options = || {
+        async_nats::ConnectOptions::with_credentials(&bundle.creds)
+            .expect("creds")
+            .custom_inbox_prefix(format!("_INBOX.{key}"))
+            .max_reconnects(Some(0))
+    };
+    let deadline = Deadline::after(WAIT, "r1's creds refused");
+    loop {
+        let events = crate::support::deploy::ClientEvents::new();
+        let attempt = tokio::time::timeout(WAIT, d.connect(0, options(), &events)).await;
+        let refused = match attempt {
+            Ok(Err(e)) => e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation,
+            Ok(Ok(client)) => {
+                let settle = Deadline::after(Duration::from_secs(10), "a refusal");
+                while client.connection_state() == async_nats::connection::State::Connected
+                    && !settle.expired()
+                {
+                    settle.tick().await;
+                }
+                let errors = events.server_errors();
+                errors.iter().any(|e| e.to_lowercase().contains("authorization violation"))
+            }
+            Err(_) => false,
+        };
+        if refused {
+            break;
+        }
+        assert!(!deadline.expired(), "{}", deadline.error());
+        deadline.tick().await;
+    }
+    // Started again on its store, it finds itself removed and exits at once.
+    let mut again = Pbn::new(["serve", "--store"])
+        .args([&store])
+        .args(["--server", &d.url(2), "--replicated"])
+        .spawn();
+    let status = again.wait_exit(WAIT).await;
+    assert_eq!(status.code(), Some(17), "stderr:\n{}", again.stderr());
+}

@@ -73,6 +73,8 @@ impl Leases {
             }
         };
         let current = match self.replica.sync().await {
+            // A replica removed meanwhile stops at once: it must not die holding the lease.
+            Ok(()) if matches!(self.replica.is_removed().await, Ok(true) | Err(_)) => false,
             Ok(()) => current(self.replica.store(), entry).await,
             Err(e) => {
                 debug!(account = %entry.account_name, error = %e, "cannot catch up to push");
@@ -90,7 +92,7 @@ impl Leases {
         let log = &self.replica.log()?;
         self.ensure_bucket(log).await?;
         let owner = json!({ "revision": entry.revision }).to_string().into_bytes();
-        Ok(take(log, &entry.account.to_string(), owner)
+        Ok(take(log, entry.account.as_ref(), owner)
             .await?
             .map(|seq| Lease { log: log.clone(), seq }))
     }
