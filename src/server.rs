@@ -169,6 +169,7 @@ async fn serve(
     };
     // A joined replica connects with its own creds (kept in its store), others as the AUTH
     // service user.
+    let auth_key = auth.public_key.to_string();
     let identity = match settings.replica {
         Some(_) => store.replica_identity()?,
         None => None,
@@ -197,9 +198,16 @@ async fn serve(
     ];
     if let (Some(replica), Some(id)) = (&replica, &identity) {
         let (replica, name, stopped) = (replica.clone(), id.name.clone(), shutdown.clone());
+        let key = KeyPair::from_seed(&id.seed).map(|kp| kp.public_key().to_string());
+        let key = key.map_err(|e| ServerError::NotInitialised(e.to_string()))?;
+        let sys = system.client();
         guards.push(tokio::spawn(async move {
-            let removed = replica.removed(&name, stopped).await;
+            let removed = tokio::select! {
+                r = replica.removed(&name, stopped.clone()) => r,
+                r = replica.revoked(&name, &key, &auth_key, sys, stopped.clone()) => r,
+            };
             if removed.is_err() {
+                replica.removal_grace(stopped).await;
                 let _ = stop.send(true);
             }
             Ok(removed?)

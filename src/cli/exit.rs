@@ -486,7 +486,9 @@ impl Classify for ReplicaError {
             ReplicaError::Store(e) => e.exit_class(),
             ReplicaError::Snapshot(e) => e.exit_class(),
             ReplicaError::Compacted { .. } => ExitClass::Other,
-            ReplicaError::Removed { .. } => ExitClass::ReplicaRemoved,
+            ReplicaError::Removed { .. } | ReplicaError::Revoked { .. } => {
+                ExitClass::ReplicaRemoved
+            }
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }
     }

@@ -13,6 +13,7 @@ pub mod join;
 pub(crate) mod leases;
 mod log;
 mod node;
+mod revoked;
 pub mod snapshot;
 
 pub use bundle::{Bundle, BundleError};
@@ -72,6 +73,16 @@ pub enum ReplicaError {
          revoked; it stops serving"
     )]
     Removed {
+        /// The replica's name.
+        name: String,
+    },
+    /// This replica's key is revoked in the AUTH account's JWT the servers hold: it was
+    /// removed while it could not read the log, and it stops.
+    #[error(
+        "replica {name} was removed (its key is revoked in the AUTH account's JWT the servers \
+         hold) and can no longer connect; it stops serving"
+    )]
+    Revoked {
         /// The replica's name.
         name: String,
     },

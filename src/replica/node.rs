@@ -42,6 +42,10 @@ pub(crate) const APPEND_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const APPLY_WAIT: Duration = Duration::from_secs(5);
 /// How often the follower looks at the log without a wake-up (a missed one after a reconnect).
 pub(crate) const POLL: Duration = Duration::from_secs(1);
+/// How long a replica that finds itself removed goes on before it stops: the admin request
+/// that removed it may be running on it, and is answered after at most the push wait
+/// (`lifecycle::PUSH_WAIT`, 5 s) and its kicks; it takes no push lease meanwhile.
+const REMOVAL_GRACE: Duration = Duration::from_secs(7);
 /// Pause before setting the log up again after a failure (JetStream starting, no quorum).
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -289,6 +293,15 @@ impl Replica {
         Ok(at)
     }
 
+    /// Waits [`REMOVAL_GRACE`] (or until `stop`) before a removed replica stops: the admin
+    /// request that removed it may be running here, and is answered first.
+    pub(crate) async fn removal_grace(&self, mut stop: watch::Receiver<bool>) {
+        tokio::select! {
+            _ = crate::shutdown::requested(&mut stop) => {}
+            _ = tokio::time::sleep(REMOVAL_GRACE) => {}
+        }
+    }
+
     /// Whether this replica (joined as a named one) has been removed: its record is gone.
     pub(crate) async fn is_removed(&self) -> Result<bool, ReplicaError> {
         let Some(name) = self.inner.name.get().cloned() else { return Ok(false) };
@@ -310,7 +323,7 @@ impl Replica {
         loop {
             if self.is_removed().await? {
                 let e = ReplicaError::Removed { name: name.to_string() };
-                tracing::error!(error = %e, "stopping");
+                tracing::error!(error = %e, grace = ?REMOVAL_GRACE, "stopping");
                 return Err(e);
             }
             tokio::select! {
