@@ -96,6 +96,8 @@ pub struct RawConfig {
     /// Copies of the log stream JetStream keeps (1 on a single server, 3 recommended on a
     /// cluster); read only in replicated mode.
     pub log_replicas: Option<u32>,
+    /// Log entries between snapshots (replicated mode; default 10,000).
+    pub snapshot_entries: Option<u64>,
     /// The `[nats_conf]` section, read and checked by `pbn nats-conf`; `pbn serve` ignores it.
     #[serde(default, rename = "nats_conf")]
     pub _nats_conf: Option<toml::Table>,
@@ -273,7 +275,7 @@ impl RawConfig {
     }
 
     /// Reads `PBN_STORE`, `PBN_SERVERS` (comma-separated), `PBN_TLS_CA`, `PBN_HTTP`,
-    /// `PBN_REPLICATED`, `PBN_LOG_REPLICAS` and `PBN_DEFAULT_JWT_TTL` from `vars`.
+    /// `PBN_REPLICATED`, `PBN_LOG_REPLICAS`, `PBN_SNAPSHOT_ENTRIES` and `PBN_DEFAULT_JWT_TTL` from `vars`.
     pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut raw = RawConfig::default();
         for (name, value) in vars {
@@ -290,6 +292,13 @@ impl RawConfig {
                         name: name.clone(),
                         value: value.clone(),
                         message: "a number of copies, 1 to 5".into(),
+                    })?)
+                }
+                "PBN_SNAPSHOT_ENTRIES" if !value.is_empty() => {
+                    raw.snapshot_entries = Some(value.parse().map_err(|_| ConfigError::Env {
+                        name: name.clone(),
+                        value: value.clone(),
+                        message: "a number of log entries".into(),
                     })?)
                 }
                 "PBN_DEFAULT_JWT_TTL" => {
@@ -320,6 +329,7 @@ impl RawConfig {
         self.audit = other.audit.or(self.audit);
         self.replicated = other.replicated.or(self.replicated);
         self.log_replicas = other.log_replicas.or(self.log_replicas);
+        self.snapshot_entries = other.snapshot_entries.or(self.snapshot_entries);
         let (c, o) = (&mut self.callout, other.callout);
         c.max_concurrent = o.max_concurrent.or(c.max_concurrent);
         c.subscription_capacity = o.subscription_capacity.or(c.subscription_capacity);
@@ -401,7 +411,7 @@ impl Settings {
         let audit_retention = raw.audit_retention.unwrap_or(crate::admin::audit::DEFAULT_RETENTION);
         raw.log_format.as_deref().map(check_log_format).transpose()?;
         let audit = raw.audit.unwrap_or(true);
-        let replica = replica_settings(raw.replicated, raw.log_replicas)?;
+        let replica = replica_settings(raw.replicated, raw.log_replicas, raw.snapshot_entries)?;
         Ok(Settings {
             store,
             servers,

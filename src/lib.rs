@@ -108,7 +108,8 @@ pub use natsconf::{render, write_configs, Layout, RenderedConfig, Trust};
 pub use replica::bundle::BUNDLE_VERSION;
 pub use replica::{catch_up, follow, Log, ReplicaError, LOG_STREAM, LOG_SUBJECT};
 pub use replica::{
-    join, Bundle, BundleError, JoinError, Joined, Manifest, SnapshotError, Snapshots,
+    compact_once, join, Bundle, BundleError, Compaction, JoinError, Joined, Manifest,
+    SnapshotError, Snapshots,
 };
 pub use server::callout::listener::{serve as serve_callout, CALLOUT_SUBJECT, XKEY_HEADER};
 pub use server::callout::{CalloutError, Handled, Pipeline, PipelineOptions};
@@ -117,7 +118,7 @@ pub use server::connection::{
     CredentialsError, CredentialsProvider,
 };
 pub use server::http::HttpError;
-pub use server::publisher::{Publisher, CLAIMS_UPDATE, SERVER_PING};
+pub use server::publisher::{pending_jwt, Publisher, CLAIMS_UPDATE, SERVER_PING};
 pub use server::sessions::{
     snapshot_paged as connz_sessions, SessionRegistry, SessionsError, CONFIRM_TIMEOUT,
 };

@@ -167,11 +167,21 @@ async fn serve(
         Some((cert, key)) => Some(http::tls::acceptor(cert, key)?),
         None => None,
     };
-    let service = Connection::start(
-        connection_settings(&settings, "pbn-callout"),
-        ConnectionAuth::Jwt(service_credentials(auth)?),
-        shutdown.clone(),
-    )?;
+    // A joined replica connects with its own creds (kept in its store), others as the AUTH
+    // service user.
+    let auth_key = auth.public_key.to_string();
+    let identity = match settings.replica {
+        Some(_) => store.replica_identity()?,
+        None => None,
+    };
+    let (service_settings, service_auth) = match &identity {
+        Some(id) => replica_connection(&settings, id)?,
+        None => (
+            connection_settings(&settings, "pbn-callout"),
+            ConnectionAuth::Jwt(service_credentials(auth)?),
+        ),
+    };
+    let service = Connection::start(service_settings, service_auth, shutdown.clone())?;
     let system = Connection::start(
         connection_settings(&settings, "pbn-system"),
         ConnectionAuth::Jwt(system_credentials(sys)),
@@ -182,10 +192,27 @@ async fn serve(
         .as_ref()
         .map(|r| Replica::new(store.clone(), r, service.client()))
         .transpose()?;
-    let guards = [
+    let mut guards = vec![
         tokio::spawn(refuse_old_servers(service.client(), stop.clone())),
-        tokio::spawn(refuse_old_servers(system.client(), stop)),
+        tokio::spawn(refuse_old_servers(system.client(), stop.clone())),
     ];
+    if let (Some(replica), Some(id)) = (&replica, &identity) {
+        let (replica, name, stopped) = (replica.clone(), id.name.clone(), shutdown.clone());
+        let key = KeyPair::from_seed(&id.seed).map(|kp| kp.public_key().to_string());
+        let key = key.map_err(|e| ServerError::NotInitialised(e.to_string()))?;
+        let sys = system.client();
+        guards.push(tokio::spawn(async move {
+            let removed = tokio::select! {
+                r = replica.removed(&name, stopped.clone()) => r,
+                r = replica.revoked(&name, &key, &auth_key, sys, stopped.clone()) => r,
+            };
+            if removed.is_err() {
+                replica.removal_grace(stopped).await;
+                let _ = stop.send(true);
+            }
+            Ok(removed?)
+        }));
+    }
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", replicated = replica.is_some(),
@@ -349,6 +376,23 @@ fn connection_settings(settings: &Settings, name: &str) -> ConnectionSettings {
         failback_healthy_checks: settings.connection.failback_healthy_checks,
         ..ConnectionSettings::default()
     }
+}
+
+/// The service connection of a joined replica: its own creds (JWT and seed from its store)
+/// and its own inbox prefix, which its permissions require.
+fn replica_connection(
+    settings: &Settings,
+    id: &crate::store::ReplicaIdentity,
+) -> Result<(ConnectionSettings, ConnectionAuth), ServerError> {
+    let kp =
+        KeyPair::from_seed(&id.seed).map_err(|e| ServerError::NotInitialised(e.to_string()))?;
+    let mut connection = connection_settings(settings, &format!("pbn-replica-{}", id.name));
+    connection.inbox_prefix = Some(crate::admin::replicas::inbox_prefix(kp.public_key()));
+    let (jwt, seed) = (id.jwt.clone(), id.seed.clone());
+    let auth = ConnectionAuth::Jwt(Arc::new(move || {
+        Ok(Credentials { jwt: jwt.clone(), seed: seed.clone() })
+    }));
+    Ok((connection, auth))
 }
 
 /// Credentials of the AUTH service user (the key in `auth_users`), minted at each connect.

@@ -74,7 +74,9 @@ pub use idps::IdpRead;
 pub use journal::{Journal, JournalError, Op, JOURNAL_VERSION, MAX_JOURNAL_BYTES};
 pub use lock::Holder;
 pub use read::{ReadTx, StoreRead};
-pub use replicas::{get_replica, list_replicas, BundleKey, ReplicaRecord, SnapshotRows};
+pub use replicas::{
+    get_replica, list_replicas, BundleKey, ReplicaIdentity, ReplicaRecord, SnapshotRows,
+};
 pub use replicate::{start_entries, Rows, START_ENTRY_BYTES};
 pub use user_pages::{UserPages, MAX_PAGE};
 pub use write::WriteTx;

@@ -3,7 +3,8 @@
 //! cluster harness itself), [`natsconf`] (`pbn nats-conf --cluster 3` files run as a cluster,
 //! JetStream in pbn's account), [`sessions`] (the cluster-wide session view: kicks and caps
 //! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode),
-//! [`chaos`] (a connect storm while a replica and a server are killed).
+//! [`chaos`] (a connect storm while a replica and a server are killed), [`runtime`] (replicated
+//! mode at run time: compaction, lagging and joining replicas).
 //!
 //! Replica `i` connects to server `i`: nats-server hands a queue-group message to a subscriber
 //! on the server it arrives at before one across a route, so a login on server `i` is answered
@@ -14,6 +15,7 @@ mod harness;
 mod join;
 mod natsconf;
 mod replicated;
+mod runtime;
 mod sessions;
 
 use std::path::{Path, PathBuf};

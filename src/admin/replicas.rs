@@ -61,9 +61,16 @@ pub(super) fn text(s: &mut String, replicas: &[ReplicaView]) {
 }
 
 /// What a replica's user may publish in the AUTH account: the JetStream API and acks (the
-/// account holds only pbn's streams), the log and snapshot subjects, and callout replies.
-pub const PUB_ALLOW: &[&str] =
-    &["$JS.API.>", "$JS.ACK.>", LOG_SUBJECT, SNAPSHOT_SUBJECTS, "$SYS._INBOX.>"];
+/// account holds only pbn's streams), the log and snapshot subjects, the leases of the
+/// publisher and the snapshot writer, and callout replies.
+pub const PUB_ALLOW: &[&str] = &[
+    "$JS.API.>",
+    "$JS.ACK.>",
+    LOG_SUBJECT,
+    SNAPSHOT_SUBJECTS,
+    "$KV.PBN_LEASES.>",
+    "$SYS._INBOX.>",
+];
 
 /// What a replica's user may subscribe to: callout requests, appends to the log and its own
 /// inbox (`_INBOX.<its key>.>`; the joiner's client uses that prefix).

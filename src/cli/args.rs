@@ -24,6 +24,7 @@ Exit codes:
  14  admin API: a read-only admin asked for a change
  15  replicated mode: the change kept conflicting with changes made through other replicas
  16  replicated mode: the log on JetStream is unavailable (no quorum); nothing was changed
+ 17  replicated mode: `pbn serve` stopped because its replica was removed (creds revoked)
 
 141  standard output closed early (e.g. piped into `head`), as for a process ended by SIGPIPE";
 

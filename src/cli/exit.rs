@@ -86,6 +86,8 @@ pub enum ExitClass {
     LogConflict,
     /// Replicated mode: the log is unavailable (no JetStream quorum) (exit 16).
     Unavailable,
+    /// Replicated mode: this replica was removed and its creds revoked (exit 17).
+    ReplicaRemoved,
     /// Standard output was closed by its reader: a quiet exit, as for SIGPIPE (exit 141).
     OutputClosed,
 }
@@ -110,6 +112,7 @@ impl ExitClass {
             ExitClass::ReadOnlyAdmin => 14,
             ExitClass::LogConflict => 15,
             ExitClass::Unavailable => 16,
+            ExitClass::ReplicaRemoved => 17,
             ExitClass::OutputClosed => output::CLOSED_EXIT_CODE,
         }
     }
@@ -481,6 +484,11 @@ impl Classify for ReplicaError {
             ReplicaError::Unavailable(_) => ExitClass::Unavailable,
             ReplicaError::Diverged { .. } | ReplicaError::ForeignStart { .. } => ExitClass::Other,
             ReplicaError::Store(e) => e.exit_class(),
+            ReplicaError::Snapshot(e) => e.exit_class(),
+            ReplicaError::Compacted { .. } => ExitClass::Other,
+            ReplicaError::Removed { .. } | ReplicaError::Revoked { .. } => {
+                ExitClass::ReplicaRemoved
+            }
             ReplicaError::Request { .. } | ReplicaError::BadAnswer { .. } => ExitClass::Other,
         }
     }
@@ -524,7 +532,9 @@ impl Classify for SnapshotError {
     fn exit_class(&self) -> ExitClass {
         match self {
             SnapshotError::Store(e) => e.exit_class(),
-            SnapshotError::Corrupt { .. } | SnapshotError::Request { .. } => ExitClass::Other,
+            SnapshotError::Corrupt { .. }
+            | SnapshotError::Request { .. }
+            | SnapshotError::Superseded(_) => ExitClass::Other,
         }
     }
 }

@@ -89,7 +89,7 @@ fn replicated_mode_is_off_unless_asked_and_its_copies_are_checked() {
     assert_eq!(s.replica, None, "the embedded store alone by default");
     let file: RawConfig = toml::from_str("replicated = true\nlog_replicas = 3\n").unwrap();
     let s = Settings::resolve(Some(file), none(), none()).unwrap();
-    assert_eq!(s.replica, Some(ReplicaSettings { log_replicas: 3 }));
+    assert_eq!(s.replica, Some(ReplicaSettings { log_replicas: 3, ..ReplicaSettings::default() }));
     let env = RawConfig::from_env([("PBN_REPLICATED".to_string(), "1".to_string())]).unwrap();
     let s = Settings::resolve(None, env, none()).unwrap();
     assert_eq!(s.replica, Some(ReplicaSettings::default()));

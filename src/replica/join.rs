@@ -6,7 +6,9 @@
 //! snapshot (see [`super::snapshot`]) and applies the log's tail after the snapshot's position;
 //! without a snapshot, or with one that is corrupt, it starts from the bundle's seal metadata
 //! and applies the log from position 1, provided the log still holds it. The store key is
-//! written to `<store>.key` (mode 0600) for the later opens of `pbn serve`. A join that fails
+//! written to `<store>.key` (mode 0600) for the later opens of `pbn serve`, and the bundle's
+//! creds into the store (seed sealed, `store::ReplicaIdentity`): `pbn serve` on this store
+//! connects with them from then on. A join that fails
 //! removes what it made, so it can be run again.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use super::bundle::{Bundle, BundleError};
 use super::snapshot::{SnapshotError, Snapshots};
 use super::{catch_up, Log, ReplicaError};
 use crate::seal::{KeySource, SealError, StoreKey};
-use crate::store::{Journal, Store, StoreError};
+use crate::store::{Journal, ReplicaIdentity, Store, StoreError};
 
 /// The variable a joiner reads a store passphrase from (a passphrase never travels in a bundle).
 pub const PASSPHRASE_VAR: &str = "PBN_KEY_PASSPHRASE";
@@ -128,8 +130,13 @@ pub async fn join(bundle_path: &Path, store: &Path) -> Result<Joined, JoinError>
         return Err(JoinError::KeyFileExists(key_file));
     }
     let genesis = genesis(&bundle, bundle_path)?;
+    let identity = identity(&bundle).ok_or_else(|| JoinError::Connect {
+        servers: bundle.servers.join(", "),
+        name: bundle.name.clone(),
+        detail: "the bundle's creds hold no user JWT and seed".into(),
+    })?;
     let client = connect(&bundle).await?;
-    let built = build(&client, store, &genesis, key).await;
+    let built = build(&client, store, &genesis, key, &identity).await;
     let (seq, snapshot) = match built {
         Ok(done) => done,
         Err(e) => {
@@ -205,6 +212,16 @@ async fn connect(bundle: &Bundle) -> Result<async_nats::Client, JoinError> {
     Ok(client)
 }
 
+/// The replica's identity from its creds text: the JWT and the seed.
+fn identity(bundle: &Bundle) -> Option<ReplicaIdentity> {
+    let mut lines = bundle.creds.lines().map(str::trim);
+    lines.find(|l| l.starts_with("-----BEGIN NATS USER JWT"))?;
+    let jwt = lines.next().filter(|l| l.starts_with("eyJ"))?.to_string();
+    let seed = bundle.creds.lines().map(str::trim).find(|l| l.starts_with("SU"))?;
+    let seed = crate::keys::Seed::new(seed).ok()?;
+    Some(ReplicaIdentity { name: bundle.name.clone(), jwt, seed })
+}
+
 /// The user public key of a creds text (from its seed).
 fn creds_public_key(creds: &str) -> Option<String> {
     let seed = creds.lines().map(str::trim).find(|l| l.starts_with("SU"))?;
@@ -219,9 +236,16 @@ async fn build(
     path: &Path,
     genesis: &Journal,
     key: Option<KeySource>,
+    identity: &ReplicaIdentity,
 ) -> Result<(u64, Option<u64>), JoinError> {
     let log = Log::new(client.clone());
-    let snapshot = match Snapshots::new(client.clone()).latest().await {
+    let snapshots = Snapshots::new(client.clone());
+    // A snapshot replaced while it was read has its chunks purged: the newer one is read.
+    let snapshot = match snapshots.latest().await {
+        Err(SnapshotError::Corrupt { .. }) => snapshots.latest().await,
+        read => read,
+    };
+    let snapshot = match snapshot {
         Ok(found) => found,
         Err(e @ SnapshotError::Corrupt { .. }) => {
             tracing::warn!(error = %e, "the snapshot is refused; joining from the log");
@@ -246,6 +270,8 @@ async fn build(
         }
     };
     let seq = catch_up(&store, &log).await?;
+    let (target, identity) = (store.clone(), identity.clone());
+    blocking(move || target.set_replica_identity(&identity)).await?;
     drop(store);
     Ok((seq, from))
 }

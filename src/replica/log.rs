@@ -32,7 +32,8 @@ impl Log {
     }
 
     /// Creates the stream with `replicas` copies (1 on a single server, 3 on a cluster) unless
-    /// it exists. Entries are never discarded: a replica replays the log from position 1.
+    /// it exists. Entries leave it only by compaction ([`Log::purge_before`]), once a snapshot
+    /// covers them.
     pub async fn ensure_stream(&self, replicas: u32) -> Result<(), ReplicaError> {
         let config = json!({
             "name": LOG_STREAM, "subjects": [LOG_SUBJECT], "storage": "file",
@@ -76,20 +77,54 @@ impl Log {
         }
     }
 
+    /// The log's first and last positions (first 1 and last 0 for a log never written).
+    pub async fn bounds(&self) -> Result<(u64, u64), ReplicaError> {
+        let subject = format!("$JS.API.STREAM.INFO.{LOG_STREAM}");
+        match self.api(&subject, None, Vec::new()).await? {
+            Ok(info) => {
+                let state = |k: &str| info.pointer(&format!("/state/{k}")).and_then(Value::as_u64);
+                let (first, last) = (state("first_seq").unwrap_or(1), state("last_seq"));
+                let last =
+                    last.ok_or_else(|| bad(&subject, format!("no state.last_seq: {info}")))?;
+                Ok((if last == 0 { 1 } else { first.max(1) }, last))
+            }
+            Err((_, detail)) => Err(ReplicaError::Request { subject, detail }),
+        }
+    }
+
+    /// Compacts the log: removes every entry before position `seq` (a snapshot covers them).
+    /// Returns how many were removed.
+    pub async fn purge_before(&self, seq: u64) -> Result<u64, ReplicaError> {
+        let subject = format!("$JS.API.STREAM.PURGE.{LOG_STREAM}");
+        let body = json!({ "seq": seq }).to_string().into_bytes();
+        match self.api(&subject, None, body).await? {
+            Ok(answer) => Ok(answer.get("purged").and_then(Value::as_u64).unwrap_or(0)),
+            Err((_, detail)) => Err(ReplicaError::Request { subject, detail }),
+        }
+    }
+
     /// The client this log is reached through.
     pub(crate) fn client(&self) -> &Client {
         &self.client
     }
 
-    /// The entry at `seq`, or `None` when the log does not hold it (yet).
+    /// The entry at `seq`, or `None` when the log does not hold it yet. A position the log
+    /// held once but compacted away is [`ReplicaError::Compacted`]: the entry asked for is the
+    /// first one at or after `seq`, so a gap is seen in the same request.
     pub async fn get(&self, seq: u64) -> Result<Option<Journal>, ReplicaError> {
         let subject = format!("$JS.API.STREAM.MSG.GET.{LOG_STREAM}");
-        let body = json!({ "seq": seq }).to_string().into_bytes();
+        let body = json!({ "seq": seq, "next_by_subj": LOG_SUBJECT }).to_string().into_bytes();
         let answer = match self.api(&subject, None, body).await? {
             Ok(answer) => answer,
             Err((NO_MESSAGE, _)) => return Ok(None),
             Err((_, detail)) => return Err(ReplicaError::Request { subject, detail }),
         };
+        let found = answer.pointer("/message/seq").and_then(Value::as_u64);
+        match found {
+            Some(found) if found == seq => {}
+            Some(first) => return Err(ReplicaError::Compacted { wanted: seq, first }),
+            None => return Err(bad(&subject, format!("message of seq {seq} without its seq"))),
+        }
         let data = answer.pointer("/message/data").and_then(Value::as_str).unwrap_or("");
         let bytes = data_encoding::BASE64
             .decode(data.as_bytes())

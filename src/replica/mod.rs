@@ -8,12 +8,16 @@
 //! [`catch_up`]. Journals hold sealed seeds only (see `store::journal`).
 
 pub mod bundle;
+pub mod compact;
 pub mod join;
+pub(crate) mod leases;
 mod log;
 mod node;
+mod revoked;
 pub mod snapshot;
 
 pub use bundle::{Bundle, BundleError};
+pub use compact::{compact_once, Compaction};
 pub use join::{join, JoinError, Joined};
 pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
 pub(crate) use node::Replica;
@@ -50,6 +54,38 @@ pub enum ReplicaError {
     /// time): the change is not applied here (the message says whether it may still be).
     #[error("the log is unavailable (writes need jetstream quorum): {0}")]
     Unavailable(String),
+    /// A position the log no longer holds: it was compacted after a snapshot (a replica this
+    /// far behind restores the newest snapshot instead, see `node.rs`).
+    #[error(
+        "log position {wanted} was compacted away (the log now starts at {first}) and no \
+         snapshot covers it: stop this replica and join it again with pbn serve --join"
+    )]
+    Compacted {
+        /// The position asked for.
+        wanted: u64,
+        /// The first position the log holds.
+        first: u64,
+    },
+    /// This replica's record was removed (`pbn admin replica remove`): its creds are revoked,
+    /// and it stops.
+    #[error(
+        "replica {name} was removed from the log (pbn admin replica remove) and its creds \
+         revoked; it stops serving"
+    )]
+    Removed {
+        /// The replica's name.
+        name: String,
+    },
+    /// This replica's key is revoked in the AUTH account's JWT the servers hold: it was
+    /// removed while it could not read the log, and it stops.
+    #[error(
+        "replica {name} was removed (its key is revoked in the AUTH account's JWT the servers \
+         hold) and can no longer connect; it stops serving"
+    )]
+    Revoked {
+        /// The replica's name.
+        name: String,
+    },
     /// A change that met a change of another replica at every attempt.
     #[error(
         "the change conflicted with changes made through other replicas {0} times in a row \
@@ -76,6 +112,9 @@ pub enum ReplicaError {
         /// Entries its first entry announces.
         announced: u64,
     },
+    /// A snapshot could not be written or read.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     /// A journal that cannot be encoded, decoded or applied.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

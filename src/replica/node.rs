@@ -12,6 +12,12 @@
 //!   `watch` channel ([`Replica::applied`]). A poll every [`POLL`] covers a missed wake-up.
 //!   The subscription buffers wake-ups only (coalesced), never entries: the follower holds one
 //!   entry at a time.
+//! - **Behind the compaction point**: an entry the log no longer holds (compacted after a
+//!   snapshot, while this replica was stopped or cut off) is seen as a gap
+//!   ([`ReplicaError::Compacted`]); the replica then restores the newest snapshot in place
+//!   (`Store::resync`, one transaction) and follows on from its position. Without a snapshot
+//!   that covers the gap it stops following, reports itself not in sync and says to join again.
+//! - **Compaction**: beside the follower, `compact::run` (one writer at a time, by lease).
 //! - **Write**: see [`Replica::write`].
 
 use std::sync::Arc;
@@ -36,6 +42,10 @@ pub(crate) const APPEND_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const APPLY_WAIT: Duration = Duration::from_secs(5);
 /// How often the follower looks at the log without a wake-up (a missed one after a reconnect).
 pub(crate) const POLL: Duration = Duration::from_secs(1);
+/// How long a replica that finds itself removed goes on before it stops: the admin request
+/// that removed it may be running on it, and is answered after at most the push wait
+/// (`lifecycle::PUSH_WAIT`, 5 s) and its kicks; it takes no push lease meanwhile.
+const REMOVAL_GRACE: Duration = Duration::from_secs(7);
 /// Pause before setting the log up again after a failure (JetStream starting, no quorum).
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -49,6 +59,7 @@ pub(crate) struct Replica {
 struct Inner {
     store: Store,
     log_replicas: u32,
+    snapshot_entries: u64,
     /// The AUTH service user's connection: the log is reached through its current client.
     client: watch::Receiver<Option<Client>>,
     /// The last position applied to the store.
@@ -58,6 +69,8 @@ struct Inner {
     /// One write of this replica at a time: concurrent writes of one replica would only
     /// conflict with each other. Waiters queue here; the admin API bounds how many.
     turn: Mutex<()>,
+    /// This replica's name when it joined with a bundle (its record in `replicas`).
+    name: std::sync::OnceLock<String>,
 }
 
 impl Replica {
@@ -73,10 +86,12 @@ impl Replica {
         let inner = Inner {
             store,
             log_replicas: settings.log_replicas,
+            snapshot_entries: settings.snapshot_entries,
             client,
             applied: watch::Sender::new(applied),
             in_sync: watch::Sender::new(false),
             turn: Mutex::new(()),
+            name: std::sync::OnceLock::new(),
         };
         Ok(Replica { inner: Arc::new(inner) })
     }
@@ -134,13 +149,31 @@ impl Replica {
                 _ = tokio::time::sleep(RETRY) => {}
             }
         }
+        let (store, copies, every) =
+            (self.inner.store.clone(), self.inner.log_replicas, self.inner.snapshot_entries);
+        let compact = super::compact::run(store, log.clone(), copies, every, stop.clone());
+        // The compactor ends only on `stop`; a follower that stops on an error ends it too.
+        tokio::select! {
+            biased;
+            followed = self.follow(&log, &mut stop) => followed,
+            () = compact => Ok(()),
+        }
+    }
+
+    /// Applies the log as it grows (see the module docs) until `stop` or an error that needs
+    /// an operator.
+    async fn follow(
+        &self,
+        log: &Log,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), ReplicaError> {
         let mut appends = log.client().subscribe(LOG_SUBJECT).await.map_err(|e| {
             ReplicaError::Request { subject: LOG_SUBJECT.into(), detail: e.to_string() }
         })?;
         loop {
-            match self.catch_up(&log).await {
+            match self.catch_up(log).await {
                 Ok(_) => {}
-                Err(e @ ReplicaError::Store(_)) => {
+                Err(e @ (ReplicaError::Store(_) | ReplicaError::Compacted { .. })) => {
                     self.inner.in_sync.send_replace(false);
                     return Err(e);
                 }
@@ -150,7 +183,7 @@ impl Replica {
                     }
                 }
             }
-            if super::log::next_wake(&mut appends, &mut stop, POLL).await? {
+            if super::log::next_wake(&mut appends, stop, POLL).await? {
                 return Ok(());
             }
         }
@@ -170,7 +203,11 @@ impl Replica {
         }
         let first = match last {
             0 => None,
-            _ => log.get(1).await?,
+            // A compacted log was started long ago.
+            _ => match log.get(1).await {
+                Err(ReplicaError::Compacted { .. }) => return Ok(()),
+                got => got?,
+            },
         };
         let announced = first.as_ref().and_then(start_entries);
         let resume = applied == 0 && announced.is_some_and(|n| n > last);
@@ -207,10 +244,21 @@ impl Replica {
         Ok(())
     }
 
-    /// Applies every entry after the store's position, announcing each; then in sync.
+    /// Applies every entry after the store's position, announcing each; then in sync. A gap
+    /// (compacted entries) is bridged by the newest snapshot (see the module docs).
     async fn catch_up(&self, log: &Log) -> Result<u64, ReplicaError> {
         let mut seq = self.inner.store.applied_seq()?;
-        while let Some(journal) = log.get(seq + 1).await? {
+        loop {
+            let journal = match log.get(seq + 1).await {
+                Ok(Some(journal)) => journal,
+                Ok(None) => break,
+                Err(ReplicaError::Compacted { wanted, first }) => {
+                    seq = self.resync(log, wanted, first).await?;
+                    self.inner.applied.send_replace(seq);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let (store, next) = (self.inner.store.clone(), seq + 1);
             tokio::task::spawn_blocking(move || store.apply(&journal, next))
                 .await
@@ -222,6 +270,67 @@ impl Replica {
             info!(applied = seq, "in sync with the log");
         }
         Ok(seq)
+    }
+
+    /// Restores the newest snapshot over this replica's rows when it covers the gap from
+    /// `wanted` to the log's `first` position; returns the snapshot's position.
+    async fn resync(&self, log: &Log, wanted: u64, first: u64) -> Result<u64, ReplicaError> {
+        let snapshots = super::Snapshots::new(log.client().clone());
+        let snap = match snapshots.latest().await? {
+            Some(snap) if snap.seq + 1 >= first && snap.seq >= wanted => snap,
+            _ => return Err(ReplicaError::Compacted { wanted, first }),
+        };
+        let (store, at) = (self.inner.store.clone(), snap.seq);
+        tokio::task::spawn_blocking(move || store.resync(&snap))
+            .await
+            .map_err(|e| StoreError::TaskFailed(e.to_string()))??;
+        warn!(
+            applied = wanted - 1,
+            log_starts_at = first,
+            snapshot = at,
+            "this replica was behind the log's compaction point; restored the newest snapshot"
+        );
+        Ok(at)
+    }
+
+    /// Waits [`REMOVAL_GRACE`] (or until `stop`) before a removed replica stops: the admin
+    /// request that removed it may be running here, and is answered first.
+    pub(crate) async fn removal_grace(&self, mut stop: watch::Receiver<bool>) {
+        tokio::select! {
+            _ = crate::shutdown::requested(&mut stop) => {}
+            _ = tokio::time::sleep(REMOVAL_GRACE) => {}
+        }
+    }
+
+    /// Whether this replica (joined as a named one) has been removed: its record is gone.
+    pub(crate) async fn is_removed(&self) -> Result<bool, ReplicaError> {
+        let Some(name) = self.inner.name.get().cloned() else { return Ok(false) };
+        let found = self.inner.store.read_async(move |tx| crate::store::get_replica(tx, &name));
+        Ok(found.await?.is_none())
+    }
+
+    /// Names this replica as the joined replica `name`, then returns
+    /// [`ReplicaError::Removed`] once its record is gone from the store, looked at after every
+    /// applied position; `Ok` on `stop`. A removed replica pushes nothing meanwhile (see
+    /// `server/publisher/lease.rs`): the push of its own revocation is left to the others.
+    pub(crate) async fn removed(
+        &self,
+        name: &str,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), ReplicaError> {
+        let _ = self.inner.name.set(name.to_string());
+        let mut applied = self.applied();
+        loop {
+            if self.is_removed().await? {
+                let e = ReplicaError::Removed { name: name.to_string() };
+                tracing::error!(error = %e, grace = ?REMOVAL_GRACE, "stopping");
+                return Err(e);
+            }
+            tokio::select! {
+                _ = crate::shutdown::requested(&mut stop) => return Ok(()),
+                changed = applied.changed() => if changed.is_err() { return Ok(()) },
+            }
+        }
     }
 
     /// Waits until position `seq` is applied here, at most [`APPLY_WAIT`]; whether it was.

@@ -6,7 +6,11 @@
 //! published on `pbn.snapshot.<id>.<n>`; then its manifest (JSON: id, log position, schema,
 //! size, sha-256 of the body and of every chunk, and the stream sequence of every chunk) on
 //! [`HEAD_SUBJECT`]. The manifest is written last, so a reader never sees a snapshot whose
-//! chunks are not all stored; the previous snapshot's chunks are purged after it. Reading
+//! chunks are not all stored, and only over the manifest its writer read first
+//! (`Nats-Expected-Last-Subject-Sequence`): of two writers at once one wins, and the other
+//! purges its own chunks ([`SnapshotError::Superseded`]). After a manifest is written, every
+//! chunk older than it that it does not list is purged: the previous snapshot's, and those of
+//! a writer that died before its manifest, so no chunk outlives a second snapshot. Reading
 //! checks every chunk's and the body's checksum: a corrupt or truncated snapshot is refused
 //! ([`SnapshotError::Corrupt`]), never half-applied.
 
@@ -34,6 +38,8 @@ const NO_MESSAGE: u64 = 10037;
 const NO_STREAM: u64 = 10059;
 /// JetStream's error code for creating a stream that exists with the same config.
 const STREAM_EXISTS: u64 = 10058;
+/// JetStream's error code for a publish whose expected last subject sequence is not the one.
+const WRONG_LAST_SEQUENCE: u64 = 10071;
 
 /// Errors of snapshots.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +60,10 @@ pub enum SnapshotError {
         /// What went wrong.
         detail: String,
     },
+    /// Another snapshot's manifest was written while this one was: this one is dropped (its
+    /// chunks purged) and the other stands.
+    #[error("snapshot {0} was not written: another snapshot was written at the same time")]
+    Superseded(String),
     /// The store could not be read or restored.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -192,36 +202,58 @@ impl Snapshots {
         }
     }
 
-    /// Writes a snapshot of `store` at the position it has applied, then purges the previous
-    /// one's chunks. Returns its manifest.
+    /// Writes a snapshot of `store` at the position it has applied, then purges every chunk
+    /// older than its manifest that it does not list (see the module docs). Returns its
+    /// manifest. A failure purges the chunks this call wrote.
     pub async fn write(&self, store: &Store) -> Result<Manifest, SnapshotError> {
         let source = store.clone();
         let rows = tokio::task::spawn_blocking(move || source.snapshot_rows())
             .await
             .map_err(|e| StoreError::TaskFailed(e.to_string()))??;
         let body = encode(&rows);
-        let previous = self.manifest().await.ok().flatten();
+        // The head this snapshot replaces: its manifest is written only over this one.
+        let previous = self.get(json!({ "last_by_subj": HEAD_SUBJECT })).await?.map_or(0, |m| m.1);
         let id = format!("s{}x{:08x}", rows.seq, rand::random::<u32>());
+        let written = self.write_body(&id, &rows, &body, previous).await;
+        let (manifest, head) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                if let Err(purge) = self.purge(&id).await {
+                    tracing::warn!(error = %purge, id, "chunks of an unwritten snapshot kept");
+                }
+                return Err(e);
+            }
+        };
+        self.purge_unlisted(&manifest, head).await?;
+        tracing::info!(seq = manifest.seq, bytes = manifest.size, "snapshot of the log written");
+        Ok(manifest)
+    }
+
+    /// Publishes the chunks of `body` and then its manifest over the head at stream sequence
+    /// `previous` (0: none); returns the manifest and the head's new stream sequence.
+    async fn write_body(
+        &self,
+        id: &str,
+        rows: &SnapshotRows,
+        body: &[u8],
+        previous: u64,
+    ) -> Result<(Manifest, u64), SnapshotError> {
         let mut chunks = Vec::with_capacity(body.len() / CHUNK_BYTES + 1);
         for (n, part) in body.chunks(CHUNK_BYTES).enumerate() {
-            let seq = self.publish(&format!("pbn.snapshot.{id}.{n}"), part.to_vec()).await?;
+            let seq = self.publish(&format!("pbn.snapshot.{id}.{n}"), part.to_vec(), None).await?;
             chunks.push(Chunk { seq, sha256: hex(&Sha256::digest(part)) });
         }
         let manifest = Manifest {
-            id,
+            id: id.to_string(),
             seq: rows.seq,
             schema: rows.schema,
             size: body.len() as u64,
-            sha256: hex(&Sha256::digest(&body)),
+            sha256: hex(&Sha256::digest(body)),
             chunks,
         };
         let text = serde_json::to_vec(&manifest).expect("a manifest is strings and numbers");
-        self.publish(HEAD_SUBJECT, text).await?;
-        if let Some(old) = previous.filter(|old| old.id != manifest.id) {
-            self.purge(&old.id).await?;
-        }
-        tracing::info!(seq = manifest.seq, bytes = manifest.size, "snapshot of the log written");
-        Ok(manifest)
+        let head = self.publish(HEAD_SUBJECT, text, Some(previous)).await?;
+        Ok((manifest, head))
     }
 
     /// Writes a snapshot when the store has applied at least `min_entries` log entries past
@@ -269,7 +301,7 @@ impl Snapshots {
 
     /// The newest snapshot's manifest, `None` when there is no snapshot (or no stream).
     pub async fn manifest(&self) -> Result<Option<Manifest>, SnapshotError> {
-        let Some(bytes) = self.get(json!({ "last_by_subj": HEAD_SUBJECT })).await? else {
+        let Some((bytes, _)) = self.get(json!({ "last_by_subj": HEAD_SUBJECT })).await? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes).map(Some).map_err(|e| SnapshotError::Corrupt {
@@ -284,8 +316,8 @@ impl Snapshots {
         let corrupt = |detail: String| SnapshotError::Corrupt { id: m.id.clone(), detail };
         let mut body = Vec::with_capacity(m.size.min(1 << 30) as usize);
         for (n, chunk) in m.chunks.iter().enumerate() {
-            let bytes = self.get(json!({ "seq": chunk.seq })).await?;
-            let bytes = bytes.ok_or_else(|| corrupt(format!("chunk {n} is missing")))?;
+            let found = self.get(json!({ "seq": chunk.seq })).await?;
+            let (bytes, _) = found.ok_or_else(|| corrupt(format!("chunk {n} is missing")))?;
             if hex(&Sha256::digest(&bytes)) != chunk.sha256 {
                 return Err(corrupt(format!("chunk {n} does not match its checksum")));
             }
@@ -310,20 +342,68 @@ impl Snapshots {
         }
     }
 
-    async fn publish(&self, subject: &str, payload: Vec<u8>) -> Result<u64, SnapshotError> {
+    /// Purges the chunks of every snapshot but `manifest`'s that were stored before its head
+    /// (stream sequence `head`): the one it replaced, and those of writers that died before
+    /// their manifest. A chunk stored after the head belongs to a writer still at work (whose
+    /// manifest will then be refused, and who purges its own chunks).
+    async fn purge_unlisted(&self, manifest: &Manifest, head: u64) -> Result<(), SnapshotError> {
+        for (id, newest) in self.chunk_ids().await? {
+            if id != manifest.id && newest < head {
+                self.purge(&id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every snapshot id that has chunks stored, with the stream sequence of its newest chunk.
+    pub async fn chunk_ids(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, u64>, SnapshotError> {
+        let subject = format!("$JS.API.STREAM.INFO.{SNAPSHOT_STREAM}");
+        let body = json!({ "subjects_filter": "pbn.snapshot.*.*" }).to_string().into_bytes();
+        let info = match self.api(&subject, None, body).await? {
+            Ok(info) => info,
+            Err((_, detail)) => return Err(SnapshotError::Request { subject, detail }),
+        };
+        let mut ids = std::collections::BTreeMap::new();
+        let subjects = info.pointer("/state/subjects").and_then(Value::as_object);
+        for name in subjects.into_iter().flat_map(|m| m.keys()) {
+            let Some(id) = name.split('.').nth(2) else { continue };
+            let seq = self.get(json!({ "last_by_subj": name })).await?.map_or(0, |m| m.1);
+            let newest = ids.entry(id.to_string()).or_insert(0);
+            *newest = seq.max(*newest);
+        }
+        Ok(ids)
+    }
+
+    /// Publishes `payload` on `subject` of the stream; with `over`, only if the subject's last
+    /// message is at that stream sequence (0: it has none), else [`SnapshotError::Superseded`].
+    async fn publish(
+        &self,
+        subject: &str,
+        payload: Vec<u8>,
+        over: Option<u64>,
+    ) -> Result<u64, SnapshotError> {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Expected-Stream", SNAPSHOT_STREAM);
+        if let Some(seq) = over {
+            headers.insert("Nats-Expected-Last-Subject-Sequence", seq.to_string().as_str());
+        }
         match self.api(subject, Some(headers), payload).await? {
             Ok(ack) => ack.get("seq").and_then(Value::as_u64).ok_or_else(|| {
                 let detail = format!("publish acknowledgement without seq: {ack}");
                 SnapshotError::Request { subject: subject.into(), detail }
             }),
+            Err((WRONG_LAST_SEQUENCE, _)) if over.is_some() => {
+                Err(SnapshotError::Superseded(subject.into()))
+            }
             Err((_, detail)) => Err(SnapshotError::Request { subject: subject.into(), detail }),
         }
     }
 
-    /// One stored message's data by `query` (`seq` or `last_by_subj`), `None` if absent.
-    async fn get(&self, query: Value) -> Result<Option<Vec<u8>>, SnapshotError> {
+    /// One stored message's data and stream sequence by `query` (`seq` or `last_by_subj`),
+    /// `None` if absent.
+    async fn get(&self, query: Value) -> Result<Option<(Vec<u8>, u64)>, SnapshotError> {
         let subject = format!("$JS.API.STREAM.MSG.GET.{SNAPSHOT_STREAM}");
         let answer = match self.api(&subject, None, query.to_string().into_bytes()).await? {
             Ok(answer) => answer,
@@ -331,9 +411,11 @@ impl Snapshots {
             Err((_, detail)) => return Err(SnapshotError::Request { subject, detail }),
         };
         let data = answer.pointer("/message/data").and_then(Value::as_str).unwrap_or("");
-        data_encoding::BASE64.decode(data.as_bytes()).map(Some).map_err(|e| {
+        let seq = answer.pointer("/message/seq").and_then(Value::as_u64).unwrap_or(0);
+        let bytes = data_encoding::BASE64.decode(data.as_bytes()).map_err(|e| {
             SnapshotError::Corrupt { id: "?".into(), detail: format!("stored data: {e}") }
-        })
+        })?;
+        Ok(Some((bytes, seq)))
     }
 
     /// One API request: the JSON answer, or JetStream's (error code, description).

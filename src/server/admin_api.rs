@@ -171,10 +171,13 @@ pub(crate) async fn run_request(
 ) -> (Reply, Vec<String>) {
     // Session commands are answered from the registry, not the store.
     if let Some(client) = client {
-        let (store, sessions, keep) = (&api.store, &api.sessions, api.audit_retention);
-        if let Some(reply) =
-            sessions::admin::answer(client, store, sessions, &admin, payload, keep).await
-        {
+        let scope = sessions::admin::Scope {
+            store: &api.store,
+            registry: &api.sessions,
+            replica: api.replica.as_ref(),
+            retention: api.audit_retention,
+        };
+        if let Some(reply) = sessions::admin::answer(client, scope, &admin, payload).await {
             return (reply, Vec::new());
         }
     }

@@ -84,6 +84,9 @@ pub struct ConnectionSettings {
     /// CA (PEM) trusted for the servers' certificates besides the system roots; when set,
     /// every connection requires TLS.
     pub tls_ca: Option<std::path::PathBuf>,
+    /// The inbox prefix of the client's requests (`_INBOX` when `None`): a user allowed only
+    /// its own inboxes (a joined replica's, `_INBOX.<its key>`) needs its replies there.
+    pub inbox_prefix: Option<String>,
 }
 
 impl Default for ConnectionSettings {
@@ -104,6 +107,7 @@ impl Default for ConnectionSettings {
     /// - `failback_grace` 10 s: the request timeout, so every request in flight on the old
     ///   client when it is replaced gets its full time;
     /// - `tls_ca` none: public CAs are trusted through the system roots;
+    /// - `inbox_prefix` none: async-nats' `_INBOX`;
     /// - `ping_interval` 10 s: a silently dead server (no TCP reset) is noticed after about
     ///   30 s instead of the 3 minutes async-nats' 60 s default would take.
     fn default() -> Self {
@@ -120,6 +124,7 @@ impl Default for ConnectionSettings {
             ping_interval: Duration::from_secs(10),
             subscription_capacity: 65_536,
             tls_ca: None,
+            inbox_prefix: None,
         }
     }
 }

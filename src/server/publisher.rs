@@ -61,6 +61,7 @@ use crate::server::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreRead};
 use outbox::FailureOutcome;
 
+pub use lease::pending_jwt;
 pub use nats::{CLAIMS_UPDATE, SERVER_PING};
 pub use outbox::disabled_account_jwt;
 pub use push_watch::PushWatch;

@@ -189,6 +189,59 @@ impl Store {
         txn.commit().map_err(backend("committing a restore"))
     }
 
+    /// Replaces the rows of this replica, which has applied a position before the snapshot's,
+    /// with the snapshot's, and records its position, in one write transaction: how a replica
+    /// that fell behind the log's compaction point catches up. Every row of every replicated
+    /// table is replaced but `meta`'s (the snapshot's are written over, this store's own marks
+    /// kept) and `seal`'s, which must be the snapshot's ([`JournalError::KeyMismatch`]: the
+    /// replica could not open the sealed seeds otherwise). Refused, changing nothing, for a
+    /// snapshot not past the applied position ([`JournalError::OutOfOrder`]) or of another
+    /// schema.
+    pub fn resync(&self, snapshot: &SnapshotRows) -> Result<(), StoreError> {
+        let Db::ReadWrite(db) = &self.inner.db else {
+            return Err(StoreError::ReadOnly(self.inner.path.clone()));
+        };
+        if snapshot.schema != tables::SCHEMA_VERSION {
+            let current = tables::SCHEMA_VERSION;
+            return Err(JournalError::Schema { found: snapshot.schema, current }.into());
+        }
+        let (meta, seal) = (tables::META.name(), tables::SEAL.name());
+        let theirs = snapshot.tables.iter().find(|(name, _)| name == seal).map(|(_, r)| r);
+        let mut removals = Vec::new();
+        for (name, rows) in self.raw_rows()? {
+            if name == seal {
+                let (mut mine, mut theirs) = (rows, theirs.cloned().unwrap_or_default());
+                mine.sort();
+                theirs.sort();
+                if mine != theirs {
+                    return Err(JournalError::KeyMismatch(self.inner.path.clone()).into());
+                }
+            } else if name != meta {
+                let remove = |(key, _)| super::Op { table: name.to_string(), key, value: None };
+                removals.extend(rows.into_iter().map(remove));
+            }
+        }
+        let txn = db.begin_write().map_err(backend("starting a resync"))?;
+        {
+            let mut meta = txn.open_table(tables::META).map_err(backend("opening meta"))?;
+            let applied = meta.get(tables::APPLIED_SEQ_KEY).map_err(backend("reading meta"))?;
+            let applied = applied.map_or(0, |g| g.value());
+            if snapshot.seq <= applied {
+                return Err(
+                    JournalError::OutOfOrder { expected: applied + 1, got: snapshot.seq }.into()
+                );
+            }
+            meta.insert(tables::APPLIED_SEQ_KEY, snapshot.seq).map_err(backend("writing meta"))?;
+        }
+        super::replicate::replay(&txn, &removals)?;
+        for (name, rows) in snapshot.tables.iter().filter(|(name, _)| name != seal) {
+            let table =
+                tables::replicated(name).ok_or_else(|| JournalError::UnknownTable(name.clone()))?;
+            (table.restore)(&txn, rows)?;
+        }
+        txn.commit().map_err(backend("committing a resync"))
+    }
+
     /// Creates a new replica at `path` from a snapshot (its seal rows make the genesis), opened
     /// with `key`; removed again if the snapshot cannot be restored.
     pub fn create_from_snapshot(
@@ -215,6 +268,10 @@ impl Store {
         Ok(store)
     }
 }
+
+#[path = "replicas/identity.rs"]
+mod identity;
+pub use identity::ReplicaIdentity;
 
 #[cfg(test)]
 mod tests {
@@ -282,6 +339,36 @@ mod tests {
         let pw = Store::create_with(dir.path().join("w.redb"), Some(pass)).unwrap();
         assert!(matches!(pw.bundle_key().unwrap(), BundleKey::Passphrase));
         assert_eq!(format!("{:?}", sealed.bundle_key().unwrap()), "BundleKey::Key(<redacted>)");
+    }
+
+    #[test]
+    fn a_replica_behind_is_resynced_from_a_later_snapshot_and_never_from_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = StoreKey::generate();
+        let text = key.to_file_text();
+        let source = || Some(KeySource::Key(StoreKey::from_file_text(&text).unwrap()));
+        let a = Store::create_with(dir.path().join("a.redb"), source()).unwrap();
+        a.write(|tx| tx.insert_replica(&record("r1"))).unwrap();
+        let mut old = a.snapshot_rows().unwrap();
+        old.seq = 3;
+        let b = Store::create_from_snapshot(&dir.path().join("b.redb"), &old, source()).unwrap();
+        // Later on the source: r1 gone, r2 added.
+        a.write(|tx| tx.delete_replica("r1")).unwrap();
+        a.write(|tx| tx.insert_replica(&record("r2"))).unwrap();
+        let mut new = a.snapshot_rows().unwrap();
+        new.seq = 9;
+        b.resync(&new).unwrap();
+        assert_eq!(b.applied_seq().unwrap(), 9);
+        assert_eq!(b.snapshot_rows().unwrap().tables, new.tables, "r1 removed, r2 there");
+        let err = b.resync(&old).unwrap_err();
+        assert!(matches!(err, StoreError::Journal(JournalError::OutOfOrder { .. })), "{err:?}");
+        // Another store key: refused, nothing changed.
+        let other = Store::create_with(dir.path().join("c.redb"), None).unwrap();
+        let mut foreign = other.snapshot_rows().unwrap();
+        foreign.seq = 20;
+        let err = b.resync(&foreign).unwrap_err();
+        assert!(matches!(err, StoreError::Journal(JournalError::KeyMismatch(_))), "{err:?}");
+        assert_eq!(b.applied_seq().unwrap(), 9);
     }
 
     #[test]

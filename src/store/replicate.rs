@@ -92,7 +92,7 @@ pub(crate) fn rows<K: Key + 'static, V: Value + 'static>(
 }
 
 /// Replays `ops` in `txn`; an operation on a table outside the registry is refused.
-fn replay(txn: &redb::WriteTransaction, ops: &[Op]) -> Result<(), StoreError> {
+pub(super) fn replay(txn: &redb::WriteTransaction, ops: &[Op]) -> Result<(), StoreError> {
     for op in ops {
         let table = tables::replicated(&op.table)
             .ok_or_else(|| JournalError::UnknownTable(op.table.clone()))?;

@@ -24,25 +24,42 @@ use crate::support::{free_port, open_store, Deadline};
 
 /// One replica: `pbn::run_with_store` in this process on its own store file, connected to
 /// server `server` only (so admin requests and logins on that server reach it first).
-struct Node {
-    name: &'static str,
-    store: Store,
-    server: usize,
-    http: String,
+pub(super) struct Node {
+    pub(super) name: &'static str,
+    pub(super) store: Store,
+    pub(super) server: usize,
+    pub(super) http: String,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<Result<(), pbn::ServerError>>>,
 }
 
 impl Node {
     /// Copies the deployment's store to `NAME.redb` and serves it in replicated mode.
-    fn start(d: &Deployment, name: &'static str, server: usize) -> Node {
+    pub(super) fn start(d: &Deployment, name: &'static str, server: usize) -> Node {
+        Node::start_with(d, name, server, None)
+    }
+
+    /// [`Node::start`] with a snapshot every `snapshot_entries` log entries.
+    pub(super) fn start_with(
+        d: &Deployment,
+        name: &'static str,
+        server: usize,
+        snapshot_entries: Option<u64>,
+    ) -> Node {
         let path = dir(d).join(format!("{name}.redb"));
         copy_store(d.store().path(), &path);
         let store = open_store(&path, pbn::SERVICE_COMMAND);
-        Node::serve(d, name, store, server)
+        Node::serve(d, name, store, server, snapshot_entries)
     }
 
-    fn serve(d: &Deployment, name: &'static str, store: Store, server: usize) -> Node {
+    /// Serves `store` (its service stopped before) again.
+    pub(super) fn serve(
+        d: &Deployment,
+        name: &'static str,
+        store: Store,
+        server: usize,
+        snapshot_entries: Option<u64>,
+    ) -> Node {
         let http = format!("127.0.0.1:{}", free_port());
         let flags = RawConfig {
             store: Some(store.path().to_path_buf()),
@@ -50,6 +67,7 @@ impl Node {
             http: Some(http.clone()),
             replicated: Some(true),
             log_replicas: Some(3),
+            snapshot_entries,
             ..RawConfig::default()
         };
         let settings = Settings::resolve(None, RawConfig::default(), flags).expect("settings");
@@ -59,7 +77,7 @@ impl Node {
     }
 
     /// Stops the service (its store stays open in the test) and waits for it.
-    async fn stop(&mut self) {
+    pub(super) async fn stop(&mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let done = tokio::time::timeout(WAIT, task).await;
@@ -67,16 +85,16 @@ impl Node {
         }
     }
 
-    fn applied(&self) -> u64 {
+    pub(super) fn applied(&self) -> u64 {
         self.store.applied_seq().expect("applied seq")
     }
 
-    fn has_user(&self, name: &str) -> bool {
+    pub(super) fn has_user(&self, name: &str) -> bool {
         self.store.read(|tx| tx.get_user(name)).expect("read").is_some()
     }
 
     /// The replica's `pbn_sessions` gauge.
-    async fn sessions(&self) -> Option<f64> {
+    pub(super) async fn sessions(&self) -> Option<f64> {
         let body = http_get(&self.http, "/metrics").await?;
         body.lines().find_map(|l| l.strip_prefix("pbn_sessions ").and_then(|v| v.parse().ok()))
     }
@@ -88,13 +106,13 @@ impl Drop for Node {
     }
 }
 
-fn dir(d: &Deployment) -> PathBuf {
+pub(super) fn dir(d: &Deployment) -> PathBuf {
     d.store().path().parent().expect("the store is in a temp dir").to_path_buf()
 }
 
 /// A 3-server JetStream cluster whose AUTH account may use JetStream, account APP, role
 /// `app` and admin creds (made before any replica copies the store).
-async fn cluster() -> (Deployment, PathBuf) {
+pub(super) async fn cluster() -> (Deployment, PathBuf) {
     let mut d =
         Deployment::new(DeployOptions { cluster: Some(3), runners: 0, ..DeployOptions::default() });
     d.add_account("APP");
@@ -111,7 +129,7 @@ async fn cluster() -> (Deployment, PathBuf) {
     (d, creds)
 }
 
-async fn wait_jetstream(d: &Deployment, servers: usize) {
+pub(super) async fn wait_jetstream(d: &Deployment, servers: usize) {
     for i in 0..servers {
         pbn::natsd::wait_for(
             d.server(i).http_port(),
@@ -125,13 +143,13 @@ async fn wait_jetstream(d: &Deployment, servers: usize) {
 }
 
 /// An admin client on server `i` (answered by the replica connected there).
-async fn admin_on(d: &Deployment, creds: &Path, i: usize) -> AdminClient {
+pub(super) async fn admin_on(d: &Deployment, creds: &Path, i: usize) -> AdminClient {
     AdminClient::connect(&d.url(i), creds, WAIT).await.unwrap_or_else(|e| panic!("admin: {e}"))
 }
 
 /// Waits until the replica on server `i` answers admin requests and has started or joined
 /// the log.
-async fn wait_ready(d: &Deployment, creds: &Path, node: &Node) {
+pub(super) async fn wait_ready(d: &Deployment, creds: &Path, node: &Node) {
     let client = admin_on(d, creds, node.server).await;
     let deadline = Deadline::after(WAIT, format!("replica {} to answer", node.name));
     while node.applied() == 0 || client.call(&Request::OperatorShow(OperatorShow {})).await.is_err()
@@ -141,7 +159,7 @@ async fn wait_ready(d: &Deployment, creds: &Path, node: &Node) {
     client.close().await;
 }
 
-fn user_add(name: &str) -> Request {
+pub(super) fn user_add(name: &str) -> Request {
     let hash =
         hash_password_with(&Secret::new(super::PW), &PasswordParams::for_tests()).expect("hash");
     Request::UserAdd(UserAdd {
@@ -160,7 +178,7 @@ fn edit(name: &str) -> UserEdit {
 }
 
 /// Waits until every node has applied the same position and holds the same rows.
-async fn assert_converged(nodes: &[&Node]) {
+pub(super) async fn assert_converged(nodes: &[&Node]) {
     let deadline = Deadline::after(WAIT, "every replica at the same log position");
     loop {
         let seqs: Vec<u64> = nodes.iter().map(|n| n.applied()).collect();
@@ -409,7 +427,7 @@ async fn a_replica_killed_and_restarted_on_its_old_store_catches_up() {
 }
 
 /// Successful account JWT pushes a replica counted (`pbn_pushes_total{result="ok"}`).
-async fn pushes_ok(node: &Node) -> f64 {
+pub(super) async fn pushes_ok(node: &Node) -> f64 {
     let body = http_get(&node.http, "/metrics").await.unwrap_or_default();
     let ok = |l: &&str| l.starts_with("pbn_pushes_total") && l.contains("result=\"ok\"");
     body.lines().find(ok).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)

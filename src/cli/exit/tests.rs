@@ -26,6 +26,7 @@ fn each_class_has_its_documented_code() {
         (ExitClass::TimedOut, 8),
         (ExitClass::LogConflict, 15),
         (ExitClass::Unavailable, 16),
+        (ExitClass::ReplicaRemoved, 17),
         (ExitClass::OutputClosed, 141),
     ];
     for (class, expected) in table {

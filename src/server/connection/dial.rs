@@ -129,19 +129,22 @@ impl Dialer {
             .ignore_discovered_servers()
             .retain_servers_order()
             .max_reconnects(1)
-            .reconnect_delay_callback(|_| Duration::ZERO)
-            .event_callback(move |event| {
-                let forwarded = match event {
-                    async_nats::Event::Disconnected => Some(ClientEvent::Disconnected),
-                    async_nats::Event::Closed => Some(ClientEvent::Closed),
-                    _ => None,
-                };
-                // A send fails only once the supervisor is gone, when nobody needs the event.
-                if let Some(event) = forwarded {
-                    let _ = events.send((generation, event));
-                }
-                async {}
-            });
+            .reconnect_delay_callback(|_| Duration::ZERO);
+        if let Some(prefix) = &settings.inbox_prefix {
+            options = options.custom_inbox_prefix(prefix);
+        }
+        options = options.event_callback(move |event| {
+            let forwarded = match event {
+                async_nats::Event::Disconnected => Some(ClientEvent::Disconnected),
+                async_nats::Event::Closed => Some(ClientEvent::Closed),
+                _ => None,
+            };
+            // A send fails only once the supervisor is gone, when nobody needs the event.
+            if let Some(event) = forwarded {
+                let _ = events.send((generation, event));
+            }
+            async {}
+        });
         if let Some(ca) = &settings.tls_ca {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
         }

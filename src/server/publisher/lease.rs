@@ -2,10 +2,10 @@
 //! through the log.
 //!
 //! - **A lease per outbox entry** (one per account: entries are coalesced) in the JetStream KV
-//!   bucket [`LEASE_BUCKET`] of the AUTH account: the key `$KV.PBN_LEASES.<account>` is
+//!   bucket `PBN_LEASES` of the AUTH account (see `replica::leases`): the key `$KV.PBN_LEASES.<account>` is
 //!   created only if it does not exist (`Nats-Expected-Last-Subject-Sequence: 0`), so of the
 //!   replicas that find the entry due exactly one takes it; the holder deletes it when done,
-//!   and the bucket's `max_age` ([`LEASE_TTL`]) frees it when the holder died.
+//!   and the bucket's `max_age` (`LEASE_TTL`) frees it when the holder died.
 //! - **The JWT is the change's.** Before pushing, the holder applies everything the log holds
 //!   (so it sees the last push's completion), then builds the JWT from the replicated state
 //!   alone, with nothing written first: `iat` is the entry's last enqueue time in seconds, or
@@ -17,29 +17,17 @@
 //!   are prepared, appended and applied like admin changes, so every replica's tables stay
 //!   equal.
 
-use std::time::Duration;
-
-use async_nats::HeaderMap;
 use serde_json::json;
 use tracing::debug;
 
 use super::outbox::Reserved;
 use super::PublisherError;
 use crate::issue;
+use crate::keys::AccountPublicKey;
 use crate::model::{Account, OutboxAction, OutboxEntry};
+use crate::replica::leases::{ensure_bucket, release, take};
 use crate::replica::{Log, Replica, ReplicaError};
 use crate::store::{Store, StoreError, StoreRead, WriteTx};
-
-/// The KV bucket of the leases, in the AUTH account beside the log.
-pub const LEASE_BUCKET: &str = "PBN_LEASES";
-/// How long a lease lives when its holder never releases it (it died): longer than a push
-/// takes (a few request timeouts), short enough that a dead replica's entry waits little.
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
-
-/// JetStream's error code for a stream that exists already.
-const STREAM_EXISTS: u64 = 10058;
-/// JetStream's error code for a publish whose expected last subject sequence is not the one.
-const WRONG_LAST_SEQUENCE: u64 = 10071;
 
 /// The leases of one replica's publisher.
 #[derive(Debug, Clone)]
@@ -64,29 +52,14 @@ impl Leases {
         Leases { replica, log_replicas, bucket: Default::default() }
     }
 
-    fn stream() -> String {
-        format!("KV_{LEASE_BUCKET}")
-    }
-
     async fn ensure_bucket(&self, log: &Log) -> Result<(), ReplicaError> {
         use std::sync::atomic::Ordering;
         if self.bucket.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let config = json!({
-            "name": Self::stream(), "subjects": [format!("$KV.{LEASE_BUCKET}.>")],
-            "max_msgs_per_subject": 1, "max_age": LEASE_TTL.as_nanos() as u64,
-            "num_replicas": self.log_replicas, "storage": "file", "retention": "limits",
-            "discard": "new", "allow_direct": true,
-        });
-        let subject = format!("$JS.API.STREAM.CREATE.{}", Self::stream());
-        match log.request(&subject, None, config.to_string().into_bytes()).await? {
-            Ok(_) | Err((STREAM_EXISTS, _)) => {
-                self.bucket.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            Err((_, detail)) => Err(ReplicaError::Request { subject, detail }),
-        }
+        ensure_bucket(log, self.log_replicas).await?;
+        self.bucket.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Takes the lease on `entry` and brings the store up to the log: `None` when another
@@ -100,6 +73,8 @@ impl Leases {
             }
         };
         let current = match self.replica.sync().await {
+            // A replica removed meanwhile stops at once: it must not die holding the lease.
+            Ok(()) if matches!(self.replica.is_removed().await, Ok(true) | Err(_)) => false,
             Ok(()) => current(self.replica.store(), entry).await,
             Err(e) => {
                 debug!(account = %entry.account_name, error = %e, "cannot catch up to push");
@@ -116,27 +91,15 @@ impl Leases {
     async fn create(&self, entry: &OutboxEntry) -> Result<Option<Lease>, ReplicaError> {
         let log = &self.replica.log()?;
         self.ensure_bucket(log).await?;
-        let subject = format!("$KV.{LEASE_BUCKET}.{}", entry.account);
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
         let owner = json!({ "revision": entry.revision }).to_string().into_bytes();
-        match log.request(&subject, Some(headers), owner).await? {
-            Ok(ack) => match ack.get("seq").and_then(serde_json::Value::as_u64) {
-                Some(seq) => Ok(Some(Lease { log: log.clone(), seq })),
-                None => Err(ReplicaError::BadAnswer { subject, detail: ack.to_string() }),
-            },
-            Err((WRONG_LAST_SEQUENCE, _)) => Ok(None),
-            Err((_, detail)) => Err(ReplicaError::Request { subject, detail }),
-        }
+        Ok(take(log, entry.account.as_ref(), owner)
+            .await?
+            .map(|seq| Lease { log: log.clone(), seq }))
     }
 
     /// Gives the lease back (its key deleted); a failure leaves it to expire.
     pub(super) async fn release(&self, lease: Lease) {
-        let subject = format!("$JS.API.STREAM.MSG.DELETE.{}", Self::stream());
-        let body = json!({ "seq": lease.seq, "no_erase": true }).to_string().into_bytes();
-        if let Err(e) = lease.log.request(&subject, None, body).await {
-            debug!(error = %e, "cannot release a push lease; it expires");
-        }
+        release(&lease.log, lease.seq).await;
     }
 
     /// The replicated store's writer.
@@ -177,6 +140,22 @@ pub(super) async fn reserved(
             Ok(Reserved::Jwt(issue::account_jwt(&op, &acc, &allowed, iat_for(&entry, &acc))?))
         })
         .await
+}
+
+/// The account JWT replicated mode pushes for the outbox entry of `account` (a public key),
+/// built from the store's replicated state alone as the lease holder builds it: `None` when
+/// the account has no due entry. Every replica at the same log position gets the same bytes.
+pub async fn pending_jwt(
+    store: &Store,
+    account: &AccountPublicKey,
+) -> Result<Option<String>, PublisherError> {
+    let key = account.clone();
+    let entry = store.read_async(move |tx| tx.get_outbox(&key)).await?;
+    let Some(entry) = entry.filter(|e| e.failed_at.is_none()) else { return Ok(None) };
+    Ok(match reserved(store, &entry).await? {
+        Reserved::Jwt(jwt) => Some(jwt),
+        Reserved::Stale | Reserved::AccountGone => None,
+    })
 }
 
 /// Completes `entry` after its push: the account's last `iat` raised to the pushed one, and the

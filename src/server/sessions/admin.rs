@@ -4,9 +4,10 @@
 //!
 //! The same checks as for every admin request apply first (the sender was authenticated by the
 //! caller; read-only admins may list but not kick), and an `account:` admin sees and ends its
-//! account's sessions only (see [`crate::admin::sessions`]). A kick is in the audit trail.
+//! account's sessions only (see [`crate::admin::sessions`]). A kick is in the audit trail; in
+//! replicated mode its entry goes through the log like every write, so every replica has it.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::SessionRegistry;
 use crate::admin::admins::guard::{self, AuthzError};
@@ -14,20 +15,33 @@ use crate::admin::api::{self, Reply};
 use crate::admin::audit::{self, Actor};
 use crate::admin::sessions::{list, to_kick};
 use crate::admin::{AdminError, Request, Response};
-use crate::model::AdminRecord;
+use crate::model::{AdminRecord, AuditRecord};
+use crate::replica::Replica;
 use crate::server::lifecycle;
 use crate::store::Store;
+
+/// Where a session command runs: the store, the registry, the replica (replicated mode) and
+/// how long audit entries are kept.
+pub(crate) struct Scope<'a> {
+    /// The store (a replica's view in replicated mode).
+    pub(crate) store: &'a Store,
+    /// The live sessions.
+    pub(crate) registry: &'a SessionRegistry,
+    /// The replica whose log takes the audit entry (replicated mode).
+    pub(crate) replica: Option<&'a Replica>,
+    /// Audit retention.
+    pub(crate) retention: std::time::Duration,
+}
 
 /// The answer to `payload` when it is a session command of `admin`, else `None` (the caller
 /// runs it as a store command). `client` is the system connection the kicks are sent on.
 pub(crate) async fn answer(
     client: &async_nats::Client,
-    store: &Store,
-    registry: &SessionRegistry,
+    scope: Scope<'_>,
     admin: &AdminRecord,
     payload: &[u8],
-    retention: std::time::Duration,
 ) -> Option<Reply> {
+    let Scope { store, registry, replica, retention } = scope;
     let req = api::decode_request(payload).ok()?;
     if !matches!(req, Request::SessionList(_) | Request::SessionKick(_)) {
         return None;
@@ -46,13 +60,36 @@ pub(crate) async fn answer(
             Err(e) => format!("failed: {e}"),
         };
         let entry = audit::entry(&actor, &req, crate::clock::unix_now_ms(), outcome);
-        let store = store.clone();
-        let _ = tokio::task::spawn_blocking(move || audit::record(&store, entry, retention)).await;
+        record(store, replica, entry, retention).await;
     }
     Some(match result {
         Ok(resp) => Reply::Ok(Box::new(resp)),
         Err(e) => Reply::error(e.class(), e.to_string()),
     })
+}
+
+/// Records a kick's audit entry: on the store, or through the log on a replica (whose store
+/// refuses local writes). A failure is logged; the kick itself stands.
+async fn record(
+    store: &Store,
+    replica: Option<&Replica>,
+    entry: AuditRecord,
+    retention: std::time::Duration,
+) {
+    match replica {
+        None => {
+            let store = store.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || audit::record(&store, entry, retention)).await;
+        }
+        Some(replica) => {
+            let written =
+                replica.write(move |store| audit::record(store, entry.clone(), retention)).await;
+            if let Err(e) = written {
+                warn!(error = %e, "the audit entry of a session kick is not in the log");
+            }
+        }
+    }
 }
 
 async fn run(

@@ -1,0 +1,105 @@
+//! Compaction at run time: snapshots of the log written by one replica at a time, and the
+//! entries they cover purged from the log.
+//!
+//! Every replica looks every [`TICK`] (one message get: the newest manifest); when its store
+//! has applied `snapshot_entries` positions past the newest snapshot (or there is none yet and
+//! it has applied that many), it takes the lease `snapshot` in the lease bucket (see
+//! [`super::leases`]): the one holder writes a snapshot of its own store ([`Snapshots::write`])
+//! and then purges the log below the *previous* snapshot's position. So the log always holds
+//! every entry since the snapshot before the newest one: a joiner that read the older manifest
+//! just before it was replaced, or a follower a little behind, still finds its next entry.
+//! A follower further behind finds a gap ([`ReplicaError::Compacted`]) and restores the newest
+//! snapshot in place (`node.rs`).
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::leases;
+use super::snapshot::{Manifest, SnapshotError, Snapshots};
+use super::{Log, ReplicaError};
+use crate::store::Store;
+
+/// How often a replica checks whether a snapshot is due: one small request per tick, and a
+/// snapshot due is at most this late.
+pub const TICK: Duration = Duration::from_secs(2);
+
+/// The key of the snapshot writer's lease.
+const LEASE_KEY: &str = "snapshot";
+
+/// What a round of compaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compaction {
+    /// The snapshot written.
+    pub manifest: Manifest,
+    /// Log entries purged (those before the previous snapshot's position, plus one).
+    pub purged: u64,
+}
+
+/// One round: a snapshot and a purge when `store` is `min_entries` past the newest snapshot
+/// and this replica takes the lease; `None` otherwise (not due, or another replica holds it).
+pub async fn compact_once(
+    store: &Store,
+    log: &Log,
+    log_replicas: u32,
+    min_entries: u64,
+) -> Result<Option<Compaction>, ReplicaError> {
+    let snapshots = Snapshots::new(log.client().clone());
+    let applied = store.applied_seq()?;
+    let newest = match snapshots.manifest().await {
+        Ok(m) => m,
+        // An unreadable manifest is replaced by a good one.
+        Err(SnapshotError::Corrupt { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let base = newest.as_ref().map_or(0, |m| m.seq);
+    if applied < base.saturating_add(min_entries.max(1)) {
+        return Ok(None);
+    }
+    leases::ensure_bucket(log, log_replicas).await?;
+    let owner = serde_json::json!({ "applied": applied }).to_string().into_bytes();
+    let Some(lease) = leases::take(log, LEASE_KEY, owner).await? else { return Ok(None) };
+    let done = write_and_purge(store, log, &snapshots, log_replicas, newest).await;
+    leases::release(log, lease).await;
+    done.map(Some)
+}
+
+async fn write_and_purge(
+    store: &Store,
+    log: &Log,
+    snapshots: &Snapshots,
+    log_replicas: u32,
+    previous: Option<Manifest>,
+) -> Result<Compaction, ReplicaError> {
+    snapshots.ensure_stream(log_replicas).await?;
+    let manifest = snapshots.write(store).await?;
+    // Entries since the previous snapshot stay (see the module docs).
+    let purged = match previous.filter(|p| p.seq > 0 && p.seq < manifest.seq) {
+        Some(p) => log.purge_before(p.seq + 1).await?,
+        None => 0,
+    };
+    info!(snapshot = manifest.seq, purged, "log compacted");
+    Ok(Compaction { manifest, purged })
+}
+
+/// Runs [`compact_once`] every [`TICK`] until `stop`; a failed round is logged and tried
+/// again (the log keeps its entries meanwhile: joins still work, only slower).
+pub(crate) async fn run(
+    store: Store,
+    log: Log,
+    log_replicas: u32,
+    min_entries: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = crate::shutdown::requested(&mut stop) => return,
+            _ = tokio::time::sleep(TICK) => {}
+        }
+        match compact_once(&store, &log, log_replicas, min_entries).await {
+            Ok(_) => {}
+            Err(ReplicaError::Snapshot(SnapshotError::Superseded(_))) => {}
+            Err(e) => warn!(error = %e, "no snapshot of the log this round"),
+        }
+    }
+}
