@@ -10,7 +10,7 @@ use crate::auth::oidc::{self, OidcLogin};
 use crate::auth::{parse_client_host, token_hash, verify_nkey_signature, Secret};
 use crate::claims::AuthorizationRequestClaims;
 use crate::keys::UserPublicKey;
-use crate::model::User;
+use crate::model::{Account, Role, User};
 use crate::store::StoreRead;
 
 /// The credential a client presented.
@@ -35,11 +35,14 @@ pub(super) struct Identity {
     pub user: User,
     /// The provider's login, when the credential was a provider's token.
     pub oidc: Option<OidcLogin>,
+    /// The user's account and role, when they were read in the same snapshot as the user
+    /// (token logins: one read transaction instead of two).
+    pub records: Option<(Account, Role)>,
 }
 
 impl Identity {
     fn local(user: User) -> Self {
-        Identity { user, oidc: None }
+        Identity { user, oidc: None, records: None }
     }
 }
 
@@ -109,13 +112,13 @@ pub(super) async fn authenticate(
         Credential::Password { user, password } => {
             by_password(p, user, password).await.map(Identity::local)
         }
-        Credential::Token(token) => by_token(p, token, now).map(Identity::local),
+        Credential::Token(token) => by_token(p, token, now),
         Credential::Nkey { key, sig } => {
             by_nkey(p, key, sig, &req.client.nonce).map(Identity::local)
         }
         Credential::Oidc(token) => oidc::login(p.oidc(), p.store(), token, now)
             .await
-            .map(|l| Identity { user: l.user.clone(), oidc: Some(l) })
+            .map(|l| Identity { user: l.user.clone(), oidc: Some(l), records: None })
             .map_err(CalloutError::from),
     };
     match &result {
@@ -155,15 +158,22 @@ async fn by_password(p: &Pipeline, name: &str, password: &str) -> Result<User, C
     Ok(user)
 }
 
-fn by_token(p: &Pipeline, token: &str, now: i64) -> Result<User, CalloutError> {
-    let (user, tok) = p
-        .store()
-        .read(|tx| tx.user_by_token(&token_hash(token)))?
-        .ok_or(CalloutError::UnknownToken)?;
-    if tok.is_expired(now) {
+/// The token's user, with its account and role read in the same snapshot.
+fn by_token(p: &Pipeline, token: &str, now: i64) -> Result<Identity, CalloutError> {
+    let hash = token_hash(token);
+    let (user, tok, records) = p.store().read(|tx| -> Result<_, CalloutError> {
+        let (user, tok) = tx.user_by_token(&hash)?.ok_or(CalloutError::UnknownToken)?;
+        if tok.is_expired(now) {
+            return Ok((user, tok, None));
+        }
+        let records =
+            (tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?);
+        Ok((user, tok, Some(records)))
+    })?;
+    if records.is_none() {
         return Err(CalloutError::TokenExpired { user: user.name.to_string(), id: tok.id });
     }
-    Ok(user)
+    Ok(Identity { user, oidc: None, records })
 }
 
 fn by_nkey(p: &Pipeline, key: &str, sig: &str, nonce: &str) -> Result<User, CalloutError> {

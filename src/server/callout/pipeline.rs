@@ -93,6 +93,8 @@ pub struct LoginClient {
 /// A request that passed every check.
 struct Verified {
     claims: Claims<AuthorizationRequestClaims>,
+    /// The client's nkey (`user_nkey`), checked.
+    user_key: UserPublicKey,
     sealed: bool,
     server_xkey: Option<CurvePublicKey>,
 }
@@ -248,7 +250,7 @@ impl Pipeline {
             host: req.client.host.clone(),
             server_id: req.server.id.clone(),
         });
-        let admitted = self.admit(&verified.claims.nats, now).await;
+        let admitted = self.admit(&verified.claims.nats, &verified.user_key, now).await;
         let e = match admitted {
             Ok((jwt, session)) => match self.respond(&verified, Ok(&jwt)) {
                 Ok(reply) if reply.len() <= max_reply => {
@@ -323,10 +325,10 @@ impl Pipeline {
         if claims.sub != self.auth_key.as_str() {
             return Err(CalloutError::WrongAccount(claims.sub.clone()));
         }
-        UserPublicKey::parse(&claims.nats.user_nkey)
+        let user_key = UserPublicKey::parse(&claims.nats.user_nkey)
             .map_err(|_| CalloutError::UserNkey(claims.nats.user_nkey.clone()))?;
         let sealed = server_xkey.is_some();
-        Ok(Verified { claims, sealed, server_xkey })
+        Ok(Verified { claims, user_key, sealed, server_xkey })
     }
 
     fn signer_for(&self, acc: &Account) -> Result<Arc<KeyPair>, CalloutError> {
@@ -345,13 +347,12 @@ impl Pipeline {
     async fn admit(
         &self,
         req: &AuthorizationRequestClaims,
+        user_key: &UserPublicKey,
         now: i64,
     ) -> Result<(String, Session), CalloutError> {
-        let id = authenticate(self, req, now).await?;
+        let mut id = authenticate(self, req, now).await?;
+        let (acc, role) = self.records(&mut id)?;
         let user = &id.user;
-        let (acc, role) = self.store.read(|tx| -> Result<_, CalloutError> {
-            Ok((tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?))
-        })?;
         check_user(user, &acc)?;
         if !role.source_cidrs.is_empty() {
             let allowed = client_ip(req).is_some_and(|ip| source_allowed(ip, &role.source_cidrs));
@@ -361,12 +362,10 @@ impl Pipeline {
             }
         }
         let exp = self.expiry(&role, id.oidc.as_ref(), now);
-        let user_key = UserPublicKey::parse(&req.user_nkey)
-            .map_err(|_| CalloutError::UserNkey(req.user_nkey.clone()))?;
         let spec = UserSpec {
             account: &acc,
             role: &role,
-            user_key: &user_key,
+            user_key,
             name: user.name.as_str(),
             iat: now,
             exp,
@@ -392,7 +391,7 @@ impl Pipeline {
             client_id: req.client.id,
             user: user.name.clone(),
             account: acc.public_key.clone(),
-            user_nkey: Some(user_key),
+            user_nkey: Some(user_key.clone()),
             issuer: Some(signer.public_key().to_string()),
             issued: now,
             expires: exp,
@@ -416,6 +415,18 @@ impl Pipeline {
             return Err(e);
         }
         Ok((jwt, session))
+    }
+
+    /// The account and role of the user `id` proved to be: those read with the user when the
+    /// login read them in one snapshot, else read now.
+    fn records(&self, id: &mut Identity) -> Result<(Account, crate::model::Role), CalloutError> {
+        if let Some(records) = id.records.take() {
+            return Ok(records);
+        }
+        let user = &id.user;
+        self.store.read(|tx| -> Result<_, CalloutError> {
+            Ok((tx.require_account(user.account.as_str())?, tx.require_role(user.role.as_str())?))
+        })
     }
 
     /// When a user JWT minted at `now` expires: after the role's lifetime, and never after the
