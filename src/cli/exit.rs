@@ -522,6 +522,7 @@ impl Classify for JoinError {
             JoinError::Store(e) => e.exit_class(),
             JoinError::Connect { .. }
             | JoinError::LogTruncated { .. }
+            | JoinError::StartIncomplete { .. }
             | JoinError::EmptyLog
             | JoinError::KeyFile { .. } => ExitClass::Other,
         }

@@ -18,7 +18,7 @@ use super::bundle::{Bundle, BundleError};
 use super::snapshot::{SnapshotError, Snapshots};
 use super::{catch_up, Log, ReplicaError};
 use crate::seal::{KeySource, SealError, StoreKey};
-use crate::store::{Journal, ReplicaIdentity, Store, StoreError};
+use crate::store::{start_entries, Journal, ReplicaIdentity, Store, StoreError};
 
 /// The variable a joiner reads a store passphrase from (a passphrase never travels in a bundle).
 pub const PASSPHRASE_VAR: &str = "PBN_KEY_PASSPHRASE";
@@ -77,6 +77,20 @@ pub enum JoinError {
     /// `pbn serve` on the first store starts the log).
     #[error("the log is empty and there is no snapshot: start the first replica before joining")]
     EmptyLog,
+    /// The log's start (the first replica's full state, in several entries for a big store)
+    /// was still incomplete when the wait ended.
+    #[error(
+        "the log's start reached only position {reached} of {target} within {secs} s: is the \
+         first replica still starting the log? join again once it logs that the log started"
+    )]
+    StartIncomplete {
+        /// The position applied.
+        reached: u64,
+        /// The position the start and the log at the join reach.
+        target: u64,
+        /// How long the join waited.
+        secs: u64,
+    },
     /// Reading the log failed.
     #[error(transparent)]
     Log(#[from] ReplicaError),
@@ -270,10 +284,44 @@ async fn build(
         }
     };
     let seq = catch_up(&store, &log).await?;
+    let seq = complete_start(&store, &log, seq, last, from.is_some()).await?;
     let (target, identity) = (store.clone(), identity.clone());
     blocking(move || target.set_replica_identity(&identity)).await?;
     drop(store);
     Ok((seq, from))
+}
+
+/// How long a join waits for a log start that the first replica is still writing.
+const START_WAIT: Duration = Duration::from_secs(60);
+/// How often a join waiting for the rest of the log's start reads the log again.
+const START_POLL: Duration = Duration::from_millis(100);
+
+/// Catches up until every entry of the log's start (as many as its first entry announces) and
+/// everything the log held at the join (`last`) are applied: a store made of part of a start
+/// lacks records that every later entry and `pbn serve` rely on. A join from a snapshot has
+/// the whole start in the snapshot.
+async fn complete_start(
+    store: &Store,
+    log: &Log,
+    mut seq: u64,
+    last: u64,
+    from_snapshot: bool,
+) -> Result<u64, JoinError> {
+    let announced = match from_snapshot {
+        true => 0,
+        false => log.get(1).await?.map_or(0, |first| start_entries(&first).unwrap_or(1)),
+    };
+    let target = announced.max(last);
+    let started = Instant::now();
+    while seq < target {
+        if started.elapsed() > START_WAIT {
+            let secs = START_WAIT.as_secs();
+            return Err(JoinError::StartIncomplete { reached: seq, target, secs });
+        }
+        tokio::time::sleep(START_POLL).await;
+        seq = catch_up(store, log).await?;
+    }
+    Ok(seq)
 }
 
 /// The log's first and last positions (first 1 and last 0 for a log never written).

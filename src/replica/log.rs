@@ -204,44 +204,83 @@ pub async fn follow(
     poll: std::time::Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ReplicaError> {
-    let mut appends = log.client.subscribe(LOG_SUBJECT).await.map_err(|e| {
-        ReplicaError::Request { subject: LOG_SUBJECT.into(), detail: e.to_string() }
-    })?;
+    let mut wakes = Wakes::subscribe(&log.client).await?;
+    let mut reached = store.applied_seq()?;
     loop {
+        let before = reached;
         match catch_up(&store, &log).await {
-            Ok(_) => {}
+            Ok(seq) => reached = seq,
             // A journal the store refuses needs an operator: applying past it would diverge.
             Err(e @ ReplicaError::Store(_)) => return Err(e),
             // The log unreachable: the view keeps serving; try again at the next wake-up.
             Err(e) => tracing::warn!(error = %e, "the log cannot be read; retrying"),
         }
-        if next_wake(&mut appends, &mut shutdown, poll).await? {
+        if wakes.next(&mut shutdown, poll, reached > before).await? {
             return Ok(());
         }
     }
 }
 
-/// Waits for the next reason to read the log: an append seen on its subject (those already
-/// queued are drained: one read catches up with all of them), or `poll` elapsed. True when
-/// `shutdown` was requested instead; an error when the subscription closed.
-pub(super) async fn next_wake(
-    appends: &mut async_nats::Subscriber,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-    poll: std::time::Duration,
-) -> Result<bool, ReplicaError> {
-    use futures::StreamExt;
-    tokio::select! {
-        _ = crate::shutdown::requested(shutdown) => Ok(true),
-        seen = appends.next() => {
-            if seen.is_none() {
-                return Err(ReplicaError::Request {
-                    subject: LOG_SUBJECT.into(),
-                    detail: "the subscription closed".into(),
-                });
-            }
-            while futures::FutureExt::now_or_never(appends.next()).flatten().is_some() {}
-            Ok(false)
+/// How soon a follower reads the log again after a wake-up whose append it did not find: a
+/// message on [`LOG_SUBJECT`] reaches subscribers when it is published, before the stream has
+/// committed it, so the first read may come too early.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(5);
+/// How many such quick reads follow one wake-up (a commit later than 200 ms is left to the poll).
+const RECHECKS: u32 = 40;
+
+/// The reasons a follower reads the log: appends seen on [`LOG_SUBJECT`] (those already queued
+/// are drained: one read catches up with all of them), quick re-reads after an append the last
+/// read did not find yet, and a poll in case a wake-up was missed.
+pub(super) struct Wakes {
+    appends: async_nats::Subscriber,
+    /// Quick re-reads made since the last append seen (0: none pending).
+    rechecks: u32,
+}
+
+impl Wakes {
+    /// Subscribes to the log's appends.
+    pub(super) async fn subscribe(client: &Client) -> Result<Wakes, ReplicaError> {
+        let appends = client.subscribe(LOG_SUBJECT).await.map_err(|e| ReplicaError::Request {
+            subject: LOG_SUBJECT.into(),
+            detail: e.to_string(),
+        })?;
+        Ok(Wakes { appends, rechecks: 0 })
+    }
+
+    /// Waits for the next reason to read the log; `progressed` says whether the last read
+    /// applied anything. True when `shutdown` was requested; an error when the subscription
+    /// closed.
+    pub(super) async fn next(
+        &mut self,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        poll: std::time::Duration,
+        progressed: bool,
+    ) -> Result<bool, ReplicaError> {
+        use futures::StreamExt;
+        if progressed {
+            self.rechecks = 0;
         }
-        _ = tokio::time::sleep(poll) => Ok(false),
+        let wait = match self.rechecks {
+            n @ 1..=RECHECKS => {
+                self.rechecks = n + 1;
+                RECHECK
+            }
+            _ => poll,
+        };
+        tokio::select! {
+            _ = crate::shutdown::requested(shutdown) => Ok(true),
+            seen = self.appends.next() => {
+                if seen.is_none() {
+                    return Err(ReplicaError::Request {
+                        subject: LOG_SUBJECT.into(),
+                        detail: "the subscription closed".into(),
+                    });
+                }
+                while futures::FutureExt::now_or_never(self.appends.next()).flatten().is_some() {}
+                self.rechecks = 1;
+                Ok(false)
+            }
+            _ = tokio::time::sleep(wait) => Ok(false),
+        }
     }
 }

@@ -27,7 +27,7 @@ use async_nats::Client;
 use tokio::sync::{watch, Mutex};
 use tracing::{info, warn};
 
-use super::{Log, ReplicaError, LOG_SUBJECT};
+use super::{Log, ReplicaError};
 use crate::config::ReplicaSettings;
 use crate::store::{start_entries, Store, StoreError, START_ENTRY_BYTES};
 
@@ -167,12 +167,12 @@ impl Replica {
         log: &Log,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<(), ReplicaError> {
-        let mut appends = log.client().subscribe(LOG_SUBJECT).await.map_err(|e| {
-            ReplicaError::Request { subject: LOG_SUBJECT.into(), detail: e.to_string() }
-        })?;
+        let mut wakes = super::log::Wakes::subscribe(log.client()).await?;
+        let mut reached = self.inner.store.applied_seq()?;
         loop {
+            let before = reached;
             match self.catch_up(log).await {
-                Ok(_) => {}
+                Ok(seq) => reached = seq,
                 Err(e @ (ReplicaError::Store(_) | ReplicaError::Compacted { .. })) => {
                     self.inner.in_sync.send_replace(false);
                     return Err(e);
@@ -183,7 +183,7 @@ impl Replica {
                     }
                 }
             }
-            if super::log::next_wake(&mut appends, stop, POLL).await? {
+            if wakes.next(stop, POLL, reached > before).await? {
                 return Ok(());
             }
         }

@@ -121,12 +121,15 @@ async fn login_with_retries(
             .ignore_discovered_servers()
             .connection_timeout(ATTEMPT);
         attempt += 1;
-        let error = match tokio::time::timeout(ATTEMPT, opts.connect(url.as_str())).await {
-            Ok(Ok(client)) => match client.flush().await {
-                Ok(()) => return Ok(attempt),
-                Err(e) => e.to_string(),
-            },
-            Ok(Err(e)) => e.to_string(),
+        // The flush too is bounded: a client connected to the server killed just then would
+        // wait for its reconnect forever.
+        let login = async {
+            let client = opts.connect(url.as_str()).await.map_err(|e| e.to_string())?;
+            client.flush().await.map_err(|e| e.to_string())
+        };
+        let error = match tokio::time::timeout(ATTEMPT, login).await {
+            Ok(Ok(())) => return Ok(attempt),
+            Ok(Err(e)) => e,
             Err(_) => format!("no answer within {ATTEMPT:?}"),
         };
         if Instant::now() >= deadline {

@@ -466,3 +466,35 @@ fn replica_commands_on_a_store_file_write_the_bundle_and_exit_with_their_class()
     admin(&["replica", "show", "r1"]).code(3);
     admin(&["replica", "remove", "r1"]).code(3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_during_a_log_start_in_several_entries_waits_for_the_whole_start() {
+    let mut d = deployment();
+    let mut bundle = add_replica(&d, "r1", "nats://127.0.0.1:1");
+    let (log, _) = started(&mut d).await;
+    bundle.servers = vec![d.url(0)];
+    let entries = d.store().full_state_entries(2048).expect("the start's entries");
+    assert!(entries.len() >= 3, "a start in several entries: {}", entries.len());
+    // Only the first entry is in the log when the join begins, as when a big store's start is
+    // still being written.
+    log.append(&entries[0], 0).await.expect("the first entry");
+    let dir = dir_of(&d);
+    let path = write_bundle(&bundle, &dir, "r1");
+    let target = dir.join("mid.redb");
+    let join = tokio::spawn({
+        let (path, target) = (path.clone(), target.clone());
+        async move { pbn::join(&path, &target).await }
+    });
+    crate::support::wait_until(Duration::from_secs(30), "the joiner to make its store", || {
+        target.exists()
+    })
+    .await;
+    for (i, entry) in entries.iter().enumerate().skip(1) {
+        log.append(entry, i as u64).await.expect("the rest of the start");
+    }
+    d.store().mark_log_started(entries.len() as u64).expect("the source's mark");
+    let joined = join.await.expect("no panic").expect("the join");
+    assert_eq!(joined.seq, entries.len() as u64, "the join applied the whole start");
+    let r = crate::support::open_store(&target, "test");
+    assert_eq!(r.raw_rows().expect("rows"), d.store().raw_rows().expect("source rows"));
+}

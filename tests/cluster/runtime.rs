@@ -33,13 +33,23 @@ async fn settle(node: &Node) {
     }
 }
 
-/// Waits until the log's first position is past `seq`.
-async fn wait_first_past(log: &Log, seq: u64) -> (u64, u64) {
+/// Adds users `u{next}, u{next+1}, …` through `admin` until the log's first position is past
+/// `seq` (a snapshot is written only once the log is [`SNAPSHOT_ENTRIES`] past the newest, and
+/// the log is purged only below the one before it, so how many writes that takes depends on
+/// when the replicas look); returns the next unused index and the log's bounds.
+async fn add_until_compacted(
+    admin: &pbn::AdminClient,
+    log: &Log,
+    mut next: usize,
+    seq: u64,
+) -> (usize, (u64, u64)) {
     let deadline = Deadline::after(WAIT, format!("the log compacted past {seq}"));
     loop {
+        admin.call(&user_add(&format!("u{next}"))).await.expect("add");
+        next += 1;
         let bounds = log.bounds().await.expect("log bounds");
         if bounds.0 > seq {
-            return bounds;
+            return (next, bounds);
         }
         assert!(!deadline.expired(), "{}; bounds {bounds:?}", deadline.error());
         deadline.tick().await;
@@ -80,11 +90,8 @@ async fn the_running_replicas_compact_the_log_and_a_new_or_lagging_replica_uses_
     let client = d.service_client(0).await;
     let (log, snapshots) = (Log::new(client.clone()), Snapshots::new(client.clone()));
     let through_a = admin_on(&d, &creds, 0).await;
-    for i in 0..10 {
-        through_a.call(&user_add(&format!("u{i}"))).await.expect("add");
-    }
-    let (first, last) = wait_first_past(&log, 1).await;
-    eprintln!("after 10 user adds the log holds positions {first}..={last}");
+    let (added, (first, last)) = add_until_compacted(&through_a, &log, 0, 1).await;
+    eprintln!("after {added} user adds the log holds positions {first}..={last}");
     wait_one_snapshot(&snapshots).await;
 
     // A writer that died between its chunks and its manifest: its chunk goes with the next
@@ -100,10 +107,7 @@ async fn the_running_replicas_compact_the_log_and_a_new_or_lagging_replica_uses_
     wait_applied(&b, a.applied()).await;
     b.stop().await;
     let stopped_at = b.applied();
-    for i in 10..20 {
-        through_a.call(&user_add(&format!("u{i}"))).await.expect("add while b is down");
-    }
-    let (first, _) = wait_first_past(&log, stopped_at + 1).await;
+    let (added, (first, _)) = add_until_compacted(&through_a, &log, added, stopped_at + 1).await;
     let head = wait_one_snapshot(&snapshots).await;
     assert!(head.seq > stopped_at, "the newest snapshot {} covers b's gap", head.seq);
     eprintln!("b stopped at {stopped_at}; the log now starts at {first}");
@@ -112,7 +116,7 @@ async fn the_running_replicas_compact_the_log_and_a_new_or_lagging_replica_uses_
     let b = Node::serve(&d, "b", b.store.clone(), 1, Some(SNAPSHOT_ENTRIES));
     settle(&a).await;
     wait_applied(&b, a.applied()).await;
-    assert!(b.has_user("u19") && b.has_user("u0"));
+    assert!(b.has_user(&format!("u{}", added - 1)) && b.has_user("u0"));
     assert!(rows(&b.store) == rows(&a.store), "b equals a after restoring the snapshot");
 
     // A new replica joins with `pbn serve --join` from snapshot + tail.
