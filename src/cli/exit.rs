@@ -20,6 +20,7 @@ use crate::auth::oidc::OidcError;
 use crate::auth::AuthError;
 use crate::claims::ClaimsError;
 use crate::config::ConfigError;
+use crate::console::me::MeError;
 use crate::fsutil::FsError;
 use crate::issue::IssueError;
 use crate::keys::KeyError;
@@ -280,7 +281,14 @@ registry!(
     BulkError,
     BulkCliError,
     OidcError,
+    MeError,
 );
+
+impl Classify for MeError {
+    fn exit_class(&self) -> ExitClass {
+        self.class().into()
+    }
+}
 
 impl Classify for BulkError {
     fn exit_class(&self) -> ExitClass {
