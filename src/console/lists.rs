@@ -16,24 +16,6 @@ use crate::admin::{AdminList, AdminTokenList, Request, RoleList};
 /// Rows per page.
 pub(super) const PAGE: usize = 50;
 
-macro_rules! signed_in {
-    ($c:expr, $headers:expr) => {
-        match signed_in(&$c, &$headers).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        }
-    };
-}
-
-macro_rules! ask {
-    ($c:expr, $s:expr, $admin:expr, $req:expr) => {
-        match ask(&$c, &$s, $admin, $req).await {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
-    };
-}
-
 /// One page of `rows` (sorted by `key`) whose `key` contains `needle`, starting after
 /// `after`; with the key to start the next page from, when there is one.
 fn page_of(

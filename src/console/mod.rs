@@ -17,6 +17,26 @@
 //! (`--http-trusted-proxy`); otherwise the header is ignored, so a client cannot pick the
 //! host it is counted as.
 
+/// The signed-in admin of a page handler's request, or the handler returns the sign-in answer.
+macro_rules! signed_in {
+    ($c:expr, $headers:expr) => {
+        match signed_in(&$c, &$headers).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        }
+    };
+}
+
+/// A request's answer for a page handler, or the handler returns the error page.
+macro_rules! ask {
+    ($c:expr, $s:expr, $admin:expr, $req:expr) => {
+        match ask(&$c, &$s, $admin, $req).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        }
+    };
+}
+
 mod forms;
 mod lists;
 pub mod me;

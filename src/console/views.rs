@@ -16,24 +16,6 @@ use crate::store::{UserPages, MAX_PAGE};
 /// Users per page.
 const PAGE: usize = 50;
 
-macro_rules! signed_in {
-    ($c:expr, $headers:expr) => {
-        match signed_in(&$c, &$headers).await {
-            Ok(x) => x,
-            Err(r) => return r,
-        }
-    };
-}
-
-macro_rules! ask {
-    ($c:expr, $s:expr, $admin:expr, $req:expr) => {
-        match ask(&$c, &$s, $admin, $req).await {
-            Ok(v) => v,
-            Err(r) => return r,
-        }
-    };
-}
-
 pub(super) async fn dashboard(State(c): State<Console>, headers: HeaderMap) -> Response {
     let (s, admin) = signed_in!(c, headers);
     let accounts = ask!(c, s, admin, Request::AccountList(AccountList {}));
