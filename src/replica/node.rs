@@ -340,6 +340,18 @@ impl Replica {
         matches!(reached, Ok(Ok(_)))
     }
 
+    /// Waits (at most [`APPLY_WAIT`]) until this replica has started or joined the log: a
+    /// change appended before the log's start (the publisher completing a push at start-up,
+    /// say) would take the start's first position, and the start would then never be made.
+    async fn wait_started(&self) -> Result<(), ReplicaError> {
+        let mut applied = self.applied();
+        let started = tokio::time::timeout(APPLY_WAIT, applied.wait_for(|s| *s > 0)).await;
+        if matches!(started, Ok(Ok(_))) {
+            return Ok(());
+        }
+        Err(ReplicaError::Unavailable("this replica has not started or joined the log yet".into()))
+    }
+
     /// Waits until everything the log holds now is applied here.
     pub(crate) async fn sync(&self) -> Result<(), ReplicaError> {
         let log = self.log()?;
@@ -371,6 +383,7 @@ impl Replica {
     {
         let run = Arc::new(run);
         let _turn = self.inner.turn.lock().await;
+        self.wait_started().await?;
         for _ in 0..MAX_ATTEMPTS {
             let expected = *self.inner.applied.borrow();
             let (store, run) = (self.inner.store.clone(), run.clone());
