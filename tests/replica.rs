@@ -71,7 +71,7 @@ async fn two_appends_at_the_same_position_one_wins_the_other_conflicts() {
         other => panic!("exactly one append must win: {other:?}"),
     };
     assert_eq!(won, 2);
-    assert!(matches!(lost, ReplicaError::Conflict { expected: 1, .. }), "{lost:?}");
+    assert!(matches!(lost, ReplicaError::Conflict { expected: 1, last: Some(2), .. }), "{lost:?}");
     assert_eq!(catch_up(&a, &log).await.expect("a"), 2);
     assert_eq!(catch_up(&b, &log).await.expect("b"), 2);
     assert_eq!(a.raw_rows().expect("a"), b.raw_rows().expect("b"));

@@ -114,6 +114,10 @@ pub async fn chaos(args: &Args, nats: &Path, report: &mut Report) -> Result<(), 
         report.fact("chaos", "skipped", "no pbn binary: pass --pbn");
         return Ok(());
     };
+    if args.chaos_figures_only {
+        replicated_figures(&pbn, nats, report).await?;
+        return chaos_figures::embedded_writes(&pbn, nats, report).await;
+    }
     if !args.chaos_rejoin_only {
         storm_with_kills(&pbn, nats, args, report).await?;
         replicated_figures(&pbn, nats, report).await?;

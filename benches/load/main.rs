@@ -211,6 +211,10 @@ pub struct Args {
     /// Run only the rejoin figure of the chaos scenario.
     #[arg(long)]
     pub chaos_rejoin_only: bool,
+    /// Run only the chaos scenario's figures on a healthy cluster (apply lag, admin writes/s
+    /// replicated and embedded, one user edited twice at once, partition): no storm, no rejoin.
+    #[arg(long)]
+    pub chaos_figures_only: bool,
     /// Users in the store of the million scenario.
     #[arg(long, default_value_t = 1_000_000)]
     pub million_users: usize,

@@ -60,7 +60,8 @@ impl Log {
                 bad(LOG_SUBJECT, format!("publish acknowledgement without seq: {ack}"))
             }),
             Err((WRONG_LAST_SEQUENCE, detail)) => {
-                Err(ReplicaError::Conflict { expected: expected_last, detail })
+                let last = last_in(&detail);
+                Err(ReplicaError::Conflict { expected: expected_last, last, detail })
             }
             Err((_, detail)) => Err(ReplicaError::Request { subject: LOG_SUBJECT.into(), detail }),
         }
@@ -175,6 +176,12 @@ impl Log {
     }
 }
 
+/// The log's last position in JetStream's refusal of an expected last sequence
+/// (`wrong last sequence: N`), so a writer that lost knows how far to catch up.
+fn last_in(detail: &str) -> Option<u64> {
+    detail.rsplit(':').next()?.trim().parse().ok()
+}
+
 fn bad(subject: &str, detail: String) -> ReplicaError {
     ReplicaError::BadAnswer { subject: subject.to_string(), detail }
 }
@@ -282,5 +289,17 @@ impl Wakes {
             }
             _ = tokio::time::sleep(wait) => Ok(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_in;
+
+    #[test]
+    fn the_logs_last_position_is_read_from_a_refused_append() {
+        assert_eq!(last_in("wrong last sequence: 42"), Some(42));
+        assert_eq!(last_in("wrong last sequence"), None);
+        assert_eq!(last_in("wrong last sequence: soon"), None);
     }
 }

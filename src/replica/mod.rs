@@ -31,6 +31,8 @@ pub enum ReplicaError {
     Conflict {
         /// The last position the appender had applied.
         expected: u64,
+        /// The log's last position when it refused the append, when the server said it.
+        last: Option<u64>,
         /// The server's words.
         detail: String,
     },
@@ -86,7 +88,8 @@ pub enum ReplicaError {
         /// The replica's name.
         name: String,
     },
-    /// A change that met a change of another replica at every attempt.
+    /// A change that met a change of another replica at every attempt (a record written
+    /// through other replicas without pause for longer than the conflict budget).
     #[error(
         "the change conflicted with changes made through other replicas {0} times in a row \
          and was not made; run it again"

@@ -31,10 +31,15 @@ use super::{Log, ReplicaError};
 use crate::config::ReplicaSettings;
 use crate::store::{start_entries, Store, StoreError, START_ENTRY_BYTES};
 
-/// Attempts of one write that meets changes of other replicas: each conflict means another
-/// replica's change went in, so five in a row is a hot record under heavy contention, which the
-/// caller hears of ([`ReplicaError::Conflicts`]) rather than waiting on.
-pub(crate) const MAX_ATTEMPTS: u32 = 5;
+/// Attempts of one write that meets changes of other replicas. Each conflict means another
+/// replica's change went in, and the loser catches up to the log's end before it runs again,
+/// so it loses again only to a change appended in that short window: a replica whose own
+/// queue keeps it appending back to back. Sixteen rounds (and [`CONFLICT_BUDGET`]) let such a
+/// queue drain; past them the caller hears of it ([`ReplicaError::Conflicts`]).
+pub(crate) const MAX_ATTEMPTS: u32 = 16;
+/// How long one write may keep meeting conflicts before it gives up: well inside the admin
+/// client's 10 s request timeout, which must also cover the push wait (5 s) after the write.
+pub(crate) const CONFLICT_BUDGET: Duration = Duration::from_secs(3);
 /// How long an append may wait for JetStream's acknowledgement: a log without quorum does not
 /// answer, and an admin write must fail fast rather than hang (a few seconds at most).
 pub(crate) const APPEND_TIMEOUT: Duration = Duration::from_secs(3);
@@ -371,8 +376,9 @@ impl Replica {
     /// has applied it (at most [`APPLY_WAIT`]; later, the change is in the log and a warning
     /// says so). `run` makes at most one write; without one, its value is returned at once.
     ///
-    /// When another replica appended first ([`ReplicaError::Conflict`]), waits until its change
-    /// is applied and runs `run` again on the new state, up to [`MAX_ATTEMPTS`] times
+    /// When another replica appended first ([`ReplicaError::Conflict`]), waits until this
+    /// replica has applied everything the log held at the refusal and runs `run` again on the
+    /// new state, up to [`MAX_ATTEMPTS`] times within [`CONFLICT_BUDGET`]
     /// ([`ReplicaError::Conflicts`]). A log without quorum, or out of reach, fails at once or
     /// after [`APPEND_TIMEOUT`] ([`ReplicaError::Unavailable`]); the store is never changed
     /// except by the follower, so nothing is half-applied.
@@ -384,7 +390,8 @@ impl Replica {
         let run = Arc::new(run);
         let _turn = self.inner.turn.lock().await;
         self.wait_started().await?;
-        for _ in 0..MAX_ATTEMPTS {
+        let budget = tokio::time::Instant::now() + CONFLICT_BUDGET;
+        for attempt in 0..MAX_ATTEMPTS {
             let expected = *self.inner.applied.borrow();
             let (store, run) = (self.inner.store.clone(), run.clone());
             let (value, journal) =
@@ -403,12 +410,15 @@ impl Replica {
                     }
                     return Ok(value);
                 }
-                Err(ReplicaError::Conflict { .. }) => {
-                    if !self.wait_applied(expected + 1).await {
+                Err(ReplicaError::Conflict { last, .. }) => {
+                    let reached = last.unwrap_or(0).max(expected + 1);
+                    if !self.wait_applied(reached).await {
                         return Err(ReplicaError::Unavailable(format!(
-                            "log position {} not applied here yet",
-                            expected + 1
+                            "log position {reached} not applied here yet"
                         )));
+                    }
+                    if tokio::time::Instant::now() >= budget {
+                        return Err(ReplicaError::Conflicts(attempt + 1));
                     }
                 }
                 Err(e) => return Err(unavailable(e)),
