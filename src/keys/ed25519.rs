@@ -52,11 +52,11 @@ impl Table {
             let mut multiple = base;
             for _ in 0..1 << (width - 1) {
                 row.push(multiple);
-                multiple = &multiple + &base;
+                multiple += base;
             }
             rows.push(row);
             for _ in 0..width * stride {
-                base = &base + &base;
+                base = base + base;
             }
         }
         Table { width, stride, rows }
@@ -73,17 +73,17 @@ impl Table {
         for phase in (0..self.stride).rev() {
             if phase + 1 != self.stride {
                 for _ in 0..self.width {
-                    sum = &sum + &sum;
+                    sum = sum + sum;
                 }
             }
             for (i, &d) in digits.iter().enumerate().skip(phase).step_by(self.stride) {
                 if d != 0 {
                     let p = &self.rows[i / self.stride][usize::from(d.unsigned_abs()) - 1];
-                    sum = if d < 0 { &sum - p } else { &sum + p };
+                    sum = if d < 0 { sum - p } else { sum + p };
                 }
             }
         }
-        *acc = if negate { &*acc - &sum } else { &*acc + &sum };
+        *acc = if negate { *acc - sum } else { *acc + sum };
     }
 }
 
