@@ -35,8 +35,8 @@ const ADMIT_AFTER: u32 = 32;
 
 /// Verifications after which every key's count starts over. Only a key with at least
 /// [`ADMIT_AFTER`] of any [`EPOCH`] verifications gets a table, and at most once an epoch:
-/// however many distinct keys sign, at most `EPOCH / ADMIT_AFTER` tables (512, about 1.7 ms
-/// of building per 1,000 verifications) are built an epoch, and one-off signers (nkey users
+/// however many distinct keys sign, at most `EPOCH / ADMIT_AFTER` tables (512, at most 3.3 µs
+/// of building per verification on average) are built an epoch, and one-off signers (nkey users
 /// logging in now and then) never get one.
 const EPOCH: u64 = 16_384;
 
