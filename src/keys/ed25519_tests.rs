@@ -18,7 +18,7 @@ fn small_order_encodings() -> Vec<[u8; 32]> {
     ys[1] = [0xff; 32]; // y = −1 (order 2), written as p − 1
     ys[1][0] = 0xec;
     ys[1][31] = 0x7f;
-    // y = 0 (order 4) is ys[2]; order 8: y = ±sqrt((1 − sqrt(d + 1)) / ...), from their encodings.
+    // y = 0 (order 4) is ys[2]; the points of order 8 have the two y below.
     let order8 = [
         "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
         "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
