@@ -225,14 +225,17 @@ public_key_type!(
     KeyKind::Curve
 );
 
-/// Verifies an ed25519 signature by the public key `key` (any ed25519 kind).
-/// The key is decoded once and kept (see `keys::verifiers`).
+/// Verifies an ed25519 signature by the public key `key` (any ed25519 kind), with
+/// ed25519-dalek's `VerifyingKey::verify` semantics. The key is decoded once and kept, and a
+/// key that keeps signing gets a precomputed table (see `keys::verifiers`).
 pub fn verify(key: &str, message: &[u8], signature: &[u8]) -> Result<(), KeyError> {
-    use ed25519_dalek::Verifier;
-    let vk = verifiers::verifying_key(key)?;
     let bad = || KeyError::BadSignature(key.to_string());
     let signature: &[u8; 64] = signature.try_into().map_err(|_| bad())?;
-    vk.verify(message, &ed25519_dalek::Signature::from_bytes(signature)).map_err(|_| bad())
+    if verifiers::verify(key, message, signature)? {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 /// A seed (`S…`) held in memory that is wiped on drop and never printed.
@@ -356,6 +359,7 @@ impl fmt::Debug for KeyPair {
 }
 
 mod boxes;
+mod ed25519;
 mod verifiers;
 
 /// A curve25519 key pair for xkey sealing (`SX…` seed). The box to each peer is computed once
