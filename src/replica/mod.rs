@@ -54,6 +54,13 @@ pub enum ReplicaError {
     /// time): the change is not applied here (the message says whether it may still be).
     #[error("the log is unavailable (writes need jetstream quorum): {0}")]
     Unavailable(String),
+    /// A JetStream request that got no answer within the client's request timeout: whether
+    /// JetStream carried it out is unknown (a stream leader without quorum holds a publish).
+    #[error("no answer from jetstream to {subject} within the request timeout")]
+    NoAnswer {
+        /// The subject of the request.
+        subject: String,
+    },
     /// A position the log no longer holds: it was compacted after a snapshot (a replica this
     /// far behind restores the newest snapshot instead, see `node.rs`).
     #[error(
