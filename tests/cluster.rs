@@ -12,6 +12,7 @@
 //! on the server it arrives at before one across a route, so a login on server `i` is answered
 //! by replica `i` (the tests check this in the replicas' logs rather than assume it).
 
+mod added;
 mod chaos;
 mod follower;
 mod harness;

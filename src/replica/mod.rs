@@ -9,6 +9,7 @@
 
 pub mod bundle;
 pub mod compact;
+mod identity;
 pub mod join;
 pub(crate) mod leases;
 mod log;
@@ -18,6 +19,7 @@ pub mod snapshot;
 
 pub use bundle::{Bundle, BundleError};
 pub use compact::{compact_once, Compaction};
+pub(crate) use identity::with_current_permissions;
 pub use join::{join, JoinError, Joined};
 pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
 pub(crate) use node::Replica;
