@@ -6,6 +6,17 @@
 //! that missed a change cannot append over it ([`ReplicaError::Conflict`]: catch up and run
 //! the command again), and then applied like every other entry, in order, by
 //! [`catch_up`]. Journals hold sealed seeds only (see `store::journal`).
+//!
+//! - `node`: one replica at run time. No write goes into the log before the replica has
+//!   started or joined it (it waits up to 5 s), so the log's first position is always its
+//!   start. A write the log cannot take fails as [`ReplicaError::Unavailable`], whose message
+//!   says whether the change may still be applied (an append without an answer) or is not.
+//! - `log`: the stream and the follower's wake-ups; `compact`: snapshots and compaction, and
+//!   the snapshot written when a replica is added, for it to join from; `snapshot`: their
+//!   format in JetStream; `leases`: one holder at a time for pushes and snapshots.
+//! - `join` and `bundle`: a new replica built from a bundle; `identity`: a joined replica's
+//!   creds re-issued at start when an older build minted them with fewer permissions;
+//!   `revoked`: a removed replica noticing its revocation.
 
 pub mod bundle;
 pub mod compact;

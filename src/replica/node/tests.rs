@@ -31,6 +31,10 @@ async fn jetstream(dir: &Path) -> (Natsd, async_nats::Client) {
     (natsd, client)
 }
 
+fn natsd_port(natsd: &Natsd) -> u16 {
+    natsd.ports().expect("ports").client
+}
+
 /// A replica of a store made by `pbn init` in `dir`, whose log is reached through `client`;
 /// the log's stream exists and is empty.
 async fn replica(dir: &Path, client: &async_nats::Client) -> (Replica, Log) {
@@ -108,7 +112,7 @@ async fn a_write_on_a_replica_whose_log_is_never_started_fails_unavailable_and_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_append_without_an_answer_may_still_be_applied_and_one_nobody_serves_is_not() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_natsd, client) = jetstream(dir.path()).await;
+    let (natsd, client) = jetstream(dir.path()).await;
     let (replica, _log) = replica(dir.path(), &client).await;
     let (stop, stopped) = watch::channel(false);
     let follower = tokio::spawn({
@@ -138,8 +142,22 @@ async fn an_append_without_an_answer_may_still_be_applied_and_one_nobody_serves_
     assert!(started.elapsed() >= super::APPEND_TIMEOUT, "waited {:?}", started.elapsed());
     assert!(matches!(err, ReplicaError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains("may still commit it"), "{err}");
+    // The client's own request timeout shorter than the append's: the same answer.
+    let impatient = async_nats::ConnectOptions::new()
+        .request_timeout(Some(Duration::from_millis(300)))
+        .connect(format!("nats://127.0.0.1:{}", natsd_port(&natsd)))
+        .await
+        .expect("connect");
+    let settings = ReplicaSettings { log_replicas: 1, snapshot_entries: 10_000 };
+    let (_, connection) = watch::channel(Some(impatient));
+    let hasty = Replica::new(replica.store().clone(), &settings, connection).expect("replica");
+    let started = Instant::now();
+    let err = add_account(&hasty, "FOUR").await.expect_err("no answer, no write");
+    assert!(started.elapsed() < super::APPEND_TIMEOUT, "the client's timeout first");
+    assert!(matches!(err, ReplicaError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("may still commit it"), "{err}");
     let store = replica.store();
-    for name in ["TWO", "THREE"] {
+    for name in ["TWO", "THREE", "FOUR"] {
         assert!(store.read(|tx| tx.get_account(name)).expect("read").is_none(), "{name}");
     }
 }
