@@ -100,7 +100,9 @@ async fn write_and_purge(
 /// Writes a snapshot of `store` for a replica about to join unless the newest snapshot is at
 /// most [`FRESH_ENTRIES`] behind `store`, or another replica holds the snapshot lease (it is
 /// writing one). Waits at most [`JOIN_SNAPSHOT_WAIT`] for it (see there); returns it when
-/// written in that time. A failure is logged only: the joiner then replays the log.
+/// written in that time. A failure is logged only: the joiner then replays the log. The task
+/// left running past the wait is one per replica added, and of several at once only the
+/// lease holder writes (the others end after one manifest read and one lease request).
 pub(crate) async fn snapshot_for_join(
     store: &Store,
     log: &Log,

@@ -430,8 +430,9 @@ impl Replica {
                 Err(ReplicaError::Conflict { .. }) => {
                     if !self.wait_applied(expected + 1).await {
                         return Err(ReplicaError::Unavailable(format!(
-                            "another replica's change took log position {}, which is not \
-                             applied here yet; the change is not applied: run it again",
+                            "log position {} was taken by another change (made through \
+                             another replica, or one left unanswered), which is not applied \
+                             here yet; this change is not applied: run it again",
                             expected + 1
                         )));
                     }
