@@ -463,7 +463,7 @@ fn not_applied(e: ReplicaError) -> ReplicaError {
             ReplicaError::Unavailable(format!("{why}; the change is not applied"))
         }
         ReplicaError::Request { detail, .. } => ReplicaError::Unavailable(format!(
-            "jetstream refused the append: {detail}; the change is not applied"
+            "the append was not taken: {detail}; the change is not applied"
         )),
         ReplicaError::BadAnswer { detail, .. } => ReplicaError::Unavailable(format!(
             "jetstream's answer to the append is not understood ({detail}); the change may \
