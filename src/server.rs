@@ -171,7 +171,10 @@ async fn serve(
     // service user.
     let auth_key = auth.public_key.to_string();
     let identity = match settings.replica {
-        Some(_) => store.replica_identity()?,
+        Some(_) => {
+            let id = store.replica_identity()?;
+            id.map(|id| crate::replica::with_current_permissions(&store, id))
+        }
         None => None,
     };
     let (service_settings, service_auth) = match &identity {

@@ -1,16 +1,20 @@
 //! Several nats-servers in a cluster with JetStream, and several `pbn serve` replicas (the real
-//! binary, each on its own copy of one store file) on them. Submodules: [`harness`] (the
+//! binary, each on its own copy of one store file) on them. Submodules: [`added`] (replicas
+//! added to a running deployment: a snapshot for the joiner, old creds re-issued), [`harness`] (the
 //! cluster harness itself), [`natsconf`] (`pbn nats-conf --cluster 3` files run as a cluster,
 //! JetStream in pbn's account), [`sessions`] (the cluster-wide session view: kicks and caps
 //! across replicas and restarts), [`replicated`] (replicas on one log: replicated mode),
-//! [`chaos`] (a connect storm while a replica and a server are killed), [`runtime`] (replicated
+//! [`chaos`] (a connect storm while a replica and a server are killed), [`follower`] (a
+//! follower woken before the append it reads is stored), [`runtime`] (replicated
 //! mode at run time: compaction, lagging and joining replicas).
 //!
 //! Replica `i` connects to server `i`: nats-server hands a queue-group message to a subscriber
 //! on the server it arrives at before one across a route, so a login on server `i` is answered
 //! by replica `i` (the tests check this in the replicas' logs rather than assume it).
 
+mod added;
 mod chaos;
+mod follower;
 mod harness;
 mod join;
 mod natsconf;

@@ -147,14 +147,25 @@ impl ReplicaAdd {
         let callout = auth.callout.get_or_insert_with(Default::default);
         callout.auth_users.push(key.clone());
         update_auth(tx, fx, &mut auth, ctx)?;
-        let subs = sub_allow(key.as_str());
-        let subs: Vec<&str> = subs.iter().map(String::as_str).collect();
         let ttl = self.expires_secs.map(std::time::Duration::from_secs);
-        let name = format!("pbn-replica-{}", record.name.as_str());
-        let jwt =
-            issue::internal_user_jwt(&auth, key.as_str(), &name, PUB_ALLOW, &subs, ctx.now, ttl)?;
+        let jwt = replica_jwt(&auth, &record.name, key.as_str(), ctx.now, ttl)?;
         Ok((record, issue::creds(&jwt, &kp.seed())))
     }
+}
+
+/// The user JWT of replica `name` (key `key`), signed by AUTH, with this build's permissions
+/// ([`PUB_ALLOW`], [`sub_allow`]), issued at `now` and valid for `ttl` (none: no expiry).
+pub(crate) fn replica_jwt(
+    auth: &Account,
+    name: &Name,
+    key: &str,
+    now: i64,
+    ttl: Option<std::time::Duration>,
+) -> Result<String, issue::IssueError> {
+    let subs = sub_allow(key);
+    let subs: Vec<&str> = subs.iter().map(String::as_str).collect();
+    let name = format!("pbn-replica-{}", name.as_str());
+    issue::internal_user_jwt(auth, key, &name, PUB_ALLOW, &subs, now, ttl)
 }
 
 /// Stores AUTH and queues its JWT for a push.

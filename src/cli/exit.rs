@@ -489,7 +489,7 @@ impl Classify for ReplicaError {
     fn exit_class(&self) -> ExitClass {
         match self {
             ReplicaError::Conflict { .. } | ReplicaError::Conflicts(_) => ExitClass::LogConflict,
-            ReplicaError::Unavailable(_) => ExitClass::Unavailable,
+            ReplicaError::Unavailable(_) | ReplicaError::NoAnswer { .. } => ExitClass::Unavailable,
             ReplicaError::Diverged { .. } | ReplicaError::ForeignStart { .. } => ExitClass::Other,
             ReplicaError::Store(e) => e.exit_class(),
             ReplicaError::Snapshot(e) => e.exit_class(),

@@ -10,6 +10,11 @@
 //! just before it was replaced, or a follower a little behind, still finds its next entry.
 //! A follower further behind finds a gap ([`ReplicaError::Compacted`]) and restores the newest
 //! snapshot in place (`node.rs`).
+//!
+//! A replica added (`pbn admin replica add`) is about to join: the replica that made the change
+//! writes a snapshot at once ([`snapshot_for_join`]) unless a fresh one exists, so the joiner
+//! restores it and applies a short tail instead of the whole log. It takes the same lease and
+//! purges nothing (the next periodic round does).
 
 use std::time::Duration;
 
@@ -26,6 +31,16 @@ pub const TICK: Duration = Duration::from_secs(2);
 
 /// The key of the snapshot writer's lease.
 const LEASE_KEY: &str = "snapshot";
+
+/// How far the newest snapshot may be behind the log and still serve a joiner without a new
+/// one: a tail this short is applied in a few milliseconds.
+pub const FRESH_ENTRIES: u64 = 64;
+
+/// How long the answer to `replica add` waits for the joiner's snapshot: a few MiB per 10,000
+/// users take well under a second to write, and the admin client gives up after 10 s. A
+/// slower snapshot is finished in the background (one at a time, by the lease), and a joiner
+/// that starts before it is stored replays more of the log.
+pub const JOIN_SNAPSHOT_WAIT: Duration = Duration::from_secs(4);
 
 /// What a round of compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +95,63 @@ async fn write_and_purge(
     };
     info!(snapshot = manifest.seq, purged, "log compacted");
     Ok(Compaction { manifest, purged })
+}
+
+/// Writes a snapshot of `store` for a replica about to join unless the newest snapshot is at
+/// most [`FRESH_ENTRIES`] behind `store`, or another replica holds the snapshot lease (it is
+/// writing one). Waits at most [`JOIN_SNAPSHOT_WAIT`] for it (see there); returns it when
+/// written in that time. A failure is logged only: the joiner then replays the log. The task
+/// left running past the wait is one per replica added, and of several at once only the
+/// lease holder writes (the others end after one manifest read and one lease request).
+pub(crate) async fn snapshot_for_join(
+    store: &Store,
+    log: &Log,
+    log_replicas: u32,
+) -> Option<Manifest> {
+    let (store, log) = (store.clone(), log.clone());
+    let round = tokio::spawn(async move {
+        let written = snapshot_unless_fresh(&store, &log, log_replicas).await;
+        match &written {
+            Ok(Some(m)) => info!(snapshot = m.seq, "snapshot written for a joining replica"),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "no snapshot for a joining replica: it replays the log"),
+        }
+        written
+    });
+    match tokio::time::timeout(JOIN_SNAPSHOT_WAIT, round).await {
+        Ok(Ok(Ok(written))) => written,
+        Ok(_) => None,
+        Err(_) => {
+            info!(wait = ?JOIN_SNAPSHOT_WAIT, "the joiner's snapshot is finished in the background");
+            None
+        }
+    }
+}
+
+async fn snapshot_unless_fresh(
+    store: &Store,
+    log: &Log,
+    log_replicas: u32,
+) -> Result<Option<Manifest>, ReplicaError> {
+    let snapshots = Snapshots::new(log.client().clone());
+    let applied = store.applied_seq()?;
+    let newest = match snapshots.manifest().await {
+        Ok(m) => m,
+        Err(SnapshotError::Corrupt { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if newest.is_some_and(|m| m.seq.saturating_add(FRESH_ENTRIES) >= applied) {
+        return Ok(None);
+    }
+    leases::ensure_bucket(log, log_replicas).await?;
+    let owner = serde_json::json!({ "applied": applied, "for": "join" }).to_string().into_bytes();
+    let Some(lease) = leases::take(log, LEASE_KEY, owner).await? else { return Ok(None) };
+    let written = match snapshots.ensure_stream(log_replicas).await {
+        Ok(()) => snapshots.write(store).await,
+        Err(e) => Err(e),
+    };
+    leases::release(log, lease).await;
+    Ok(Some(written?))
 }
 
 /// Runs [`compact_once`] every [`TICK`] until `stop`; a failed round is logged and tried

@@ -152,17 +152,21 @@ impl Log {
         headers: Option<HeaderMap>,
         payload: Vec<u8>,
     ) -> Result<Result<Value, (u64, String)>, ReplicaError> {
-        let failed = |e: &dyn std::fmt::Display| ReplicaError::Request {
-            subject: subject.to_string(),
-            detail: e.to_string(),
-        };
+        use async_nats::RequestErrorKind;
         let reply = match headers {
             Some(h) => {
                 self.client.request_with_headers(subject.to_string(), h, payload.into()).await
             }
             None => self.client.request(subject.to_string(), payload.into()).await,
         }
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| match e.kind() {
+            RequestErrorKind::TimedOut => ReplicaError::NoAnswer { subject: subject.to_string() },
+            RequestErrorKind::NoResponders => ReplicaError::Request {
+                subject: subject.to_string(),
+                detail: "no responders (nothing in reach serves it: no jetstream quorum?)".into(),
+            },
+            _ => ReplicaError::Request { subject: subject.to_string(), detail: e.to_string() },
+        })?;
         let answer: Value = serde_json::from_slice(&reply.payload)
             .map_err(|e| bad(subject, format!("not JSON: {e}")))?;
         match answer.get("error") {

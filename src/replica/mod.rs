@@ -6,9 +6,21 @@
 //! that missed a change cannot append over it ([`ReplicaError::Conflict`]: catch up and run
 //! the command again), and then applied like every other entry, in order, by
 //! [`catch_up`]. Journals hold sealed seeds only (see `store::journal`).
+//!
+//! - `node`: one replica at run time. No write goes into the log before the replica has
+//!   started or joined it (it waits up to 5 s), so the log's first position is always its
+//!   start. A write the log cannot take fails as [`ReplicaError::Unavailable`], whose message
+//!   says whether the change may still be applied (an append without an answer) or is not.
+//! - `log`: the stream and the follower's wake-ups; `compact`: snapshots and compaction, and
+//!   the snapshot written when a replica is added, for it to join from; `snapshot`: their
+//!   format in JetStream; `leases`: one holder at a time for pushes and snapshots.
+//! - `join` and `bundle`: a new replica built from a bundle; `identity`: a joined replica's
+//!   creds re-issued at start when an older build minted them with fewer permissions;
+//!   `revoked`: a removed replica noticing its revocation.
 
 pub mod bundle;
 pub mod compact;
+mod identity;
 pub mod join;
 pub(crate) mod leases;
 mod log;
@@ -18,6 +30,7 @@ pub mod snapshot;
 
 pub use bundle::{Bundle, BundleError};
 pub use compact::{compact_once, Compaction};
+pub(crate) use identity::with_current_permissions;
 pub use join::{join, JoinError, Joined};
 pub use log::{catch_up, follow, Log, LOG_STREAM, LOG_SUBJECT};
 pub(crate) use node::Replica;
@@ -56,6 +69,13 @@ pub enum ReplicaError {
     /// time): the change is not applied here (the message says whether it may still be).
     #[error("the log is unavailable (writes need jetstream quorum): {0}")]
     Unavailable(String),
+    /// A JetStream request that got no answer within the client's request timeout: whether
+    /// JetStream carried it out is unknown (a stream leader without quorum holds a publish).
+    #[error("no answer from jetstream to {subject} within the request timeout")]
+    NoAnswer {
+        /// The subject of the request.
+        subject: String,
+    },
     /// A position the log no longer holds: it was compacted after a snapshot (a replica this
     /// far behind restores the newest snapshot instead, see `node.rs`).
     #[error(

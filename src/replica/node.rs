@@ -29,7 +29,7 @@ use tracing::{info, warn};
 
 use super::{Log, ReplicaError};
 use crate::config::ReplicaSettings;
-use crate::store::{start_entries, Store, StoreError, START_ENTRY_BYTES};
+use crate::store::{start_entries, Journal, ReplicaRecord, Store, StoreError, START_ENTRY_BYTES};
 
 /// Attempts of one write that meets changes of other replicas. Each conflict means another
 /// replica's change went in, and the loser catches up to the log's end before it runs again,
@@ -354,7 +354,10 @@ impl Replica {
         if matches!(started, Ok(Ok(_))) {
             return Ok(());
         }
-        Err(ReplicaError::Unavailable("this replica has not started or joined the log yet".into()))
+        Err(ReplicaError::Unavailable(format!(
+            "this replica has not started or joined the log within {APPLY_WAIT:?}; the change \
+             is not applied"
+        )))
     }
 
     /// Waits until everything the log holds now is applied here.
@@ -380,14 +383,35 @@ impl Replica {
     /// replica has applied everything the log held at the refusal and runs `run` again on the
     /// new state, up to [`MAX_ATTEMPTS`] times within [`CONFLICT_BUDGET`]
     /// ([`ReplicaError::Conflicts`]). A log without quorum, or out of reach, fails at once or
-    /// after [`APPEND_TIMEOUT`] ([`ReplicaError::Unavailable`]); the store is never changed
-    /// except by the follower, so nothing is half-applied.
+    /// after [`APPEND_TIMEOUT`], always as [`ReplicaError::Unavailable`], whose message says
+    /// whether the change may still be applied (an append JetStream did not answer) or is not
+    /// (refused, never sent); the store is never changed except by the follower, so nothing is
+    /// half-applied.
+    ///
+    /// A change that adds a replica is followed by a snapshot of the log unless a fresh one
+    /// exists (see [`super::compact::snapshot_for_join`]), so the replica joins from it.
     pub(crate) async fn write<T, F>(&self, run: F) -> Result<T, ReplicaError>
     where
         F: Fn(&Store) -> T + Send + Sync + 'static,
         T: Send + 'static,
     {
-        let run = Arc::new(run);
+        let (value, journal) = self.append_in_turn(Arc::new(run)).await?;
+        if journal.as_ref().is_some_and(ReplicaRecord::written_by) {
+            if let Ok(log) = self.log() {
+                let copies = self.inner.log_replicas;
+                super::compact::snapshot_for_join(&self.inner.store, &log, copies).await;
+            }
+        }
+        Ok(value)
+    }
+
+    /// [`Replica::write`] up to its change applied here, in this replica's turn: the value and
+    /// the journal appended (`None`: `run` changed nothing).
+    async fn append_in_turn<T, F>(&self, run: Arc<F>) -> Result<(T, Option<Journal>), ReplicaError>
+    where
+        F: Fn(&Store) -> T + Send + Sync + 'static,
+        T: Send + 'static,
+    {
         let _turn = self.inner.turn.lock().await;
         self.wait_started().await?;
         let budget = tokio::time::Instant::now() + CONFLICT_BUDGET;
@@ -398,8 +422,8 @@ impl Replica {
                 tokio::task::spawn_blocking(move || Store::prepared(|| run(&store)))
                     .await
                     .map_err(|e| StoreError::TaskFailed(e.to_string()))?;
-            let Some(journal) = journal.filter(|j| !j.is_empty()) else { return Ok(value) };
-            let log = self.log()?;
+            let Some(journal) = journal.filter(|j| !j.is_empty()) else { return Ok((value, None)) };
+            let log = self.log().map_err(not_applied)?;
             let appended = tokio::time::timeout(APPEND_TIMEOUT, log.append(&journal, expected))
                 .await
                 .map_err(|_| unanswered())?;
@@ -408,20 +432,22 @@ impl Replica {
                     if !self.wait_applied(seq).await {
                         warn!(seq, "change in the log but not applied here yet");
                     }
-                    return Ok(value);
+                    return Ok((value, Some(journal)));
                 }
                 Err(ReplicaError::Conflict { last, .. }) => {
                     let reached = last.unwrap_or(0).max(expected + 1);
                     if !self.wait_applied(reached).await {
                         return Err(ReplicaError::Unavailable(format!(
-                            "log position {reached} not applied here yet"
+                            "the log reached position {reached} with a change made through \
+                             another replica (or one left unanswered) that is not applied here \
+                             yet; this change is not applied: run it again"
                         )));
                     }
                     if tokio::time::Instant::now() >= budget {
                         return Err(ReplicaError::Conflicts(attempt + 1));
                     }
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err(not_applied(e)),
             }
         }
         Err(ReplicaError::Conflicts(MAX_ATTEMPTS))
@@ -438,10 +464,33 @@ fn unanswered() -> ReplicaError {
     ))
 }
 
-/// A failed request to the log, as the writer reports it.
-fn unavailable(e: ReplicaError) -> ReplicaError {
+/// A write that failed on its way to the log, as [`Replica::write`] reports it: unavailable,
+/// saying whether the change may still be applied.
+fn not_applied(e: ReplicaError) -> ReplicaError {
     match e {
-        ReplicaError::Request { detail, .. } => ReplicaError::Unavailable(detail),
+        ReplicaError::NoAnswer { .. } => unanswered(),
+        ReplicaError::Unavailable(why) => {
+            ReplicaError::Unavailable(format!("{why}; the change is not applied"))
+        }
+        ReplicaError::Request { detail, .. } => ReplicaError::Unavailable(format!(
+            "the append was not taken: {detail}; the change is not applied"
+        )),
+        ReplicaError::BadAnswer { detail, .. } => ReplicaError::Unavailable(format!(
+            "jetstream's answer to the append is not understood ({detail}); the change may \
+             still be applied: check with show or list before running it again"
+        )),
         e => e,
     }
 }
+
+/// A failed request to the log, as a reader that waits for the log reports it.
+fn unavailable(e: ReplicaError) -> ReplicaError {
+    match e {
+        ReplicaError::Request { detail, .. } => ReplicaError::Unavailable(detail),
+        e @ ReplicaError::NoAnswer { .. } => ReplicaError::Unavailable(e.to_string()),
+        e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -58,6 +58,15 @@ pub struct ReplicaRecord {
     pub expires: i64,
 }
 
+impl ReplicaRecord {
+    /// Whether `journal` writes a replica's record (`pbn admin replica add`): a replica is
+    /// about to join the log.
+    pub fn written_by(journal: &super::Journal) -> bool {
+        let table = tables::REPLICAS.name();
+        journal.ops.iter().any(|op| op.table == table && op.value.is_some())
+    }
+}
+
 /// How the store key travels in a join bundle.
 pub enum BundleKey {
     /// The store holds plain seeds: no key.

@@ -24,7 +24,7 @@ use crate::support::{Deadline, JETSTREAM_BLOCK};
 const SEED_ENTRY_BYTES: usize = 768 * 1024;
 
 /// A deployment with JetStream for AUTH (the log's account), APP, role `app`, user alice.
-fn deployment() -> Deployment {
+pub(super) fn deployment() -> Deployment {
     let opts =
         DeployOptions { runners: 0, extra_config: JETSTREAM_BLOCK.into(), ..Default::default() };
     let d = Deployment::new(opts);
@@ -42,7 +42,7 @@ fn deployment() -> Deployment {
 }
 
 /// Adds replica `name` on the store and returns its bundle (servers: server 0).
-fn add_replica(d: &Deployment, name: &str, url: &str) -> Bundle {
+pub(super) fn add_replica(d: &Deployment, name: &str, url: &str) -> Bundle {
     let req = Request::ReplicaAdd(ReplicaAdd { name: name.into(), expires_secs: None });
     let Response::Replica { name, creds, store_key, passphrase, genesis, stream, .. } =
         d.admin(req)
@@ -62,7 +62,7 @@ fn add_replica(d: &Deployment, name: &str, url: &str) -> Bundle {
 }
 
 /// Appends the store's rows as the log's first entries and applies them to the store.
-async fn seed_log(store: &Store, log: &Log) -> u64 {
+pub(super) async fn seed_log(store: &Store, log: &Log) -> u64 {
     let mut entries: Vec<Vec<Op>> = vec![Vec::new()];
     let mut size = 0;
     for (table, rows) in store.raw_rows().expect("rows") {
@@ -102,7 +102,7 @@ async fn add_user_through_log(store: &Store, log: &Log, name: &str) {
     catch_up(store, log).await.expect("applied");
 }
 
-async fn started(d: &mut Deployment) -> (Log, Snapshots) {
+pub(super) async fn started(d: &mut Deployment) -> (Log, Snapshots) {
     d.start().await;
     let client = d.service_client(0).await;
     let log = Log::new(client.clone());
@@ -112,13 +112,13 @@ async fn started(d: &mut Deployment) -> (Log, Snapshots) {
     (log, snapshots)
 }
 
-fn write_bundle(bundle: &Bundle, dir: &Path, name: &str) -> PathBuf {
+pub(super) fn write_bundle(bundle: &Bundle, dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(format!("{name}.bundle"));
     bundle.write(&path).expect("write the bundle");
     path
 }
 
-fn dir_of(d: &Deployment) -> PathBuf {
+pub(super) fn dir_of(d: &Deployment) -> PathBuf {
     d.store().path().parent().expect("temp dir").to_path_buf()
 }
 

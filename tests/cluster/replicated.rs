@@ -342,11 +342,19 @@ async fn without_quorum_admin_writes_fail_fast_logins_go_on_and_replicas_converg
     let took = started.elapsed();
     match refused {
         Err(RemoteError::Refused { class: ErrorClass::Unavailable, message }) => {
-            eprintln!("admin write without quorum refused after {took:?}: {message}")
+            eprintln!("admin write without quorum refused after {took:?}: {message}");
+            assert!(message.contains("may still commit it"), "{message}");
         }
         other => panic!("expected the log to be unavailable, got {other:?}"),
     }
     assert!(took <= Duration::from_secs(6), "failed fast: {took:?}");
+    // The binary exits with the class's code, 16, saying whether the change may still be
+    // applied: without an answer it may; after dave's entry, which a stream leader may still
+    // hold (the append then meets it as a conflict), it is not.
+    let out = super::admin(&d.url(0), &creds, &["account", "add", "ZED"]).await;
+    out.code(16);
+    let said = ["may still commit it", "this change is not applied"];
+    assert!(said.iter().any(|s| out.stderr.contains(s)), "{}", out.streams());
     assert!(!a.has_user("dave"), "nothing half-applied");
     assert!(a.store.raw_rows().expect("rows") == before, "the store did not change");
     let carol = login(&d, 0, "carol").await;
@@ -369,6 +377,9 @@ async fn without_quorum_admin_writes_fail_fast_logins_go_on_and_replicas_converg
     }
     assert_converged(&[&a, &b, &c]).await;
     // The unanswered append of dave is all or nothing: on every replica or on none.
+    let zed = |n: &&Node| n.store.read(|tx| tx.get_account("ZED")).expect("read").is_some();
+    let zeds: Vec<bool> = [&a, &b, &c].iter().map(zed).collect();
+    assert!(zeds.iter().all(|z| *z == zeds[0]), "ZED on some replicas only: {zeds:?}");
     let dave: Vec<bool> = [&a, &b, &c].iter().map(|n| n.has_user("dave")).collect();
     eprintln!("the unanswered append was committed after quorum came back: {}", dave[0]);
     assert!(dave.iter().all(|d| *d == dave[0]), "dave on some replicas only: {dave:?}");

@@ -242,3 +242,12 @@ fn every_error_type_of_the_crate_has_an_exit_class() {
         "error types without an exit class (add them to registry!): {missing:?}"
     );
 }
+
+#[test]
+fn replica_errors_exit_with_their_class() {
+    let unavailable = ReplicaError::Unavailable("no quorum; the change is not applied".into());
+    assert_eq!(code(unavailable), 16);
+    assert_eq!(code(ReplicaError::NoAnswer { subject: "pbn.log".into() }), 16);
+    assert_eq!(code(ReplicaError::Conflicts(5)), 15);
+    assert_eq!(code(ReplicaError::Removed { name: "r1".into() }), 17);
+}
