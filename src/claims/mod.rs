@@ -25,6 +25,7 @@ mod generic;
 mod json;
 mod jwt;
 mod operator;
+mod request;
 mod signing_keys;
 mod types;
 mod user;
@@ -57,6 +58,7 @@ pub use jwt::{
     compute_jti, decode, decode_any, encode, peek, AnyClaims, JWT_HEADER, MAX_TOKEN_SIZE,
 };
 pub use operator::OperatorClaims;
+pub use request::decode_request;
 pub use signing_keys::{ScopeKind, SigningKey, UserScope};
 pub use types::{Permission, Permissions, ResponsePermission, TimeRange, UserPermissionLimits};
 pub use user::UserClaims;

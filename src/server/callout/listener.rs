@@ -63,7 +63,9 @@ async fn handle(client: async_nats::Client, pipeline: Arc<Pipeline>, msg: async_
         msg.headers.as_ref().and_then(|h| h.get(XKEY_HEADER)).map(|v| v.as_str().to_string());
     let now = crate::clock::unix_now();
     let payload = msg.payload;
-    let max_reply = match client.server_info().max_payload {
+    // The negotiated max payload (an atomic the client updates from each INFO), not
+    // `server_info()`, which copies the whole INFO per request.
+    let max_reply = match client.max_payload() {
         0 => usize::MAX,
         max => max,
     };

@@ -1,5 +1,6 @@
 //! The callout pipeline: one synchronous call per request (see the module docs).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -252,7 +253,7 @@ impl Pipeline {
         });
         let admitted = self.admit(&verified.claims.nats, &verified.user_key, now).await;
         let e = match admitted {
-            Ok((jwt, session)) => match self.respond(&verified, Ok(&jwt)) {
+            Ok((jwt, session)) => match self.respond(&verified, Ok(jwt)) {
                 Ok(reply) if reply.len() <= max_reply => {
                     let (reply, admitted) = (Some(reply), Some(session));
                     return Handled { reply, admitted, error: None, method, client };
@@ -273,21 +274,21 @@ impl Pipeline {
         Handled { reply, admitted: None, error: Some(e), method, client }
     }
 
-    fn open(
+    fn open<'p>(
         &self,
-        payload: &[u8],
+        payload: &'p [u8],
         header: Option<&str>,
-    ) -> Result<(Vec<u8>, Option<CurvePublicKey>), CalloutError> {
+    ) -> Result<(Cow<'p, [u8]>, Option<CurvePublicKey>), CalloutError> {
         let sealed = claims::is_sealed(payload);
         match (&self.xkey, sealed) {
-            (None, false) => Ok((payload.to_vec(), None)),
+            (None, false) => Ok((Cow::Borrowed(payload), None)),
             (None, true) => Err(CalloutError::UnexpectedSealed),
             (Some(_), false) => Err(CalloutError::ExpectedSealed),
             (Some(x), true) => {
                 let header = header.ok_or(CalloutError::MissingXkeyHeader)?;
                 let sender = CurvePublicKey::parse(header).map_err(CalloutError::Open)?;
                 let plain = x.open(payload, &sender).map_err(CalloutError::Open)?;
-                Ok((plain, Some(sender)))
+                Ok((Cow::Owned(plain), Some(sender)))
             }
         }
     }
@@ -300,7 +301,7 @@ impl Pipeline {
     ) -> Result<Verified, CalloutError> {
         let (plain, server_xkey) = self.open(payload, header)?;
         let token = std::str::from_utf8(&plain).map_err(|_| CalloutError::NotUtf8)?;
-        let claims: Claims<AuthorizationRequestClaims> = claims::decode(token)?;
+        let claims = claims::decode_request(token)?;
         let server = &claims.nats.server;
         if claims.iss != server.id {
             return Err(CalloutError::IssuerMismatch {
@@ -477,7 +478,7 @@ impl Pipeline {
     fn respond(
         &self,
         v: &Verified,
-        result: Result<&str, &CalloutError>,
+        result: Result<String, &CalloutError>,
     ) -> Result<Vec<u8>, CalloutError> {
         let req = &v.claims.nats;
         let body = match result {
