@@ -152,6 +152,15 @@ async fn serve(
 ) -> Result<(ChildService, Duration), LoadError> {
     let started = Instant::now();
     let child = ChildService::start(pbn, store_path, url, log)?;
+    // A login sent before the callout subscribed is held by the server and abandoned by the
+    // probe after its attempt timeout, which would round the figure up to that timeout: the
+    // probe starts once the service logged its subscription (polled every 5 ms).
+    while !std::fs::read_to_string(log).is_ok_and(|t| t.contains("callout subscribed")) {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(LoadError::Setup("pbn serve did not subscribe within 60 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     deploy::wait_ready(url, token).await?;
     Ok((child, started.elapsed()))
 }
