@@ -262,7 +262,7 @@ impl Store {
     /// [`StoreError::CorruptFile`]. A file that was shut down cleanly gets the same whole-file
     /// check (redb's `check_integrity_on_open`) unless its clean-close stamp (see
     /// `store::stamp`) shows that nothing but pbn has written it since pbn closed it: then the
-    /// check, which takes about a second per million users, is skipped. So damage done to the
+    /// check, which takes one to two seconds at a million users, is skipped. So damage done to the
     /// file from outside pbn is found on open; damage that leaves the file's metadata as it was
     /// (bits flipped by the storage medium) is found only by the next full check.
     pub fn open_for(

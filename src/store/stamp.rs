@@ -2,7 +2,7 @@
 //! closed it for writing, so the next open can tell the file is exactly as pbn left it.
 //!
 //! redb's whole-file integrity check (every page read and its checksum verified, the allocator
-//! rebuilt) costs time in proportion to the file: about a second for a store of a million
+//! rebuilt) costs time in proportion to the file: one to two seconds for a store of a million
 //! users. redb itself runs that check (a full repair) whenever the file was not shut down
 //! cleanly, so a crash, a kill or a power loss never needs pbn's help. What redb does not check
 //! on a clean file is damage done to it from outside: a partial copy, a restore, an editor, a
