@@ -219,7 +219,7 @@ async fn serve(
     let servers: Vec<String> = settings.servers.iter().map(|u| redact_url(u)).collect();
     info!(version = env!("CARGO_PKG_VERSION"), store = %settings.store.display(), ?servers,
         serves = "auth callout, account claims, admin API", replicated = replica.is_some(),
-        "pbn serve started");
+        store_integrity_checked = store.integrity_checked(), "pbn serve started");
     let metrics = pipeline.metrics().clone();
     let publisher = Publisher::new(store.clone(), settings.publisher.clone())
         .with_metrics(metrics.clone())

@@ -47,6 +47,7 @@ mod replicate_tests;
 #[cfg(test)]
 mod seal_tests;
 mod sealing;
+mod stamp;
 mod tables;
 #[cfg(test)]
 mod tests;
@@ -98,6 +99,18 @@ impl Db {
     }
 }
 
+/// Writes the clean-close stamp (see `store::stamp`) when dropped, after the database (declared
+/// before it) has closed the file; `None` for a read-only handle, which changes nothing.
+struct StampOnClose(Option<PathBuf>);
+
+impl Drop for StampOnClose {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            stamp::write(path);
+        }
+    }
+}
+
 /// Removes the lock-info file when dropped (after the database, which is declared before it).
 struct HolderFile(Option<PathBuf>);
 
@@ -111,7 +124,11 @@ impl Drop for HolderFile {
 
 struct Inner {
     db: Db,
+    // Declared after `db`: the stamp describes the file as the closed database left it.
+    _stamp: StampOnClose,
     path: PathBuf,
+    /// Whether this open ran redb's whole-file integrity check (see [`Store::open_for`]).
+    checked: bool,
     /// The key the store's seeds are sealed under, set once when the store is opened; unset
     /// for a plain store.
     key: keyring::KeySlot,
@@ -198,18 +215,27 @@ impl Store {
         }
         let key = source.map(|s| unlock::seal_new(&txn, s)).transpose()?;
         txn.commit().map_err(backend("committing the initial transaction"))?;
-        let store = Store::with_db(Db::ReadWrite(db), path, lock::write(path, "pbn init"));
+        let holder = lock::write(path, "pbn init");
+        let store = Store::with_db(Db::ReadWrite(db), path, holder, false);
         if let Some(key) = key {
             store.inner.key.set(key);
         }
         Ok(store)
     }
 
-    fn with_db(db: Db, path: &Path, holder: Option<PathBuf>) -> Store {
+    fn with_db(db: Db, path: &Path, holder: Option<PathBuf>, checked: bool) -> Store {
         let key = keyring::KeySlot::default();
         let outbox = tokio::sync::watch::Sender::new(0);
-        let inner =
-            Inner { db, path: path.to_path_buf(), key, outbox, _holder: HolderFile(holder) };
+        let stamp = StampOnClose(matches!(db, Db::ReadWrite(_)).then(|| path.to_path_buf()));
+        let inner = Inner {
+            db,
+            _stamp: stamp,
+            path: path.to_path_buf(),
+            checked,
+            key,
+            outbox,
+            _holder: HolderFile(holder),
+        };
         Store { inner: Arc::new(inner) }
     }
 
@@ -228,8 +254,17 @@ impl Store {
     ///
     /// Errors: [`StoreError::FileNotFound`], [`StoreError::Locked`] (naming the holder when
     /// known), [`StoreError::CorruptFile`] for a file that is not a pbn store, and
-    /// [`StoreError::SchemaTooNew`]. The integrity of the whole file is checked on open, so a
-    /// damaged file is reported rather than trusted.
+    /// [`StoreError::SchemaTooNew`].
+    ///
+    /// Integrity: a file that was not shut down cleanly (a crash, a kill, a power loss) is
+    /// repaired by redb itself on open, which verifies the checksum of every page and falls back
+    /// to the previous commit if the last one is torn, or fails with
+    /// [`StoreError::CorruptFile`]. A file that was shut down cleanly gets the same whole-file
+    /// check (redb's `check_integrity_on_open`) unless its clean-close stamp (see
+    /// `store::stamp`) shows that nothing but pbn has written it since pbn closed it: then the
+    /// check, which takes one to two seconds at a million users, is skipped. So damage done to the
+    /// file from outside pbn is found on open; damage that leaves the file's metadata as it was
+    /// (bits flipped by the storage medium) is found only by the next full check.
     pub fn open_for(
         path: impl AsRef<Path>,
         command: &str,
@@ -252,11 +287,18 @@ impl Store {
         key: Option<KeySource>,
     ) -> Result<Store, StoreError> {
         let path = path.as_ref();
+        let started = Instant::now();
+        let mut checked = true;
         let db = retry_while_locked(path, wait, || {
-            Builder::new().set_check_integrity_on_open(true).open(path)
+            checked = !stamp::matches(path);
+            Builder::new().set_check_integrity_on_open(checked).open(path)
         })?;
+        // Open for writing: the file changes from now on, until the close stamps it again.
+        stamp::remove(path);
         let holder = lock::write(path, command);
-        let store = Store::with_db(Db::ReadWrite(db), path, holder);
+        let store = Store::with_db(Db::ReadWrite(db), path, holder, checked);
+        tracing::info!(store = %path.display(), integrity_checked = checked,
+            ms = started.elapsed().as_millis() as u64, "store opened");
         let found = store.check_schema()?;
         store.unlock(key)?;
         if found < tables::SCHEMA_VERSION {
@@ -284,7 +326,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let path = path.as_ref();
         let db = retry_while_locked(path, wait, || Builder::new().open_read_only(path))?;
-        let store = Store::with_db(Db::ReadOnly(db), path, None);
+        let store = Store::with_db(Db::ReadOnly(db), path, None, false);
         let found = store.check_schema()?;
         store.unlock(key)?;
         if found < tables::SCHEMA_VERSION {
@@ -331,6 +373,13 @@ impl Store {
             });
         }
         Ok(found)
+    }
+
+    /// Whether this handle's open ran redb's whole-file integrity check: false for a store
+    /// trusted by its clean-close stamp, a new store and a read-only open (see
+    /// [`Store::open_for`]).
+    pub fn integrity_checked(&self) -> bool {
+        self.inner.checked
     }
 
     /// Whether the store's seeds are sealed under a store key.

@@ -6,14 +6,20 @@
 //! - the store file's size;
 //! - user lookups in a read transaction at scattered users: by name (`get_user`, a password
 //!   login) and by token hash (`user_by_token`, a token login), each timed, p50 and p99;
-//! - `pbn serve` (the real binary) from spawn to the first admitted login, and its RSS idle
-//!   after that login (`/proc/PID/status`);
+//! - `pbn serve` (the real binary) from spawn to the first admitted login: [`STARTS`] restarts
+//!   (each stopped cleanly, so the store has its clean-close stamp), then one start without the
+//!   stamp (the whole-file integrity check, as after a crash); then its RSS idle after the first
+//!   login (`/proc/PID/status`);
 //! - the token storm (`--clients` distinct users scattered over the million, `--concurrency` in
 //!   flight) against it, interleaved with the same storm against a `pbn serve` whose store
 //!   holds only `--clients` token users (small, big, small, big, … `--storm-rounds` each), each
 //!   deployment its own nats-server, and the ratio of the median rates.
+//!
+//! With `PBN_MILLION_DIR=DIR` the big store lives in `DIR` (`pbn.redb` and its key file) and is
+//! kept: a later run finds it there and skips the import (the store must hold at least
+//! `--million-users` users of this scenario; delete `DIR` to build it again).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_nats::ConnectOptions;
@@ -30,6 +36,9 @@ use crate::{import, memory, Args, LoadError};
 /// Users per import file: a part's text (about 45 MB) and its parsed records stay a bounded
 /// size in memory while the store grows to a million.
 const PART: usize = 100_000;
+
+/// Timed starts of `pbn serve` on the big store as a restart finds it (median reported).
+const STARTS: usize = 3;
 
 /// Lookups timed one by one for each kind.
 const LOOKUPS: usize = 20_000;
@@ -52,6 +61,40 @@ fn build(store: &Store, users: usize) -> Result<f64, LoadError> {
         eprintln!("million: {first} users imported ({:.0} s)", started.elapsed().as_secs_f64());
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// The million-user store: in a temp dir, or kept in `PBN_MILLION_DIR`.
+struct Big {
+    _temp: Option<tempfile::TempDir>,
+    dir: PathBuf,
+    store_path: PathBuf,
+    store: Store,
+    /// Whether the store still needs its users imported.
+    fresh: bool,
+}
+
+impl Big {
+    fn new() -> Result<Big, LoadError> {
+        let Some(dir) = std::env::var_os("PBN_MILLION_DIR").map(PathBuf::from) else {
+            let Workspace { dir, store_path, store } = Workspace::new()?;
+            let path = dir.path().to_path_buf();
+            return Ok(Big { _temp: Some(dir), dir: path, store_path, store, fresh: true });
+        };
+        std::fs::create_dir_all(&dir).map_err(LoadError::io("create PBN_MILLION_DIR"))?;
+        let store_path = dir.join("pbn.redb");
+        if !store_path.exists() {
+            let store = crate::support::served_store(&store_path, false);
+            return Ok(Big { _temp: None, dir, store_path, store, fresh: true });
+        }
+        let key = std::fs::read_to_string(dir.join("pbn.redb.key"))
+            .map_err(LoadError::io("read the kept store's key"))?;
+        let key = pbn::seal::StoreKey::from_file_text(&key).map_err(LoadError::setup)?;
+        let key = Some(pbn::seal::KeySource::Key(key));
+        let store = Store::open_for_with(&store_path, "pbn bench", Duration::ZERO, key)
+            .map_err(LoadError::setup)?;
+        eprintln!("million: reusing the store in {}", dir.display());
+        Ok(Big { _temp: None, dir, store_path, store, fresh: false })
+    }
 }
 
 /// p50 and p99 of `samples` (µs).
@@ -109,8 +152,69 @@ async fn serve(
 ) -> Result<(ChildService, Duration), LoadError> {
     let started = Instant::now();
     let child = ChildService::start(pbn, store_path, url, log)?;
+    // A login sent before the callout subscribed is held by the server and abandoned by the
+    // probe after its attempt timeout, which would round the figure up to that timeout: the
+    // probe starts once the service logged its subscription (polled every 5 ms).
+    while !std::fs::read_to_string(log).is_ok_and(|t| t.contains("callout subscribed")) {
+        if started.elapsed() > Duration::from_secs(60) {
+            return Err(LoadError::Setup("pbn serve did not subscribe within 60 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     deploy::wait_ready(url, token).await?;
     Ok((child, started.elapsed()))
+}
+
+/// Whether the `pbn serve` whose log is `log` opened its store with the whole-file check.
+fn checked_on_open(log: &Path) -> &'static str {
+    match std::fs::read_to_string(log) {
+        Ok(text) if text.contains("integrity_checked=true") => "whole-file check",
+        Ok(text) if text.contains("integrity_checked=false") => "clean-close stamp, no check",
+        _ => "unknown (no `store opened` line in the log)",
+    }
+}
+
+/// `pbn serve` on the big store, spawned and timed until the first login, then stopped with
+/// SIGTERM (a clean close, which stamps the store): [`STARTS`] times as a restart finds it, then
+/// once with the stamp removed, as after a crash, a copy or a restore (the whole-file check).
+async fn start_times(
+    pbn: &Path,
+    (store, url, log, token): (&Path, &str, &Path, &str),
+    users: usize,
+    report: &mut Report,
+) -> Result<(), LoadError> {
+    let mut times = Vec::new();
+    let mut how = Vec::new();
+    for _ in 0..STARTS {
+        let (child, ready) = serve(pbn, store, url, log, token).await?;
+        child.stop().await;
+        times.push(ready.as_secs_f64());
+        how.push(checked_on_open(log));
+    }
+    let all: Vec<String> = times.iter().map(|t| format!("{t:.2} s")).collect();
+    let ready = median(&mut times);
+    let verdict = if ready <= 1.0 { "target ≤ 1 s met" } else { "target ≤ 1 s missed" };
+    how.dedup();
+    report.fact(
+        &format!("million: pbn serve spawn → first login, {users} users (restart)"),
+        format!("{ready:.2} s"),
+        format!(
+            "median of {STARTS} starts ({}); store opened by {}; {verdict}",
+            all.join(", "),
+            how.join(" / ")
+        ),
+    );
+    let mut stamp = store.as_os_str().to_owned();
+    stamp.push(".clean");
+    std::fs::remove_file(stamp).map_err(LoadError::io("remove the clean-close stamp"))?;
+    let (child, ready) = serve(pbn, store, url, log, token).await?;
+    child.stop().await;
+    report.fact(
+        &format!("million: pbn serve spawn → first login, {users} users (no stamp)"),
+        secs(ready),
+        format!("store opened by {}: after a crash, a copy or a restore", checked_on_open(log)),
+    );
+    Ok(())
 }
 
 /// Runs the scenario against the `pbn` binary (`--pbn`, or beside the benchmark).
@@ -120,13 +224,15 @@ pub async fn million(args: &Args, nats: &Path, report: &mut Report) -> Result<()
         return Ok(());
     };
     let users = args.million_users.max(args.clients);
-    let big = Workspace::new()?;
-    let took = tokio::task::block_in_place(|| build(&big.store, users))?;
-    report.fact(
-        &format!("million: build the store of {users} users by bulk import"),
-        format!("{:.0} users/s", users as f64 / took.max(1e-9)),
-        format!("{took:.1} s, parts of {PART}; each user: email, argon2id PHC, one token hash"),
-    );
+    let big = Big::new()?;
+    if big.fresh {
+        let took = tokio::task::block_in_place(|| build(&big.store, users))?;
+        report.fact(
+            &format!("million: build the store of {users} users by bulk import"),
+            format!("{:.0} users/s", users as f64 / took.max(1e-9)),
+            format!("{took:.1} s, parts of {PART}; each user: email, argon2id PHC, one token hash"),
+        );
+    }
     let size = std::fs::metadata(&big.store_path).map(|m| m.len()).unwrap_or(0);
     report.fact(
         &format!("million: store file with {users} users"),
@@ -137,7 +243,7 @@ pub async fn million(args: &Args, nats: &Path, report: &mut Report) -> Result<()
     // The storm's users: distinct, scattered evenly over the whole store.
     let stride = users / args.clients.max(1);
     let big_tokens: Vec<String> = (0..args.clients).map(|k| token_of(k * stride)).collect();
-    let (big_server, big_url) = deploy::start_server(&big.store, big.dir.path(), nats).await?;
+    let (big_server, big_url) = deploy::start_server(&big.store, &big.dir, nats).await?;
     let small = Workspace::new()?;
     let small_tokens = deploy::token_users(&small.store, args.clients).tokens;
     let (small_server, small_url) =
@@ -145,14 +251,10 @@ pub async fn million(args: &Args, nats: &Path, report: &mut Report) -> Result<()
     let (big_path, small_path) = (big.store_path.clone(), small.store_path.clone());
     drop((big.store, small.store));
 
-    let log = big.dir.path().join("pbn.log");
-    let (big_child, ready) = serve(&pbn, &big_path, &big_url, &log, &big_tokens[0]).await?;
-    let verdict = if ready <= Duration::from_secs(1) { "target ≤ 1 s met" } else { "missed" };
-    report.fact(
-        &format!("million: pbn serve spawn → first login, {users} users"),
-        secs(ready),
-        format!("store opened with its integrity check; {verdict}"),
-    );
+    let log = big.dir.join("pbn.log");
+    let token = &big_tokens[0];
+    start_times(&pbn, (&big_path, &big_url, &log, token), users, report).await?;
+    let (big_child, _) = serve(&pbn, &big_path, &big_url, &log, token).await?;
     // Idle: let start-up work (session sync, reconcile) settle before reading the RSS.
     tokio::time::sleep(Duration::from_secs(2)).await;
     match memory_mib(Some(big_child.pid())) {

@@ -1,5 +1,7 @@
-//! Tests of opening: migrations, read-only opens, the lock wait, remembered results.
+//! Tests of opening: migrations, read-only opens, the lock wait, remembered results, and when
+//! the whole file is checked (the clean-close stamp, a crash, damage from outside).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -108,4 +110,115 @@ fn remembered_results_are_bounded_by_age_and_count() {
             Ok::<_, StoreError>(())
         })
         .unwrap();
+}
+
+/// A store with user `zzdamageme` in account `orders`, closed cleanly (so stamped).
+fn closed_store_with_a_user() -> (tempfile::TempDir, PathBuf) {
+    use crate::model::{Account, AccountKind, Name, Role, User};
+    let name = |s: &str| Name::parse(s).unwrap();
+    let (dir, path) = temp_path();
+    let store = Store::create(&path).unwrap();
+    store
+        .write(|tx| {
+            tx.insert_account(&Account::generate(name("orders"), AccountKind::Managed, 10))?;
+            tx.insert_role(&Role::new(name("writer"), 10))?;
+            tx.insert_user(&User::new(name("zzdamageme"), name("orders"), name("writer"), 10))
+        })
+        .unwrap();
+    drop(store);
+    (dir, path)
+}
+
+/// Flips one byte inside every copy of the user's name in the file, as damage from outside pbn
+/// would: every such page is part of the committed trees, so its checksum no longer verifies.
+fn damage(path: &std::path::Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let marker = b"zzdamageme";
+    let mut hits = 0;
+    for i in 0..bytes.len().saturating_sub(marker.len()) {
+        if &bytes[i..i + marker.len()] == marker {
+            bytes[i + 2] ^= 0x20;
+            hits += 1;
+        }
+    }
+    assert!(hits > 0, "the user's name is in the file");
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_clean_close_stamps_the_store_and_the_next_open_skips_the_whole_file_check() {
+    let (_dir, path) = closed_store_with_a_user();
+    let stamp_path = stamp::path(&path);
+    assert_eq!(std::fs::metadata(&stamp_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(stamp::matches(&path));
+    let store = Store::open(&path).unwrap();
+    assert!(!store.inner.checked, "a store as pbn closed it is trusted");
+    assert!(!stamp_path.exists(), "an open store has no stamp");
+    assert!(store.read(|tx| tx.get_user("zzdamageme")).unwrap().is_some());
+    drop(store);
+    assert!(stamp::matches(&path), "closed again: stamped again");
+    // A read-only open neither needs nor touches the stamp.
+    let reader = Store::open_read_only(&path, Duration::ZERO).unwrap();
+    drop(reader);
+    assert!(stamp::matches(&path));
+}
+
+#[test]
+fn any_write_to_the_file_after_its_clean_close_brings_back_the_whole_file_check() {
+    let (_dir, path) = closed_store_with_a_user();
+    // The same bytes written again: only the file's change time differs.
+    std::fs::write(&path, std::fs::read(&path).unwrap()).unwrap();
+    assert!(!stamp::matches(&path));
+    let store = Store::open(&path).unwrap();
+    assert!(store.inner.checked);
+    drop(store);
+    // No stamp at all (a store from an older build, a copy, a restore): checked too.
+    std::fs::remove_file(stamp::path(&path)).unwrap();
+    let copy = path.with_file_name("copy.redb");
+    std::fs::copy(&path, &copy).unwrap();
+    assert!(Store::open(&path).unwrap().inner.checked);
+    assert!(Store::open(&copy).unwrap().inner.checked, "a copy never inherits a stamp");
+}
+
+#[test]
+fn a_store_damaged_after_its_clean_close_is_refused() {
+    let (_dir, path) = closed_store_with_a_user();
+    damage(&path);
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::CorruptFile { path: ref p, .. } if *p == path), "{err:?}");
+    // Refused again: a failed open stamps nothing that would trust the file.
+    assert!(!stamp::matches(&path));
+    assert!(matches!(Store::open(&path), Err(StoreError::CorruptFile { .. })));
+}
+
+#[test]
+fn a_store_a_crash_left_open_is_checked_and_damage_in_it_refused() {
+    let (dir, path) = closed_store_with_a_user();
+    let store = Store::open(&path).unwrap();
+    store.write(|tx| tx.remember("k", 1, b"x", 10_000, 10)).unwrap();
+    // The file as a crash (kill -9, power loss) would leave it: open, never closed.
+    let crashed = dir.path().join("crashed.redb");
+    std::fs::copy(&path, &crashed).unwrap();
+    assert!(!stamp::path(&path).exists(), "the open store has no stamp to leave behind");
+    let damaged = dir.path().join("damaged.redb");
+    std::fs::copy(&path, &damaged).unwrap();
+    drop(store);
+    let reopened = Store::open(&crashed).unwrap();
+    assert!(reopened.inner.checked);
+    assert!(reopened.read(|tx| tx.get_user("zzdamageme")).unwrap().is_some());
+    assert!(reopened.read(|tx| tx.remembered("k")).unwrap().is_some(), "the last commit kept");
+    damage(&damaged);
+    let err = Store::open(&damaged).unwrap_err();
+    assert!(matches!(err, StoreError::CorruptFile { .. }), "{err:?}");
+}
+
+#[test]
+fn a_stamp_that_does_not_describe_the_file_is_ignored() {
+    let (_dir, path) = closed_store_with_a_user();
+    let stamp_path = stamp::path(&path);
+    for forged in ["", "pbn clean close v1\n", "garbage\n\0\u{1}", &"x".repeat(10_000)] {
+        std::fs::write(&stamp_path, forged).unwrap();
+        assert!(!stamp::matches(&path), "{forged:.20?}");
+        assert!(Store::open(&path).unwrap().inner.checked);
+    }
 }

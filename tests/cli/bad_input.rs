@@ -224,6 +224,34 @@ fn a_corrupt_store_exits_1_and_is_left_alone() {
 }
 
 #[test]
+fn a_store_damaged_after_pbn_closed_it_is_refused_by_admin_and_serve() {
+    let d = populated();
+    d.ok(&["user", "add", "zzdamageme", "--account", "app", "--role", "r", "--no-password"]);
+    // Damage from outside pbn: one byte flipped in every page that holds the user's name. pbn
+    // closed the store cleanly, but the write changed the file after that, so it is checked.
+    let mut bytes = std::fs::read(&d.store).expect("read store");
+    let marker = b"zzdamageme";
+    let hits: Vec<usize> = (0..bytes.len() - marker.len())
+        .filter(|&i| &bytes[i..i + marker.len()] == marker)
+        .collect();
+    assert!(!hits.is_empty(), "the user's name is in the store file");
+    hits.iter().for_each(|&i| bytes[i + 2] ^= 0x20);
+    std::fs::write(&d.store, &bytes).expect("write store");
+    let serve =
+        Pbn::new(["serve", "--store"]).args([&d.store]).args(["--server", "nats://127.0.0.1:1"]);
+    // Read-only verbs open without a check (redb checks only a writable open): a writing one.
+    for out in [d.admin(&["account", "add", "other"]), serve.run()] {
+        out.code(OTHER);
+        assert_clear(&out, &["not a valid pbn store"]);
+    }
+    assert_eq!(
+        std::fs::read(&d.store).expect("read store"),
+        bytes,
+        "the damaged store was modified"
+    );
+}
+
+#[test]
 fn init_refuses_an_existing_store() {
     let d = populated();
     let bytes = std::fs::read(&d.store).expect("read store");
