@@ -62,7 +62,7 @@ pub async fn memory(args: &Args, nats: &Path, report: &mut Report) -> Result<(),
         Ok(ready) => report.fact(
             &format!("pbn serve start → first login, {users} users"),
             secs(ready),
-            format!("store file {:.1} MiB, integrity check on open", size as f64 / 1048576.0),
+            format!("store file {:.1} MiB, opened after a clean close", size as f64 / 1048576.0),
         ),
         Err(e) => {
             report.failures.push(format!("memory: pbn serve never admitted a login: {e}"));
