@@ -61,12 +61,7 @@ pub async fn compact_once(
 ) -> Result<Option<Compaction>, ReplicaError> {
     let snapshots = Snapshots::new(log.client().clone());
     let applied = store.applied_seq()?;
-    let newest = match snapshots.manifest().await {
-        Ok(m) => m,
-        // An unreadable manifest is replaced by a good one.
-        Err(SnapshotError::Corrupt { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let newest = newest_manifest(&snapshots).await?;
     let base = newest.as_ref().map_or(0, |m| m.seq);
     if applied < base.saturating_add(min_entries.max(1)) {
         return Ok(None);
@@ -128,6 +123,16 @@ pub(crate) async fn snapshot_for_join(
     }
 }
 
+/// The newest snapshot's manifest; an unreadable one counts as none (the next snapshot
+/// replaces it with a good one).
+async fn newest_manifest(snapshots: &Snapshots) -> Result<Option<Manifest>, ReplicaError> {
+    match snapshots.manifest().await {
+        Ok(m) => Ok(m),
+        Err(SnapshotError::Corrupt { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn snapshot_unless_fresh(
     store: &Store,
     log: &Log,
@@ -135,11 +140,7 @@ async fn snapshot_unless_fresh(
 ) -> Result<Option<Manifest>, ReplicaError> {
     let snapshots = Snapshots::new(log.client().clone());
     let applied = store.applied_seq()?;
-    let newest = match snapshots.manifest().await {
-        Ok(m) => m,
-        Err(SnapshotError::Corrupt { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    let newest = newest_manifest(&snapshots).await?;
     if newest.is_some_and(|m| m.seq.saturating_add(FRESH_ENTRIES) >= applied) {
         return Ok(None);
     }
