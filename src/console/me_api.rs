@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::routing::{on, MethodRouter};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -18,20 +18,14 @@ use super::me::{self, Ask, Me, MeError};
 use super::Console;
 use crate::admin::api::Reply;
 use crate::admin::ErrorClass;
-use crate::server::http::routes::{MeRoute, Method, ME_ROUTES};
+use crate::server::http::routes::{MeRoute, ME_ROUTES};
 use crate::server::http::tls::Peer;
 
 /// The self-service API's routes (full paths, under `/api/v1`).
 pub(super) fn routes(mut router: Router<Console>) -> Router<Console> {
     let mut by_path: Vec<(String, MethodRouter<Console>)> = Vec::new();
     for route in ME_ROUTES {
-        let filter = match route.method {
-            Method::Get => MethodFilter::GET,
-            Method::Post => MethodFilter::POST,
-            Method::Patch => MethodFilter::PATCH,
-            Method::Put => MethodFilter::PUT,
-            Method::Delete => MethodFilter::DELETE,
-        };
+        let filter = route.method.filter();
         let handler =
             move |state: State<Console>,
                   peer: ConnectInfo<Peer>,

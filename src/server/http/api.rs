@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::routing::{on, MethodRouter};
 use axum::Router;
 use serde_json::Value;
 use tracing::warn;
@@ -40,13 +40,7 @@ pub const CSRF_HEADER: &str = "x-pbn-csrf";
 pub(super) fn router() -> Router<Health> {
     let mut by_path: Vec<(&'static str, MethodRouter<Health>)> = Vec::new();
     for route in ROUTES {
-        let filter = match route.method {
-            Method::Get => MethodFilter::GET,
-            Method::Post => MethodFilter::POST,
-            Method::Patch => MethodFilter::PATCH,
-            Method::Put => MethodFilter::PUT,
-            Method::Delete => MethodFilter::DELETE,
-        };
+        let filter = route.method.filter();
         let handler =
             move |state: State<Health>,
                   path: Option<Path<HashMap<String, String>>>,

@@ -31,6 +31,20 @@ pub(crate) enum Method {
     Delete,
 }
 
+impl Method {
+    /// axum's filter for this method, for routing.
+    pub(crate) fn filter(self) -> axum::routing::MethodFilter {
+        use axum::routing::MethodFilter;
+        match self {
+            Method::Get => MethodFilter::GET,
+            Method::Post => MethodFilter::POST,
+            Method::Patch => MethodFilter::PATCH,
+            Method::Put => MethodFilter::PUT,
+            Method::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
 /// The type of a query parameter (query strings carry text; the request needs JSON types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueryType {
